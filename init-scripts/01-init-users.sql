@@ -1,0 +1,18 @@
+-- Runs once, as the superuser, at the first start of an instance (the image's
+-- /docker-entrypoint-initdb.d contract). Names and passwords come from the
+-- container's environment (instances/<id>/.env) through psql variables, so
+-- psql quotes them (:"ident" and :'literal') and this file holds no secret.
+\set ON_ERROR_STOP on
+\set app_user `printf %s "$DBAAS_APP_USER"`
+\set app_password `printf %s "$DBAAS_APP_PASSWORD"`
+\set app_db `printf %s "$POSTGRES_DB"`
+
+-- The application's role: owns its database, nothing more.
+CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password'
+    NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+ALTER DATABASE :"app_db" OWNER TO :"app_user";
+REVOKE ALL ON DATABASE :"app_db" FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE :"app_db" TO :"app_user";
+-- PostgreSQL < 15 lets every role create objects in public; 15+ does not.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+ALTER SCHEMA public OWNER TO :"app_user";

@@ -1,0 +1,19 @@
+-- The monitoring agent's role: reads statistics (pg_monitor), cannot read or
+-- write application data, and may hold at most a few connections.
+\set ON_ERROR_STOP on
+\set monitor_user `printf %s "$DBAAS_MONITOR_USER"`
+\set monitor_password `printf %s "$DBAAS_MONITOR_PASSWORD"`
+\set app_db `printf %s "$POSTGRES_DB"`
+
+CREATE ROLE :"monitor_user" LOGIN PASSWORD :'monitor_password'
+    NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 3;
+GRANT pg_monitor TO :"monitor_user";
+GRANT CONNECT ON DATABASE :"app_db" TO :"monitor_user";
+
+-- Query statistics where the image ships the extension (Debian's and the
+-- official images both do); the server preloads it from the compose command.
+SELECT count(*) > 0 AS has_pg_stat_statements
+  FROM pg_available_extensions WHERE name = 'pg_stat_statements' \gset
+\if :has_pg_stat_statements
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+\endif

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Entrypoint of the dbaas/postgres images. It keeps the contract of the official
+# postgres image so that either can be used: POSTGRES_USER, POSTGRES_PASSWORD
+# (or *_FILE), POSTGRES_DB, POSTGRES_INITDB_ARGS, POSTGRES_HOST_AUTH_METHOD,
+# PGDATA, and /docker-entrypoint-initdb.d run once on first init; the server
+# runs as the postgres user.
+set -Eeo pipefail
+
+: "${PGDATA:=/var/lib/postgresql/data}"
+export PGDATA
+
+# VAR or VAR_FILE (docker secrets), like the official image.
+file_env() {
+    local var="$1" file_var="${1}_FILE" def="${2:-}" val
+    if [ -n "${!var:-}" ] && [ -n "${!file_var:-}" ]; then
+        echo >&2 "error: both $var and $file_var are set (but are exclusive)"; exit 1
+    fi
+    val="$def"
+    if [ -n "${!var:-}" ]; then val="${!var}"; elif [ -n "${!file_var:-}" ]; then val="$(< "${!file_var}")"; fi
+    export "$var"="$val"
+    unset "$file_var"
+}
+
+if [ "${1:0:1}" = '-' ]; then set -- postgres "$@"; fi
+
+# As root: prepare the directories, then re-exec as postgres.
+if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown postgres:postgres "$PGDATA" /var/run/postgresql
+    chmod 0700 "$PGDATA"
+    chmod 2777 /var/run/postgresql
+    exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
+fi
+
+if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+    file_env POSTGRES_PASSWORD
+    file_env POSTGRES_USER postgres
+    file_env POSTGRES_DB "$POSTGRES_USER"
+    file_env POSTGRES_INITDB_ARGS
+    auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
+    if [ -z "$POSTGRES_PASSWORD" ] && [ "$auth" != trust ]; then
+        echo >&2 "error: database is uninitialized and POSTGRES_PASSWORD is not set"
+        echo >&2 "       set POSTGRES_PASSWORD (or POSTGRES_HOST_AUTH_METHOD=trust)"
+        exit 1
+    fi
+    # shellcheck disable=SC2086
+    initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
+        --auth-local=trust --auth-host="$auth" $POSTGRES_INITDB_ARGS >/dev/null
+    {
+        echo
+        echo "listen_addresses = '*'"
+        [ "$auth" = trust ] || echo "password_encryption = 'scram-sha-256'"
+    } >> "$PGDATA/postgresql.conf"
+    printf 'host all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
+
+    # A temporary server on the unix socket only: nothing outside the container
+    # can connect before the init scripts have run.
+    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w -s start
+    psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc -q)
+    if [ "$POSTGRES_DB" != 'postgres' ]; then
+        "${psql[@]}" --dbname postgres --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
+    fi
+    for f in /docker-entrypoint-initdb.d/*; do
+        case "$f" in
+            *.sh) if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
+            *.sql) "${psql[@]}" --dbname "$POSTGRES_DB" -f "$f" ;;
+            *.sql.gz) gunzip -c "$f" | "${psql[@]}" --dbname "$POSTGRES_DB" ;;
+            */\*) ;;
+            *) echo "entrypoint: ignoring $f" ;;
+        esac
+    done
+    pg_ctl -D "$PGDATA" -m fast -w -s stop
+    echo "entrypoint: init complete; starting PostgreSQL"
+fi
+
+exec "$@"

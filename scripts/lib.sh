@@ -1,0 +1,38 @@
+# Shared helpers for the host scripts. Sourced, not run.
+
+say() { printf 'dbaas-setup: %s\n' "$*" >&2; }
+die() { printf 'dbaas-setup: error: %s\n' "$*" >&2; exit 1; }
+
+# The Debian mirror this host already uses, read from its apt configuration
+# (deb822 .sources files first, then one-line sources.list entries), so that no
+# registry host name is ever written into the project. MIRROR overrides it.
+host_mirror() {
+    if [ -n "${MIRROR:-}" ]; then printf '%s\n' "$MIRROR"; return; fi
+    local f uri
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        # The first stanza whose suites are not the security suite.
+        uri=$(awk 'BEGIN{RS="";FS="\n"}
+            { u=""; s=""; for (i=1;i<=NF;i++) { if ($i ~ /^URIs:/) u=$i; if ($i ~ /^Suites:/) s=$i }
+              if (u != "" && s !~ /security/) { sub(/^URIs:[ \t]*/, "", u); split(u, a, /[ \t]+/); print a[1]; exit } }' "$f")
+        if [ -n "$uri" ]; then printf '%s\n' "${uri%/}"; return; fi
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -r "$f" ] || continue
+        uri=$(awk '$1=="deb" && $0 !~ /security/ { for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' "$f")
+        if [ -n "$uri" ]; then printf '%s\n' "${uri%/}"; return; fi
+    done
+    die "cannot find a Debian mirror in /etc/apt; set MIRROR=<url of a Debian mirror>"
+}
+
+# Debian suite that ships each supported PostgreSQL major version.
+suite_for_version() {
+    case "$1" in
+        13) echo bullseye ;;
+        15) echo bookworm ;;
+        17) echo trixie ;;
+        *) die "unsupported PostgreSQL version '$1' (supported: 13 15 17)" ;;
+    esac
+}
+
+SUPPORTED_VERSIONS="13 15 17"

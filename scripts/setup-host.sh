@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Prepares this host for dbaas. Idempotent: installs only what is missing and
+# says what it did. Needs root (apt-get, docker).
+#   scripts/setup-host.sh            compose v2 plugin, mmdebstrap, all images
+#   VERSIONS="15" scripts/setup-host.sh   only some images
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+[ "$(id -u)" = 0 ] || die "run as root (it installs packages and a docker CLI plugin)"
+command -v docker >/dev/null || die "docker CLI not found: install Docker Engine (Debian: apt-get install docker.io)"
+docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
+    || die "the Docker daemon is not reachable: start it (systemctl start docker, or dockerd &)"
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then apt-get update -qq >&2; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# 1. Compose v2. Debian bookworm packages only Compose v1; trixie's
+#    docker-compose package carries the v2 CLI plugin as a static binary, so we
+#    fetch that one package from the host's own mirror without touching the
+#    host's apt sources.
+if docker compose version >/dev/null 2>&1; then
+    say "compose v2 present: $(docker compose version --short)"
+else
+    mirror=$(host_mirror)
+    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/x"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" > "$tmp/sources.list"
+    opts=(-o APT::Sandbox::User=root -o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null
+          -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o Dir::State::status=/dev/null)
+    apt-get "${opts[@]}" -qq update >&2
+    (cd "$tmp" && apt-get "${opts[@]}" -qq download docker-compose >&2)
+    dpkg -x "$tmp"/docker-compose_*.deb "$tmp/x"
+    install -D -m 0755 "$tmp/x/usr/libexec/docker/cli-plugins/docker-compose" \
+        /usr/local/lib/docker/cli-plugins/docker-compose
+    say "installed compose v2 plugin: $(docker compose version --short)"
+fi
+
+# 2. mmdebstrap, to build the PostgreSQL images offline from Debian packages.
+if command -v mmdebstrap >/dev/null; then
+    say "mmdebstrap present"
+else
+    apt_install mmdebstrap
+    say "installed mmdebstrap"
+fi
+
+# 3. The images.
+for v in ${VERSIONS:-$SUPPORTED_VERSIONS}; do
+    if docker image inspect "dbaas/postgres:$v" >/dev/null 2>&1; then
+        say "image dbaas/postgres:$v present"
+    else
+        "$here/build-image.sh" "$v"
+    fi
+done
+say "host ready"

@@ -1,0 +1,177 @@
+//! Command-line arguments (argh). Each command parses into options and makes
+//! one call into `ops`; printing lives in main.rs.
+
+use argh::FromArgs;
+
+#[derive(FromArgs, Debug)]
+/// dbaas: PostgreSQL instances on demand, each a Docker Compose project under
+/// $DBAAS_HOME/instances/<id>. State lives in $DBAAS_HOME (default: the current
+/// directory).
+pub struct Cli {
+    #[argh(subcommand)]
+    pub command: Command,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Create(Create),
+    Up(Up),
+    Down(Down),
+    Restart(Restart),
+    Destroy(Destroy),
+    List(List),
+    Show(Show),
+    Url(Url),
+    Logs(Logs),
+    Psql(Psql),
+    Doctor(Doctor),
+}
+
+#[derive(FromArgs, Debug)]
+/// Create and start an instance; prints its connection string when the app
+/// user can connect.
+#[argh(subcommand, name = "create")]
+pub struct Create {
+    /// instance name: lowercase letters, digits and '-', up to 63 characters
+    #[argh(positional)]
+    pub name: String,
+    /// postgreSQL major version: 13, 15 or 17 (default 15)
+    #[argh(option)]
+    pub version: Option<String>,
+    /// memory limit, e.g. 512m or 2g (default 512m)
+    #[argh(option)]
+    pub memory: Option<String>,
+    /// CPU limit, e.g. 0.5 or 2 (default 1.0)
+    #[argh(option)]
+    pub cpus: Option<String>,
+    /// host port (default: the lowest free port of DBAAS_PORT_RANGE)
+    #[argh(option)]
+    pub port: Option<u32>,
+    /// application database name (default app)
+    #[argh(option)]
+    pub database: Option<String>,
+    /// application user name (default app)
+    #[argh(option)]
+    pub user: Option<String>,
+    /// keep containers and files if creation fails, for debugging
+    #[argh(switch)]
+    pub keep_on_failure: bool,
+    /// print the result as JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Start an instance (docker compose up) and wait until it accepts connections.
+#[argh(subcommand, name = "up")]
+pub struct Up {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Stop an instance (docker compose down); its data is kept.
+#[argh(subcommand, name = "down")]
+pub struct Down {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Restart an instance and wait until it accepts connections.
+#[argh(subcommand, name = "restart")]
+pub struct Restart {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Remove an instance: containers, network, directory and registry entry.
+#[argh(subcommand, name = "destroy")]
+pub struct Destroy {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// keep instances/<id>/ (and so the data) on disk
+    #[argh(switch)]
+    pub keep_data: bool,
+    /// do not ask for confirmation (required when stdin is not a terminal)
+    #[argh(switch, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// List instances with their live status.
+#[argh(subcommand, name = "list")]
+pub struct List {
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Show one instance.
+#[argh(subcommand, name = "show")]
+pub struct Show {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+    /// include the app user's password and full connection string
+    #[argh(switch)]
+    pub show_password: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Print the connection string (with the password) of an instance.
+#[argh(subcommand, name = "url")]
+pub struct Url {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Print an instance's container logs.
+#[argh(subcommand, name = "logs")]
+pub struct Logs {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// number of lines from the end (default 100)
+    #[argh(option, default = "100")]
+    pub tail: u32,
+    /// keep following the log
+    #[argh(switch, short = 'f')]
+    pub follow: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Open psql as the app user inside the instance's container.
+#[argh(subcommand, name = "psql")]
+pub struct Psql {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// run one command and exit (psql -c)
+    #[argh(option, short = 'c')]
+    pub command: Option<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// Check Docker, Compose, images and that the registry matches the containers.
+#[argh(subcommand, name = "doctor")]
+pub struct Doctor {
+    /// repair what is safe to repair
+    #[argh(switch)]
+    pub fix: bool,
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}

@@ -1,0 +1,371 @@
+//! `docker` and `docker compose` subprocesses. Every call is bounded by a named
+//! timeout, reads stdout and stderr concurrently, and turns failures into
+//! typed errors that carry the command line, the exit status and the tail of
+//! stderr.
+
+use crate::error::{Error, ProcessFailure, Result};
+use crate::home::Home;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// `docker ps`, `image inspect`, `compose version`: should answer in well under
+/// a second; the bound only catches a hung daemon.
+pub const QUICK_TIMEOUT: Duration = Duration::from_secs(30);
+/// `compose up -d`: creates the network and containers, no waiting on health.
+pub const UP_TIMEOUT: Duration = Duration::from_secs(180);
+/// `compose down`/`restart`: PostgreSQL gets `STOP_GRACE` to shut down cleanly.
+pub const DOWN_TIMEOUT: Duration = Duration::from_secs(120);
+pub const STOP_GRACE_SECS: u32 = 30;
+const STDERR_TAIL_LINES: usize = 20;
+
+pub struct Output {
+    pub stdout: String,
+    #[allow(dead_code)]
+    pub stderr: String,
+}
+
+/// Runs `docker ARGS` with a timeout and classifies failures.
+pub async fn docker(
+    home: &Home,
+    args: &[&str],
+    cwd: Option<&Path>,
+    timeout: Duration,
+) -> Result<Output> {
+    let cmdline = format!("{} {}", home.docker, args.join(" "));
+    log::debug!("running {cmdline}");
+    let mut cmd = Command::new(&home.docker);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let child = cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Docker(format!(
+                "the docker CLI ('{}') was not found: install Docker Engine (Debian: apt-get install docker.io) or set DBAAS_DOCKER",
+                home.docker
+            ))
+        } else {
+            Error::io(format!("running {cmdline}"), e)
+        }
+    })?;
+    // wait_with_output drains both pipes concurrently, so a chatty child
+    // cannot block on a full pipe.
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(r) => r.map_err(|e| Error::io(format!("running {cmdline}"), e))?,
+        Err(_) => {
+            return Err(Error::Timeout {
+                what: format!("waiting for `{cmdline}`"),
+                secs: timeout.as_secs(),
+            })
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        return Ok(Output { stdout, stderr });
+    }
+    Err(classify(&cmdline, &out.status.to_string(), &stderr))
+}
+
+/// Recognizes "no daemon" and "no compose v2" so the message names the fix.
+pub fn classify(cmdline: &str, status: &str, stderr: &str) -> Error {
+    if stderr.contains("Cannot connect to the Docker daemon")
+        || stderr.contains("Is the docker daemon running")
+        || stderr.contains("error during connect")
+    {
+        return Error::Docker(format!(
+            "the Docker daemon is not reachable ({}): start it (systemctl start docker) or fix DOCKER_HOST",
+            first_line(stderr)
+        ));
+    }
+    if stderr.contains("'compose' is not a docker command")
+        || stderr.contains("unknown command: docker compose")
+        || stderr.contains("unknown shorthand flag: 'p' in -p")
+    {
+        return Error::Docker(
+            "Docker Compose v2 (`docker compose`) is missing: run scripts/setup-host.sh, which installs the plugin".into(),
+        );
+    }
+    Error::Compose(ProcessFailure {
+        cmd: cmdline.to_string(),
+        status: status.to_string(),
+        stderr_tail: tail(stderr, STDERR_TAIL_LINES),
+    })
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn compose_file(dir: &Path) -> String {
+    dir.join("docker-compose.yml")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Checks, concurrently, that the daemon answers, the image exists and
+/// Compose v2 is installed: the preflight of `create`.
+pub async fn preflight(home: &Home, image: &str) -> Result<()> {
+    let inspect_args = ["image", "inspect", "--format", "{{.Id}}", image];
+    let image_check = docker(home, &inspect_args, None, QUICK_TIMEOUT);
+    let compose_check = docker(
+        home,
+        &["compose", "version", "--short"],
+        None,
+        QUICK_TIMEOUT,
+    );
+    let (img, comp) = tokio::join!(image_check, compose_check);
+    match img {
+        Ok(_) => {}
+        Err(Error::Compose(f)) if f.stderr_tail.contains("No such image") => {
+            let hint = match image.strip_prefix("dbaas/postgres:") {
+                Some(v) => format!("build it with: scripts/build-image.sh {v}"),
+                None => format!("pull or build it (docker pull {image})"),
+            };
+            return Err(Error::Docker(format!(
+                "the image {image} is missing: {hint}"
+            )));
+        }
+        Err(e) => return Err(e),
+    }
+    let version = comp?.stdout;
+    let major = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .unwrap_or("");
+    if major.parse::<u32>().map_or(true, |m| m < 2) {
+        return Err(Error::Docker(format!(
+            "`docker compose` is version {} but dbaas needs Compose v2: run scripts/setup-host.sh",
+            version.trim()
+        )));
+    }
+    Ok(())
+}
+
+pub async fn up(home: &Home, id: &str, dir: &Path) -> Result<()> {
+    let file = compose_file(dir);
+    docker(
+        home,
+        &[
+            "compose",
+            "-p",
+            id,
+            "-f",
+            &file,
+            "up",
+            "-d",
+            "--remove-orphans",
+        ],
+        Some(dir),
+        UP_TIMEOUT,
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn restart(home: &Home, id: &str, dir: &Path) -> Result<()> {
+    let file = compose_file(dir);
+    let grace = STOP_GRACE_SECS.to_string();
+    docker(
+        home,
+        &[
+            "compose",
+            "-p",
+            id,
+            "-f",
+            &file,
+            "restart",
+            "--timeout",
+            &grace,
+        ],
+        Some(dir),
+        DOWN_TIMEOUT,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Removes the project's containers and network. Works from the project name
+/// alone, so it also cleans up when the instance directory is gone.
+pub async fn down(home: &Home, id: &str, dir: &Path) -> Result<()> {
+    let grace = STOP_GRACE_SECS.to_string();
+    let file = compose_file(dir);
+    let mut args = vec!["compose", "-p", id];
+    if dir.join("docker-compose.yml").is_file() {
+        args.extend(["-f", file.as_str()]);
+    }
+    args.extend(["down", "--remove-orphans", "--timeout", grace.as_str()]);
+    // Run from the home's root: with no -f, compose must not pick up some
+    // unrelated docker-compose.yml from the caller's directory.
+    let cwd = if dir.is_dir() {
+        dir.to_path_buf()
+    } else {
+        home.root.clone()
+    };
+    docker(home, &args, Some(&cwd), DOWN_TIMEOUT)
+        .await
+        .map(|_| ())
+}
+
+/// One container as `docker ps` reports it.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub name: String,
+    pub service: String,
+    /// created, running, restarting, exited, paused, dead
+    pub state: String,
+    /// `Up 3 minutes (healthy)` and the like.
+    pub status: String,
+}
+
+impl Container {
+    pub fn health(&self) -> Option<&'static str> {
+        if self.status.contains("(healthy)") {
+            Some("healthy")
+        } else if self.status.contains("(unhealthy)") {
+            Some("unhealthy")
+        } else if self.status.contains("(health: starting)") {
+            Some("starting")
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PsLine {
+    #[serde(rename = "Names")]
+    names: String,
+    #[serde(rename = "State")]
+    state: String,
+    #[serde(rename = "Status")]
+    status: String,
+    #[serde(rename = "Labels")]
+    labels: String,
+}
+
+/// Every container of this home, from one `docker ps` call: the status of
+/// all instances costs one subprocess, whatever their number.
+pub async fn ps(
+    home: &Home,
+    only_instance: Option<&str>,
+) -> Result<HashMap<String, Vec<Container>>> {
+    let home_filter = format!("label=dbaas.home={}", home.tag());
+    let inst_filter = only_instance.map(|id| format!("label=dbaas.instance={id}"));
+    let mut args = vec!["ps", "-a", "--no-trunc", "--filter", home_filter.as_str()];
+    if let Some(f) = &inst_filter {
+        args.extend(["--filter", f.as_str()]);
+    }
+    args.extend(["--format", "{{json .}}"]);
+    let out = docker(home, &args, None, QUICK_TIMEOUT).await?;
+    Ok(parse_ps(&out.stdout))
+}
+
+pub fn parse_ps(stdout: &str) -> HashMap<String, Vec<Container>> {
+    let mut map: HashMap<String, Vec<Container>> = HashMap::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(p) = serde_json::from_str::<PsLine>(line) else {
+            log::warn!("unexpected docker ps line: {line}");
+            continue;
+        };
+        let labels: HashMap<&str, &str> = p
+            .labels
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let Some(instance) = labels.get("dbaas.instance") else {
+            continue;
+        };
+        map.entry(instance.to_string())
+            .or_default()
+            .push(Container {
+                name: p.names,
+                service: labels
+                    .get("com.docker.compose.service")
+                    .unwrap_or(&"")
+                    .to_string(),
+                state: p.state,
+                status: p.status,
+            });
+    }
+    map
+}
+
+/// Runs docker with the terminal attached (logs -f, psql) and returns its
+/// exit code; no timeout, the user ends it.
+pub fn interactive(home: &Home, args: &[&str], cwd: &Path) -> Result<i32> {
+    let status = std::process::Command::new(&home.docker)
+        .args(args)
+        .current_dir(cwd)
+        .status()
+        .map_err(|e| Error::io(format!("running {} {}", home.docker, args.join(" ")), e))?;
+    Ok(status.code().unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_daemon_and_compose_errors() {
+        let e = classify(
+            "docker ps",
+            "exit status: 1",
+            "Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?",
+        );
+        assert!(matches!(e, Error::Docker(ref m) if m.contains("systemctl start docker")));
+        let e = classify(
+            "docker compose version",
+            "exit status: 1",
+            "docker: 'compose' is not a docker command.",
+        );
+        assert!(matches!(e, Error::Docker(ref m) if m.contains("setup-host.sh")));
+        let e = classify(
+            "docker compose up",
+            "exit status: 17",
+            "a\nb\nport is already allocated",
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("docker compose up")
+                && msg.contains("17")
+                && msg.contains("already allocated")
+        );
+    }
+
+    #[test]
+    fn tail_keeps_last_lines() {
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+
+    #[test]
+    fn parses_ps_json_lines() {
+        let out = r#"{"Names":"db_1-db-1","State":"running","Status":"Up 2 seconds (health: starting)","Labels":"com.docker.compose.service=db,dbaas.instance=db_1,dbaas.home=x"}
+{"Names":"other","State":"exited","Status":"Exited (0)","Labels":"foo=bar"}
+garbage"#;
+        let m = parse_ps(out);
+        assert_eq!(m.len(), 1);
+        let c = &m["db_1"][0];
+        assert_eq!(c.service, "db");
+        assert_eq!(c.health(), Some("starting"));
+    }
+}

@@ -1,0 +1,137 @@
+//! The typed errors below the binary, and the one mapping from error kind to
+//! CLI exit code (and, for the API, HTTP status).
+
+use std::fmt;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A subprocess that failed: the command line, its exit status and the tail of
+/// its stderr, so the user sees what ran and why it failed.
+#[derive(Debug, Clone)]
+pub struct ProcessFailure {
+    pub cmd: String,
+    pub status: String,
+    pub stderr_tail: String,
+}
+
+impl fmt::Display for ProcessFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` failed ({})", self.cmd, self.status)?;
+        if !self.stderr_tail.trim().is_empty() {
+            write!(
+                f,
+                "\n--- stderr (tail) ---\n{}",
+                self.stderr_tail.trim_end()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A user-supplied value is wrong; `reason` says how to fix it.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+
+    #[error("{what} not found: {hint}")]
+    NotFound { what: String, hint: String },
+
+    /// Taken name or port, wrong state.
+    #[error("{0}")]
+    Conflict(String),
+
+    /// Docker or Compose is missing or unreachable; the message names the fix.
+    #[error("{0}")]
+    Docker(String),
+
+    #[error("{0}")]
+    Compose(ProcessFailure),
+
+    #[error("timed out after {secs} s {what}")]
+    Timeout { what: String, secs: u64 },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The instance failed after its containers existed (and was rolled back
+    /// unless kept); carries the reason.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Process exit code for the CLI. Documented in the README.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Invalid { .. } => 2,
+            Error::NotFound { .. } => 3,
+            Error::Conflict(_) => 4,
+            Error::Docker(_) => 5,
+            Error::Compose(_) => 6,
+            Error::Timeout { .. } => 7,
+            Error::Io { .. } | Error::Failed(_) => 1,
+        }
+    }
+}
+
+/// Adds context to io errors in one call.
+pub trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_per_kind() {
+        let errs = [
+            Error::invalid("name", "x"),
+            Error::NotFound {
+                what: "x".into(),
+                hint: "y".into(),
+            },
+            Error::Conflict("c".into()),
+            Error::Docker("d".into()),
+            Error::Compose(ProcessFailure {
+                cmd: "docker compose up".into(),
+                status: "exit status: 1".into(),
+                stderr_tail: "boom".into(),
+            }),
+            Error::Timeout {
+                what: "w".into(),
+                secs: 1,
+            },
+        ];
+        let mut codes: Vec<i32> = errs.iter().map(|e| e.exit_code()).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), errs.len());
+        assert!(errs[4].to_string().contains("docker compose up"));
+        assert!(errs[4].to_string().contains("boom"));
+    }
+}

@@ -1,0 +1,318 @@
+//! dbaasctl: parse arguments, build the runtime, dispatch, print the result
+//! or the error with its cause chain, and exit with the error kind's code.
+
+mod cli;
+mod compose;
+mod doctor;
+mod error;
+mod home;
+mod oplog;
+mod ops;
+mod provision;
+mod registry;
+mod secrets;
+mod validate;
+
+use cli::{Cli, Command};
+use error::{Error, Result};
+use home::Home;
+use std::io::{BufRead, IsTerminal, Write};
+
+fn main() {
+    // Parsing comes first: --help and bad arguments never start a runtime.
+    let cli: Cli = argh::from_env();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
+        .init();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                eprintln!("  caused by: {s}");
+                src = s.source();
+            }
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let home = Home::from_env()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    rt.block_on(dispatch(&home, cli.command))
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+}
+
+async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Create(c) => {
+            let json = c.json;
+            let created = ops::create(
+                home,
+                ops::CreateRequest {
+                    name: c.name,
+                    version: c.version,
+                    memory: c.memory,
+                    cpus: c.cpus,
+                    port: c.port,
+                    database: c.database,
+                    user: c.user,
+                    keep_on_failure: c.keep_on_failure,
+                },
+            )
+            .await?;
+            if json {
+                print_json(&created);
+            } else {
+                let i = &created.instance;
+                eprintln!(
+                    "created '{}' ({}): PostgreSQL {} on {}:{}",
+                    i.name, i.id, i.version, i.bind_address, i.port
+                );
+                println!("{}", created.url);
+            }
+        }
+        Command::Up(c) => {
+            let v = ops::up(home, &c.name).await?;
+            eprintln!("'{}' ({}) is {} on port {}", v.name, v.id, v.status, v.port);
+        }
+        Command::Down(c) => {
+            let v = ops::down(home, &c.name).await?;
+            eprintln!("'{}' ({}) is {}; data kept", v.name, v.id, v.status);
+        }
+        Command::Restart(c) => {
+            let v = ops::restart(home, &c.name).await?;
+            eprintln!("'{}' ({}) restarted, {}", v.name, v.id, v.status);
+        }
+        Command::Destroy(c) => {
+            let inst = ops::find(home, &c.name)?;
+            if !c.yes {
+                confirm_destroy(&inst, c.keep_data)?;
+            }
+            let inst = ops::destroy(home, &inst.id, c.keep_data).await?;
+            if c.keep_data {
+                eprintln!(
+                    "destroyed '{}' ({}); data kept in {}",
+                    inst.name,
+                    inst.id,
+                    home.instance_dir(&inst.id).display()
+                );
+            } else {
+                eprintln!("destroyed '{}' ({})", inst.name, inst.id);
+            }
+        }
+        Command::List(c) => {
+            let views = ops::list(home).await?;
+            if c.json {
+                print_json(&views);
+            } else {
+                print_table(&views);
+            }
+        }
+        Command::Show(c) => {
+            let v = ops::show(home, &c.name).await?;
+            let password = if c.show_password {
+                Some(provision::app_password(&home.instance_dir(&v.id))?)
+            } else {
+                None
+            };
+            if c.json {
+                let mut value = serde_json::to_value(&v).expect("serializable");
+                if let Some(pw) = &password {
+                    let inst = ops::find(home, &v.id)?;
+                    value["password"] = pw.clone().into();
+                    value["url"] = ops::connection_url(&inst, pw).into();
+                }
+                print_json(&value);
+            } else {
+                print_show(home, &v, password.as_deref())?;
+            }
+        }
+        Command::Url(c) => {
+            let inst = ops::find(home, &c.name)?;
+            let pw = provision::app_password(&home.instance_dir(&inst.id))?;
+            println!("{}", ops::connection_url(&inst, &pw));
+        }
+        Command::Logs(c) => {
+            let inst = ops::find(home, &c.name)?;
+            let ps = compose::ps(home, Some(&inst.id)).await?;
+            let container = ps
+                .get(&inst.id)
+                .and_then(|cs| cs.iter().find(|c| c.service == "db"))
+                .ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "'{}' has no container (is it down?); `dbaasctl up {}` starts it",
+                        inst.name, inst.name
+                    ))
+                })?;
+            let tail = c.tail.to_string();
+            let mut args = vec!["logs", "--tail", &tail];
+            if c.follow {
+                args.push("--follow");
+            }
+            args.push(&container.name);
+            return compose::interactive(home, &args, &home.root);
+        }
+        Command::Psql(c) => {
+            let inst = ops::find(home, &c.name)?;
+            let dir = home.instance_dir(&inst.id);
+            let file = dir
+                .join("docker-compose.yml")
+                .to_string_lossy()
+                .into_owned();
+            let mut args = vec!["compose", "-p", &inst.id, "-f", &file, "exec"];
+            if !std::io::stdin().is_terminal() {
+                args.push("-T");
+            }
+            args.extend(["db", "psql", "-U", &inst.user, "-d", &inst.database]);
+            if let Some(sql) = &c.command {
+                args.extend(["-c", sql.as_str()]);
+            }
+            return compose::interactive(home, &args, &dir);
+        }
+        Command::Doctor(c) => {
+            let findings = doctor::run(home, c.fix).await?;
+            if c.json {
+                print_json(&findings);
+            } else {
+                for f in &findings {
+                    println!("[{:7}] {}: {}", f.level, f.check, f.message);
+                    if let Some(fixed) = &f.fixed {
+                        println!("          fixed: {fixed}");
+                    } else if let Some(fix) = &f.fix {
+                        println!("          fix: {fix}");
+                    }
+                }
+            }
+            if let Some(e) = doctor::as_error(&findings) {
+                if c.json {
+                    return Ok(e.exit_code());
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn confirm_destroy(inst: &registry::Instance, keep_data: bool) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::invalid(
+            "confirmation",
+            "stdin is not a terminal; pass --yes to destroy without asking",
+        ));
+    }
+    let what = if keep_data {
+        "its containers (data kept)"
+    } else {
+        "its containers AND ITS DATA"
+    };
+    eprint!(
+        "Destroy instance '{}' ({}) and {what}? Type the name to confirm: ",
+        inst.name, inst.id
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::io("reading confirmation", e))?;
+    if line.trim() != inst.name {
+        return Err(Error::invalid(
+            "confirmation",
+            "the name did not match; nothing was changed",
+        ));
+    }
+    Ok(())
+}
+
+fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn print_table(views: &[ops::InstanceView]) {
+    if views.is_empty() {
+        eprintln!("no instances; create one with: dbaasctl create NAME");
+        return;
+    }
+    let rows: Vec<[String; 8]> = views
+        .iter()
+        .map(|v| {
+            [
+                v.name.clone(),
+                v.id.clone(),
+                v.version.to_string(),
+                v.status.clone(),
+                v.port.to_string(),
+                v.memory.clone(),
+                v.cpus.to_string(),
+                human_age(v.age_seconds),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME", "ID", "VERSION", "STATUS", "PORT", "MEMORY", "CPUS", "AGE",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for r in &rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn print_show(home: &Home, v: &ops::InstanceView, password: Option<&str>) -> Result<()> {
+    let inst = ops::find(home, &v.id)?;
+    println!("name:       {}", v.name);
+    println!("id:         {}", v.id);
+    println!("status:     {}", v.status);
+    println!("version:    {} ({})", v.version, v.image);
+    println!("address:    {}:{}", v.bind_address, v.port);
+    println!("memory:     {}", v.memory);
+    println!("cpus:       {}", v.cpus);
+    println!("database:   {}", v.database);
+    println!("user:       {}", v.user);
+    println!("created:    {}", v.created_at);
+    println!("directory:  {}", home.instance_dir(&v.id).display());
+    if let Some(e) = &v.error {
+        println!("error:      {e}");
+    }
+    match password {
+        Some(pw) => println!("url:        {}", ops::connection_url(&inst, pw)),
+        None => println!(
+            "url:        postgresql://{}@{}:{}/{} (password: --show-password or `dbaasctl url`)",
+            v.user,
+            ops::connect_host(&inst),
+            v.port,
+            v.database
+        ),
+    }
+    Ok(())
+}

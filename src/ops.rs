@@ -1,0 +1,799 @@
+//! create / up / down / restart / destroy / list / show: the only code that
+//! sequences steps. The CLI and the API both call these functions.
+
+use crate::compose::{self, Container};
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::oplog::{self, now_rfc3339};
+use crate::provision::{self, Credentials};
+use crate::registry::{self, Instance, Registry, State};
+use crate::validate;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::{IpAddr, TcpListener};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+pub const DEFAULT_MEMORY: &str = "512m";
+pub const DEFAULT_CPUS: &str = "1.0";
+pub const DEFAULT_DATABASE: &str = "app";
+pub const DEFAULT_USER: &str = "app";
+/// Pause between readiness probes: short, since a probe is one TCP connect.
+const READY_POLL: Duration = Duration::from_millis(50);
+/// How often the readiness loop asks docker whether the container died.
+const READY_CONTAINER_CHECK: Duration = Duration::from_secs(2);
+const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+const READY_FIRST_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What a user asks for; every field is validated by `validate_create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: String,
+    pub version: Option<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub port: Option<u32>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub keep_on_failure: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidCreate {
+    pub name: String,
+    pub version: u32,
+    pub memory: u64,
+    pub cpus: f64,
+    pub port: Option<u16>,
+    pub database: String,
+    pub user: String,
+}
+
+pub fn validate_create(req: &CreateRequest) -> Result<ValidCreate> {
+    validate::instance_name(&req.name)?;
+    let version = match &req.version {
+        Some(v) => validate::version(v)?,
+        None => validate::DEFAULT_VERSION,
+    };
+    let memory = validate::memory(
+        req.memory.as_deref().unwrap_or(DEFAULT_MEMORY),
+        host_memory(),
+    )?;
+    let cpus = validate::cpus(req.cpus.as_deref().unwrap_or(DEFAULT_CPUS), host_cpus())?;
+    let port = req.port.map(validate::port).transpose()?;
+    let database = req
+        .database
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASE.into());
+    validate::sql_name("database", &database)?;
+    let user = req.user.clone().unwrap_or_else(|| DEFAULT_USER.into());
+    validate::sql_name("user", &user)?;
+    Ok(ValidCreate {
+        name: req.name.clone(),
+        version,
+        memory,
+        cpus,
+        port,
+        database,
+        user,
+    })
+}
+
+pub fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(u64::MAX)
+}
+
+pub fn host_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    pub instance: InstanceView,
+    pub password: String,
+    pub url: String,
+}
+
+/// Validate, allocate under the lock, provision, `compose up`, wait until the
+/// app user connects, record `running`. Any failure after the registry entry
+/// exists rolls everything back, unless `keep_on_failure`.
+pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
+    let v = validate_create(&req)?;
+    let image = home.image_for(v.version);
+    compose::preflight(home, &image).await?;
+
+    let started = Instant::now();
+    let inst = blocking({
+        let home = home.clone();
+        move || allocate(&home, &v, &image)
+    })
+    .await?;
+    let id = inst.id.clone();
+    oplog::record(home, &id, "create.allocate", started.elapsed(), "ok");
+
+    let creds = Credentials::generate();
+    let result = provision_and_start(home, &inst, &creds).await;
+    match result {
+        Ok(()) => {
+            let inst = blocking({
+                let home = home.clone();
+                let id = id.clone();
+                move || set_state(&home, &id, State::Running, None)
+            })
+            .await?;
+            oplog::record(home, &id, "create", started.elapsed(), "ok");
+            let url = connection_url(&inst, &creds.app_password);
+            Ok(Created {
+                instance: view(home, &inst, None),
+                password: creds.app_password,
+                url,
+            })
+        }
+        Err(e) => {
+            oplog::record(home, &id, "create", started.elapsed(), "failed");
+            if req.keep_on_failure {
+                let msg = e.to_string();
+                let _ = blocking({
+                    let home = home.clone();
+                    let id = id.clone();
+                    move || set_state(&home, &id, State::Failed, Some(msg))
+                })
+                .await;
+                return Err(Error::Failed(format!(
+                    "creating '{}' ({id}) failed; kept for debugging in {} (`dbaasctl destroy {id}` removes it):\n{e}",
+                    inst.name,
+                    home.instance_dir(&id).display()
+                )));
+            }
+            let rollback = remove_instance(home, &id, false).await;
+            let note = match rollback {
+                Ok(()) => {
+                    "rolled back: no containers, directory or registry entry left".to_string()
+                }
+                Err(r) => format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up"),
+            };
+            Err(Error::Failed(format!(
+                "creating '{}' failed ({note}):\n{e}",
+                inst.name
+            )))
+        }
+    }
+}
+
+async fn provision_and_start(home: &Home, inst: &Instance, creds: &Credentials) -> Result<()> {
+    let dir = home.instance_dir(&inst.id);
+    let tag = home.tag();
+    oplog::step(home, &inst.id, "create.provision", async {
+        provision::provision(&dir, inst, creds, &tag)
+    })
+    .await?;
+    oplog::step(
+        home,
+        &inst.id,
+        "create.compose_up",
+        compose::up(home, &inst.id, &dir),
+    )
+    .await?;
+    oplog::step(
+        home,
+        &inst.id,
+        "create.wait_ready",
+        wait_ready(home, inst, &creds.app_password),
+    )
+    .await
+}
+
+/// Under the registry lock: the name is free, the port is free (registry and
+/// a real bind), a fresh id; records the instance as `creating`.
+fn allocate(home: &Home, v: &ValidCreate, image: &str) -> Result<Instance> {
+    registry::update(home, |reg| {
+        if reg.instances.iter().any(|i| i.name == v.name) {
+            return Err(Error::Conflict(format!(
+                "an instance named '{}' already exists; choose another name or `dbaasctl destroy {}` first",
+                v.name, v.name
+            )));
+        }
+        let port = match v.port {
+            Some(p) => {
+                if let Some(other) = reg.instances.iter().find(|i| i.port == p) {
+                    return Err(Error::Conflict(format!(
+                        "port {p} is already used by instance '{}'; choose another --port or omit it",
+                        other.name
+                    )));
+                }
+                if !port_is_free(home.bind_address, p) {
+                    return Err(Error::Conflict(format!(
+                        "port {p} is already in use on {}; choose another --port or omit it",
+                        home.bind_address
+                    )));
+                }
+                p
+            }
+            None => pick_port(reg, home.port_range, |p| port_is_free(home.bind_address, p))
+                .ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "no free port in {}-{}; destroy unused instances or widen DBAAS_PORT_RANGE",
+                        home.port_range.0, home.port_range.1
+                    ))
+                })?,
+        };
+        let id = loop {
+            let id = crate::secrets::instance_id();
+            if reg.find(&id).is_none() && !home.instance_dir(&id).exists() {
+                break id;
+            }
+        };
+        let now = now_rfc3339();
+        let inst = Instance {
+            id,
+            name: v.name.clone(),
+            version: v.version,
+            image: image.to_string(),
+            memory: v.memory,
+            cpus: v.cpus,
+            port,
+            bind_address: home.bind_address.to_string(),
+            database: v.database.clone(),
+            user: v.user.clone(),
+            state: State::Creating,
+            created_at: now.clone(),
+            updated_at: now,
+            creator_pid: Some(std::process::id()),
+            error: None,
+        };
+        reg.instances.push(inst.clone());
+        Ok(inst)
+    })
+}
+
+/// The lowest port of the range that no instance holds and `is_free` accepts.
+pub fn pick_port(reg: &Registry, range: (u16, u16), is_free: impl Fn(u16) -> bool) -> Option<u16> {
+    let taken: std::collections::HashSet<u16> = reg.instances.iter().map(|i| i.port).collect();
+    (range.0..=range.1).find(|p| !taken.contains(p) && is_free(*p))
+}
+
+pub fn port_is_free(addr: IpAddr, port: u16) -> bool {
+    TcpListener::bind((addr, port)).is_ok()
+}
+
+fn set_state(home: &Home, id: &str, state: State, error: Option<String>) -> Result<Instance> {
+    registry::update(home, |reg| {
+        let inst = reg.find_mut(id).ok_or_else(|| registry::not_found(id))?;
+        inst.state = state;
+        inst.error = error;
+        inst.creator_pid = None;
+        inst.updated_at = now_rfc3339();
+        Ok(inst.clone())
+    })
+}
+
+/// Polls until the app user can connect and run a query. Every few seconds
+/// it also asks docker whether the container died, to fail fast with its logs.
+pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<()> {
+    let deadline = Instant::now() + home.ready_timeout;
+    let mut next_check = Instant::now() + READY_CONTAINER_CHECK;
+    let mut probe_timeout = READY_FIRST_PROBE_TIMEOUT;
+    let mut check: Option<tokio::task::JoinHandle<Result<HashMap<String, Vec<Container>>>>> = None;
+    loop {
+        // The async client, so that a probe stuck in the docker proxy can be
+        // abandoned: later probes get more time in case the host is busy.
+        let cfg = pg_config(inst, password);
+        let res = match tokio::time::timeout(probe_timeout, probe(cfg)).await {
+            Ok(r) => r,
+            Err(_) => {
+                probe_timeout = (probe_timeout * 2).min(READY_CONNECT_TIMEOUT);
+                Err(format!(
+                    "no answer within {} ms",
+                    probe_timeout.as_millis() / 2
+                ))
+            }
+        };
+        let last_err = match res {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        log::debug!("{}: not ready: {last_err}", inst.id);
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Timeout {
+                what: format!(
+                    "waiting for PostgreSQL of '{}' to accept the app user (last error: {last_err}); see `dbaasctl logs {}`",
+                    inst.name, inst.name
+                ),
+                secs: home.ready_timeout.as_secs(),
+            });
+        }
+        // `docker ps` can stall for seconds while the daemon starts the
+        // container, so it runs beside the probes, never in their way.
+        if check.as_ref().is_some_and(|h| h.is_finished()) {
+            let ps = check
+                .take()
+                .expect("checked")
+                .await
+                .map_err(|e| Error::Failed(e.to_string()))??;
+            let db = ps
+                .get(&inst.id)
+                .and_then(|cs| cs.iter().find(|c| c.service == "db"));
+            match db {
+                Some(c) if c.state == "exited" || c.state == "dead" => {
+                    let logs = container_logs_tail(home, &c.name, 30).await;
+                    return Err(Error::Failed(format!(
+                        "the PostgreSQL container {} stopped ({}) before it was ready. Its last log lines:\n{logs}",
+                        c.name, c.status
+                    )));
+                }
+                None => {
+                    return Err(Error::Failed(format!(
+                        "the PostgreSQL container of {} disappeared while starting",
+                        inst.id
+                    )))
+                }
+                _ => {}
+            }
+        }
+        if check.is_none() && now >= next_check {
+            next_check = now + READY_CONTAINER_CHECK;
+            let (home, id) = (home.clone(), inst.id.clone());
+            check = Some(tokio::spawn(
+                async move { compose::ps(&home, Some(&id)).await },
+            ));
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}
+
+/// One connection as the app user and `SELECT 1`.
+async fn probe(cfg: postgres::Config) -> std::result::Result<(), String> {
+    let mut tcfg = tokio_postgres::Config::new();
+    tcfg.host(match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h,
+        _ => "127.0.0.1",
+    });
+    tcfg.port(cfg.get_ports().first().copied().unwrap_or(5432))
+        .user(cfg.get_user().unwrap_or_default())
+        .password(cfg.get_password().unwrap_or_default())
+        .dbname(cfg.get_dbname().unwrap_or_default())
+        .application_name("dbaasctl");
+    let (client, conn) = tcfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| pg_error_text(&e))?;
+    let driver = tokio::spawn(conn);
+    let res = client
+        .simple_query("SELECT 1")
+        .await
+        .map(|_| ())
+        .map_err(|e| pg_error_text(&e));
+    drop(client);
+    let _ = driver.await;
+    res
+}
+
+/// The postgres crate's Display says only "db error"; the server's message
+/// is in the source.
+pub fn pg_error_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(src) => format!("{e}: {src}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+async fn container_logs_tail(home: &Home, container: &str, n: usize) -> String {
+    let n = n.to_string();
+    match compose::docker(
+        home,
+        &["logs", "--tail", &n, container],
+        None,
+        compose::QUICK_TIMEOUT,
+    )
+    .await
+    {
+        Ok(out) => format!("{}{}", out.stdout, out.stderr),
+        Err(e) => format!("(could not read logs: {e})"),
+    }
+}
+
+/// The host clients should connect to: the bind address, or loopback when
+/// bound to every interface.
+pub fn connect_host(inst: &Instance) -> String {
+    match inst.bind_address.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => "127.0.0.1".into(),
+        Ok(IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => inst.bind_address.clone(),
+    }
+}
+
+pub fn pg_config(inst: &Instance, password: &str) -> postgres::Config {
+    let mut cfg = postgres::Config::new();
+    cfg.host(connect_host(inst).trim_matches(|c| c == '[' || c == ']'))
+        .port(inst.port)
+        .user(&inst.user)
+        .password(password)
+        .dbname(&inst.database)
+        .application_name("dbaasctl")
+        .connect_timeout(READY_CONNECT_TIMEOUT);
+    cfg
+}
+
+pub fn connection_url(inst: &Instance, password: &str) -> String {
+    format!(
+        "postgresql://{}:{}@{}:{}/{}",
+        inst.user,
+        password,
+        connect_host(inst),
+        inst.port,
+        inst.database
+    )
+}
+
+/// Resolves NAME-or-id to a registry entry.
+pub fn find(home: &Home, key: &str) -> Result<Instance> {
+    registry::load(home)?.get(key).cloned()
+}
+
+fn instance_dir_checked(home: &Home, inst: &Instance) -> Result<std::path::PathBuf> {
+    let dir = home.instance_dir(&inst.id);
+    if !dir.join("docker-compose.yml").is_file() {
+        return Err(Error::Failed(format!(
+            "{} is missing its compose file; `dbaasctl doctor` explains, `dbaasctl destroy {}` removes the entry",
+            dir.display(),
+            inst.name
+        )));
+    }
+    Ok(dir)
+}
+
+fn refuse_if_creating(inst: &Instance) -> Result<()> {
+    if inst.state == State::Creating && creator_alive(inst) {
+        return Err(Error::Conflict(format!(
+            "instance '{}' is still being created (by process {}); wait for it to finish",
+            inst.name,
+            inst.creator_pid.unwrap_or(0)
+        )));
+    }
+    Ok(())
+}
+
+/// `compose up` and wait for readiness. Idempotent.
+pub async fn up(home: &Home, key: &str) -> Result<InstanceView> {
+    let inst = find(home, key)?;
+    refuse_if_creating(&inst)?;
+    let dir = instance_dir_checked(home, &inst)?;
+    let password = provision::app_password(&dir)?;
+    oplog::step(
+        home,
+        &inst.id,
+        "up.compose_up",
+        compose::up(home, &inst.id, &dir),
+    )
+    .await?;
+    oplog::step(
+        home,
+        &inst.id,
+        "up.wait_ready",
+        wait_ready(home, &inst, &password),
+    )
+    .await?;
+    let inst = blocking({
+        let home = home.clone();
+        let id = inst.id.clone();
+        move || set_state(&home, &id, State::Running, None)
+    })
+    .await?;
+    status_view(home, &inst).await
+}
+
+/// `compose down`: containers and network go, data stays. Idempotent.
+pub async fn down(home: &Home, key: &str) -> Result<InstanceView> {
+    let inst = find(home, key)?;
+    refuse_if_creating(&inst)?;
+    let dir = home.instance_dir(&inst.id);
+    oplog::step(home, &inst.id, "down", compose::down(home, &inst.id, &dir)).await?;
+    let inst = blocking({
+        let home = home.clone();
+        let id = inst.id.clone();
+        move || set_state(&home, &id, State::Stopped, None)
+    })
+    .await?;
+    status_view(home, &inst).await
+}
+
+/// Restarts running containers in place, or brings the instance up.
+pub async fn restart(home: &Home, key: &str) -> Result<InstanceView> {
+    let inst = find(home, key)?;
+    refuse_if_creating(&inst)?;
+    let dir = instance_dir_checked(home, &inst)?;
+    let ps = compose::ps(home, Some(&inst.id)).await?;
+    let running = ps
+        .get(&inst.id)
+        .is_some_and(|cs| cs.iter().any(|c| c.service == "db" && c.state == "running"));
+    if running {
+        let password = provision::app_password(&dir)?;
+        oplog::step(
+            home,
+            &inst.id,
+            "restart",
+            compose::restart(home, &inst.id, &dir),
+        )
+        .await?;
+        oplog::step(
+            home,
+            &inst.id,
+            "restart.wait_ready",
+            wait_ready(home, &inst, &password),
+        )
+        .await?;
+        status_view(home, &inst).await
+    } else {
+        up(home, key).await
+    }
+}
+
+/// Removes containers, network, directory (unless `keep_data`) and the
+/// registry entry, in that order, so an interrupted destroy can be re-run.
+pub async fn destroy(home: &Home, key: &str, keep_data: bool) -> Result<Instance> {
+    let inst = find(home, key)?;
+    refuse_if_creating(&inst)?;
+    remove_instance(home, &inst.id, keep_data).await?;
+    Ok(inst)
+}
+
+pub(crate) async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<()> {
+    let dir = home.instance_dir(id);
+    oplog::step(
+        home,
+        id,
+        "destroy.compose_down",
+        compose::down(home, id, &dir),
+    )
+    .await?;
+    if !keep_data {
+        remove_dir(&dir)?;
+    }
+    blocking({
+        let home = home.clone();
+        let id = id.to_string();
+        move || {
+            registry::update(&home, |reg| {
+                reg.remove(&id);
+                Ok(())
+            })
+        }
+    })
+    .await?;
+    oplog::record(
+        home,
+        id,
+        "destroy",
+        Duration::ZERO,
+        if keep_data { "ok (data kept)" } else { "ok" },
+    );
+    Ok(())
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(
+            format!(
+                "removing {} (files written by the container may need root: sudo rm -rf {})",
+                dir.display(),
+                dir.display()
+            ),
+            e,
+        )),
+    }
+}
+
+/// Whether the process that is creating an instance still runs.
+pub fn creator_alive(inst: &Instance) -> bool {
+    let Some(pid) = inst.creator_pid else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim() == "dbaasctl")
+        .unwrap_or(false)
+}
+
+/// An instance as users see it: the registry entry plus its live status.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceView {
+    pub id: String,
+    pub name: String,
+    pub version: u32,
+    pub image: String,
+    /// creating, running, starting, unhealthy, restarting, exited, stopped,
+    /// missing, failed, interrupted
+    pub status: String,
+    pub health: Option<String>,
+    pub port: u16,
+    pub bind_address: String,
+    pub memory: String,
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub database: String,
+    pub user: String,
+    pub created_at: String,
+    pub age_seconds: u64,
+    pub containers: Vec<String>,
+    pub error: Option<String>,
+}
+
+pub fn view(_home: &Home, inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceView {
+    let (status, health) = live_status(inst, containers);
+    let age = humantime::parse_rfc3339(&inst.created_at)
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map_or(0, |d| d.as_secs());
+    InstanceView {
+        id: inst.id.clone(),
+        name: inst.name.clone(),
+        version: inst.version,
+        image: inst.image.clone(),
+        status,
+        health,
+        port: inst.port,
+        bind_address: inst.bind_address.clone(),
+        memory: validate::format_bytes(inst.memory),
+        memory_bytes: inst.memory,
+        cpus: inst.cpus,
+        database: inst.database.clone(),
+        user: inst.user.clone(),
+        created_at: inst.created_at.clone(),
+        age_seconds: age,
+        containers: containers
+            .map(|cs| cs.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default(),
+        error: inst.error.clone(),
+    }
+}
+
+pub fn live_status(
+    inst: &Instance,
+    containers: Option<&Vec<Container>>,
+) -> (String, Option<String>) {
+    match inst.state {
+        State::Creating if creator_alive(inst) => return ("creating".into(), None),
+        State::Creating => return ("interrupted".into(), None),
+        State::Failed => return ("failed".into(), None),
+        _ => {}
+    }
+    let db = containers.and_then(|cs| cs.iter().find(|c| c.service == "db"));
+    match db {
+        None if inst.state == State::Stopped => ("stopped".into(), None),
+        None => ("missing".into(), None),
+        Some(c) => {
+            let health = c.health().map(str::to_string);
+            let status = match (c.state.as_str(), c.health()) {
+                ("running", Some("starting")) => "starting",
+                ("running", Some("unhealthy")) => "unhealthy",
+                ("running", _) => "running",
+                ("restarting", _) => "restarting",
+                ("exited", _) | ("dead", _) => "exited",
+                ("created", _) => "created",
+                ("paused", _) => "paused",
+                _ => "unknown",
+            };
+            (status.into(), health)
+        }
+    }
+}
+
+async fn status_view(home: &Home, inst: &Instance) -> Result<InstanceView> {
+    let ps = compose::ps(home, Some(&inst.id)).await?;
+    Ok(view(home, inst, ps.get(&inst.id)))
+}
+
+/// All instances with their live status: one registry read, one docker call.
+pub async fn list(home: &Home) -> Result<Vec<InstanceView>> {
+    let reg = blocking({
+        let home = home.clone();
+        move || registry::load(&home)
+    })
+    .await?;
+    let ps: HashMap<String, Vec<Container>> = if reg.instances.is_empty() {
+        HashMap::new()
+    } else {
+        compose::ps(home, None).await?
+    };
+    Ok(reg
+        .instances
+        .iter()
+        .map(|i| view(home, i, ps.get(&i.id)))
+        .collect())
+}
+
+pub async fn show(home: &Home, key: &str) -> Result<InstanceView> {
+    let inst = find(home, key)?;
+    status_view(home, &inst).await
+}
+
+/// Runs blocking work (flock, file I/O) off the async worker threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg_with_ports(ports: &[u16]) -> Registry {
+        let mut r = Registry::default();
+        for (n, p) in ports.iter().enumerate() {
+            let mut i = Instance {
+                id: format!("db_{n:08x}"),
+                name: format!("n{n}"),
+                version: 15,
+                image: "x".into(),
+                memory: 1,
+                cpus: 1.0,
+                port: *p,
+                bind_address: "127.0.0.1".into(),
+                database: "app".into(),
+                user: "app".into(),
+                state: State::Running,
+                created_at: String::new(),
+                updated_at: String::new(),
+                creator_pid: None,
+                error: None,
+            };
+            i.port = *p;
+            r.instances.push(i);
+        }
+        r
+    }
+
+    #[test]
+    fn picks_lowest_free_port() {
+        let r = reg_with_ports(&[5432, 5433, 5435]);
+        assert_eq!(pick_port(&r, (5432, 5440), |_| true), Some(5434));
+        assert_eq!(pick_port(&r, (5432, 5440), |p| p != 5434), Some(5436));
+        assert_eq!(pick_port(&r, (5432, 5433), |_| true), None);
+    }
+
+    #[test]
+    fn validate_create_defaults_and_errors() {
+        let v = validate_create(&CreateRequest {
+            name: "demo".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((v.version, v.memory, v.cpus), (15, 512 << 20, 1.0));
+        assert_eq!((v.database.as_str(), v.user.as_str()), ("app", "app"));
+        let bad = CreateRequest {
+            name: "demo".into(),
+            port: Some(80),
+            ..Default::default()
+        };
+        assert!(
+            matches!(validate_create(&bad), Err(Error::Invalid { ref field, .. }) if field == "port")
+        );
+    }
+
+    #[test]
+    fn url_uses_loopback_for_wildcard_bind() {
+        let mut i = reg_with_ports(&[6000]).instances.remove(0);
+        i.bind_address = "0.0.0.0".into();
+        assert_eq!(
+            connection_url(&i, "pw"),
+            "postgresql://app:pw@127.0.0.1:6000/app"
+        );
+    }
+}

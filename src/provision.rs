@@ -1,0 +1,243 @@
+//! The instance directory: instances/<id>/{docker-compose.yml, .env, data/,
+//! logs/, scripts/}. Everything in it is rendered from validated values, so
+//! the directory is self-contained and runnable by hand.
+
+use crate::error::{IoContext, Result};
+use crate::registry::{write_atomic, Instance};
+use askama::Template;
+use std::collections::BTreeMap;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+
+/// The init SQL shipped inside the binary (from init-scripts/), so the one
+/// binary can provision anywhere.
+pub const INIT_SCRIPTS: &[(&str, &str)] = &[
+    (
+        "01-init-users.sql",
+        include_str!("../init-scripts/01-init-users.sql"),
+    ),
+    (
+        "02-monitoring-setup.sql",
+        include_str!("../init-scripts/02-monitoring-setup.sql"),
+    ),
+];
+
+pub const MONITOR_USER: &str = "dbaas_monitor";
+pub const SUPERUSER: &str = "postgres";
+
+#[derive(Template)]
+#[template(path = "docker-compose.yml", escape = "none")]
+pub struct ComposeFile<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub version: u32,
+    pub image: &'a str,
+    pub home_tag: &'a str,
+    pub bind_address: &'a str,
+    pub port: u16,
+    pub memory_bytes: String,
+    pub cpus: String,
+    pub database: &'a str,
+    pub user: &'a str,
+}
+
+/// The secrets of one instance, kept only in instances/<id>/.env (0600).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub superuser_password: String,
+    pub app_password: String,
+    pub monitor_password: String,
+}
+
+impl Credentials {
+    pub fn generate() -> Credentials {
+        Credentials {
+            superuser_password: crate::secrets::password(),
+            app_password: crate::secrets::password(),
+            monitor_password: crate::secrets::password(),
+        }
+    }
+}
+
+pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
+    // An IPv6 address is bracketed in a port mapping.
+    let bind = if inst.bind_address.contains(':') {
+        format!("[{}]", inst.bind_address)
+    } else {
+        inst.bind_address.clone()
+    };
+    ComposeFile {
+        id: &inst.id,
+        name: &inst.name,
+        version: inst.version,
+        image: &inst.image,
+        home_tag,
+        bind_address: &bind,
+        port: inst.port,
+        memory_bytes: crate::validate::format_bytes(inst.memory),
+        cpus: format!("{}", inst.cpus),
+        database: &inst.database,
+        user: &inst.user,
+    }
+    .render()
+    .expect("compose template renders")
+}
+
+pub fn render_env(inst: &Instance, creds: &Credentials) -> String {
+    format!(
+        "# Secrets of dbaas instance \"{name}\" ({id}). Mode 0600: never commit or share.\n\
+         POSTGRES_USER={su}\n\
+         POSTGRES_PASSWORD={sp}\n\
+         POSTGRES_DB={db}\n\
+         DBAAS_APP_USER={user}\n\
+         DBAAS_APP_PASSWORD={ap}\n\
+         DBAAS_MONITOR_USER={mu}\n\
+         DBAAS_MONITOR_PASSWORD={mp}\n",
+        name = inst.name,
+        id = inst.id,
+        su = SUPERUSER,
+        sp = creds.superuser_password,
+        db = inst.database,
+        user = inst.user,
+        ap = creds.app_password,
+        mu = MONITOR_USER,
+        mp = creds.monitor_password,
+    )
+}
+
+/// Creates the instance directory with everything compose needs.
+pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &str) -> Result<()> {
+    // data/ is chowned by the container's entrypoint; scripts/ and logs/ must
+    // be readable by the container's unprivileged postgres user.
+    for (sub, mode) in [
+        ("", 0o750),
+        ("data", 0o700),
+        ("logs", 0o755),
+        ("scripts", 0o755),
+    ] {
+        let p = dir.join(sub);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(&p)
+            .ctx(|| format!("creating {}", p.display()))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+            .ctx(|| format!("setting the mode of {}", p.display()))?;
+    }
+    write_atomic(
+        &dir.join("docker-compose.yml"),
+        render_compose(inst, home_tag).as_bytes(),
+        0o644,
+    )?;
+    write_atomic(&dir.join(".env"), render_env(inst, creds).as_bytes(), 0o600)?;
+    for (name, body) in INIT_SCRIPTS {
+        write_atomic(&dir.join("scripts").join(name), body.as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
+/// Reads KEY=VALUE lines of instances/<id>/.env.
+pub fn read_env(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let path = dir.join(".env");
+    let text = std::fs::read_to_string(&path).ctx(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect())
+}
+
+pub fn app_password(dir: &Path) -> Result<String> {
+    read_env(dir)?.remove("DBAAS_APP_PASSWORD").ok_or_else(|| {
+        crate::error::Error::Failed(format!(
+            "{} has no DBAAS_APP_PASSWORD; the instance directory is damaged",
+            dir.join(".env").display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::State;
+
+    fn inst() -> Instance {
+        Instance {
+            id: "db_0a1b2c3d".into(),
+            name: "demo".into(),
+            version: 15,
+            image: "dbaas/postgres:15".into(),
+            memory: 512 << 20,
+            cpus: 1.5,
+            port: 5433,
+            bind_address: "127.0.0.1".into(),
+            database: "app".into(),
+            user: "app".into(),
+            state: State::Creating,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+            creator_pid: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn compose_file_parses_back_with_the_expected_structure() {
+        let text = render_compose(&inst(), "abc123abc123");
+        let y: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+        assert_eq!(y["name"].as_str(), Some("db_0a1b2c3d"));
+        let db = &y["services"]["db"];
+        assert_eq!(db["image"].as_str(), Some("dbaas/postgres:15"));
+        assert_eq!(db["restart"].as_str(), Some("unless-stopped"));
+        assert_eq!(db["labels"]["dbaas.instance"].as_str(), Some("db_0a1b2c3d"));
+        assert_eq!(db["labels"]["dbaas.home"].as_str(), Some("abc123abc123"));
+        assert_eq!(db["ports"][0].as_str(), Some("127.0.0.1:5433:5432"));
+        assert_eq!(db["mem_limit"].as_str(), Some("512m"));
+        assert_eq!(db["cpus"].as_f64(), Some(1.5));
+        assert_eq!(db["env_file"].as_str(), Some(".env"));
+        assert_eq!(db["healthcheck"]["test"][1].as_str(), Some("pg_isready"));
+        assert!(
+            db["healthcheck"].get("start_interval").is_none(),
+            "needs Engine 25"
+        );
+        // Relative paths only, so the directory runs by hand.
+        for v in db["volumes"].as_sequence().unwrap() {
+            assert!(v.as_str().unwrap().starts_with("./"), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn compose_file_snapshot() {
+        let text = render_compose(&inst(), "abc123abc123");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/snapshots/docker-compose.yml"
+        );
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let expected = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            text.trim_end(),
+            expected.trim_end(),
+            "template changed: update tests/snapshots/docker-compose.yml"
+        );
+    }
+
+    #[test]
+    fn env_holds_all_secrets_and_nothing_to_quote() {
+        let creds = Credentials::generate();
+        let env = render_env(&inst(), &creds);
+        assert!(env.contains(&format!("DBAAS_APP_PASSWORD={}", creds.app_password)));
+        assert!(env.contains("POSTGRES_DB=app"));
+        // Values need no quoting in .env: no quotes, `$` or spaces.
+        for line in env.lines().filter(|l| !l.starts_with('#')) {
+            let (_, v) = line.split_once('=').unwrap();
+            assert!(
+                v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{line}"
+            );
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! config/instances.json, the record of every instance. Every change happens
+//! under an exclusive flock shared by all dbaasctl processes (CLI and server):
+//! lock, re-read, edit, write a temp file, fsync, rename, fsync the directory.
+//! Nobody keeps an in-memory copy that could overwrite a newer file.
+
+use crate::error::{Error, IoContext, Result};
+use crate::home::Home;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+pub const REGISTRY_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Being provisioned; `creator_pid` is the process doing it.
+    Creating,
+    /// Should be running (created or `up`).
+    Running,
+    /// Taken down on purpose (`down`).
+    Stopped,
+    /// Provisioning failed and was kept (`--keep-on-failure`).
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub name: String,
+    pub version: u32,
+    pub image: String,
+    /// Memory limit in bytes.
+    pub memory: u64,
+    pub cpus: f64,
+    pub port: u16,
+    pub bind_address: String,
+    pub database: String,
+    pub user: String,
+    pub state: State,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Registry {
+    pub format: u32,
+    pub instances: Vec<Instance>,
+}
+
+impl Registry {
+    /// Finds by id first, then by name.
+    pub fn find(&self, key: &str) -> Option<&Instance> {
+        self.instances
+            .iter()
+            .find(|i| i.id == key)
+            .or_else(|| self.instances.iter().find(|i| i.name == key))
+    }
+
+    pub fn find_mut(&mut self, key: &str) -> Option<&mut Instance> {
+        let idx = self
+            .instances
+            .iter()
+            .position(|i| i.id == key)
+            .or_else(|| self.instances.iter().position(|i| i.name == key))?;
+        self.instances.get_mut(idx)
+    }
+
+    pub fn get(&self, key: &str) -> Result<&Instance> {
+        self.find(key).ok_or_else(|| not_found(key))
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<Instance> {
+        let idx = self.instances.iter().position(|i| i.id == id)?;
+        Some(self.instances.remove(idx))
+    }
+}
+
+pub fn not_found(key: &str) -> Error {
+    Error::NotFound {
+        what: format!("instance '{key}'"),
+        hint: "`dbaasctl list` shows the instances".into(),
+    }
+}
+
+/// An exclusive lock on config/instances.lock, released on drop.
+pub struct Lock {
+    file: File,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Closing the fd releases the flock too; unlock explicitly for clarity.
+        unsafe {
+            libc::flock(self.file.as_raw_fd(), libc::LOCK_UN);
+        }
+    }
+}
+
+pub fn lock(home: &Home) -> Result<Lock> {
+    let dir = home.config_dir();
+    std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+    let path = home.lock_path();
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .ctx(|| format!("opening {}", path.display()))?;
+    loop {
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc == 0 {
+            return Ok(Lock { file });
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::io(format!("locking {}", path.display()), err));
+        }
+    }
+}
+
+/// Reads the registry; a missing file is an empty registry. Readers take no
+/// lock: writers replace the file atomically, so a read sees old or new.
+pub fn load(home: &Home) -> Result<Registry> {
+    let path = home.registry_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Registry {
+                format: REGISTRY_FORMAT,
+                instances: vec![],
+            })
+        }
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Error::Failed(format!(
+            "the registry {} is not valid: {e}; restore it from a backup or fix it by hand",
+            path.display()
+        ))
+    })
+}
+
+/// Runs `edit` on the freshly read registry under the lock and saves the
+/// result atomically. The edit's error aborts without writing.
+pub fn update<T>(home: &Home, edit: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
+    let _lock = lock(home)?;
+    let mut reg = load(home)?;
+    let out = edit(&mut reg)?;
+    reg.format = REGISTRY_FORMAT;
+    save(&home.registry_path(), &reg)?;
+    Ok(out)
+}
+
+fn save(path: &Path, reg: &Registry) -> Result<()> {
+    let mut json = serde_json::to_vec_pretty(reg).expect("registry serializes");
+    json.push(b'\n');
+    write_atomic(path, &json, 0o600)
+}
+
+/// temp file in the same directory + fsync + rename + fsync of the directory,
+/// so a crash leaves either the old or the new file, never a torn one.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(format!("writing {}", path.display()), e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home() -> (tempdir::Dir, Home) {
+        let d = tempdir::Dir::new();
+        let mut h = Home::from_env().unwrap();
+        h.root = d.0.clone();
+        (d, h)
+    }
+
+    // A minimal temp dir (no extra crate): removed on drop.
+    mod tempdir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                let p = std::env::temp_dir().join(format!(
+                    "dbaas-unit-{}-{}",
+                    std::process::id(),
+                    rand::random::<u64>()
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    pub fn sample(id: &str, name: &str, port: u16) -> Instance {
+        Instance {
+            id: id.into(),
+            name: name.into(),
+            version: 15,
+            image: "dbaas/postgres:15".into(),
+            memory: 512 << 20,
+            cpus: 1.0,
+            port,
+            bind_address: "127.0.0.1".into(),
+            database: "app".into(),
+            user: "app".into(),
+            state: State::Running,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+            creator_pid: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn missing_file_is_empty() {
+        let (_d, h) = home();
+        assert!(load(&h).unwrap().instances.is_empty());
+    }
+
+    #[test]
+    fn update_round_trips_and_finds_by_id_or_name() {
+        let (_d, h) = home();
+        update(&h, |r| {
+            r.instances.push(sample("db_00000001", "one", 6000));
+            Ok(())
+        })
+        .unwrap();
+        let r = load(&h).unwrap();
+        assert_eq!(r.get("one").unwrap().id, "db_00000001");
+        assert_eq!(r.get("db_00000001").unwrap().name, "one");
+        assert!(matches!(r.get("two"), Err(Error::NotFound { .. })));
+        let mode = std::fs::metadata(h.registry_path()).unwrap().permissions();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn failed_edit_writes_nothing() {
+        let (_d, h) = home();
+        update(&h, |r| {
+            r.instances.push(sample("db_00000001", "one", 6000));
+            Ok(())
+        })
+        .unwrap();
+        let before = std::fs::read(h.registry_path()).unwrap();
+        let res: Result<()> = update(&h, |r| {
+            r.instances.clear();
+            Err(Error::Conflict("no".into()))
+        });
+        assert!(res.is_err());
+        assert_eq!(std::fs::read(h.registry_path()).unwrap(), before);
+    }
+
+    #[test]
+    fn concurrent_updates_do_not_lose_writes() {
+        let (_d, h) = home();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10 {
+                        update(&h, |r| {
+                            r.instances.push(sample(
+                                &format!("db_{t}{i}"),
+                                &format!("n{t}-{i}"),
+                                6000,
+                            ));
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(load(&h).unwrap().instances.len(), 80);
+    }
+
+    #[test]
+    fn corrupt_registry_is_a_clear_error() {
+        let (_d, h) = home();
+        std::fs::create_dir_all(h.config_dir()).unwrap();
+        std::fs::write(h.registry_path(), "{not json").unwrap();
+        let e = load(&h).unwrap_err().to_string();
+        assert!(e.contains("not valid"), "{e}");
+    }
+}

@@ -1,0 +1,384 @@
+//! Every user-supplied value is checked here before anything is changed. The
+//! accepted alphabets are narrow on purpose: a validated value is safe in YAML,
+//! in a shell word, in a file name and as a SQL identifier.
+
+use crate::error::{Error, Result};
+
+pub const SUPPORTED_VERSIONS: &[u32] = &[13, 15, 17];
+pub const DEFAULT_VERSION: u32 = 15;
+pub const MAX_NAME_LEN: usize = 63;
+pub const MIN_MEMORY: u64 = 64 * 1024 * 1024;
+
+/// Instance names: lowercase letters, digits and inner hyphens. No underscore,
+/// so a name can never look like an id (`db_...`).
+pub fn instance_name(name: &str) -> Result<()> {
+    let fix =
+        "use 1-63 characters: lowercase letters, digits and '-', starting with a letter or digit";
+    if name.is_empty() {
+        return Err(Error::invalid("name", format!("the name is empty; {fix}")));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(Error::invalid(
+            "name",
+            format!(
+                "'{}…' is longer than {MAX_NAME_LEN} characters",
+                &name[..20.min(name.len())]
+            ),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(Error::invalid(
+            "name",
+            format!(
+                "{} is not allowed in '{}'; {fix}",
+                describe_char(c),
+                printable(name)
+            ),
+        ));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(Error::invalid(
+            "name",
+            format!("'{name}' must not start or end with '-'; {fix}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Database and user names: SQL identifiers that need no quoting, and not
+/// the roles the instance reserves for itself.
+pub fn sql_name(field: &str, value: &str) -> Result<()> {
+    let fix =
+        "use 1-63 characters: lowercase letters, digits and '_', starting with a letter or '_'";
+    if value.is_empty() || value.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("must be 1-63 characters; {fix}"),
+        ));
+    }
+    let mut chars = value.chars();
+    let first = chars.next().unwrap_or('0');
+    if !(first.is_ascii_lowercase() || first == '_')
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(Error::invalid(
+            field,
+            format!("'{}' is not allowed; {fix}", printable(value)),
+        ));
+    }
+    const RESERVED: &[&str] = &[
+        "postgres",
+        "template0",
+        "template1",
+        "public",
+        "dbaas_monitor",
+        "pg_monitor",
+    ];
+    if RESERVED.contains(&value) || value.starts_with("pg_") {
+        return Err(Error::invalid(
+            field,
+            format!("'{value}' is reserved by PostgreSQL or dbaas; choose another name"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn version(v: &str) -> Result<u32> {
+    let supported = SUPPORTED_VERSIONS
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    v.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| SUPPORTED_VERSIONS.contains(n))
+        .ok_or_else(|| {
+            Error::invalid(
+                "version",
+                format!(
+                    "PostgreSQL '{}' is not supported; use one of {supported}",
+                    printable(v)
+                ),
+            )
+        })
+}
+
+/// Parses a memory size like `512m`, `1g`, `1.5g`, `256MiB` into bytes and
+/// checks it against PostgreSQL's practical minimum and the host's memory.
+pub fn memory(s: &str, host_total: u64) -> Result<u64> {
+    let fix = "use a size like 512m or 2g (units b, k, m, g, t)";
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" if unit.is_empty() || unit == "b" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => {
+            return Err(Error::invalid(
+                "memory",
+                format!("'{}' has an unknown unit; {fix}", printable(s)),
+            ))
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && !num.is_empty())
+        .ok_or_else(|| {
+            Error::invalid("memory", format!("'{}' is not a size; {fix}", printable(s)))
+        })?;
+    let bytes = n * mult as f64;
+    if bytes < MIN_MEMORY as f64 {
+        return Err(Error::invalid(
+            "memory",
+            format!(
+                "'{}' is below the minimum of 64m that PostgreSQL needs",
+                printable(s)
+            ),
+        ));
+    }
+    if bytes > host_total as f64 {
+        return Err(Error::invalid(
+            "memory",
+            format!(
+                "'{}' is more than this host's {} of memory",
+                printable(s),
+                format_bytes(host_total)
+            ),
+        ));
+    }
+    Ok(bytes as u64)
+}
+
+pub fn cpus(s: &str, host_cpus: usize) -> Result<f64> {
+    let n: f64 = s
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+        .ok_or_else(|| {
+            Error::invalid(
+                "cpus",
+                format!("'{}' is not a number; use e.g. 0.5 or 1.0", printable(s)),
+            )
+        })?;
+    if n < 0.01 {
+        return Err(Error::invalid(
+            "cpus",
+            format!("'{}' must be at least 0.01", printable(s)),
+        ));
+    }
+    if n > host_cpus as f64 {
+        return Err(Error::invalid(
+            "cpus",
+            format!(
+                "'{}' is more than this host's {host_cpus} CPUs",
+                printable(s)
+            ),
+        ));
+    }
+    // Docker takes CPUs in units of 1e-9; keep two decimals for readability.
+    Ok((n * 100.0).round() / 100.0)
+}
+
+pub fn port(p: u32) -> Result<u16> {
+    if p == 0 || p > 65535 {
+        return Err(Error::invalid(
+            "port",
+            format!("{p} is out of range; use a port from 1024 to 65535"),
+        ));
+    }
+    if p < 1024 {
+        return Err(Error::invalid(
+            "port",
+            format!("{p} is a privileged port; use a port from 1024 to 65535"),
+        ));
+    }
+    Ok(p as u16)
+}
+
+/// DBAAS_IMAGE must be a plain image reference with an optional `{version}`.
+pub fn image_template(s: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s.replace("{version}", "1")
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | ':' | '.' | '-' | '_' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "DBAAS_IMAGE",
+            format!(
+                "'{}' is not an image reference like dbaas/postgres:{{version}}",
+                printable(s)
+            ),
+        ))
+    }
+}
+
+/// Human form of a byte count in Docker's units: 512m, 2g, 1536m.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: &[(u64, &str)] = &[
+        (1 << 40, "t"),
+        (1 << 30, "g"),
+        (1 << 20, "m"),
+        (1 << 10, "k"),
+    ];
+    for (size, unit) in UNITS {
+        if b >= *size && b % size == 0 {
+            return format!("{}{unit}", b / size);
+        }
+    }
+    format!("{b}b")
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".into(),
+        '\n' | '\r' => "a newline".into(),
+        '/' => "'/'".into(),
+        c if c.is_ascii_uppercase() => format!("uppercase '{c}'"),
+        c if c.is_control() => format!("control character U+{:04X}", c as u32),
+        c => format!("'{c}'"),
+    }
+}
+
+/// Echoes user input back without control characters.
+fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(40)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn names() {
+        for ok in ["demo", "a", "my-db-2", "0abc", &"a".repeat(63)] {
+            instance_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "",
+            "Demo",
+            "my db",
+            "a'b",
+            "a\"b",
+            "a/b",
+            "..",
+            "a..b",
+            "a:b",
+            "a#b",
+            "{a}",
+            "a\nb",
+            "-a",
+            "a-",
+            "db_1234",
+            "a*b",
+            "a&b",
+            "[x]",
+            "é",
+            &"a".repeat(64),
+        ] {
+            let e = instance_name(bad).unwrap_err();
+            assert!(
+                matches!(e, Error::Invalid { ref field, .. } if field == "name"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn sql_names() {
+        sql_name("user", "app").unwrap();
+        sql_name("database", "_x1").unwrap();
+        for bad in [
+            "",
+            "App",
+            "1abc",
+            "a-b",
+            "postgres",
+            "pg_foo",
+            "a;b",
+            &"a".repeat(64),
+        ] {
+            assert!(sql_name("user", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(version("15").unwrap(), 15);
+        for bad in ["14", "abc", "", "15.1", "-15"] {
+            assert!(version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(memory("512m", 16 * GIB).unwrap(), 512 << 20);
+        assert_eq!(memory("1g", 16 * GIB).unwrap(), GIB);
+        assert_eq!(memory("1G", 16 * GIB).unwrap(), GIB);
+        assert_eq!(memory("256MiB", 16 * GIB).unwrap(), 256 << 20);
+        assert_eq!(memory("1.5g", 16 * GIB).unwrap(), 3 * (GIB / 2));
+        for bad in [
+            "abc", "0", "-1g", "1000000t", "", "1x", "12", "m", "1..2g", "nan",
+        ] {
+            let e = memory(bad, 16 * GIB).unwrap_err();
+            assert!(e.to_string().contains("memory"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cpu_counts() {
+        assert_eq!(cpus("1.0", 2).unwrap(), 1.0);
+        assert_eq!(cpus("0.5", 2).unwrap(), 0.5);
+        for bad in ["0", "-1", "99999", "abc", "", "inf", "NaN"] {
+            assert!(cpus(bad, 2).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(port(5432).unwrap(), 5432);
+        for bad in [0, 80, 1023, 65536, 100000] {
+            assert!(port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bytes_format() {
+        assert_eq!(format_bytes(512 << 20), "512m");
+        assert_eq!(format_bytes(1 << 30), "1g");
+        assert_eq!(format_bytes(1536 << 20), "1536m");
+    }
+
+    #[test]
+    fn image_templates() {
+        image_template("dbaas/postgres:{version}").unwrap();
+        image_template("postgres:{version}").unwrap();
+        assert!(image_template("x y").is_err());
+        assert!(image_template("a\"b").is_err());
+    }
+}
