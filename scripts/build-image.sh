@@ -28,16 +28,21 @@ mmdebstrap --quiet --variant=minbase --include="postgresql-$v" \
     "$suite" - "deb $mirror $suite main" \
   | docker import - "dbaas/postgres-rootfs:$v" >/dev/null
 # The image's metadata, in a Dockerfile read from stdin (no build context).
-DOCKER_BUILDKIT=0 docker build --quiet -t "$tag" - >/dev/null <<DOCKERFILE
+build_log=$(mktemp)
+DOCKER_BUILDKIT=0 docker build --quiet -t "$tag" - >/dev/null 2>"$build_log" <<DOCKERFILE || { cat "$build_log" >&2; die "docker build of $tag failed"; }
 FROM dbaas/postgres-rootfs:$v
 ENV PG_MAJOR=$v
 ENV PATH=/usr/lib/postgresql/$v/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ENV PGDATA=/var/lib/postgresql/data
 ENV LANG=C.UTF-8
-LABEL dbaas.image=postgres dbaas.pg_major=$v
+LABEL dbaas.image=postgres dbaas.pg_major=$v dbaas.entrypoint_sha=$(entrypoint_sha)
 STOPSIGNAL SIGINT
 EXPOSE 5432
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["postgres"]
 DOCKERFILE
+rm -f "$build_log"
+# Only the final image is kept; superseded builds are removed.
+docker rmi "dbaas/postgres-rootfs:$v" >/dev/null
+docker image prune -f --filter label=dbaas.image=postgres >/dev/null
 say "built $tag in $(( $(date +%s) - start )) s ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%d MB", $1/1e6}'))"

@@ -54,7 +54,9 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     printf 'host all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
 
     # A temporary server on the unix socket only: nothing outside the container
-    # can connect before the init scripts have run.
+    # can connect before the init scripts have run. As PID 1, bash ignores
+    # signals it does not trap: stop promptly when asked during init.
+    trap 'pg_ctl -D "$PGDATA" -m immediate -s stop >/dev/null 2>&1; exit 143' INT TERM
     pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w -s start
     psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc -q)
     if [ "$POSTGRES_DB" != 'postgres' ]; then
@@ -70,6 +72,7 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         esac
     done
     pg_ctl -D "$PGDATA" -m fast -w -s stop
+    trap - INT TERM
     echo "entrypoint: init complete; starting PostgreSQL"
 fi
 

@@ -36,3 +36,9 @@ suite_for_version() {
 }
 
 SUPPORTED_VERSIONS="13 15 17"
+
+# Images carry the hash of the entrypoint they were built with, so that
+# setup-host.sh rebuilds them when the entrypoint changes.
+entrypoint_sha() {
+    sha256sum "$(dirname "${BASH_SOURCE[0]}")/docker-entrypoint.sh" | cut -c1-16
+}

@@ -49,7 +49,8 @@ fi
 
 # 3. The images.
 for v in ${VERSIONS:-$SUPPORTED_VERSIONS}; do
-    if docker image inspect "dbaas/postgres:$v" >/dev/null 2>&1; then
+    have=$(docker image inspect -f '{{ index .Config.Labels "dbaas.entrypoint_sha" }}' "dbaas/postgres:$v" 2>/dev/null || true)
+    if [ "$have" = "$(entrypoint_sha)" ]; then
         say "image dbaas/postgres:$v present"
     else
         "$here/build-image.sh" "$v"

@@ -279,9 +279,9 @@ pub async fn run(home: &Home, fix: bool) -> Result<Vec<Finding>> {
 
 /// Exit status of `doctor`: failing when any error is left unfixed.
 pub fn has_errors(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| {
-        f.level == "error" && !f.fixed.as_deref().is_some_and(|s| !s.starts_with("failed"))
-    })
+    findings
+        .iter()
+        .any(|f| f.level == "error" && f.fixed.as_deref().is_none_or(|s| s.starts_with("failed")))
 }
 
 pub fn as_error(findings: &[Finding]) -> Option<Error> {

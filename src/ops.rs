@@ -19,11 +19,13 @@ pub const DEFAULT_CPUS: &str = "1.0";
 pub const DEFAULT_DATABASE: &str = "app";
 pub const DEFAULT_USER: &str = "app";
 /// Pause between readiness probes: short, since a probe is one TCP connect.
-const READY_POLL: Duration = Duration::from_millis(50);
+pub const READY_POLL: Duration = Duration::from_millis(50);
 /// How often the readiness loop asks docker whether the container died.
 const READY_CONTAINER_CHECK: Duration = Duration::from_secs(2);
 const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
-const READY_FIRST_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+pub const READY_FIRST_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+type PsMap = HashMap<String, Vec<Container>>;
 
 /// What a user asks for; every field is validated by `validate_create`.
 #[derive(Debug, Clone, Default)]
@@ -282,7 +284,7 @@ pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<
     let deadline = Instant::now() + home.ready_timeout;
     let mut next_check = Instant::now() + READY_CONTAINER_CHECK;
     let mut probe_timeout = READY_FIRST_PROBE_TIMEOUT;
-    let mut check: Option<tokio::task::JoinHandle<Result<HashMap<String, Vec<Container>>>>> = None;
+    let mut check: Option<tokio::task::JoinHandle<Result<PsMap>>> = None;
     loop {
         // The async client, so that a probe stuck in the docker proxy can be
         // abandoned: later probes get more time in case the host is busy.
@@ -352,7 +354,7 @@ pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<
 }
 
 /// One connection as the app user and `SELECT 1`.
-async fn probe(cfg: postgres::Config) -> std::result::Result<(), String> {
+pub async fn probe(cfg: postgres::Config) -> std::result::Result<(), String> {
     let mut tcfg = tokio_postgres::Config::new();
     tcfg.host(match cfg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h,

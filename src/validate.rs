@@ -237,7 +237,7 @@ pub fn format_bytes(b: u64) -> String {
         (1 << 10, "k"),
     ];
     for (size, unit) in UNITS {
-        if b >= *size && b % size == 0 {
+        if b >= *size && b.is_multiple_of(*size) {
             return format!("{}{unit}", b / size);
         }
     }

@@ -1,0 +1,37 @@
+# dbaas: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+DBAASCTL := target/release/dbaasctl
+
+.PHONY: all setup build demo test unit integration lint bench clean
+
+all: build
+
+## setup: install Compose v2 and mmdebstrap if missing, build the images (idempotent)
+setup:
+	bash scripts/setup-host.sh
+
+## build: the release binary
+build:
+	$(CARGO) build --release --locked
+
+## demo: set up the host, build, create an instance named demo, print its connection string
+demo: setup build
+	@if $(DBAASCTL) show demo >/dev/null 2>&1; then $(DBAASCTL) up demo; else $(DBAASCTL) create demo >/dev/null; fi
+	@$(DBAASCTL) url demo
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+## test: everything CI runs, from a fresh clone: host setup, lint, unit and integration tests
+test: setup lint
+	$(CARGO) test --locked -- --test-threads=4
+
+## bench: provisioning benchmark (prints figures; see README)
+bench: setup build
+	bash scripts/bench-provision.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,277 @@
+//! Provisioning benchmark: prints figures next to baselines measured in the
+//! same run. Not a test: nothing here passes or fails on time.
+//!
+//!   (a) `dbaasctl create` until the app user connects      vs
+//!   (b) `docker run` of the same image and environment until the first
+//!       connection as the app user (the floor), and the ratio a/b;
+//!   (c) `dbaasctl list` with 20 instances                   vs `docker ps`;
+//!   (d) `dbaasctl --help`                                   vs `/bin/true`.
+//!
+//! Run: `make bench` or `cargo bench --bench provision`. REPEATS (default 5),
+//! LIST_INSTANCES (default 20) and BENCH_PORT_BASE (default 30000) tune it.
+
+use dbaas::ops::{probe, READY_FIRST_PROBE_TIMEOUT, READY_POLL};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dbaasctl");
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+struct Home {
+    root: PathBuf,
+    range: String,
+}
+
+impl Home {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("DBAAS_HOME", &self.root)
+            .env("DBAAS_PORT_RANGE", &self.range)
+            .stdin(Stdio::null());
+        c
+    }
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().expect("run dbaasctl");
+        assert!(
+            out.status.success(),
+            "dbaasctl {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(self.root.join("instances")) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.cmd(&["destroy", &id, "--yes"]).output();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Polls like `dbaasctl create` does until the app user connects.
+fn wait_connect(rt: &tokio::runtime::Runtime, port: u16, password: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    rt.block_on(async {
+        let mut t = READY_FIRST_PROBE_TIMEOUT;
+        loop {
+            let mut cfg = postgres::Config::new();
+            cfg.host("127.0.0.1")
+                .port(port)
+                .user("app")
+                .password(password)
+                .dbname("app");
+            match tokio::time::timeout(t, probe(cfg)).await {
+                Ok(Ok(())) => return,
+                Ok(Err(_)) => {}
+                Err(_) => t = (t * 2).min(Duration::from_secs(4)),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "floor container never became ready"
+            );
+            tokio::time::sleep(READY_POLL).await;
+        }
+    });
+}
+
+fn floor_once(rt: &tokio::runtime::Runtime, scratch: &Path, port: u16) -> Duration {
+    let scripts = scratch.join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    for (name, body) in dbaas::provision::INIT_SCRIPTS {
+        std::fs::write(scripts.join(name), body).unwrap();
+    }
+    let name = format!("dbaas-bench-floor-{port}");
+    let publish = format!("127.0.0.1:{port}:5432");
+    let mount = format!("{}:/docker-entrypoint-initdb.d:ro", scripts.display());
+    let data = scratch.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let data_mount = format!("{}:/var/lib/postgresql/data", data.display());
+    let start = Instant::now();
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            &publish,
+            "-v",
+            &mount,
+            "-v",
+            &data_mount,
+        ])
+        .args(["-e", "POSTGRES_PASSWORD=superpw", "-e", "POSTGRES_DB=app"])
+        .args(["-e", "DBAAS_APP_USER=app", "-e", "DBAAS_APP_PASSWORD=apppw"])
+        .args([
+            "-e",
+            "DBAAS_MONITOR_USER=dbaas_monitor",
+            "-e",
+            "DBAAS_MONITOR_PASSWORD=monpw",
+        ])
+        .args(["--memory", "512m", "--cpus", "1.0", "dbaas/postgres:15"])
+        .args([
+            "postgres",
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_connect(rt, port, "apppw");
+    let took = start.elapsed();
+    let _ = Command::new("docker")
+        .args(["rm", "-f", "-v", &name])
+        .output();
+    let _ = std::fs::remove_dir_all(scratch);
+    took
+}
+
+fn time_cmd(mut c: Command) -> Duration {
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let start = Instant::now();
+    let st = c.status().unwrap();
+    let took = start.elapsed();
+    assert!(st.success());
+    took
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is accepted.
+    let repeats = env_num("REPEATS", 5).max(1) as usize;
+    let list_n = env_num("LIST_INSTANCES", 20) as usize;
+    let base = env_num("BENCH_PORT_BASE", 30000) as u16;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let root = std::env::temp_dir().join(format!("dbaas-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let home = Home {
+        root: root.clone(),
+        range: format!("{}-{}", base, base + 99),
+    };
+    println!(
+        "dbaas provisioning benchmark: {repeats} repeats, PostgreSQL 15, {} CPUs",
+        dbaas::ops::host_cpus()
+    );
+
+    // (a) and (b), interleaved so both see the same machine state.
+    let mut creates = vec![];
+    let mut floors = vec![];
+    for i in 0..repeats {
+        let name = format!("bench-{i}");
+        let start = Instant::now();
+        home.run(&["create", &name]);
+        creates.push(start.elapsed());
+        home.run(&["destroy", &name, "--yes"]);
+        floors.push(floor_once(
+            &rt,
+            &root.join(format!("floor-{i}")),
+            base + 100,
+        ));
+    }
+    let (a, b) = (median(creates.clone()), median(floors.clone()));
+    println!(
+        "(a) dbaasctl create -> app user connects: median {} (runs: {})",
+        ms(a),
+        list(&creates)
+    );
+    println!(
+        "(b) docker run      -> app user connects: median {} (runs: {})",
+        ms(b),
+        list(&floors)
+    );
+    println!(
+        "    ratio a/b = {:.2}  (target <= 1.5)",
+        a.as_secs_f64() / b.as_secs_f64()
+    );
+
+    // (c) list with N instances: created 4 at a time.
+    let names: Vec<String> = (0..list_n).map(|i| format!("list-{i}")).collect();
+    for chunk in names.chunks(4) {
+        let children: Vec<_> = chunk
+            .iter()
+            .map(|n| {
+                home.cmd(&["create", n, "--memory", "128m", "--cpus", "0.25"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let listed = home.run(&["list", "--json"]);
+    let count = serde_json::from_str::<serde_json::Value>(&listed)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(count, list_n);
+    let lists: Vec<Duration> = (0..21).map(|_| time_cmd(home.cmd(&["list"]))).collect();
+    let ps: Vec<Duration> = (0..21)
+        .map(|_| {
+            let mut c = Command::new("docker");
+            c.args([
+                "ps",
+                "-a",
+                "--filter",
+                "label=dbaas.instance",
+                "--format",
+                "{{json .}}",
+            ]);
+            time_cmd(c)
+        })
+        .collect();
+    println!(
+        "(c) dbaasctl list, {list_n} instances: median {}   baseline docker ps: median {}  (target <= 150 ms)",
+        ms(median(lists)),
+        ms(median(ps))
+    );
+
+    // (d) commands that call nothing.
+    let helps: Vec<Duration> = (0..51).map(|_| time_cmd(home.cmd(&["--help"]))).collect();
+    let trues: Vec<Duration> = (0..51).map(|_| time_cmd(Command::new("true"))).collect();
+    println!(
+        "(d) dbaasctl --help: median {}   baseline true: median {}  (target <= 10 ms)",
+        ms(median(helps)),
+        ms(median(trues))
+    );
+}
+
+fn list(v: &[Duration]) -> String {
+    v.iter()
+        .map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

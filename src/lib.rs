@@ -1,0 +1,14 @@
+//! dbaas: self-hosted PostgreSQL instances on one Docker host. The library
+//! holds everything below the command line, shared by `dbaasctl` (CLI and
+//! server), the integration tests and the benchmarks.
+
+pub mod compose;
+pub mod doctor;
+pub mod error;
+pub mod home;
+pub mod oplog;
+pub mod ops;
+pub mod provision;
+pub mod registry;
+pub mod secrets;
+pub mod validate;
