@@ -215,7 +215,7 @@ fn main() {
         let children: Vec<_> = chunk
             .iter()
             .map(|n| {
-                home.cmd(&["create", n, "--memory", "128m", "--cpus", "0.25"])
+                home.cmd(&["create", n, "--memory", "256m"])
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
                     .spawn()

@@ -6,6 +6,10 @@
 # runs as the postgres user.
 set -Eeo pipefail
 
+# As PID 1, bash ignores signals it does not trap: without this, `docker stop`
+# during first init would wait for its whole grace period.
+trap 'exit 143' INT TERM
+
 : "${PGDATA:=/var/lib/postgresql/data}"
 export PGDATA
 
@@ -43,9 +47,11 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         echo >&2 "       set POSTGRES_PASSWORD (or POSTGRES_HOST_AUTH_METHOD=trust)"
         exit 1
     fi
+    # In the background with `wait`, so that a stop signal interrupts it.
     # shellcheck disable=SC2086
     initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
-        --auth-local=trust --auth-host="$auth" $POSTGRES_INITDB_ARGS >/dev/null
+        --auth-local=trust --auth-host="$auth" $POSTGRES_INITDB_ARGS >/dev/null &
+    wait $!
     {
         echo
         echo "listen_addresses = '*'"
@@ -54,8 +60,8 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     printf 'host all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
 
     # A temporary server on the unix socket only: nothing outside the container
-    # can connect before the init scripts have run. As PID 1, bash ignores
-    # signals it does not trap: stop promptly when asked during init.
+    # can connect before the init scripts have run. Stopped at once when the
+    # container is asked to stop during init.
     trap 'pg_ctl -D "$PGDATA" -m immediate -s stop >/dev/null 2>&1; exit 143' INT TERM
     pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w -s start
     psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc -q)
@@ -72,7 +78,7 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         esac
     done
     pg_ctl -D "$PGDATA" -m fast -w -s stop
-    trap - INT TERM
+    trap 'exit 143' INT TERM
     echo "entrypoint: init complete; starting PostgreSQL"
 fi
 

@@ -2,20 +2,11 @@
 //! or the error with its cause chain, and exit with the error kind's code.
 
 mod cli;
-mod compose;
-mod doctor;
-mod error;
-mod home;
-mod oplog;
-mod ops;
-mod provision;
-mod registry;
-mod secrets;
-mod validate;
 
 use cli::{Cli, Command};
-use error::{Error, Result};
-use home::Home;
+use dbaas::error::{Error, Result};
+use dbaas::home::Home;
+use dbaas::{compose, doctor, ops, provision, registry};
 use std::io::{BufRead, IsTerminal, Write};
 
 fn main() {
@@ -57,7 +48,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
     match cmd {
         Command::Create(c) => {
             let json = c.json;
-            let created = ops::create(
+            let create = ops::create(
                 home,
                 ops::CreateRequest {
                     name: c.name,
@@ -69,8 +60,16 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
                     user: c.user,
                     keep_on_failure: c.keep_on_failure,
                 },
-            )
-            .await?;
+            );
+            let created = tokio::select! {
+                r = create => r?,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("interrupted: rolling back");
+                    let undone = ops::abandon_own_creates(home).await?;
+                    eprintln!("rolled back {}", if undone.is_empty() { "nothing".to_string() } else { undone.join(", ") });
+                    return Ok(130);
+                }
+            };
             if json {
                 print_json(&created);
             } else {

@@ -600,6 +600,23 @@ fn remove_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// Rolls back the creates this process started and did not finish: called
+/// when the user interrupts `create` (Ctrl-C), so nothing half-made is left.
+pub async fn abandon_own_creates(home: &Home) -> Result<Vec<String>> {
+    let me = std::process::id();
+    let reg = registry::load(home)?;
+    let mine: Vec<String> = reg
+        .instances
+        .iter()
+        .filter(|i| i.state == State::Creating && i.creator_pid == Some(me))
+        .map(|i| i.id.clone())
+        .collect();
+    for id in &mine {
+        remove_instance(home, id, false).await?;
+    }
+    Ok(mine)
+}
+
 /// Whether the process that is creating an instance still runs.
 pub fn creator_alive(inst: &Instance) -> bool {
     let Some(pid) = inst.creator_pid else {

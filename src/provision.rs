@@ -39,6 +39,8 @@ pub struct ComposeFile<'a> {
     pub cpus: String,
     pub database: &'a str,
     pub user: &'a str,
+    pub shared_buffers: String,
+    pub effective_cache_size: String,
 }
 
 /// The secrets of one instance, kept only in instances/<id>/.env (0600).
@@ -78,6 +80,10 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
         cpus: format!("{}", inst.cpus),
         database: &inst.database,
         user: &inst.user,
+        // A quarter of the limit for shared buffers (PostgreSQL's usual
+        // advice), at least 16MB; the planner may assume three quarters cached.
+        shared_buffers: format!("{}MB", (inst.memory / 4 >> 20).max(16)),
+        effective_cache_size: format!("{}MB", (inst.memory * 3 / 4 >> 20).max(16)),
     }
     .render()
     .expect("compose template renders")
@@ -197,6 +203,17 @@ mod tests {
         assert_eq!(db["cpus"].as_f64(), Some(1.5));
         assert_eq!(db["env_file"].as_str(), Some(".env"));
         assert_eq!(db["healthcheck"]["test"][1].as_str(), Some("pg_isready"));
+        let command: Vec<&str> = db["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(command.contains(&"shared_buffers=128MB"), "{command:?}");
+        assert!(
+            command.contains(&"effective_cache_size=384MB"),
+            "{command:?}"
+        );
         assert!(
             db["healthcheck"].get("start_interval").is_none(),
             "needs Engine 25"

@@ -5,13 +5,13 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-/// Starts a create and SIGKILLs it once its containers exist (the worst
+/// Starts a create and returns it once its containers exist (the worst
 /// moment: registry entry, directory and containers, no readiness yet).
-fn killed_create(h: &TestHome, name: &str) -> String {
+fn create_until_containers_exist(h: &TestHome, name: &str) -> (std::process::Child, String) {
     let mut child = h
         .command(&["create", name])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -32,9 +32,33 @@ fn killed_create(h: &TestHome, name: &str) -> String {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    (child, id)
+}
+
+fn killed_create(h: &TestHome, name: &str) -> String {
+    let (mut child, id) = create_until_containers_exist(h, name);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     id
+}
+
+#[test]
+fn interrupted_create_rolls_back() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("sigint");
+    let (child, id) = create_until_containers_exist(&h, "ctrlc");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("rolled back") && err.contains(&id), "{err}");
+    assert!(h.containers_of(&id).is_empty());
+    assert!(h.instance_dirs().is_empty());
+    assert_eq!(h.registry()["instances"].as_array().unwrap().len(), 0);
 }
 
 #[test]
