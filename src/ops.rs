@@ -178,6 +178,7 @@ async fn provision_and_start(home: &Home, inst: &Instance, creds: &Credentials) 
         provision::provision(&dir, inst, creds, &tag)
     })
     .await?;
+    let _slot = oplog::step(home, &inst.id, "create.wait_slot", ProvisionSlot::acquire()).await?;
     oplog::step(
         home,
         &inst.id,
@@ -192,6 +193,46 @@ async fn provision_and_start(home: &Home, inst: &Instance, creds: &Credentials) 
         wait_ready(home, inst, &creds.app_password),
     )
     .await
+}
+
+/// A host-wide limit on instances initializing at once (DBAAS_PROVISION_SLOTS,
+/// default: the number of CPUs). initdb is CPU- and file-heavy; on a small
+/// host, ten at once take several times longer in total than two at a time.
+/// A slot is an flock on a file shared by every dbaasctl process of the host,
+/// released by the kernel even if the holder is killed.
+pub struct ProvisionSlot {
+    _file: std::fs::File,
+}
+
+impl ProvisionSlot {
+    pub async fn acquire() -> Result<ProvisionSlot> {
+        use std::os::unix::io::AsRawFd;
+        let slots = std::env::var("DBAAS_PROVISION_SLOTS")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(host_cpus);
+        let dir = std::env::temp_dir().join(format!("dbaas-provision-slots-{}", unsafe {
+            libc::geteuid()
+        }));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        loop {
+            for i in 0..slots {
+                let path = dir.join(format!("slot-{i}"));
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                    return Ok(ProvisionSlot { _file: file });
+                }
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
 }
 
 /// Under the registry lock: the name is free, the port is free (registry and

@@ -82,8 +82,8 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
         user: &inst.user,
         // A quarter of the limit for shared buffers (PostgreSQL's usual
         // advice), at least 16MB; the planner may assume three quarters cached.
-        shared_buffers: format!("{}MB", (inst.memory / 4 >> 20).max(16)),
-        effective_cache_size: format!("{}MB", (inst.memory * 3 / 4 >> 20).max(16)),
+        shared_buffers: format!("{}MB", ((inst.memory / 4) >> 20).max(16)),
+        effective_cache_size: format!("{}MB", ((inst.memory * 3 / 4) >> 20).max(16)),
     }
     .render()
     .expect("compose template renders")
