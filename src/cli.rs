@@ -26,6 +26,7 @@ pub enum Command {
     Logs(Logs),
     Psql(Psql),
     Doctor(Doctor),
+    Serve(Serve),
 }
 
 #[derive(FromArgs, Debug)]
@@ -174,4 +175,14 @@ pub struct Doctor {
     /// print JSON
     #[argh(switch)]
     pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Run the REST API (OpenAPI at /openapi.json, Swagger UI at /docs, ReDoc at
+/// /redoc). Every other route needs `Authorization: Bearer <token>`.
+#[argh(subcommand, name = "serve")]
+pub struct Serve {
+    /// address to listen on (default 127.0.0.1:8000)
+    #[argh(option, default = "String::from(\"127.0.0.1:8000\")")]
+    pub listen: String,
 }

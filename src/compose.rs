@@ -250,6 +250,8 @@ impl Container {
     }
 }
 
+const PS_FORMAT: &str = r#"{"Names":{{json .Names}},"State":{{json .State}},"Status":{{json .Status}},"Labels":{{json .Labels}}}"#;
+
 #[derive(Deserialize)]
 struct PsLine {
     #[serde(rename = "Names")]
@@ -274,7 +276,9 @@ pub async fn ps(
     if let Some(f) = &inst_filter {
         args.extend(["--filter", f.as_str()]);
     }
-    args.extend(["--format", "{{json .}}"]);
+    // Only the fields needed: `{{json .}}` would make docker compute every
+    // container's disk usage, which takes seconds on fuse-overlayfs.
+    args.extend(["--format", PS_FORMAT]);
     let out = docker(home, &args, None, QUICK_TIMEOUT).await?;
     Ok(parse_ps(&out.stdout))
 }

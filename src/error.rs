@@ -93,6 +93,34 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Short machine-readable code, used in the API's error shape.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid { .. } => "invalid",
+            Error::NotFound { .. } => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Docker(_) => "docker_unavailable",
+            Error::Compose(_) => "docker_failed",
+            Error::Timeout { .. } => "timeout",
+            Error::Io { .. } => "io",
+            Error::Failed(_) => "failed",
+        }
+    }
+
+    /// HTTP status for the API: the same kinds as the exit codes.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Invalid { .. } => 400,
+            Error::NotFound { .. } => 404,
+            Error::Conflict(_) => 409,
+            Error::Docker(_) => 503,
+            Error::Compose(_) | Error::Io { .. } | Error::Failed(_) => 500,
+            Error::Timeout { .. } => 504,
+        }
+    }
+}
+
 /// Adds context to io errors in one call.
 pub trait IoContext<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;

@@ -2,6 +2,7 @@
 //! holds everything below the command line, shared by `dbaasctl` (CLI and
 //! server), the integration tests and the benchmarks.
 
+pub mod api;
 pub mod compose;
 pub mod doctor;
 pub mod error;

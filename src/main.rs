@@ -179,6 +179,15 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             }
             return compose::interactive(home, &args, &dir);
         }
+        Command::Serve(c) => {
+            let addr: std::net::SocketAddr = c.listen.parse().map_err(|_| {
+                Error::invalid(
+                    "listen",
+                    format!("'{}' is not an address like 127.0.0.1:8000", c.listen),
+                )
+            })?;
+            dbaas::api::serve(home.clone(), addr).await?;
+        }
         Command::Doctor(c) => {
             let findings = doctor::run(home, c.fix).await?;
             if c.json {

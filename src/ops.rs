@@ -25,7 +25,7 @@ const READY_CONTAINER_CHECK: Duration = Duration::from_secs(2);
 const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 pub const READY_FIRST_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
-type PsMap = HashMap<String, Vec<Container>>;
+pub type PsMap = HashMap<String, Vec<Container>>;
 
 /// What a user asks for; every field is validated by `validate_create`.
 #[derive(Debug, Clone, Default)]
@@ -98,31 +98,83 @@ pub fn host_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Created {
     pub instance: InstanceView,
     pub password: String,
     pub url: String,
 }
 
+/// What to do when provisioning fails after the registry entry exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Remove containers, directory and registry entry.
+    RollBack,
+    /// Keep everything for debugging, recorded as `failed`.
+    Keep,
+    /// Remove containers and directory, keep the entry as `failed` with the
+    /// reason, so that an API client polling the instance learns why.
+    RollBackRecord,
+}
+
+/// An instance allocated and recorded as `creating`, not yet provisioned.
+pub struct Pending {
+    pub instance: Instance,
+    creds: Credentials,
+    started: Instant,
+}
+
+impl Pending {
+    pub fn password(&self) -> &str {
+        &self.creds.app_password
+    }
+}
+
 /// Validate, allocate under the lock, provision, `compose up`, wait until the
-/// app user connects, record `running`. Any failure after the registry entry
-/// exists rolls everything back, unless `keep_on_failure`.
+/// app user can connect, record `running`. Any failure after the registry
+/// entry exists rolls everything back, unless `keep_on_failure`.
 pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
-    let v = validate_create(&req)?;
+    let on_failure = if req.keep_on_failure {
+        OnFailure::Keep
+    } else {
+        OnFailure::RollBack
+    };
+    let pending = create_begin(home, &req).await?;
+    create_finish(home, pending, on_failure).await
+}
+
+/// The quick, synchronous part of create: validation, the Docker preflight
+/// and the allocation under the registry lock. Errors here change nothing.
+pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
+    let v = validate_create(req)?;
     let image = home.image_for(v.version);
     compose::preflight(home, &image).await?;
-
     let started = Instant::now();
     let inst = blocking({
         let home = home.clone();
         move || allocate(&home, &v, &image)
     })
     .await?;
-    let id = inst.id.clone();
-    oplog::record(home, &id, "create.allocate", started.elapsed(), "ok");
+    oplog::record(home, &inst.id, "create.allocate", started.elapsed(), "ok");
+    Ok(Pending {
+        instance: inst,
+        creds: Credentials::generate(),
+        started,
+    })
+}
 
-    let creds = Credentials::generate();
+/// Provision, start, wait for readiness; on failure apply `on_failure`.
+pub async fn create_finish(
+    home: &Home,
+    pending: Pending,
+    on_failure: OnFailure,
+) -> Result<Created> {
+    let Pending {
+        instance: inst,
+        creds,
+        started,
+    } = pending;
+    let id = inst.id.clone();
     let result = provision_and_start(home, &inst, &creds).await;
     match result {
         Ok(()) => {
@@ -142,31 +194,46 @@ pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
         }
         Err(e) => {
             oplog::record(home, &id, "create", started.elapsed(), "failed");
-            if req.keep_on_failure {
-                let msg = e.to_string();
-                let _ = blocking({
-                    let home = home.clone();
-                    let id = id.clone();
-                    move || set_state(&home, &id, State::Failed, Some(msg))
-                })
-                .await;
-                return Err(Error::Failed(format!(
-                    "creating '{}' ({id}) failed; kept for debugging in {} (`dbaasctl destroy {id}` removes it):\n{e}",
-                    inst.name,
-                    home.instance_dir(&id).display()
-                )));
-            }
-            let rollback = remove_instance(home, &id, false).await;
-            let note = match rollback {
-                Ok(()) => {
-                    "rolled back: no containers, directory or registry entry left".to_string()
-                }
-                Err(r) => format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up"),
+            let record_failed = |msg: String| {
+                let home = home.clone();
+                let id = id.clone();
+                blocking(move || set_state(&home, &id, State::Failed, Some(msg)))
             };
-            Err(Error::Failed(format!(
-                "creating '{}' failed ({note}):\n{e}",
-                inst.name
-            )))
+            match on_failure {
+                OnFailure::Keep => {
+                    let _ = record_failed(e.to_string()).await;
+                    Err(Error::Failed(format!(
+                        "creating '{}' ({id}) failed; kept for debugging in {} (`dbaasctl destroy {id}` removes it):\n{e}",
+                        inst.name,
+                        home.instance_dir(&id).display()
+                    )))
+                }
+                OnFailure::RollBack | OnFailure::RollBackRecord => {
+                    let rollback = if on_failure == OnFailure::RollBack {
+                        remove_instance(home, &id, false).await
+                    } else {
+                        let dir = home.instance_dir(&id);
+                        match compose::down(home, &id, &dir).await {
+                            Ok(()) => remove_dir(&dir),
+                            Err(r) => Err(r),
+                        }
+                    };
+                    let note = match rollback {
+                        Ok(()) => "rolled back: no containers, directory or registry entry left"
+                            .to_string(),
+                        Err(r) => {
+                            format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up")
+                        }
+                    };
+                    if on_failure == OnFailure::RollBackRecord {
+                        let _ = record_failed(e.to_string()).await;
+                    }
+                    Err(Error::Failed(format!(
+                        "creating '{}' failed ({note}):\n{e}",
+                        inst.name
+                    )))
+                }
+            }
         }
     }
 }
@@ -433,7 +500,7 @@ pub fn pg_error_text(e: &postgres::Error) -> String {
     }
 }
 
-async fn container_logs_tail(home: &Home, container: &str, n: usize) -> String {
+pub async fn container_logs_tail(home: &Home, container: &str, n: usize) -> String {
     let n = n.to_string();
     match compose::docker(
         home,
@@ -626,7 +693,7 @@ pub(crate) async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> R
     Ok(())
 }
 
-fn remove_dir(dir: &Path) -> Result<()> {
+pub(crate) fn remove_dir(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -669,7 +736,7 @@ pub fn creator_alive(inst: &Instance) -> bool {
 }
 
 /// An instance as users see it: the registry entry plus its live status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InstanceView {
     pub id: String,
     pub name: String,
@@ -738,6 +805,9 @@ pub fn live_status(
         Some(c) => {
             let health = c.health().map(str::to_string);
             let status = match (c.state.as_str(), c.health()) {
+                // Readiness was checked by dbaas itself; the first health
+                // check comes one interval later.
+                ("running", Some("starting")) if inst.state == State::Running => "running",
                 ("running", Some("starting")) => "starting",
                 ("running", Some("unhealthy")) => "unhealthy",
                 ("running", _) => "running",
@@ -752,7 +822,7 @@ pub fn live_status(
     }
 }
 
-async fn status_view(home: &Home, inst: &Instance) -> Result<InstanceView> {
+pub async fn status_view(home: &Home, inst: &Instance) -> Result<InstanceView> {
     let ps = compose::ps(home, Some(&inst.id)).await?;
     Ok(view(home, inst, ps.get(&inst.id)))
 }
@@ -764,16 +834,19 @@ pub async fn list(home: &Home) -> Result<Vec<InstanceView>> {
         move || registry::load(&home)
     })
     .await?;
-    let ps: HashMap<String, Vec<Container>> = if reg.instances.is_empty() {
+    let ps: PsMap = if reg.instances.is_empty() {
         HashMap::new()
     } else {
         compose::ps(home, None).await?
     };
-    Ok(reg
-        .instances
+    Ok(views(home, &reg, &ps))
+}
+
+pub fn views(home: &Home, reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
+    reg.instances
         .iter()
         .map(|i| view(home, i, ps.get(&i.id)))
-        .collect())
+        .collect()
 }
 
 pub async fn show(home: &Home, key: &str) -> Result<InstanceView> {

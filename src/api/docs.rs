@@ -1,0 +1,144 @@
+//! /openapi.json (generated from the handlers by utoipa), /docs (Swagger UI,
+//! carried by utoipa-swagger-ui's `vendored` feature) and /redoc (ReDoc's
+//! standalone bundle, installed by scripts/setup-host.sh from the PyPI
+//! package drf-spectacular-sidecar). Nothing is loaded from a CDN.
+
+use super::instances;
+use super::reply::{self, Reply};
+use std::sync::{Arc, OnceLock};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use warp::http::StatusCode;
+
+/// Where setup-host.sh puts ReDoc's bundle; DBAAS_REDOC_JS overrides it.
+pub const REDOC_JS_DEFAULT: &str = "/usr/local/share/dbaas/redoc.standalone.js";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dbaas", description = "Self-hosted PostgreSQL instances on one Docker host. Every route except /health, /docs, /redoc and /openapi.json needs `Authorization: Bearer <token>`. Every error has the shape {\"error\": {\"code\", \"message\", \"detail\"}}."),
+    paths(
+        instances::health,
+        instances::list,
+        instances::create,
+        instances::show,
+        instances::credentials,
+        instances::start_doc,
+        instances::stop_doc,
+        instances::restart_doc,
+        instances::destroy,
+        instances::logs,
+    ),
+    components(schemas(
+        crate::ops::InstanceView,
+        crate::ops::Created,
+        instances::CreateBody,
+        instances::Health,
+        instances::Credentials,
+        instances::LogLines,
+        instances::Deleted,
+        reply::ErrorBody,
+        reply::ErrorInfo,
+    )),
+    modifiers(&BearerAuth),
+    tags((name = "instances", description = "Instance lifecycle"), (name = "health"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn spec_bytes() -> &'static [u8] {
+    static SPEC: OnceLock<Vec<u8>> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .expect("spec serializes")
+            .into_bytes()
+    })
+}
+
+pub fn openapi_json() -> Reply {
+    reply::bytes(StatusCode::OK, "application/json", spec_bytes())
+}
+
+pub fn swagger(full_path: &str, tail: &str) -> Reply {
+    // Swagger UI's relative asset links need the trailing slash.
+    if !full_path.ends_with('/') && tail.is_empty() {
+        let mut r = reply::bytes(StatusCode::MOVED_PERMANENTLY, "text/plain", "");
+        r.headers_mut()
+            .insert("location", warp::http::HeaderValue::from_static("/docs/"));
+        return r;
+    }
+    static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
+    let config = CONFIG
+        .get_or_init(|| Arc::new(utoipa_swagger_ui::Config::from("/openapi.json")))
+        .clone();
+    match utoipa_swagger_ui::serve(tail, config) {
+        Ok(Some(file)) => reply::bytes(StatusCode::OK, &file.content_type, file.bytes.into_owned()),
+        Ok(None) => reply::error(
+            404,
+            "not_found",
+            "no such file in Swagger UI",
+            serde_json::Value::Null,
+        ),
+        Err(e) => reply::error(500, "internal", e.to_string(), serde_json::Value::Null),
+    }
+}
+
+const REDOC_PAGE: &str = r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>dbaas API (ReDoc)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><redoc spec-url="/openapi.json"></redoc>
+<script src="/redoc/redoc.standalone.js"></script></body></html>
+"#;
+
+pub fn redoc_page() -> Reply {
+    reply::bytes(StatusCode::OK, "text/html; charset=utf-8", REDOC_PAGE)
+}
+
+pub fn redoc_js() -> Reply {
+    let path = std::env::var("DBAAS_REDOC_JS").unwrap_or_else(|_| REDOC_JS_DEFAULT.to_string());
+    match std::fs::read(&path) {
+        Ok(bytes) => reply::bytes(StatusCode::OK, "application/javascript", bytes),
+        Err(e) => reply::error(
+            503,
+            "redoc_missing",
+            format!("ReDoc's bundle is not installed ({path}: {e}); run scripts/setup-host.sh"),
+            serde_json::Value::Null,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_covers_every_route() {
+        let spec: serde_json::Value = serde_json::from_slice(spec_bytes()).unwrap();
+        let paths = spec["paths"].as_object().unwrap();
+        for p in [
+            "/health",
+            "/instances",
+            "/instances/{id}",
+            "/instances/{id}/credentials",
+            "/instances/{id}/start",
+            "/instances/{id}/stop",
+            "/instances/{id}/restart",
+            "/instances/{id}/logs",
+        ] {
+            assert!(paths.contains_key(p), "{p} missing from the spec");
+        }
+        assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+        assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
+    }
+}

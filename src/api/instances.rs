@@ -1,0 +1,440 @@
+//! /health and /instances: the CLI's lifecycle over HTTP, through the same
+//! `ops` functions. Requests for one instance are serialized by a per-instance
+//! lock; different instances proceed in parallel.
+
+use super::reply::{self, ErrorBody, Reply};
+use super::state::AppState;
+use super::Request;
+use crate::error::Error;
+use crate::ops::{self, CreateRequest, Created, InstanceView, OnFailure};
+use crate::provision;
+use crate::registry::{Instance, State};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// "ok" when Docker and the registry are usable, else "degraded".
+    pub status: String,
+    pub docker: bool,
+    pub registry: bool,
+}
+
+/// Body of `POST /instances`: the CLI's `create` flags.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// 1-63 characters: lowercase letters, digits and '-'.
+    pub name: String,
+    /// PostgreSQL major version: 13, 15 or 17 (default 15).
+    #[schema(value_type = Option<u32>)]
+    pub version: Option<serde_json::Value>,
+    /// Memory limit such as "512m" or "2g" (default 512m).
+    pub memory: Option<String>,
+    /// CPU limit (default 1.0).
+    #[schema(value_type = Option<f64>)]
+    pub cpus: Option<serde_json::Value>,
+    /// Host port (default: the lowest free port of the range).
+    pub port: Option<u32>,
+    /// Application database (default app).
+    pub database: Option<String>,
+    /// Application user (default app).
+    pub user: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+    pub database: String,
+    pub host: String,
+    pub port: u16,
+    pub url: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LogLines {
+    pub lines: Vec<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    pub deleted: String,
+    pub data_kept: bool,
+}
+
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "Liveness, with whether Docker and the registry are usable", body = Health)))]
+pub async fn health(state: &Arc<AppState>) -> Reply {
+    let docker = crate::compose::docker(
+        &state.home,
+        &["version", "--format", "{{.Server.Version}}"],
+        None,
+        crate::compose::QUICK_TIMEOUT,
+    )
+    .await
+    .is_ok();
+    let registry = state.registry().is_ok();
+    let status = if docker && registry { "ok" } else { "degraded" };
+    reply::json(
+        200,
+        &Health {
+            status: status.into(),
+            docker,
+            registry,
+        },
+    )
+}
+
+#[utoipa::path(get, path = "/instances", tag = "instances",
+    responses((status = 200, description = "Every instance with its live status (no passwords)", body = [InstanceView]),
+        (status = 401, body = ErrorBody), (status = 503, description = "Docker unreachable", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(state: &Arc<AppState>) -> Reply {
+    let reg = match state.registry() {
+        Ok(r) => r,
+        Err(e) => return reply::from_error(&e),
+    };
+    if reg.instances.is_empty() {
+        return reply::json(200, &Vec::<InstanceView>::new());
+    }
+    match state.status().await {
+        Ok(ps) => reply::json(200, &ops::views(&state.home, &reg, &ps)),
+        Err(e) => reply::from_error(&e),
+    }
+}
+
+fn find(state: &AppState, key: &str) -> Result<Instance, Error> {
+    state.registry()?.get(key).cloned()
+}
+
+#[utoipa::path(get, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn show(state: &Arc<AppState>, key: &str) -> Reply {
+    let inst = match find(state, key) {
+        Ok(i) => i,
+        Err(e) => return reply::from_error(&e),
+    };
+    match state.status().await {
+        Ok(ps) => reply::json(200, &ops::view(&state.home, &inst, ps.get(&inst.id))),
+        Err(e) => reply::from_error(&e),
+    }
+}
+
+#[utoipa::path(get, path = "/instances/{id}/credentials", tag = "instances",
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, body = Credentials), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn credentials(state: &Arc<AppState>, key: &str) -> Reply {
+    let res = find(state, key).and_then(|inst| {
+        let password = provision::app_password(&state.home.instance_dir(&inst.id))?;
+        Ok(Credentials {
+            url: ops::connection_url(&inst, &password),
+            user: inst.user.clone(),
+            database: inst.database.clone(),
+            host: ops::connect_host(&inst),
+            port: inst.port,
+            password,
+        })
+    });
+    match res {
+        Ok(c) => reply::json(200, &c),
+        Err(e) => reply::from_error(&e),
+    }
+}
+
+fn wait_param(req: &Request) -> Result<bool, Error> {
+    match req.query_param("wait").as_deref() {
+        None | Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(other) => Err(Error::invalid(
+            "wait",
+            format!("'{other}' is not true or false"),
+        )),
+    }
+}
+
+fn parse_body(req: &Request) -> Result<CreateBody, Reply> {
+    let ct = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(reply::error(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+            serde_json::Value::Null,
+        ));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| {
+        reply::error(
+            400,
+            "invalid_json",
+            format!("the body is not a valid create request: {e}"),
+            serde_json::json!({ "line": e.line(), "column": e.column() }),
+        )
+    })
+}
+
+/// Numbers or strings are both accepted for version and cpus.
+fn scalar(v: Option<serde_json::Value>, field: &str) -> Result<Option<String>, Error> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(Error::invalid(field, format!("{other} is not a number"))),
+    }
+}
+
+#[utoipa::path(post, path = "/instances", tag = "instances", request_body = CreateBody,
+    params(("wait" = Option<bool>, Query, description = "wait until the instance accepts connections (default true)")),
+    responses(
+        (status = 201, description = "Created and ready; the only response with the password besides /credentials", body = Created),
+        (status = 202, description = "Accepted (wait=false): poll GET /instances/{id} until running or failed", body = Created),
+        (status = 400, description = "Invalid field, malformed JSON or unknown field", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "Name or port taken", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 500, description = "docker compose failed; detail has the command and stderr", body = ErrorBody),
+        (status = 503, description = "Docker, Compose v2 or the image missing", body = ErrorBody),
+        (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(state: &Arc<AppState>, req: &Request) -> Reply {
+    let wait = match wait_param(req) {
+        Ok(w) => w,
+        Err(e) => return reply::from_error(&e),
+    };
+    let body = match parse_body(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let creq = match (scalar(body.version, "version"), scalar(body.cpus, "cpus")) {
+        (Ok(version), Ok(cpus)) => CreateRequest {
+            name: body.name,
+            version,
+            memory: body.memory,
+            cpus,
+            port: body.port,
+            database: body.database,
+            user: body.user,
+            keep_on_failure: false,
+        },
+        (Err(e), _) | (_, Err(e)) => return reply::from_error(&e),
+    };
+    // Creates of one name are serialized: the second sees the name taken.
+    let name_lock = state.lock_for(&format!("name:{}", creq.name));
+    let _name_guard = name_lock.lock().await;
+    let pending = match ops::create_begin(&state.home, &creq).await {
+        Ok(p) => p,
+        Err(e) => return reply::from_error(&e),
+    };
+    let id = pending.instance.id.clone();
+    let guard = state.lock_for(&id).lock_owned().await;
+    state.status_changed();
+    if wait {
+        let res = ops::create_finish(&state.home, pending, OnFailure::RollBack).await;
+        drop(guard);
+        state.status_changed();
+        match res {
+            Ok(created) => reply::json(201, &created),
+            Err(e) => reply::from_error(&e),
+        }
+    } else {
+        let accepted = Created {
+            instance: ops::view(&state.home, &pending.instance, None),
+            password: pending.password().to_string(),
+            url: ops::connection_url(&pending.instance, pending.password()),
+        };
+        let st = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ops::create_finish(&st.home, pending, OnFailure::RollBackRecord).await {
+                log::warn!("background create of {id} failed: {e}");
+            }
+            drop(guard);
+            st.status_changed();
+        });
+        reply::json(202, &accepted)
+    }
+}
+
+#[utoipa::path(post, path = "/instances/{id}/start", tag = "instances",
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("wait" = Option<bool>, Query, description = "wait until it accepts connections (default true)")),
+    responses((status = 200, body = InstanceView), (status = 202, body = InstanceView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 500, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn start_doc() {}
+
+#[utoipa::path(post, path = "/instances/{id}/stop", tag = "instances",
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Already stopped", body = ErrorBody), (status = 500, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn stop_doc() {}
+
+#[utoipa::path(post, path = "/instances/{id}/restart", tag = "instances",
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 500, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn restart_doc() {}
+
+/// start / stop / restart, serialized per instance.
+pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &str) -> Reply {
+    let inst = match find(state, key) {
+        Ok(i) => i,
+        Err(e) => return reply::from_error(&e),
+    };
+    let wait = match wait_param(req) {
+        Ok(w) => w,
+        Err(e) => return reply::from_error(&e),
+    };
+    let guard = state.lock_for(&inst.id).lock_owned().await;
+    // Re-read under the lock: the previous holder may have changed it.
+    let inst = match find(state, &inst.id) {
+        Ok(i) => i,
+        Err(e) => return reply::from_error(&e),
+    };
+    if inst.state == State::Failed {
+        return reply::from_error(&Error::Conflict(format!(
+            "instance '{}' failed to provision ({}); delete it and create it again",
+            inst.name,
+            inst.error.as_deref().unwrap_or("unknown reason")
+        )));
+    }
+    let home = state.home.clone();
+    let res = match action {
+        "start" if !wait => {
+            let st = state.clone();
+            let id = inst.id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = ops::up(&st.home, &id).await {
+                    log::warn!("background start of {id} failed: {e}");
+                }
+                drop(guard);
+                st.status_changed();
+            });
+            return reply::json(202, &ops::view(&home, &inst, None));
+        }
+        "start" => ops::up(&home, &inst.id).await,
+        "stop" => {
+            let running = match crate::compose::ps(&home, Some(&inst.id)).await {
+                Ok(ps) => ps.contains_key(&inst.id),
+                Err(e) => return reply::from_error(&e),
+            };
+            if inst.state == State::Stopped && !running {
+                return reply::from_error(&Error::Conflict(format!(
+                    "instance '{}' is already stopped",
+                    inst.name
+                )));
+            }
+            ops::down(&home, &inst.id).await
+        }
+        _ => ops::restart(&home, &inst.id).await,
+    };
+    drop(guard);
+    state.status_changed();
+    match res {
+        Ok(v) => reply::json(200, &v),
+        Err(e) => reply::from_error(&e),
+    }
+}
+
+#[utoipa::path(delete, path = "/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("keep_data" = Option<bool>, Query, description = "keep instances/<id>/ and its data")),
+    responses((status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 500, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
+    let keep_data = match req.query_param("keep_data").as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return reply::from_error(&Error::invalid(
+                "keep_data",
+                format!("'{other}' is not true or false"),
+            ))
+        }
+    };
+    let inst = match find(state, key) {
+        Ok(i) => i,
+        Err(e) => return reply::from_error(&e),
+    };
+    let _guard = state.lock_for(&inst.id).lock_owned().await;
+    let res = ops::destroy(&state.home, &inst.id, keep_data).await;
+    state.status_changed();
+    match res {
+        Ok(i) => reply::json(
+            200,
+            &Deleted {
+                deleted: i.id,
+                data_kept: keep_data,
+            },
+        ),
+        Err(e) => reply::from_error(&e),
+    }
+}
+
+#[utoipa::path(get, path = "/instances/{id}/logs", tag = "instances",
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("tail" = Option<u32>, Query, description = "lines from the end (default 100, at most 10000)")),
+    responses((status = 200, body = LogLines), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "No container (instance down)", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn logs(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
+    let tail = match req.query_param("tail").map(|t| t.parse::<u32>()) {
+        None => 100,
+        Some(Ok(n)) if n <= 10_000 => n,
+        Some(_) => {
+            return reply::from_error(&Error::invalid(
+                "tail",
+                "use a whole number from 0 to 10000",
+            ))
+        }
+    };
+    let inst = match find(state, key) {
+        Ok(i) => i,
+        Err(e) => return reply::from_error(&e),
+    };
+    let ps = match state.status().await {
+        Ok(ps) => ps,
+        Err(e) => return reply::from_error(&e),
+    };
+    let Some(container) = ps
+        .get(&inst.id)
+        .and_then(|cs| cs.iter().find(|c| c.service == "db"))
+    else {
+        return reply::from_error(&Error::Conflict(format!(
+            "instance '{}' has no container; start it first",
+            inst.name
+        )));
+    };
+    let tail = tail.to_string();
+    match crate::compose::docker(
+        &state.home,
+        &["logs", "--tail", &tail, &container.name],
+        None,
+        crate::compose::QUICK_TIMEOUT,
+    )
+    .await
+    {
+        // PostgreSQL logs to stderr; docker logs keeps the two streams apart.
+        Ok(out) => reply::json(
+            200,
+            &LogLines {
+                lines: out
+                    .stdout
+                    .lines()
+                    .chain(out.stderr.lines())
+                    .map(str::to_string)
+                    .collect(),
+            },
+        ),
+        Err(e) => reply::from_error(&e),
+    }
+}

@@ -1,0 +1,452 @@
+//! `dbaasctl serve`: the REST API. One warp filter takes every request and a
+//! small router dispatches on (method, path), so that an unknown path is a 404,
+//! a known path with another method a 405, and every error, warp's own
+//! included, has the same JSON shape. Handlers call the same `ops` functions
+//! as the CLI.
+
+pub mod docs;
+pub mod instances;
+pub mod reply;
+pub mod state;
+
+use crate::error::{Error, Result};
+use crate::home::Home;
+use bytes::{Buf, BytesMut};
+use futures_util::StreamExt;
+use reply::Reply;
+use state::AppState;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use warp::http::{HeaderMap, Method};
+use warp::Filter;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Bound on one request; create and start wait for readiness within it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
+    let token = state::load_or_create_token(&home)?;
+    let state = Arc::new(AppState::new(home, token));
+    state.clone().start_status_refresher();
+    let routes = routes(state);
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        log::warn!("shutting down: finishing in-flight requests");
+    };
+    let (addr, server) = warp::serve(routes)
+        .try_bind_with_graceful_shutdown(listen, shutdown)
+        .map_err(|e| {
+            Error::Conflict(format!(
+                "cannot listen on {listen}: {e}; choose another --listen"
+            ))
+        })?;
+    eprintln!("dbaas API listening on http://{addr} (docs: http://{addr}/docs)");
+    server.await;
+    Ok(())
+}
+
+/// Everything goes through `handle`; `recover` only shapes the few
+/// rejections warp itself can still produce.
+pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+    warp::any()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .and(with_state)
+        .then(
+            |method: Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap,
+             body,
+             state: Arc<AppState>| async move {
+                let started = std::time::Instant::now();
+                let reply = match read_body(body).await {
+                    Ok(bytes) => {
+                        let req = Request {
+                            method,
+                            path: path.as_str().to_string(),
+                            query,
+                            headers,
+                            body: bytes,
+                        };
+                        match tokio::time::timeout(REQUEST_TIMEOUT, handle(&state, &req)).await {
+                            Ok(r) => r,
+                            Err(_) => reply::error(
+                                504,
+                                "timeout",
+                                "the request took too long",
+                                serde_json::Value::Null,
+                            ),
+                        }
+                    }
+                    Err(r) => r,
+                };
+                log::debug!(
+                    "{} {} {}us",
+                    reply.status(),
+                    path.as_str(),
+                    started.elapsed().as_micros()
+                );
+                reply
+            },
+        )
+        .recover(recover)
+        .unify()
+}
+
+/// Reads the body up to MAX_BODY; larger is a 413.
+async fn read_body<S, B>(mut body: S) -> std::result::Result<Vec<u8>, Reply>
+where
+    S: futures_util::Stream<Item = std::result::Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| {
+            reply::error(
+                400,
+                "bad_request",
+                format!("reading the body: {e}"),
+                serde_json::Value::Null,
+            )
+        })?;
+        if buf.len() + chunk.remaining() > MAX_BODY {
+            return Err(reply::error(
+                413,
+                "payload_too_large",
+                format!("the body is larger than {MAX_BODY} bytes"),
+                serde_json::Value::Null,
+            ));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            buf.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(buf.to_vec())
+}
+
+async fn recover(r: warp::Rejection) -> std::result::Result<Reply, Infallible> {
+    let reply = if r.is_not_found() {
+        reply::error(404, "not_found", "no such route", serde_json::Value::Null)
+    } else {
+        reply::error(
+            400,
+            "bad_request",
+            format!("{r:?}"),
+            serde_json::Value::Null,
+        )
+    };
+    Ok(reply)
+}
+
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&self.query)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Percent-decoded path segments; None when a segment is not valid UTF-8.
+fn segments(path: &str) -> Option<Vec<String>> {
+    path.trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn handle(state: &Arc<AppState>, req: &Request) -> Reply {
+    let Some(seg) = segments(&req.path) else {
+        return reply::error(404, "not_found", "no such route", serde_json::Value::Null);
+    };
+    let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
+    let m = &req.method;
+
+    // Public routes.
+    match seg.as_slice() {
+        ["health"] => return only(m, &[Method::GET], || instances::health(state)).await,
+        ["openapi.json"] => {
+            return only(m, &[Method::GET], || async { docs::openapi_json() }).await
+        }
+        ["docs", rest @ ..] => {
+            let rest = rest.join("/");
+            return only(m, &[Method::GET], || async move {
+                docs::swagger(&req.path, &rest)
+            })
+            .await;
+        }
+        ["redoc"] => return only(m, &[Method::GET], || async { docs::redoc_page() }).await,
+        ["redoc", "redoc.standalone.js"] => {
+            return only(m, &[Method::GET], || async { docs::redoc_js() }).await
+        }
+        _ => {}
+    }
+
+    // Everything else needs the token.
+    if !state.authorized(&req.headers) {
+        return reply::with_header(
+            reply::error(
+                401,
+                "unauthorized",
+                "missing or wrong token: send `Authorization: Bearer <token>` (the token is in config/api-token or DBAAS_API_TOKEN)",
+                serde_json::Value::Null,
+            ),
+            "www-authenticate",
+            "Bearer",
+        );
+    }
+
+    match seg.as_slice() {
+        ["instances"] => match *m {
+            Method::GET => instances::list(state).await,
+            Method::POST => instances::create(state, req).await,
+            _ => method_not_allowed(&[Method::GET, Method::POST]),
+        },
+        ["instances", id] => match *m {
+            Method::GET => instances::show(state, id).await,
+            Method::DELETE => instances::destroy(state, req, id).await,
+            _ => method_not_allowed(&[Method::GET, Method::DELETE]),
+        },
+        ["instances", id, "credentials"] => {
+            only(m, &[Method::GET], || instances::credentials(state, id)).await
+        }
+        ["instances", id, "logs"] => {
+            only(m, &[Method::GET], || instances::logs(state, req, id)).await
+        }
+        ["instances", id, action @ ("start" | "stop" | "restart")] => {
+            only(m, &[Method::POST], || {
+                instances::action(state, req, id, action)
+            })
+            .await
+        }
+        _ => reply::error(
+            404,
+            "not_found",
+            format!("no such route: {}", req.path),
+            serde_json::Value::Null,
+        ),
+    }
+}
+
+async fn only<F, Fut>(m: &Method, allowed: &[Method], f: F) -> Reply
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    if allowed.contains(m) {
+        f().await
+    } else {
+        method_not_allowed(allowed)
+    }
+}
+
+fn method_not_allowed(allowed: &[Method]) -> Reply {
+    let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+    reply::with_header(
+        reply::error(
+            405,
+            "method_not_allowed",
+            format!("method not allowed here; use {}", list.join(" or ")),
+            serde_json::json!({ "allowed": list }),
+        ),
+        "allow",
+        &list.join(", "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_segments() {
+        assert_eq!(
+            segments("/instances/a%20b").unwrap(),
+            vec!["instances", "a b"]
+        );
+        assert_eq!(
+            segments("/instances/..%2F..").unwrap(),
+            vec!["instances", "../.."]
+        );
+        assert_eq!(segments("/").unwrap(), Vec::<String>::new());
+        assert!(segments("/x/%ff").is_none());
+        assert_eq!(segments("/x/%").unwrap(), vec!["x", "%"]);
+    }
+}
+
+/// In-process tests of routing, auth, validation and the error shape
+/// (warp::test); none of these reach Docker.
+#[cfg(test)]
+mod routing_tests {
+    use super::*;
+
+    const TOKEN: &str = "0123456789abcdef0123";
+
+    fn state() -> (std::path::PathBuf, Arc<AppState>) {
+        let dir = std::env::temp_dir().join(format!("dbaas-api-unit-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut home = Home::from_env().unwrap();
+        home.root = dir.clone();
+        (dir, Arc::new(AppState::new(home, TOKEN.to_string())))
+    }
+
+    async fn call(
+        st: &Arc<AppState>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        auth: bool,
+    ) -> (u16, serde_json::Value) {
+        let mut req = warp::test::request().method(method).path(path);
+        if auth {
+            req = req.header("authorization", format!("Bearer {TOKEN}"));
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let res = req.reply(&routes(st.clone())).await;
+        let v = serde_json::from_slice(res.body()).unwrap_or(serde_json::Value::Null);
+        (res.status().as_u16(), v)
+    }
+
+    fn code(v: &serde_json::Value) -> &str {
+        v["error"]["code"].as_str().unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn auth_is_required_except_for_public_routes() {
+        let (dir, st) = state();
+        let (s, v) = call(&st, "GET", "/instances", None, false).await;
+        assert_eq!((s, code(&v)), (401, "unauthorized"));
+        let res = warp::test::request()
+            .path("/instances")
+            .header("authorization", "Bearer wrong-token-wrong-toke")
+            .reply(&routes(st.clone()))
+            .await;
+        assert_eq!(res.status(), 401);
+        let (s, v) = call(&st, "GET", "/instances", None, true).await;
+        assert_eq!((s, v), (200, serde_json::json!([])));
+        let (s, v) = call(&st, "GET", "/openapi.json", None, false).await;
+        assert_eq!(s, 200);
+        assert!(v["paths"]["/instances"].is_object());
+        let res = warp::test::request()
+            .path("/docs/")
+            .reply(&routes(st.clone()))
+            .await;
+        assert_eq!(res.status(), 200);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn routing_errors_have_the_json_shape() {
+        let (dir, st) = state();
+        for (method, path, status, c) in [
+            ("GET", "/nope", 404, "not_found"),
+            ("GET", "/instances/x/y/z", 404, "not_found"),
+            ("PUT", "/instances", 405, "method_not_allowed"),
+            ("PATCH", "/instances/x", 405, "method_not_allowed"),
+            ("GET", "/instances/x/start", 405, "method_not_allowed"),
+            ("GET", "/instances/nope", 404, "not_found"),
+            ("GET", "/instances/..%2F..%2Fetc", 404, "not_found"),
+            ("DELETE", "/instances/nope", 404, "not_found"),
+            ("POST", "/instances/nope/start", 404, "not_found"),
+            ("POST", "/health", 405, "method_not_allowed"),
+        ] {
+            let (s, v) = call(&st, method, path, None, true).await;
+            assert_eq!((s, code(&v)), (status, c), "{method} {path}: {v}");
+            assert!(v["error"]["message"].is_string());
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn bodies_are_validated_before_anything_happens() {
+        let (dir, st) = state();
+        for (body, status, c) in [
+            ("{not json", 400, "invalid_json"),
+            (r#"{"name":"x","bogus":1}"#, 400, "invalid_json"),
+            (r#"{"name":5}"#, 400, "invalid_json"),
+            (r#"{"name":"Bad Name"}"#, 400, "invalid"),
+            (r#"{"name":"x","version":14}"#, 400, "invalid"),
+            (r#"{"name":"x","memory":"-1g"}"#, 400, "invalid"),
+            (r#"{"name":"x","cpus":99999}"#, 400, "invalid"),
+            (r#"{"name":"x","cpus":[1]}"#, 400, "invalid"),
+            (r#"{"name":"x","port":80}"#, 400, "invalid"),
+        ] {
+            let (s, v) = call(&st, "POST", "/instances", Some(body), true).await;
+            assert_eq!((s, code(&v)), (status, c), "{body}: {v}");
+        }
+        let (s, v) = call(
+            &st,
+            "POST",
+            "/instances",
+            Some(r#"{"name":"x","port":80}"#),
+            true,
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"]["detail"]["field"].as_str()),
+            (400, Some("port"))
+        );
+        // Not JSON at all.
+        let res = warp::test::request()
+            .method("POST")
+            .path("/instances")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body("name=x")
+            .reply(&routes(st.clone()))
+            .await;
+        assert_eq!(res.status(), 415);
+        // Too large.
+        let big = format!(r#"{{"name":"{}"}}"#, "a".repeat(MAX_BODY + 10));
+        let (s, v) = call(&st, "POST", "/instances", Some(&big), true).await;
+        assert_eq!((s, code(&v)), (413, "payload_too_large"));
+        assert!(!st.home.registry_path().exists(), "nothing was written");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

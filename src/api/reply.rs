@@ -1,0 +1,86 @@
+//! JSON replies and the one error shape of the API:
+//! `{"error": {"code": "...", "message": "...", "detail": ...}}`.
+
+use crate::error::Error;
+use serde::Serialize;
+use warp::http::{header, Response, StatusCode};
+use warp::hyper::Body;
+
+pub type Reply = Response<Body>;
+
+/// The error body, as documented in the OpenAPI spec.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorInfo,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorInfo {
+    /// Machine-readable: invalid, not_found, conflict, unauthorized, ...
+    pub code: String,
+    pub message: String,
+    /// Extra context: the field, the command and its stderr, ...
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+pub fn json<T: Serialize>(status: u16, body: &T) -> Reply {
+    let bytes = serde_json::to_vec(body).expect("serializable");
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(bytes))
+        .expect("valid response")
+}
+
+pub fn error(
+    status: u16,
+    code: &str,
+    message: impl Into<String>,
+    detail: serde_json::Value,
+) -> Reply {
+    json(
+        status,
+        &ErrorBody {
+            error: ErrorInfo {
+                code: code.to_string(),
+                message: message.into(),
+                detail,
+            },
+        },
+    )
+}
+
+/// Maps a typed error to its status, code and detail (the field that is
+/// wrong, or the failed command with the tail of its stderr).
+pub fn from_error(e: &Error) -> Reply {
+    let detail = match e {
+        Error::Invalid { field, .. } => serde_json::json!({ "field": field }),
+        Error::Compose(f) => serde_json::json!({
+            "command": f.cmd,
+            "status": f.status,
+            "stderr": f.stderr_tail,
+        }),
+        Error::Timeout { secs, .. } => serde_json::json!({ "timeout_seconds": secs }),
+        _ => serde_json::Value::Null,
+    };
+    if e.http_status() >= 500 {
+        log::warn!("request failed: {e}");
+    }
+    error(e.http_status(), e.code(), e.to_string(), detail)
+}
+
+pub fn with_header(mut r: Reply, name: &'static str, value: &str) -> Reply {
+    if let Ok(v) = header::HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+    r
+}
+
+pub fn bytes(status: StatusCode, content_type: &str, body: impl Into<Body>) -> Reply {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body.into())
+        .expect("valid response")
+}

@@ -1,0 +1,182 @@
+//! The server's shared state: the token, per-instance locks, and two caches
+//! that keep requests off docker and off JSON parsing without ever serving a
+//! stale registry: the registry is re-read whenever its file changes (any
+//! process may write it), and container status is refreshed in the
+//! background every STATUS_REFRESH.
+
+use crate::compose;
+use crate::error::{Error, IoContext, Result};
+use crate::home::Home;
+use crate::ops::PsMap;
+use crate::registry::{self, Registry};
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use warp::http::HeaderMap;
+
+/// How old the container status may be.
+pub const STATUS_REFRESH: Duration = Duration::from_millis(1000);
+
+pub struct AppState {
+    pub home: Home,
+    token: String,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    status: Mutex<Option<(Instant, Arc<PsMap>)>>,
+    status_wanted: Notify,
+    registry: Mutex<Option<(FileKey, Arc<Registry>)>>,
+}
+
+/// Identity of one version of the registry file: the atomic rename gives
+/// every write a new inode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileKey {
+    ino: u64,
+    mtime_ns: i64,
+    len: u64,
+}
+
+impl AppState {
+    pub fn new(home: Home, token: String) -> AppState {
+        AppState {
+            home,
+            token,
+            locks: Mutex::new(HashMap::new()),
+            status: Mutex::new(None),
+            status_wanted: Notify::new(),
+            registry: Mutex::new(None),
+        }
+    }
+
+    /// Constant-time comparison of the bearer token.
+    pub fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let Some(given) = value.strip_prefix("Bearer ") else {
+            return false;
+        };
+        constant_time_eq(given.trim().as_bytes(), self.token.as_bytes())
+    }
+
+    /// The lock that serializes requests for one instance (or one name
+    /// being created).
+    pub fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().expect("lock map");
+        locks.entry(key.to_string()).or_default().clone()
+    }
+
+    /// The registry as on disk now: re-read when the file changed.
+    pub fn registry(&self) -> Result<Arc<Registry>> {
+        let path = self.home.registry_path();
+        let key = match std::fs::metadata(&path) {
+            Ok(m) => FileKey {
+                ino: m.ino(),
+                mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                len: m.len(),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileKey {
+                ino: 0,
+                mtime_ns: 0,
+                len: 0,
+            },
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        if let Some((k, reg)) = &*self.registry.lock().expect("registry cache") {
+            if *k == key {
+                return Ok(reg.clone());
+            }
+        }
+        let reg = Arc::new(registry::load(&self.home)?);
+        *self.registry.lock().expect("registry cache") = Some((key, reg.clone()));
+        Ok(reg)
+    }
+
+    /// Container status of every instance, at most STATUS_REFRESH old
+    /// (waits for the first refresh only).
+    pub async fn status(&self) -> Result<Arc<PsMap>> {
+        if let Some((at, map)) = &*self.status.lock().expect("status cache") {
+            if at.elapsed() <= STATUS_REFRESH * 3 {
+                return Ok(map.clone());
+            }
+        }
+        // Stale or never filled (docker slow or down): fetch now.
+        let map = Arc::new(compose::ps(&self.home, None).await?);
+        *self.status.lock().expect("status cache") = Some((Instant::now(), map.clone()));
+        Ok(map)
+    }
+
+    /// Asks the refresher for a new status now (after a change).
+    pub fn status_changed(&self) {
+        *self.status.lock().expect("status cache") = None;
+        self.status_wanted.notify_one();
+    }
+
+    pub fn start_status_refresher(self: Arc<Self>) {
+        tokio::spawn(async move {
+            loop {
+                match compose::ps(&self.home, None).await {
+                    Ok(map) => {
+                        *self.status.lock().expect("status cache") =
+                            Some((Instant::now(), Arc::new(map)));
+                    }
+                    Err(e) => log::warn!("refreshing container status: {e}"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(STATUS_REFRESH) => {}
+                    _ = self.status_wanted.notified() => {}
+                }
+            }
+        });
+    }
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// DBAAS_API_TOKEN, or config/api-token (0600), generated and printed once
+/// on the first `serve`.
+pub fn load_or_create_token(home: &Home) -> Result<String> {
+    if let Ok(t) = std::env::var("DBAAS_API_TOKEN") {
+        if t.len() < 16 {
+            return Err(Error::invalid(
+                "DBAAS_API_TOKEN",
+                "use at least 16 characters",
+            ));
+        }
+        return Ok(t);
+    }
+    let path = home.config_dir().join("api-token");
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+    std::fs::create_dir_all(home.config_dir())
+        .ctx(|| format!("creating {}", home.config_dir().display()))?;
+    let token = crate::secrets::password();
+    registry::write_atomic(&path, format!("{token}\n").as_bytes(), 0o600)?;
+    eprintln!(
+        "generated an API token, saved in {} (0600); it is printed only this once:\n  {token}\nuse it as: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8000/instances",
+        path.display()
+    );
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}
