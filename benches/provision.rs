@@ -248,7 +248,7 @@ fn main() {
                 "--filter",
                 "label=dbaas.instance",
                 "--format",
-                "{{json .}}",
+                dbaas::compose::PS_FORMAT,
             ]);
             time_cmd(c)
         })

@@ -47,7 +47,44 @@ else
     say "installed mmdebstrap"
 fi
 
-# 3. The images.
+# 3. Test and benchmark tools from Debian: headless Chromium (the docs pages
+#    test), wrk (API benchmarks).
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v unzip >/dev/null || missing+=(unzip)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+    say "installed ${missing[*]}"
+else
+    say "chromium, wrk present"
+fi
+
+# 4. ReDoc's standalone bundle, from the PyPI package that ships it, so /redoc
+#    works offline; it is never committed to the repository.
+share=/usr/local/share/dbaas
+if [ -s "$share/redoc.standalone.js" ]; then
+    say "ReDoc bundle present"
+else
+    tmp_redoc=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --only-binary=:all: drf-spectacular-sidecar -d "$tmp_redoc" >&2
+    unzip -q -o -j "$tmp_redoc"/drf_spectacular_sidecar-*.whl \
+        'drf_spectacular_sidecar/static/drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js' -d "$tmp_redoc/x"
+    install -D -m 0644 "$tmp_redoc/x/redoc.standalone.js" "$share/redoc.standalone.js"
+    rm -rf "$tmp_redoc"
+    say "installed ReDoc bundle into $share"
+fi
+
+# 5. schemathesis (PyPI), in its own virtualenv, for `make fuzz`.
+if [ -x "$share/venv/bin/schemathesis" ]; then
+    say "schemathesis present"
+else
+    python3 -m venv "$share/venv"
+    "$share/venv/bin/pip" install --quiet schemathesis >&2
+    say "installed schemathesis into $share/venv"
+fi
+
+# 6. The images.
 for v in ${VERSIONS:-$SUPPORTED_VERSIONS}; do
     have=$(docker image inspect -f '{{ index .Config.Labels "dbaas.entrypoint_sha" }}' "dbaas/postgres:$v" 2>/dev/null || true)
     if [ "$have" = "$(entrypoint_sha)" ]; then

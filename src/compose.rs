@@ -250,7 +250,7 @@ impl Container {
     }
 }
 
-const PS_FORMAT: &str = r#"{"Names":{{json .Names}},"State":{{json .State}},"Status":{{json .Status}},"Labels":{{json .Labels}}}"#;
+pub const PS_FORMAT: &str = r#"{"Names":{{json .Names}},"State":{{json .State}},"Status":{{json .Status}},"Labels":{{json .Labels}}}"#;
 
 #[derive(Deserialize)]
 struct PsLine {

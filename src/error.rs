@@ -58,10 +58,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The instance failed after its containers existed (and was rolled back
-    /// unless kept); carries the reason.
+    /// Something failed; the message says what and how to fix it.
     #[error("{0}")]
     Failed(String),
+
+    /// A create that failed after its registry entry existed: what was done
+    /// about it (rolled back, kept) and the underlying error, whose kind
+    /// decides the HTTP status and detail.
+    #[error("{context}:\n{cause}")]
+    CreateFailed { context: String, cause: Box<Error> },
 }
 
 impl Error {
@@ -88,7 +93,7 @@ impl Error {
             Error::Docker(_) => 5,
             Error::Compose(_) => 6,
             Error::Timeout { .. } => 7,
-            Error::Io { .. } | Error::Failed(_) => 1,
+            Error::Io { .. } | Error::Failed(_) | Error::CreateFailed { .. } => 1,
         }
     }
 }
@@ -105,6 +110,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Io { .. } => "io",
             Error::Failed(_) => "failed",
+            Error::CreateFailed { cause, .. } => cause.code(),
         }
     }
 
@@ -117,6 +123,7 @@ impl Error {
             Error::Docker(_) => 503,
             Error::Compose(_) | Error::Io { .. } | Error::Failed(_) => 500,
             Error::Timeout { .. } => 504,
+            Error::CreateFailed { cause, .. } => cause.http_status(),
         }
     }
 }

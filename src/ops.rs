@@ -202,11 +202,14 @@ pub async fn create_finish(
             match on_failure {
                 OnFailure::Keep => {
                     let _ = record_failed(e.to_string()).await;
-                    Err(Error::Failed(format!(
-                        "creating '{}' ({id}) failed; kept for debugging in {} (`dbaasctl destroy {id}` removes it):\n{e}",
-                        inst.name,
-                        home.instance_dir(&id).display()
-                    )))
+                    Err(Error::CreateFailed {
+                        context: format!(
+                            "creating '{}' ({id}) failed; kept for debugging in {} (`dbaasctl destroy {id}` removes it)",
+                            inst.name,
+                            home.instance_dir(&id).display()
+                        ),
+                        cause: Box::new(e),
+                    })
                 }
                 OnFailure::RollBack | OnFailure::RollBackRecord => {
                     let rollback = if on_failure == OnFailure::RollBack {
@@ -228,10 +231,10 @@ pub async fn create_finish(
                     if on_failure == OnFailure::RollBackRecord {
                         let _ = record_failed(e.to_string()).await;
                     }
-                    Err(Error::Failed(format!(
-                        "creating '{}' failed ({note}):\n{e}",
-                        inst.name
-                    )))
+                    Err(Error::CreateFailed {
+                        context: format!("creating '{}' failed ({note})", inst.name),
+                        cause: Box::new(e),
+                    })
                 }
             }
         }

@@ -156,27 +156,27 @@ fn wait_param(req: &Request) -> Result<bool, Error> {
     }
 }
 
-fn parse_body(req: &Request) -> Result<CreateBody, Reply> {
+fn parse_body(req: &Request) -> Result<CreateBody, Box<Reply>> {
     let ct = req
         .headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !ct.starts_with("application/json") {
-        return Err(reply::error(
+        return Err(Box::new(reply::error(
             415,
             "unsupported_media_type",
             "send the body as JSON with `Content-Type: application/json`",
             serde_json::Value::Null,
-        ));
+        )));
     }
     serde_json::from_slice(&req.body).map_err(|e| {
-        reply::error(
+        Box::new(reply::error(
             400,
             "invalid_json",
             format!("the body is not a valid create request: {e}"),
             serde_json::json!({ "line": e.line(), "column": e.column() }),
-        )
+        ))
     })
 }
 
@@ -210,7 +210,7 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Reply {
     };
     let body = match parse_body(req) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let creq = match (scalar(body.version, "version"), scalar(body.cpus, "cpus")) {
         (Ok(version), Ok(cpus)) => CreateRequest {

@@ -177,7 +177,7 @@ fn segments(path: &str) -> Option<Vec<String>> {
     path.trim_matches('/')
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect()
 }
 
@@ -345,9 +345,7 @@ mod routing_tests {
             req = req.header("authorization", format!("Bearer {TOKEN}"));
         }
         if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
+            req = req.header("content-type", "application/json").body(b);
         }
         let res = req.reply(&routes(st.clone())).await;
         let v = serde_json::from_slice(res.body()).unwrap_or(serde_json::Value::Null);

@@ -54,7 +54,11 @@ pub fn error(
 /// Maps a typed error to its status, code and detail (the field that is
 /// wrong, or the failed command with the tail of its stderr).
 pub fn from_error(e: &Error) -> Reply {
-    let detail = match e {
+    let inner = match e {
+        Error::CreateFailed { cause, .. } => cause.as_ref(),
+        other => other,
+    };
+    let detail = match inner {
         Error::Invalid { field, .. } => serde_json::json!({ "field": field }),
         Error::Compose(f) => serde_json::json!({
             "command": f.cmd,

@@ -316,3 +316,182 @@ pub fn write_script(home: &TestHome, name: &str, body: &str) -> String {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path.to_string_lossy().into_owned()
 }
+
+/// A minimal HTTP/1.1 client for the API tests (one request per connection).
+pub mod http {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub struct Response {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Response {
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+                panic!(
+                    "status {}: body is not JSON ({e}): {}",
+                    self.status,
+                    String::from_utf8_lossy(&self.body)
+                )
+            })
+        }
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    pub fn request(
+        port: u16,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+        content_type: &str,
+    ) -> Response {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
+        s.set_read_timeout(Some(Duration::from_secs(400))).unwrap();
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        if let Some(b) = body {
+            head.push_str(&format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        if let Some(b) = body {
+            // The server may answer (413) and close before reading it all.
+            let _ = s.write_all(b);
+        }
+        let mut raw = vec![];
+        let _ = s.read_to_end(&mut raw);
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("HTTP head");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.lines();
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let mut body = raw[split + 4..].to_vec();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+        if chunked {
+            body = dechunk(&body);
+        }
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn dechunk(mut b: &[u8]) -> Vec<u8> {
+        let mut out = vec![];
+        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16)
+                .unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&b[i + 2..i + 2 + size]);
+            b = &b[i + 2 + size + 2..];
+        }
+        out
+    }
+}
+
+/// A running `dbaasctl serve` for one test home; killed on drop.
+pub struct Server {
+    pub port: u16,
+    pub token: String,
+    child: std::process::Child,
+}
+
+impl Server {
+    pub fn start(home: &TestHome, extra_env: &[(&str, &str)]) -> Server {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let token = format!("test-token-{:08x}{:08x}", rand_u32(), rand_u32());
+        let mut c = home.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        c.env("DBAAS_API_TOKEN", &token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        let child = c.spawn().expect("start dbaasctl serve");
+        let server = Server { port, token, child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dbaasctl serve did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+
+    pub fn get(&self, path: &str) -> http::Response {
+        http::request(self.port, "GET", path, Some(&self.token), None, "")
+    }
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> http::Response {
+        let b = body.to_string();
+        http::request(
+            self.port,
+            "POST",
+            path,
+            Some(&self.token),
+            Some(b.as_bytes()),
+            "application/json",
+        )
+    }
+    pub fn post_empty(&self, path: &str) -> http::Response {
+        http::request(self.port, "POST", path, Some(&self.token), None, "")
+    }
+    pub fn delete(&self, path: &str) -> http::Response {
+        http::request(self.port, "DELETE", path, Some(&self.token), None, "")
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
