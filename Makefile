@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DBAASCTL := target/release/dbaasctl
 
-.PHONY: all setup build demo test unit integration lint bench clean
+.PHONY: all setup build demo test lint fuzz bench clean
 
 all: build
 
@@ -25,13 +25,19 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## test: everything CI runs, from a fresh clone: host setup, lint, unit and integration tests
+## test: everything CI runs, from a fresh clone: host setup, lint, unit and integration tests, API fuzzing
 test: setup lint
 	$(CARGO) test --locked -- --test-threads=4
+	bash scripts/fuzz-api.sh
 
-## bench: provisioning benchmark (prints figures; see README)
+## fuzz: schemathesis against the API's own OpenAPI spec (bounded, loopback only)
+fuzz: setup
+	bash scripts/fuzz-api.sh
+
+## bench: provisioning and API benchmarks (print figures; see README)
 bench: setup build
 	bash scripts/bench-provision.sh
+	bash scripts/bench-api.sh
 
 clean:
 	$(CARGO) clean

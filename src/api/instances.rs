@@ -125,10 +125,18 @@ pub async fn show(state: &Arc<AppState>, key: &str) -> Reply {
 
 #[utoipa::path(get, path = "/instances/{id}/credentials", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name")),
-    responses((status = 200, body = Credentials), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = Credentials), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Still being created, or failed", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn credentials(state: &Arc<AppState>, key: &str) -> Reply {
     let res = find(state, key).and_then(|inst| {
+        if matches!(inst.state, State::Creating | State::Failed) {
+            return Err(Error::Conflict(format!(
+                "instance '{}' is {}; credentials exist once it is created",
+                inst.name,
+                if inst.state == State::Creating { "still being created" } else { "failed" }
+            )));
+        }
         let password = provision::app_password(&state.home.instance_dir(&inst.id))?;
         Ok(Credentials {
             url: ops::connection_url(&inst, &password),
@@ -264,21 +272,21 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Reply {
 #[utoipa::path(post, path = "/instances/{id}/start", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"),
         ("wait" = Option<bool>, Query, description = "wait until it accepts connections (default true)")),
-    responses((status = 200, body = InstanceView), (status = 202, body = InstanceView), (status = 401, body = ErrorBody),
+    responses((status = 200, body = InstanceView), (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 202, body = InstanceView), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 500, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn start_doc() {}
 
 #[utoipa::path(post, path = "/instances/{id}/stop", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name")),
-    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = InstanceView), (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "Already stopped", body = ErrorBody), (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stop_doc() {}
 
 #[utoipa::path(post, path = "/instances/{id}/restart", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name")),
-    responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = InstanceView), (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 500, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn restart_doc() {}
@@ -347,7 +355,7 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
 #[utoipa::path(delete, path = "/instances/{id}", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"),
         ("keep_data" = Option<bool>, Query, description = "keep instances/<id>/ and its data")),
-    responses((status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = Deleted), (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {

@@ -39,6 +39,12 @@ pub fn error(
     message: impl Into<String>,
     detail: serde_json::Value,
 ) -> Reply {
+    // Always an object, so clients (and the schema) need no null case.
+    let detail = if detail.is_null() {
+        serde_json::json!({})
+    } else {
+        detail
+    };
     json(
         status,
         &ErrorBody {

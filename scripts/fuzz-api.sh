@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Fuzzes the REST API with schemathesis against its own /openapi.json: a real
+# `dbaasctl serve` on loopback in a temporary DBAAS_HOME, a bounded number of
+# examples per operation (EXAMPLES, default 25), and a port range of one port so
+# that the instances it manages to create stay few. Fails on any server error
+# or any response that does not match the schema.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+st=${SCHEMATHESIS:-/usr/local/share/dbaas/venv/bin/schemathesis}
+[ -x "$st" ] || { echo "schemathesis missing: run scripts/setup-host.sh" >&2; exit 1; }
+cargo build --locked --quiet
+home=$(mktemp -d)
+port=${FUZZ_PORT:-18787}
+token="fuzz-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+cleanup() {
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    for d in "$home"/instances/db_*; do
+        [ -d "$d" ] && DBAAS_HOME="$home" target/debug/dbaasctl destroy "$(basename "$d")" --yes >/dev/null 2>&1 || true
+    done
+    rm -rf "$home"
+}
+trap cleanup EXIT
+DBAAS_HOME="$home" DBAAS_PORT_RANGE=${FUZZ_PORT_RANGE:-31900-31900} DBAAS_API_TOKEN="$token" \
+    target/debug/dbaasctl serve --listen "127.0.0.1:$port" 2>"$home/serve.log" &
+server=$!
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+"$st" run "http://127.0.0.1:$port/openapi.json" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --max-examples "${EXAMPLES:-10}" --seed "${SEED:-1}" --workers 1 \
+    --request-timeout 300 --max-time "${FUZZ_MAX_TIME:-900}" --warnings off ${FUZZ_ARGS:-}

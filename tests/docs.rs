@@ -1,0 +1,56 @@
+//! /docs (Swagger UI) and /redoc load offline in headless Chromium and the
+//! rendered pages list the API's operations.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+/// The DOM after the page's scripts ran, from Debian's chromium.
+fn rendered_dom(url: &str) -> String {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .expect("chromium is needed for this test: scripts/setup-host.sh installs it");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const OPERATIONS: &[&str] = &[
+    "/instances/{id}/credentials",
+    "/instances/{id}/start",
+    "/instances/{id}/stop",
+    "/instances/{id}/restart",
+    "/instances/{id}/logs",
+];
+
+#[test]
+fn swagger_ui_renders_every_operation() {
+    let h = TestHome::new("swagger");
+    let s = Server::start(&h, &[]);
+    let dom = rendered_dom(&format!("http://127.0.0.1:{}/docs/", s.port));
+    assert!(dom.contains("opblock"), "Swagger UI did not render operations:\n{}", &dom[..dom.len().min(2000)]);
+    for op in OPERATIONS {
+        assert!(dom.contains(op), "{op} missing from the rendered Swagger UI");
+    }
+}
+
+#[test]
+fn redoc_renders_every_operation() {
+    let h = TestHome::new("redoc");
+    let s = Server::start(&h, &[]);
+    let js = http::request(s.port, "GET", "/redoc/redoc.standalone.js", None, None, "");
+    assert_eq!(js.status, 200, "ReDoc's bundle must be installed (scripts/setup-host.sh): {}", js.text());
+    let dom = rendered_dom(&format!("http://127.0.0.1:{}/redoc", s.port));
+    for op in OPERATIONS {
+        assert!(dom.contains(op), "{op} missing from the rendered ReDoc page:\n{}", &dom[..dom.len().min(2000)]);
+    }
+}
