@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the REST API with schemathesis against its own /openapi.json: a real
 # `dbaasctl serve` on loopback in a temporary DBAAS_HOME, a bounded number of
-# examples per operation (EXAMPLES, default 25), and a port range of one port so
+# examples per operation (EXAMPLES, default 10), at most FUZZ_MAX_TIME (300) seconds,, and a port range of one port so
 # that the instances it manages to create stay few. Fails on any server error
 # or any response that does not match the schema.
 set -euo pipefail
@@ -29,4 +29,4 @@ for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "${EXAMPLES:-10}" --seed "${SEED:-1}" --workers 1 \
-    --request-timeout 300 --max-time "${FUZZ_MAX_TIME:-900}" --warnings off ${FUZZ_ARGS:-}
+    --request-timeout 300 --max-time "${FUZZ_MAX_TIME:-300}" --warnings off ${FUZZ_ARGS:-}

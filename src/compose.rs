@@ -160,47 +160,34 @@ pub async fn preflight(home: &Home, image: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn up(home: &Home, id: &str, dir: &Path) -> Result<()> {
+/// `docker compose -p ID -f DIR/docker-compose.yml ARGS...`, run in DIR.
+async fn in_project(
+    home: &Home,
+    id: &str,
+    dir: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<()> {
     let file = compose_file(dir);
-    docker(
-        home,
-        &[
-            "compose",
-            "-p",
-            id,
-            "-f",
-            &file,
-            "up",
-            "-d",
-            "--remove-orphans",
-        ],
-        Some(dir),
-        UP_TIMEOUT,
-    )
-    .await
-    .map(|_| ())
+    let mut all = vec!["compose", "-p", id, "-f", file.as_str()];
+    all.extend_from_slice(args);
+    docker(home, &all, Some(dir), timeout).await.map(|_| ())
+}
+
+pub async fn up(home: &Home, id: &str, dir: &Path) -> Result<()> {
+    in_project(home, id, dir, &["up", "-d", "--remove-orphans"], UP_TIMEOUT).await
 }
 
 pub async fn restart(home: &Home, id: &str, dir: &Path) -> Result<()> {
-    let file = compose_file(dir);
     let grace = STOP_GRACE_SECS.to_string();
-    docker(
+    in_project(
         home,
-        &[
-            "compose",
-            "-p",
-            id,
-            "-f",
-            &file,
-            "restart",
-            "--timeout",
-            &grace,
-        ],
-        Some(dir),
+        id,
+        dir,
+        &["restart", "--timeout", &grace],
         DOWN_TIMEOUT,
     )
     .await
-    .map(|_| ())
 }
 
 /// Removes the project's containers and network. Works from the project name

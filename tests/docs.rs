@@ -20,7 +20,11 @@ fn rendered_dom(url: &str) -> String {
         ])
         .output()
         .expect("chromium is needed for this test: scripts/setup-host.sh installs it");
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -37,9 +41,16 @@ fn swagger_ui_renders_every_operation() {
     let h = TestHome::new("swagger");
     let s = Server::start(&h, &[]);
     let dom = rendered_dom(&format!("http://127.0.0.1:{}/docs/", s.port));
-    assert!(dom.contains("opblock"), "Swagger UI did not render operations:\n{}", &dom[..dom.len().min(2000)]);
+    assert!(
+        dom.contains("opblock"),
+        "Swagger UI did not render operations:\n{}",
+        &dom[..dom.len().min(2000)]
+    );
     for op in OPERATIONS {
-        assert!(dom.contains(op), "{op} missing from the rendered Swagger UI");
+        assert!(
+            dom.contains(op),
+            "{op} missing from the rendered Swagger UI"
+        );
     }
 }
 
@@ -48,9 +59,18 @@ fn redoc_renders_every_operation() {
     let h = TestHome::new("redoc");
     let s = Server::start(&h, &[]);
     let js = http::request(s.port, "GET", "/redoc/redoc.standalone.js", None, None, "");
-    assert_eq!(js.status, 200, "ReDoc's bundle must be installed (scripts/setup-host.sh): {}", js.text());
+    assert_eq!(
+        js.status,
+        200,
+        "ReDoc's bundle must be installed (scripts/setup-host.sh): {}",
+        js.text()
+    );
     let dom = rendered_dom(&format!("http://127.0.0.1:{}/redoc", s.port));
     for op in OPERATIONS {
-        assert!(dom.contains(op), "{op} missing from the rendered ReDoc page:\n{}", &dom[..dom.len().min(2000)]);
+        assert!(
+            dom.contains(op),
+            "{op} missing from the rendered ReDoc page:\n{}",
+            &dom[..dom.len().min(2000)]
+        );
     }
 }

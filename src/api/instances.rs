@@ -134,7 +134,11 @@ pub async fn credentials(state: &Arc<AppState>, key: &str) -> Reply {
             return Err(Error::Conflict(format!(
                 "instance '{}' is {}; credentials exist once it is created",
                 inst.name,
-                if inst.state == State::Creating { "still being created" } else { "failed" }
+                if inst.state == State::Creating {
+                    "still being created"
+                } else {
+                    "failed"
+                }
             )));
         }
         let password = provision::app_password(&state.home.instance_dir(&inst.id))?;

@@ -208,40 +208,34 @@ impl TestHome {
     }
 }
 
+/// Removes a compose project's containers by name, whatever dbaas knows.
+fn compose_down(id: &str, cwd: &Path) {
+    let _ = Command::new("docker")
+        .args([
+            "compose",
+            "-p",
+            id,
+            "down",
+            "--remove-orphans",
+            "--timeout",
+            "5",
+        ])
+        .current_dir(cwd)
+        .output();
+}
+
 impl Drop for TestHome {
     fn drop(&mut self) {
         // Destroy through the binary, then remove whatever is left by project.
         for id in self.instance_dirs() {
             let _ = self.command(&["destroy", &id, "--yes"]).output();
-            let _ = Command::new("docker")
-                .args([
-                    "compose",
-                    "-p",
-                    &id,
-                    "down",
-                    "--remove-orphans",
-                    "--timeout",
-                    "5",
-                ])
-                .current_dir(&self.root)
-                .output();
+            compose_down(&id, &self.root);
         }
         if let Some(text) = self.registry_text() {
             if let Ok(v) = serde_json::from_str::<Value>(&text) {
                 for i in v["instances"].as_array().cloned().unwrap_or_default() {
                     if let Some(id) = i["id"].as_str() {
-                        let _ = Command::new("docker")
-                            .args([
-                                "compose",
-                                "-p",
-                                id,
-                                "down",
-                                "--remove-orphans",
-                                "--timeout",
-                                "5",
-                            ])
-                            .current_dir(&self.root)
-                            .output();
+                        compose_down(id, &self.root);
                     }
                 }
             }
