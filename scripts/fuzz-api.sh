@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes the REST API with schemathesis against its own /openapi.json: a real
 # `dbaasctl serve` on loopback in a temporary DBAAS_HOME, a bounded number of
-# examples per operation (EXAMPLES, default 10), at most FUZZ_MAX_TIME (300) seconds,, and a port range of one port so
-# that the instances it manages to create stay few. Fails on any server error
-# or any response that does not match the schema.
+# examples per operation (EXAMPLES, default 10), at most FUZZ_MAX_TIME (300)
+# seconds, and a port range of one port so that the instances it manages to
+# create stay few. Fails on any server error or any response that does not
+# match the schema.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 st=${SCHEMATHESIS:-/usr/local/share/dbaas/venv/bin/schemathesis}
