@@ -341,6 +341,46 @@ fn api_error_shapes_for_bad_input() {
         "application/json",
     );
     check(r, 503, "docker_unavailable");
+    // The image missing, Compose v2 missing: 503 naming the fix.
+    let no_image = Server::start(&h, &[("DBAAS_IMAGE", "dbaas/missing-{version}")]);
+    let r = http::request(
+        no_image.port,
+        "POST",
+        "/instances",
+        Some(&no_image.token),
+        Some(br#"{"name":"x"}"#),
+        "application/json",
+    );
+    let v = check(r, 503, "docker_unavailable");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dbaas/missing-15"),
+        "{v}"
+    );
+    let no_compose_docker = write_script(
+        &h,
+        "docker-without-compose",
+        "#!/bin/sh\nif [ \"$1\" = compose ]; then echo \"docker: 'compose' is not a docker command.\" >&2; exit 1; fi\nexec docker \"$@\"\n",
+    );
+    let no_compose = Server::start(&h, &[("DBAAS_DOCKER", &no_compose_docker)]);
+    let r = http::request(
+        no_compose.port,
+        "POST",
+        "/instances",
+        Some(&no_compose.token),
+        Some(br#"{"name":"x"}"#),
+        "application/json",
+    );
+    let v = check(r, 503, "docker_unavailable");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("setup-host.sh"),
+        "{v}"
+    );
     let failing = write_script(
         &h,
         "docker-failing-up",
