@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod compose;
+pub mod db;
 pub mod doctor;
 pub mod error;
 pub mod home;

@@ -1,0 +1,487 @@
+//! The read grammar of the database service, after PostgREST:
+//! `select=a,b`, filters `col=[not.]op.value` (eq neq gt gte lt lte like ilike
+//! in is), `order=col.asc|desc[.nullsfirst|.nullslast]`, `limit`, `offset`.
+//! Parsing is pure; building SQL needs the table's columns (from the
+//! catalog), so every identifier is checked, double-quoted, and every value
+//! is a bind parameter, cast to its column's type by PostgreSQL.
+//!
+//! Groundwork for the database-service issue: not yet wired to routes.
+
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+/// Query keys that are not filters.
+pub const RESERVED: &[&str] = &[
+    "select",
+    "order",
+    "limit",
+    "offset",
+    "on_conflict",
+    "all",
+    "columns",
+];
+pub const DEFAULT_LIMIT: u64 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Like,
+    Ilike,
+    In,
+    Is,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    One(String),
+    List(Vec<String>),
+    /// `is.null`, `is.not_null`, `is.true`, `is.false`
+    Is(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub column: String,
+    pub negate: bool,
+    pub op: Op,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub column: String,
+    pub desc: bool,
+    /// Some(true) = NULLS FIRST, Some(false) = NULLS LAST.
+    pub nulls_first: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadQuery {
+    /// Empty means every column.
+    pub select: Vec<String>,
+    pub filters: Vec<Filter>,
+    pub order: Vec<Order>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+fn bad(field: &str, reason: impl Into<String>) -> Error {
+    Error::invalid(field, reason)
+}
+
+/// Parses one filter value such as `not.in.(1,2)` or `gte.10`.
+pub fn parse_filter(column: &str, raw: &str) -> Result<Filter> {
+    let (negate, rest) = match raw.strip_prefix("not.") {
+        Some(r) => (true, r),
+        None => (false, raw),
+    };
+    let (op_text, value) = rest.split_once('.').ok_or_else(|| {
+        bad(
+            column,
+            format!("'{raw}' is not op.value (e.g. eq.5, in.(1,2), is.null)"),
+        )
+    })?;
+    let op = match op_text {
+        "eq" => Op::Eq,
+        "neq" => Op::Neq,
+        "gt" => Op::Gt,
+        "gte" => Op::Gte,
+        "lt" => Op::Lt,
+        "lte" => Op::Lte,
+        "like" => Op::Like,
+        "ilike" => Op::Ilike,
+        "in" => Op::In,
+        "is" => Op::Is,
+        other => {
+            return Err(bad(
+                column,
+                format!("unknown operator '{other}'; use eq neq gt gte lt lte like ilike in is, optionally after not."),
+            ))
+        }
+    };
+    let value = match op {
+        Op::In => {
+            let inner = value
+                .strip_prefix('(')
+                .and_then(|v| v.strip_suffix(')'))
+                .ok_or_else(|| bad(column, "in takes a list: in.(a,b,c)"))?;
+            Value::List(split_list(inner))
+        }
+        Op::Is => Value::Is(match value {
+            "null" => "NULL",
+            "not_null" => "NOT NULL",
+            "true" => "TRUE",
+            "false" => "FALSE",
+            _ => return Err(bad(column, "is takes null, not_null, true or false")),
+        }),
+        // `*` is the URL-friendly wildcard.
+        Op::Like | Op::Ilike => Value::One(value.replace('*', "%")),
+        _ => Value::One(value.to_string()),
+    };
+    Ok(Filter {
+        column: column.to_string(),
+        negate,
+        op,
+        value,
+    })
+}
+
+/// `a,"b,c",d` -> [a, b,c, d]: double quotes protect commas.
+fn split_list(s: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => quoted = !quoted,
+            '\\' if quoted => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if !s.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+pub fn parse_order(raw: &str) -> Result<Vec<Order>> {
+    raw.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|term| {
+            let mut parts = term.split('.');
+            let column = parts.next().unwrap_or_default().to_string();
+            let mut o = Order {
+                column,
+                desc: false,
+                nulls_first: None,
+            };
+            for p in parts {
+                match p {
+                    "asc" => o.desc = false,
+                    "desc" => o.desc = true,
+                    "nullsfirst" => o.nulls_first = Some(true),
+                    "nullslast" => o.nulls_first = Some(false),
+                    other => {
+                        return Err(bad(
+                            "order",
+                            format!(
+                                "'{other}' in '{term}'; use col.asc|desc[.nullsfirst|.nullslast]"
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok(o)
+        })
+        .collect()
+}
+
+/// Parses decoded query pairs into a read query; `max_limit` caps `limit`.
+pub fn parse_read(pairs: &[(String, String)], max_limit: u64) -> Result<ReadQuery> {
+    let mut q = ReadQuery {
+        limit: DEFAULT_LIMIT.min(max_limit),
+        ..Default::default()
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "select" => {
+                q.select = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty() && *c != "*")
+                    .map(str::to_string)
+                    .collect()
+            }
+            "order" => q.order = parse_order(v)?,
+            "limit" => {
+                q.limit = v.parse().ok().filter(|n| *n <= max_limit).ok_or_else(|| {
+                    bad("limit", format!("use a whole number from 0 to {max_limit}"))
+                })?
+            }
+            "offset" => q.offset = v.parse().map_err(|_| bad("offset", "use a whole number"))?,
+            k if RESERVED.contains(&k) => {}
+            column => q.filters.push(parse_filter(column, v)?),
+        }
+    }
+    Ok(q)
+}
+
+/// SQL text and its parameters (all text, cast by PostgreSQL to each
+/// column's type).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<String>,
+}
+
+/// Quotes an identifier: double quotes, embedded quotes doubled.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn checked<'a>(columns: &'a BTreeMap<String, String>, name: &str) -> Result<(&'a str, String)> {
+    match columns.get_key_value(name) {
+        Some((k, ty)) => Ok((ty.as_str(), quote_ident(k))),
+        None => Err(bad(
+            name,
+            format!(
+                "no column '{}' in this table; columns: {}",
+                name.chars().take(64).collect::<String>(),
+                columns.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+/// WHERE clause for `filters`, numbering parameters from `params.len() + 1`.
+pub fn where_clause(
+    filters: &[Filter],
+    columns: &BTreeMap<String, String>,
+    params: &mut Vec<String>,
+) -> Result<String> {
+    let mut terms = vec![];
+    for f in filters {
+        let (ty, col) = checked(columns, &f.column)?;
+        let mut bind = |v: &str| {
+            params.push(v.to_string());
+            // `$n::text`, so the parameter is text and PostgreSQL does the
+            // conversion, with its own error for a bad value (22P02).
+            format!("CAST(${}::text AS {ty})", params.len())
+        };
+        let term = match (&f.op, &f.value) {
+            (Op::Is, Value::Is(what)) => format!("{col} IS {what}"),
+            (Op::In, Value::List(items)) if items.is_empty() => "FALSE".to_string(),
+            (Op::In, Value::List(items)) => {
+                let binds: Vec<String> = items.iter().map(|v| bind(v)).collect();
+                format!("{col} IN ({})", binds.join(", "))
+            }
+            (Op::Like | Op::Ilike, Value::One(v)) => {
+                params.push(v.clone());
+                let kw = if f.op == Op::Like { "LIKE" } else { "ILIKE" };
+                format!("{col}::text {kw} ${}::text", params.len())
+            }
+            (op, Value::One(v)) => {
+                let sym = match op {
+                    Op::Eq => "=",
+                    Op::Neq => "<>",
+                    Op::Gt => ">",
+                    Op::Gte => ">=",
+                    Op::Lt => "<",
+                    _ => "<=",
+                };
+                format!("{col} {sym} {}", bind(v))
+            }
+            _ => unreachable!("parse_filter pairs ops with their value kinds"),
+        };
+        terms.push(if f.negate {
+            format!("NOT ({term})")
+        } else {
+            term
+        });
+    }
+    Ok(if terms.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", terms.join(" AND "))
+    })
+}
+
+/// `SELECT ... FROM "schema"."table" WHERE ... ORDER BY ... LIMIT ... OFFSET ...`
+pub fn build_select(
+    schema: &str,
+    table: &str,
+    q: &ReadQuery,
+    columns: &BTreeMap<String, String>,
+) -> Result<Sql> {
+    let mut params = vec![];
+    let select = if q.select.is_empty() {
+        "*".to_string()
+    } else {
+        q.select
+            .iter()
+            .map(|c| checked(columns, c).map(|(_, quoted)| quoted))
+            .collect::<Result<Vec<_>>>()?
+            .join(", ")
+    };
+    let mut text = format!(
+        "SELECT {select} FROM {}.{}",
+        quote_ident(schema),
+        quote_ident(table)
+    );
+    text.push_str(&where_clause(&q.filters, columns, &mut params)?);
+    if !q.order.is_empty() {
+        let terms = q
+            .order
+            .iter()
+            .map(|o| {
+                let (_, col) = checked(columns, &o.column)?;
+                let dir = if o.desc { "DESC" } else { "ASC" };
+                let nulls = match o.nulls_first {
+                    Some(true) => " NULLS FIRST",
+                    Some(false) => " NULLS LAST",
+                    None => "",
+                };
+                Ok(format!("{col} {dir}{nulls}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        text.push_str(&format!(" ORDER BY {}", terms.join(", ")));
+    }
+    text.push_str(&format!(" LIMIT {} OFFSET {}", q.limit, q.offset));
+    Ok(Sql { text, params })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols() -> BTreeMap<String, String> {
+        [
+            ("id", "integer"),
+            ("name", "text"),
+            ("a\"b", "text"),
+            ("at", "timestamp with time zone"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    fn pairs(q: &str) -> Vec<(String, String)> {
+        serde_urlencoded::from_str(q).unwrap()
+    }
+
+    #[test]
+    fn parses_every_operator() {
+        for (raw, op, negate) in [
+            ("eq.1", Op::Eq, false),
+            ("neq.1", Op::Neq, false),
+            ("gt.1", Op::Gt, false),
+            ("gte.1", Op::Gte, false),
+            ("lt.1", Op::Lt, false),
+            ("lte.1", Op::Lte, false),
+            ("like.a*", Op::Like, false),
+            ("ilike.*A", Op::Ilike, false),
+            ("in.(1,2)", Op::In, false),
+            ("is.null", Op::Is, false),
+            ("not.eq.1", Op::Eq, true),
+            ("not.in.(1)", Op::In, true),
+        ] {
+            let f = parse_filter("id", raw).unwrap();
+            assert_eq!((f.op, f.negate), (op, negate), "{raw}");
+        }
+        assert_eq!(
+            parse_filter("n", "like.a*b").unwrap().value,
+            Value::One("a%b".into())
+        );
+        assert_eq!(
+            parse_filter("n", r#"in.(a,"b,c",)"#).unwrap().value,
+            Value::List(vec!["a".into(), "b,c".into(), "".into()])
+        );
+        assert_eq!(
+            parse_filter("n", "in.()").unwrap().value,
+            Value::List(vec![])
+        );
+        assert_eq!(
+            parse_filter("n", "eq.a.b").unwrap().value,
+            Value::One("a.b".into())
+        );
+        for bad in ["5", "foo.1", "in.1,2", "is.maybe", "not.5"] {
+            assert!(parse_filter("id", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn builds_bound_sql_with_quoted_identifiers() {
+        let q = parse_read(
+            &pairs("select=id,name&id=gte.10&name=not.ilike.*x*&at=is.not_null&order=id.desc.nullslast,name&limit=5&offset=10"),
+            10_000,
+        )
+        .unwrap();
+        let sql = build_select("public", "t", &q, &cols()).unwrap();
+        assert_eq!(
+            sql.text,
+            "SELECT \"id\", \"name\" FROM \"public\".\"t\" WHERE \"id\" >= CAST($1::text AS integer) AND NOT (\"name\"::text ILIKE $2::text) \
+             AND \"at\" IS NOT NULL ORDER BY \"id\" DESC NULLS LAST, \"name\" ASC LIMIT 5 OFFSET 10"
+        );
+        assert_eq!(sql.params, vec!["10".to_string(), "%x%".to_string()]);
+    }
+
+    #[test]
+    fn values_never_reach_the_sql_text() {
+        let evil = "1; DROP TABLE t; --";
+        let q = parse_read(
+            &[
+                ("id".into(), format!("eq.{evil}")),
+                ("name".into(), format!("in.({evil},x)")),
+            ],
+            100,
+        )
+        .unwrap();
+        let sql = build_select("public", "t", &q, &cols()).unwrap();
+        assert!(!sql.text.contains("DROP"), "{}", sql.text);
+        assert_eq!(sql.params[0], evil);
+        // Identifiers with quotes are quoted; unknown ones are rejected by name.
+        let q = parse_read(&pairs("select=a\"b"), 100).unwrap();
+        assert!(build_select("public", "t", &q, &cols())
+            .unwrap()
+            .text
+            .contains("\"a\"\"b\""));
+        for bad in [
+            "select=nope",
+            "nope=eq.1",
+            "order=nope.asc",
+            "select=id\"; DROP TABLE t; --",
+        ] {
+            let q = parse_read(&pairs(bad), 100).unwrap();
+            let e = build_select("public", "t", &q, &cols()).unwrap_err();
+            assert!(matches!(e, Error::Invalid { .. }), "{bad}");
+        }
+        assert_eq!(
+            quote_ident("t\"; DROP TABLE t; --"),
+            "\"t\"\"; DROP TABLE t; --\""
+        );
+    }
+
+    #[test]
+    fn limits_and_orders() {
+        assert_eq!(parse_read(&[], 10_000).unwrap().limit, DEFAULT_LIMIT);
+        assert!(parse_read(&pairs("limit=10001"), 10_000).is_err());
+        assert!(parse_read(&pairs("limit=-1"), 10_000).is_err());
+        assert!(parse_read(&pairs("offset=x"), 10_000).is_err());
+        assert!(parse_order("id.sideways").is_err());
+        let o = parse_order("a.desc.nullsfirst,b").unwrap();
+        assert_eq!(
+            o[0],
+            Order {
+                column: "a".into(),
+                desc: true,
+                nulls_first: Some(true)
+            }
+        );
+        assert_eq!(
+            o[1],
+            Order {
+                column: "b".into(),
+                desc: false,
+                nulls_first: None
+            }
+        );
+        // Empty IN matches nothing rather than being a syntax error.
+        let q = parse_read(&pairs("id=in.()"), 100).unwrap();
+        assert!(build_select("public", "t", &q, &cols())
+            .unwrap()
+            .text
+            .contains("WHERE FALSE"));
+    }
+}
