@@ -222,7 +222,10 @@ pub async fn create_finish(
                         }
                     };
                     let note = match rollback {
-                        Ok(()) => "rolled back: no containers, directory or registry entry left"
+                        Ok(()) if on_failure == OnFailure::RollBack => {
+                            "rolled back: no containers, directory or registry entry left".to_string()
+                        }
+                        Ok(()) => "rolled back: containers and directory removed; the entry stays as failed until deleted"
                             .to_string(),
                         Err(r) => {
                             format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up")

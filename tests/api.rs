@@ -152,13 +152,7 @@ fn api_wait_false_and_concurrent_creates() {
 
     // A failed background create shows `failed` with the reason.
     drop(s);
-    let failing = write_script(
-        &h,
-        "docker-failing-up",
-        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = up ] && up=1; done\n\
-         if [ \"$1\" = compose ] && [ -n \"$up\" ]; then echo 'simulated compose failure' >&2; exit 3; fi\n\
-         exec docker \"$@\"\n",
-    );
+    let failing = docker_failing_up(&h, "simulated compose failure", 3, false);
     let s = Server::start(&h, &[("DBAAS_DOCKER", &failing)]);
     let r = s.post("/instances?wait=false", &json!({"name": "doomed"}));
     assert_eq!(r.status, 202, "{}", r.text());
@@ -332,25 +326,11 @@ fn api_error_shapes_for_bad_input() {
 
     // Docker down: 503; a failing docker compose: 500 with its stderr.
     let down = Server::start(&h, &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
-    let r = http::request(
-        down.port,
-        "POST",
-        "/instances",
-        Some(&down.token),
-        Some(br#"{"name":"x"}"#),
-        "application/json",
-    );
+    let r = down.create_raw(br#"{"name":"x"}"#);
     check(r, 503, "docker_unavailable");
     // The image missing, Compose v2 missing: 503 naming the fix.
     let no_image = Server::start(&h, &[("DBAAS_IMAGE", "dbaas/missing-{version}")]);
-    let r = http::request(
-        no_image.port,
-        "POST",
-        "/instances",
-        Some(&no_image.token),
-        Some(br#"{"name":"x"}"#),
-        "application/json",
-    );
+    let r = no_image.create_raw(br#"{"name":"x"}"#);
     let v = check(r, 503, "docker_unavailable");
     assert!(
         v["error"]["message"]
@@ -359,20 +339,9 @@ fn api_error_shapes_for_bad_input() {
             .contains("dbaas/missing-15"),
         "{v}"
     );
-    let no_compose_docker = write_script(
-        &h,
-        "docker-without-compose",
-        "#!/bin/sh\nif [ \"$1\" = compose ]; then echo \"docker: 'compose' is not a docker command.\" >&2; exit 1; fi\nexec docker \"$@\"\n",
-    );
+    let no_compose_docker = docker_without_compose(&h);
     let no_compose = Server::start(&h, &[("DBAAS_DOCKER", &no_compose_docker)]);
-    let r = http::request(
-        no_compose.port,
-        "POST",
-        "/instances",
-        Some(&no_compose.token),
-        Some(br#"{"name":"x"}"#),
-        "application/json",
-    );
+    let r = no_compose.create_raw(br#"{"name":"x"}"#);
     let v = check(r, 503, "docker_unavailable");
     assert!(
         v["error"]["message"]
@@ -381,22 +350,9 @@ fn api_error_shapes_for_bad_input() {
             .contains("setup-host.sh"),
         "{v}"
     );
-    let failing = write_script(
-        &h,
-        "docker-failing-up",
-        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = up ] && up=1; done\n\
-         if [ \"$1\" = compose ] && [ -n \"$up\" ]; then echo 'Error: simulated compose failure' >&2; exit 9; fi\n\
-         exec docker \"$@\"\n",
-    );
+    let failing = docker_failing_up(&h, "Error: simulated compose failure", 9, false);
     let bad = Server::start(&h, &[("DBAAS_DOCKER", &failing)]);
-    let r = http::request(
-        bad.port,
-        "POST",
-        "/instances",
-        Some(&bad.token),
-        Some(br#"{"name":"y"}"#),
-        "application/json",
-    );
+    let r = bad.create_raw(br#"{"name":"y"}"#);
     let v = check(r, 500, "docker_failed");
     assert!(
         v["error"]["message"]

@@ -122,11 +122,7 @@ fn docker_problems_name_their_fix() {
         &["Docker daemon is not reachable", "systemctl start docker"],
     );
     // No Compose v2: a docker CLI without the compose plugin.
-    let no_compose = write_script(
-        &h,
-        "docker-without-compose",
-        "#!/bin/sh\nif [ \"$1\" = compose ]; then echo \"docker: 'compose' is not a docker command.\" >&2; exit 1; fi\nexec docker \"$@\"\n",
-    );
+    let no_compose = docker_without_compose(&h);
     rejected(
         &h,
         &["create", "x"],
@@ -217,12 +213,11 @@ fn compose_failure_is_reported_and_rolled_back() {
     let h = TestHome::new("composefail");
     // The real `docker compose up` runs (containers exist), then the command
     // reports a failure, as when a later service fails to start.
-    let failing = write_script(
+    let failing = docker_failing_up(
         &h,
-        "docker-failing-up",
-        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = up ] && up=1; done\n\
-         if [ \"$1\" = compose ] && [ -n \"$up\" ]; then docker \"$@\"; echo 'Error response from daemon: simulated failure of a later step' >&2; exit 17; fi\n\
-         exec docker \"$@\"\n",
+        "Error response from daemon: simulated failure of a later step",
+        17,
+        true,
     );
     let run = h.run_env(&["create", "bad"], &[("DBAAS_DOCKER", &failing)]);
     let err = run.fails_with(1);

@@ -302,6 +302,32 @@ pub fn docker_inspect(container: &str) -> Value {
     v[0].clone()
 }
 
+/// A docker CLI without the Compose v2 plugin (DBAAS_DOCKER): real docker
+/// for everything else.
+pub fn docker_without_compose(home: &TestHome) -> String {
+    write_script(
+        home,
+        "docker-without-compose",
+        "#!/bin/sh\nif [ \"$1\" = compose ]; then echo \"docker: 'compose' is not a docker command.\" >&2; exit 1; fi\nexec docker \"$@\"\n",
+    )
+}
+
+/// A docker CLI whose `compose ... up` fails with `message` on stderr and exit
+/// status `code`; with `after_real_up` the real `up` runs first, so the
+/// containers exist (a later step failing). Real docker for everything else.
+pub fn docker_failing_up(home: &TestHome, message: &str, code: u8, after_real_up: bool) -> String {
+    let real = if after_real_up { "docker \"$@\"; " } else { "" };
+    write_script(
+        home,
+        &format!("docker-failing-up-{code}"),
+        &format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = up ] && up=1; done\n\
+             if [ \"$1\" = compose ] && [ -n \"$up\" ]; then {real}echo '{message}' >&2; exit {code}; fi\n\
+             exec docker \"$@\"\n"
+        ),
+    )
+}
+
 /// A script in the test's home that stands in for `docker` (DBAAS_DOCKER).
 pub fn write_script(home: &TestHome, name: &str, body: &str) -> String {
     use std::os::unix::fs::PermissionsExt;
@@ -471,6 +497,17 @@ impl Server {
     }
     pub fn post_empty(&self, path: &str) -> http::Response {
         http::request(self.port, "POST", path, Some(&self.token), None, "")
+    }
+    /// POST /instances with a raw JSON body.
+    pub fn create_raw(&self, body: &[u8]) -> http::Response {
+        http::request(
+            self.port,
+            "POST",
+            "/instances",
+            Some(&self.token),
+            Some(body),
+            "application/json",
+        )
     }
     pub fn delete(&self, path: &str) -> http::Response {
         http::request(self.port, "DELETE", path, Some(&self.token), None, "")
