@@ -98,7 +98,13 @@ pub async fn list(state: &Arc<AppState>) -> Reply {
     if reg.instances.is_empty() {
         return reply::json(200, &Vec::<InstanceView>::new());
     }
-    match state.status().await {
+    let should_run: Vec<&str> = reg
+        .instances
+        .iter()
+        .filter(|i| i.state == State::Running)
+        .map(|i| i.id.as_str())
+        .collect();
+    match state.status_for(&should_run).await {
         Ok(ps) => reply::json(200, &ops::views(&state.home, &reg, &ps)),
         Err(e) => reply::from_error(&e),
     }
@@ -117,7 +123,12 @@ pub async fn show(state: &Arc<AppState>, key: &str) -> Reply {
         Ok(i) => i,
         Err(e) => return reply::from_error(&e),
     };
-    match state.status().await {
+    let should_run: &[&str] = if inst.state == State::Running {
+        &[&inst.id]
+    } else {
+        &[]
+    };
+    match state.status_for(should_run).await {
         Ok(ps) => reply::json(200, &ops::view(&state.home, &inst, ps.get(&inst.id))),
         Err(e) => reply::from_error(&e),
     }

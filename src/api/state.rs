@@ -107,6 +107,28 @@ impl AppState {
         Ok(map)
     }
 
+    /// Like `status`, but re-reads docker (at most every 100 ms) when an
+    /// instance that should run is absent from the cache: the cache may
+    /// predate its containers, and "missing" must not be a stale answer.
+    pub async fn status_for(&self, should_run: &[&str]) -> Result<Arc<PsMap>> {
+        let map = self.status().await?;
+        if should_run.iter().all(|id| map.contains_key(*id)) {
+            return Ok(map);
+        }
+        let fresh_enough = self
+            .status
+            .lock()
+            .expect("status cache")
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < Duration::from_millis(100));
+        if fresh_enough {
+            return Ok(map);
+        }
+        let map = Arc::new(compose::ps(&self.home, None).await?);
+        *self.status.lock().expect("status cache") = Some((Instant::now(), map.clone()));
+        Ok(map)
+    }
+
     /// Asks the refresher for a new status now (after a change).
     pub fn status_changed(&self) {
         *self.status.lock().expect("status cache") = None;
