@@ -24,7 +24,6 @@ const STDERR_TAIL_LINES: usize = 20;
 
 pub struct Output {
     pub stdout: String,
-    #[allow(dead_code)]
     pub stderr: String,
 }
 
@@ -212,6 +211,19 @@ pub async fn down(home: &Home, id: &str, dir: &Path) -> Result<()> {
         .map(|_| ())
 }
 
+/// Containers by instance id, from one `docker ps`.
+pub type PsMap = HashMap<String, Vec<Container>>;
+
+/// The PostgreSQL (`db` service) container among an instance's containers.
+pub fn db_of(containers: &[Container]) -> Option<&Container> {
+    containers.iter().find(|c| c.service == "db")
+}
+
+/// The PostgreSQL container of instance `id` in a `ps` result.
+pub fn db_container<'a>(ps: &'a PsMap, id: &str) -> Option<&'a Container> {
+    ps.get(id).and_then(|cs| db_of(cs))
+}
+
 /// One container as `docker ps` reports it.
 #[derive(Debug, Clone)]
 pub struct Container {
@@ -253,10 +265,7 @@ struct PsLine {
 
 /// Every container of this home, from one `docker ps` call: the status of
 /// all instances costs one subprocess, whatever their number.
-pub async fn ps(
-    home: &Home,
-    only_instance: Option<&str>,
-) -> Result<HashMap<String, Vec<Container>>> {
+pub async fn ps(home: &Home, only_instance: Option<&str>) -> Result<PsMap> {
     let home_filter = format!("label=dbaas.home={}", home.tag());
     let inst_filter = only_instance.map(|id| format!("label=dbaas.instance={id}"));
     let mut args = vec!["ps", "-a", "--no-trunc", "--filter", home_filter.as_str()];
@@ -270,8 +279,8 @@ pub async fn ps(
     Ok(parse_ps(&out.stdout))
 }
 
-pub fn parse_ps(stdout: &str) -> HashMap<String, Vec<Container>> {
-    let mut map: HashMap<String, Vec<Container>> = HashMap::new();
+pub fn parse_ps(stdout: &str) -> PsMap {
+    let mut map: PsMap = HashMap::new();
     for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
         let Ok(p) = serde_json::from_str::<PsLine>(line) else {
             log::warn!("unexpected docker ps line: {line}");

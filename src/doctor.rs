@@ -221,7 +221,8 @@ pub async fn run(home: &Home, fix: bool) -> Result<Vec<Finding>> {
             continue;
         }
         let running = containers
-            .is_some_and(|cs| cs.iter().any(|c| c.service == "db" && c.state == "running"));
+            .and_then(|cs| compose::db_of(cs))
+            .is_some_and(|c| c.state == "running");
         match inst.state {
             State::Running if !running => out.push(finding(
                 "warning",

@@ -145,15 +145,12 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
         Command::Logs(c) => {
             let inst = ops::find(home, &c.name)?;
             let ps = compose::ps(home, Some(&inst.id)).await?;
-            let container = ps
-                .get(&inst.id)
-                .and_then(|cs| cs.iter().find(|c| c.service == "db"))
-                .ok_or_else(|| {
-                    Error::Conflict(format!(
-                        "'{}' has no container (is it down?); `dbaasctl up {}` starts it",
-                        inst.name, inst.name
-                    ))
-                })?;
+            let container = compose::db_container(&ps, &inst.id).ok_or_else(|| {
+                Error::Conflict(format!(
+                    "'{}' has no container (is it down?); `dbaasctl up {}` starts it",
+                    inst.name, inst.name
+                ))
+            })?;
             let tail = c.tail.to_string();
             let mut args = vec!["logs", "--tail", &tail];
             if c.follow {

@@ -25,7 +25,7 @@ const READY_CONTAINER_CHECK: Duration = Duration::from_secs(2);
 const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 pub const READY_FIRST_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
-pub type PsMap = HashMap<String, Vec<Container>>;
+pub use crate::compose::PsMap;
 
 /// What a user asks for; every field is validated by `validate_create`.
 #[derive(Debug, Clone, Default)]
@@ -187,7 +187,7 @@ pub async fn create_finish(
             oplog::record(home, &id, "create", started.elapsed(), "ok");
             let url = connection_url(&inst, &creds.app_password);
             Ok(Created {
-                instance: view(home, &inst, None),
+                instance: view(&inst, None),
                 password: creds.app_password,
                 url,
             })
@@ -436,9 +436,7 @@ pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<
                 .expect("checked")
                 .await
                 .map_err(|e| Error::Failed(e.to_string()))??;
-            let db = ps
-                .get(&inst.id)
-                .and_then(|cs| cs.iter().find(|c| c.service == "db"));
+            let db = compose::db_container(&ps, &inst.id);
             match db {
                 Some(c) if c.state == "exited" || c.state == "dead" => {
                     let logs = container_logs_tail(home, &c.name, 30).await;
@@ -632,9 +630,7 @@ pub async fn restart(home: &Home, key: &str) -> Result<InstanceView> {
     refuse_if_creating(&inst)?;
     let dir = instance_dir_checked(home, &inst)?;
     let ps = compose::ps(home, Some(&inst.id)).await?;
-    let running = ps
-        .get(&inst.id)
-        .is_some_and(|cs| cs.iter().any(|c| c.service == "db" && c.state == "running"));
+    let running = compose::db_container(&ps, &inst.id).is_some_and(|c| c.state == "running");
     if running {
         let password = provision::app_password(&dir)?;
         oplog::step(
@@ -667,6 +663,7 @@ pub async fn destroy(home: &Home, key: &str, keep_data: bool) -> Result<Instance
 }
 
 pub(crate) async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<()> {
+    let started = Instant::now();
     let dir = home.instance_dir(id);
     oplog::step(
         home,
@@ -693,7 +690,7 @@ pub(crate) async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> R
         home,
         id,
         "destroy",
-        Duration::ZERO,
+        started.elapsed(),
         if keep_data { "ok (data kept)" } else { "ok" },
     );
     Ok(())
@@ -765,7 +762,7 @@ pub struct InstanceView {
     pub error: Option<String>,
 }
 
-pub fn view(_home: &Home, inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceView {
+pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceView {
     let (status, health) = live_status(inst, containers);
     let age = humantime::parse_rfc3339(&inst.created_at)
         .ok()
@@ -804,7 +801,7 @@ pub fn live_status(
         State::Failed => return ("failed".into(), None),
         _ => {}
     }
-    let db = containers.and_then(|cs| cs.iter().find(|c| c.service == "db"));
+    let db = containers.and_then(|cs| compose::db_of(cs));
     match db {
         None if inst.state == State::Stopped => ("stopped".into(), None),
         None => ("missing".into(), None),
@@ -830,7 +827,7 @@ pub fn live_status(
 
 pub async fn status_view(home: &Home, inst: &Instance) -> Result<InstanceView> {
     let ps = compose::ps(home, Some(&inst.id)).await?;
-    Ok(view(home, inst, ps.get(&inst.id)))
+    Ok(view(inst, ps.get(&inst.id)))
 }
 
 /// All instances with their live status: one registry read, one docker call.
@@ -845,13 +842,13 @@ pub async fn list(home: &Home) -> Result<Vec<InstanceView>> {
     } else {
         compose::ps(home, None).await?
     };
-    Ok(views(home, &reg, &ps))
+    Ok(views(&reg, &ps))
 }
 
-pub fn views(home: &Home, reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
+pub fn views(reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
     reg.instances
         .iter()
-        .map(|i| view(home, i, ps.get(&i.id)))
+        .map(|i| view(i, ps.get(&i.id)))
         .collect()
 }
 

@@ -58,19 +58,18 @@ pub struct Registry {
 
 impl Registry {
     /// Finds by id first, then by name.
+    /// Index of the instance with id `key`, else with name `key`.
+    fn position(&self, key: &str) -> Option<usize> {
+        let by = |f: fn(&Instance) -> &str| self.instances.iter().position(|i| f(i) == key);
+        by(|i| &i.id).or_else(|| by(|i| &i.name))
+    }
+
     pub fn find(&self, key: &str) -> Option<&Instance> {
-        self.instances
-            .iter()
-            .find(|i| i.id == key)
-            .or_else(|| self.instances.iter().find(|i| i.name == key))
+        self.position(key).map(|i| &self.instances[i])
     }
 
     pub fn find_mut(&mut self, key: &str) -> Option<&mut Instance> {
-        let idx = self
-            .instances
-            .iter()
-            .position(|i| i.id == key)
-            .or_else(|| self.instances.iter().position(|i| i.name == key))?;
+        let idx = self.position(key)?;
         self.instances.get_mut(idx)
     }
 

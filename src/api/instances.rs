@@ -105,7 +105,7 @@ pub async fn list(state: &Arc<AppState>) -> Reply {
         .map(|i| i.id.as_str())
         .collect();
     match state.status_for(&should_run).await {
-        Ok(ps) => reply::json(200, &ops::views(&state.home, &reg, &ps)),
+        Ok(ps) => reply::json(200, &ops::views(&reg, &ps)),
         Err(e) => reply::from_error(&e),
     }
 }
@@ -129,7 +129,7 @@ pub async fn show(state: &Arc<AppState>, key: &str) -> Reply {
         &[]
     };
     match state.status_for(should_run).await {
-        Ok(ps) => reply::json(200, &ops::view(&state.home, &inst, ps.get(&inst.id))),
+        Ok(ps) => reply::json(200, &ops::view(&inst, ps.get(&inst.id))),
         Err(e) => reply::from_error(&e),
     }
 }
@@ -268,7 +268,7 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Reply {
         }
     } else {
         let accepted = Created {
-            instance: ops::view(&state.home, &pending.instance, None),
+            instance: ops::view(&pending.instance, None),
             password: pending.password().to_string(),
             url: ops::connection_url(&pending.instance, pending.password()),
         };
@@ -341,7 +341,7 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
                 drop(guard);
                 st.status_changed();
             });
-            return reply::json(202, &ops::view(&home, &inst, None));
+            return reply::json(202, &ops::view(&inst, None));
         }
         "start" => ops::up(&home, &inst.id).await,
         "stop" => {
@@ -428,10 +428,7 @@ pub async fn logs(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
         Ok(ps) => ps,
         Err(e) => return reply::from_error(&e),
     };
-    let Some(container) = ps
-        .get(&inst.id)
-        .and_then(|cs| cs.iter().find(|c| c.service == "db"))
-    else {
+    let Some(container) = crate::compose::db_container(&ps, &inst.id) else {
         return reply::from_error(&Error::Conflict(format!(
             "instance '{}' has no container; start it first",
             inst.name

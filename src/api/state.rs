@@ -5,9 +5,9 @@
 //! background every STATUS_REFRESH.
 
 use crate::compose;
+use crate::compose::PsMap;
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
-use crate::ops::PsMap;
 use crate::registry::{self, Registry};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -102,6 +102,11 @@ impl AppState {
             }
         }
         // Stale or never filled (docker slow or down): fetch now.
+        self.refresh_status().await
+    }
+
+    /// One `docker ps` into the cache.
+    async fn refresh_status(&self) -> Result<Arc<PsMap>> {
         let map = Arc::new(compose::ps(&self.home, None).await?);
         *self.status.lock().expect("status cache") = Some((Instant::now(), map.clone()));
         Ok(map)
@@ -124,9 +129,7 @@ impl AppState {
         if fresh_enough {
             return Ok(map);
         }
-        let map = Arc::new(compose::ps(&self.home, None).await?);
-        *self.status.lock().expect("status cache") = Some((Instant::now(), map.clone()));
-        Ok(map)
+        self.refresh_status().await
     }
 
     /// Asks the refresher for a new status now (after a change).
@@ -138,12 +141,8 @@ impl AppState {
     pub fn start_status_refresher(self: Arc<Self>) {
         tokio::spawn(async move {
             loop {
-                match compose::ps(&self.home, None).await {
-                    Ok(map) => {
-                        *self.status.lock().expect("status cache") =
-                            Some((Instant::now(), Arc::new(map)));
-                    }
-                    Err(e) => log::warn!("refreshing container status: {e}"),
+                if let Err(e) = self.refresh_status().await {
+                    log::warn!("refreshing container status: {e}");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(STATUS_REFRESH) => {}
