@@ -27,6 +27,8 @@ pub enum Command {
     Psql(Psql),
     Doctor(Doctor),
     Serve(Serve),
+    Sql(Sql),
+    Tables(Tables),
 }
 
 #[derive(FromArgs, Debug)]
@@ -172,6 +174,42 @@ pub struct Doctor {
     /// repair what is safe to repair
     #[argh(switch)]
     pub fix: bool,
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Run one SQL statement as the app user and print the result as a table.
+#[argh(subcommand, name = "sql")]
+pub struct Sql {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// the statement, with $1, $2, ... for parameters
+    #[argh(positional)]
+    pub sql: String,
+    /// a value for the next parameter ($1, then $2, ...); repeatable
+    #[argh(option)]
+    pub param: Vec<String>,
+    /// run it in a READ ONLY transaction
+    #[argh(switch)]
+    pub read_only: bool,
+    /// print JSON ({command, row_count, columns, rows})
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// List the tables of an instance's database.
+#[argh(subcommand, name = "tables")]
+pub struct Tables {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// schema (default public)
+    #[argh(option, default = "String::from(\"public\")")]
+    pub schema: String,
     /// print JSON
     #[argh(switch)]
     pub json: bool,

@@ -28,6 +28,35 @@ impl fmt::Display for ProcessFailure {
     }
 }
 
+/// A statement PostgreSQL refused, with what it said about it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SqlFailure {
+    pub sqlstate: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// 1-based character position in the statement, when PostgreSQL gives one.
+    pub position: Option<u32>,
+    /// Index of the failing statement in a transaction request.
+    pub statement: Option<usize>,
+}
+
+impl fmt::Display for SqlFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(i) = self.statement {
+            write!(f, "statement {i}: ")?;
+        }
+        write!(f, "{} (SQLSTATE {})", self.message, self.sqlstate)?;
+        if let Some(d) = &self.detail {
+            write!(f, "\nDETAIL: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\nHINT: {h}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A user-supplied value is wrong; `reason` says how to fix it.
@@ -62,6 +91,15 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 
+    /// PostgreSQL refused a statement: its SQLSTATE decides the HTTP status.
+    #[error("{0}")]
+    Sql(Box<SqlFailure>),
+
+    /// The instance's PostgreSQL cannot be reached (down, restarting, pool
+    /// exhausted).
+    #[error("{0}")]
+    Unavailable(String),
+
     /// A create that failed after its registry entry existed: what was done
     /// about it (rolled back, kept) and the underlying error, whose kind
     /// decides the HTTP status and detail.
@@ -93,6 +131,8 @@ impl Error {
             Error::Docker(_) => 5,
             Error::Compose(_) => 6,
             Error::Timeout { .. } => 7,
+            Error::Sql(_) => 8,
+            Error::Unavailable(_) => 9,
             Error::Io { .. } | Error::Failed(_) | Error::CreateFailed { .. } => 1,
         }
     }
@@ -110,6 +150,8 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Io { .. } => "io",
             Error::Failed(_) => "failed",
+            Error::Sql(_) => "sql",
+            Error::Unavailable(_) => "database_unavailable",
             Error::CreateFailed { cause, .. } => cause.code(),
         }
     }
@@ -123,6 +165,8 @@ impl Error {
             Error::Docker(_) => 503,
             Error::Compose(_) | Error::Io { .. } | Error::Failed(_) => 500,
             Error::Timeout { .. } => 504,
+            Error::Sql(f) => crate::db::http_status_for_sqlstate(&f.sqlstate),
+            Error::Unavailable(_) => 503,
             Error::CreateFailed { cause, .. } => cause.http_status(),
         }
     }

@@ -185,6 +185,53 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             })?;
             dbaas::api::serve(home.clone(), addr).await?;
         }
+        Command::Sql(c) => {
+            let st = dbaas::db::exec::Statement {
+                sql: c.sql,
+                params: c.param.into_iter().map(serde_json::Value::String).collect(),
+            };
+            let (read_only, json) = (c.read_only, c.json);
+            let rs = dbaas::db::with_client(home, &c.name, move |client| {
+                dbaas::db::exec::run_sql(client, &st, read_only, !json)
+            })
+            .await?;
+            if json {
+                print_json(&dbaas::db::exec::SqlResult::from_set(rs, false)?);
+            } else {
+                print_rows(&rs);
+            }
+        }
+        Command::Tables(c) => {
+            let schema = c.schema.clone();
+            let tables = dbaas::db::with_client(home, &c.name, move |client| {
+                dbaas::db::catalog::list(client, &schema)
+            })
+            .await?;
+            if c.json {
+                print_json(&tables);
+            } else {
+                let rs = dbaas::db::exec::ResultSet {
+                    columns: ["schema", "name", "estimated_rows", "size"]
+                        .iter()
+                        .map(|n| (n.to_string(), postgres::types::Type::TEXT))
+                        .collect(),
+                    rows: tables
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.schema.clone().into(),
+                                t.name.clone().into(),
+                                t.estimated_rows.into(),
+                                dbaas::validate::format_bytes(t.total_bytes.max(0) as u64).into(),
+                            ]
+                        })
+                        .collect(),
+                    row_count: tables.len() as u64,
+                    command: String::new(),
+                };
+                print_rows(&rs);
+            }
+        }
         Command::Doctor(c) => {
             let findings = doctor::run(home, c.fix).await?;
             if c.json {
@@ -239,6 +286,66 @@ fn confirm_destroy(inst: &registry::Instance, keep_data: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A result as an aligned text table, like psql's, with the row count.
+fn print_rows(rs: &dbaas::db::exec::ResultSet) {
+    if rs.columns.is_empty() {
+        println!("{} {}", rs.command, rs.row_count);
+        return;
+    }
+    let cell = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let cells: Vec<Vec<String>> = rs
+        .rows
+        .iter()
+        .map(|r| r.iter().map(cell).collect())
+        .collect();
+    let widths: Vec<usize> = rs
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([n.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |vals: Vec<&str>| {
+        vals.iter()
+            .zip(&widths)
+            .map(|(v, w)| format!(" {v:<w$} "))
+            .collect::<Vec<_>>()
+            .join("|")
+            .trim_end()
+            .to_string()
+    };
+    println!(
+        "{}",
+        line(rs.columns.iter().map(|(n, _)| n.as_str()).collect())
+    );
+    println!(
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    for r in &cells {
+        println!("{}", line(r.iter().map(String::as_str).collect()));
+    }
+    println!(
+        "({} row{})",
+        rs.rows.len(),
+        if rs.rows.len() == 1 { "" } else { "s" }
+    );
 }
 
 fn human_age(secs: u64) -> String {

@@ -3,8 +3,8 @@
 //! standalone bundle, installed by scripts/setup-host.sh from the PyPI
 //! package drf-spectacular-sidecar). Nothing is loaded from a CDN.
 
-use super::instances;
 use super::reply::{self, Reply};
+use super::{database, instances};
 use std::sync::{Arc, OnceLock};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -27,6 +27,16 @@ pub const REDOC_JS_DEFAULT: &str = "/usr/local/share/dbaas/redoc.standalone.js";
         instances::restart_doc,
         instances::destroy,
         instances::logs,
+        database::list_tables,
+        database::create_table,
+        database::describe_table,
+        database::drop_table,
+        database::read_rows,
+        database::insert_rows,
+        database::update_rows,
+        database::delete_rows,
+        database::sql,
+        database::transaction,
     ),
     components(schemas(
         crate::ops::InstanceView,
@@ -38,9 +48,28 @@ pub const REDOC_JS_DEFAULT: &str = "/usr/local/share/dbaas/redoc.standalone.js";
         instances::Deleted,
         reply::ErrorBody,
         reply::ErrorInfo,
+        database::SqlBody,
+        database::TransactionBody,
+        database::TransactionResult,
+        database::Dropped,
+        database::Count,
+        crate::db::exec::SqlResult,
+        crate::db::exec::SqlColumn,
+        crate::db::exec::Statement,
+        crate::db::exec::Isolation,
+        crate::db::catalog::TableSummary,
+        crate::db::catalog::TableDescription,
+        crate::db::catalog::Column,
+        crate::db::catalog::Constraint,
+        crate::db::catalog::ForeignKey,
+        crate::db::catalog::Index,
+        crate::db::catalog::NewTable,
+        crate::db::catalog::NewColumn,
     )),
     modifiers(&BearerAuth),
-    tags((name = "instances", description = "Instance lifecycle"), (name = "health"))
+    tags((name = "instances", description = "Instance lifecycle"),
+        (name = "database", description = "Tables, rows (PostgREST's grammar), SQL and transactions on a running instance, as its app user"),
+        (name = "health"))
 )]
 pub struct ApiDoc;
 

@@ -330,6 +330,8 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
         )));
     }
     let home = state.home.clone();
+    // The instance's connections die with it; start again from a new pool.
+    state.pools.drop_pool(&inst.id);
     let res = match action {
         "start" if !wait => {
             let st = state.clone();
@@ -389,6 +391,7 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
         Err(e) => return reply::from_error(&e),
     };
     let _guard = state.lock_for(&inst.id).lock_owned().await;
+    state.pools.drop_pool(&inst.id);
     let res = ops::destroy(&state.home, &inst.id, keep_data).await;
     state.status_changed();
     match res {

@@ -4,6 +4,7 @@
 //! included, has the same JSON shape. Handlers call the same `ops` functions
 //! as the CLI.
 
+pub mod database;
 pub mod docs;
 pub mod instances;
 pub mod reply;
@@ -24,12 +25,15 @@ use warp::Filter;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest body under /database/ (bulk inserts, long SQL).
+pub const MAX_DB_BODY: usize = 32 * 1024 * 1024;
 /// Bound on one request; create and start wait for readiness within it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
     let token = state::load_or_create_token(&home)?;
-    let state = Arc::new(AppState::new(home, token));
+    let settings = crate::db::Settings::from_env()?;
+    let state = Arc::new(AppState::new(home, token, settings));
     state.clone().start_status_refresher();
     let routes = routes(state);
     let shutdown = async {
@@ -72,7 +76,12 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
              body,
              state: Arc<AppState>| async move {
                 let started = std::time::Instant::now();
-                let reply = match read_body(body).await {
+                let limit = if path.as_str().starts_with("/database/") {
+                    MAX_DB_BODY
+                } else {
+                    MAX_BODY
+                };
+                let reply = match read_body(body, limit).await {
                     Ok(bytes) => {
                         let req = Request {
                             method,
@@ -106,8 +115,8 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
         .unify()
 }
 
-/// Reads the body up to MAX_BODY; larger is a 413.
-async fn read_body<S, B>(mut body: S) -> std::result::Result<Vec<u8>, Reply>
+/// Reads the body up to `limit` bytes; larger is a 413.
+async fn read_body<S, B>(mut body: S, limit: usize) -> std::result::Result<Vec<u8>, Reply>
 where
     S: futures_util::Stream<Item = std::result::Result<B, warp::Error>> + Unpin,
     B: Buf,
@@ -122,11 +131,11 @@ where
                 serde_json::Value::Null,
             )
         })?;
-        if buf.len() + chunk.remaining() > MAX_BODY {
+        if buf.len() + chunk.remaining() > limit {
             return Err(reply::error(
                 413,
                 "payload_too_large",
-                format!("the body is larger than {MAX_BODY} bytes"),
+                format!("the body is larger than {limit} bytes"),
                 serde_json::Value::Null,
             ));
         }
@@ -256,6 +265,7 @@ async fn handle(state: &Arc<AppState>, req: &Request) -> Reply {
         ["instances", id, "logs"] => {
             only(m, &[Method::GET], || instances::logs(state, req, id)).await
         }
+        ["database", id, rest @ ..] => database::route(state, req, id, rest).await,
         ["instances", id, action @ ("start" | "stop" | "restart")] => {
             only(m, &[Method::POST], || {
                 instances::action(state, req, id, action)
@@ -271,7 +281,7 @@ async fn handle(state: &Arc<AppState>, req: &Request) -> Reply {
     }
 }
 
-async fn only<F, Fut>(m: &Method, allowed: &[Method], f: F) -> Reply
+pub(crate) async fn only<F, Fut>(m: &Method, allowed: &[Method], f: F) -> Reply
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Reply>,
@@ -283,7 +293,7 @@ where
     }
 }
 
-fn method_not_allowed(allowed: &[Method]) -> Reply {
+pub(crate) fn method_not_allowed(allowed: &[Method]) -> Reply {
     let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
     reply::with_header(
         reply::error(
@@ -330,7 +340,14 @@ mod routing_tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut home = Home::from_env().unwrap();
         home.root = dir.clone();
-        (dir, Arc::new(AppState::new(home, TOKEN.to_string())))
+        (
+            dir,
+            Arc::new(AppState::new(
+                home,
+                TOKEN.to_string(),
+                crate::db::Settings::default(),
+            )),
+        )
     }
 
     async fn call(

@@ -19,9 +19,13 @@ pub struct ErrorInfo {
     /// Machine-readable: invalid, not_found, conflict, unauthorized, ...
     pub code: String,
     pub message: String,
-    /// Extra context: the field, the command and its stderr, ...
+    /// Extra context: the field, the command and its stderr, PostgreSQL's
+    /// detail, ...
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
+    /// PostgreSQL's hint, for SQL errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 pub fn json<T: Serialize>(status: u16, body: &T) -> Reply {
@@ -52,6 +56,7 @@ pub fn error(
                 code: code.to_string(),
                 message: message.into(),
                 detail,
+                hint: None,
             },
         },
     )
@@ -64,6 +69,9 @@ pub fn from_error(e: &Error) -> Reply {
         Error::CreateFailed { cause, .. } => cause.as_ref(),
         other => other,
     };
+    if let Error::Sql(f) = inner {
+        return sql_error(f);
+    }
     let detail = match inner {
         Error::Invalid { field, .. } => serde_json::json!({ "field": field }),
         Error::Compose(f) => serde_json::json!({
@@ -78,6 +86,39 @@ pub fn from_error(e: &Error) -> Reply {
         log::warn!("request failed: {e}");
     }
     error(e.http_status(), e.code(), e.to_string(), detail)
+}
+
+/// A PostgreSQL error: the SQLSTATE as the code, its message, and its
+/// detail, position and (in a transaction) the failing statement's index.
+fn sql_error(f: &crate::error::SqlFailure) -> Reply {
+    let status = crate::db::http_status_for_sqlstate(&f.sqlstate);
+    if status >= 500 {
+        log::warn!("SQL failed: {f}");
+    }
+    let mut detail = serde_json::Map::new();
+    if let Some(d) = &f.detail {
+        detail.insert("detail".into(), d.clone().into());
+    }
+    if let Some(p) = f.position {
+        detail.insert("position".into(), p.into());
+    }
+    if let Some(i) = f.statement {
+        detail.insert("statement".into(), i.into());
+    }
+    json(
+        status,
+        &ErrorBody {
+            error: ErrorInfo {
+                code: f.sqlstate.clone(),
+                message: match f.statement {
+                    Some(i) => format!("statement {i}: {}", f.message),
+                    None => f.message.clone(),
+                },
+                detail: detail.into(),
+                hint: f.hint.clone(),
+            },
+        },
+    )
 }
 
 pub fn with_header(mut r: Reply, name: &'static str, value: &str) -> Reply {

@@ -26,6 +26,8 @@ pub struct AppState {
     status: Mutex<Option<(Instant, Arc<PsMap>)>>,
     status_wanted: Notify,
     registry: Mutex<Option<(FileKey, Arc<Registry>)>>,
+    /// One connection pool per instance, for /database.
+    pub pools: crate::db::pool::Pools,
 }
 
 /// Identity of one version of the registry file: the atomic rename gives
@@ -38,7 +40,7 @@ struct FileKey {
 }
 
 impl AppState {
-    pub fn new(home: Home, token: String) -> AppState {
+    pub fn new(home: Home, token: String, db: crate::db::Settings) -> AppState {
         AppState {
             home,
             token,
@@ -46,6 +48,7 @@ impl AppState {
             status: Mutex::new(None),
             status_wanted: Notify::new(),
             registry: Mutex::new(None),
+            pools: crate::db::pool::Pools::new(db),
         }
     }
 

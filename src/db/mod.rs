@@ -1,21 +1,160 @@
-//! The database service over each instance (tables, rows, SQL): groundwork.
-//! So far the PostgREST-style read grammar and SQL builder (query.rs) and the
-//! SQLSTATE to HTTP mapping; pools and routes come with the database-service
-//! issue.
+//! The database service over each instance: tables, rows, SQL and
+//! transactions, through one r2d2 pool per instance (pool.rs), with the
+//! PostgREST-style grammar (query.rs), catalog lookups (catalog.rs), the
+//! statements themselves (exec.rs) and JSON <-> PostgreSQL values
+//! (values.rs).
 
+pub mod catalog;
+pub mod exec;
+pub mod pool;
 pub mod query;
+pub mod values;
+
+use crate::error::{Error, Result, SqlFailure};
+use std::time::Duration;
+
+/// Tunables, from the environment (documented in the README).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// DBAAS_POOL_SIZE: connections per instance (default 8).
+    pub pool_size: u32,
+    /// DBAAS_STATEMENT_TIMEOUT: server-side statement_timeout (default 30s).
+    pub statement_timeout: Duration,
+    /// DBAAS_CONNECT_TIMEOUT: waiting for a connection (default 5s).
+    pub connect_timeout: Duration,
+    /// DBAAS_MAX_ROWS: the largest `limit` (default 10000).
+    pub max_rows: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            pool_size: 8,
+            statement_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_rows: 10_000,
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings> {
+        let mut s = Settings::default();
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let duration = |name: &str, v: String| {
+            humantime::parse_duration(&v)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        name,
+                        format!("'{v}' is not a duration such as 30s or 500ms"),
+                    )
+                })
+        };
+        if let Some(v) = var("DBAAS_POOL_SIZE") {
+            s.pool_size = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "DBAAS_POOL_SIZE",
+                        format!("'{v}' is not a number from 1 to 1000"),
+                    )
+                })?;
+        }
+        if let Some(v) = var("DBAAS_MAX_ROWS") {
+            s.max_rows = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                Error::invalid("DBAAS_MAX_ROWS", format!("'{v}' is not a positive number"))
+            })?;
+        }
+        if let Some(v) = var("DBAAS_STATEMENT_TIMEOUT") {
+            s.statement_timeout = duration("DBAAS_STATEMENT_TIMEOUT", v)?;
+        }
+        if let Some(v) = var("DBAAS_CONNECT_TIMEOUT") {
+            s.connect_timeout = duration("DBAAS_CONNECT_TIMEOUT", v)?;
+        }
+        Ok(s)
+    }
+}
+
+/// For the CLI: one connection (no pool) as the app user of a running
+/// instance, used by `f` on the blocking thread pool.
+pub async fn with_client<T, F>(home: &crate::home::Home, key: &str, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut postgres::Client) -> Result<T, pool::Failure> + Send + 'static,
+{
+    let inst = crate::ops::find(home, key)?;
+    let view = crate::ops::status_view(home, &inst).await?;
+    if !matches!(view.status.as_str(), "running" | "unhealthy") {
+        return Err(Error::Conflict(format!(
+            "instance '{}' is {}, not running; start it with `dbaasctl up {}`",
+            inst.name, view.status, inst.name
+        )));
+    }
+    let password = crate::provision::app_password(&home.instance_dir(&inst.id))?;
+    let settings = Settings::from_env()?;
+    let mut cfg = crate::ops::pg_config(&inst, &password);
+    cfg.application_name("dbaasctl")
+        .connect_timeout(settings.connect_timeout)
+        .options(&format!(
+            "-c statement_timeout={}",
+            settings.statement_timeout.as_millis()
+        ));
+    tokio::task::spawn_blocking(move || {
+        let mut client = cfg.connect(postgres::NoTls).map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot connect to '{}' on port {}: {e}",
+                inst.name, inst.port
+            ))
+        })?;
+        f(&mut client).map_err(|e| match e {
+            pool::Failure::Pg(e, i) => pg_error(&e, i),
+            pool::Failure::Other(e) => e,
+        })
+    })
+    .await
+    .map_err(|e| Error::Failed(format!("database task failed: {e}")))?
+}
+
+/// A postgres crate error as ours: PostgreSQL's own errors keep their
+/// SQLSTATE, message, detail and hint; anything else means the connection
+/// failed.
+pub fn pg_error(e: &postgres::Error, statement: Option<usize>) -> Error {
+    match e.as_db_error() {
+        Some(db) => Error::Sql(Box::new(SqlFailure {
+            sqlstate: db.code().code().to_string(),
+            message: db.message().to_string(),
+            detail: db.detail().map(str::to_string),
+            hint: db.hint().map(str::to_string),
+            position: match db.position() {
+                Some(postgres::error::ErrorPosition::Original(p)) => Some(*p),
+                _ => None,
+            },
+            statement,
+        })),
+        None => Error::Unavailable(format!("PostgreSQL connection failed: {e}")),
+    }
+}
 
 /// The HTTP status for a PostgreSQL error code (SQLSTATE).
 pub fn http_status_for_sqlstate(code: &str) -> u16 {
     match code {
         "23505" | "23503" => 409,
+        // Dependent objects (DROP TABLE without cascade), exclusion
+        // constraints, and names already taken (tables, types, ...).
+        "2BP01" | "23P01" | "42P07" | "42710" => 409,
         "23502" | "22P02" => 400,
         "42P01" => 404,
         "42501" => 403,
         "57014" => 504,
         "40001" | "40P01" => 409,
-        c if c.starts_with("22") => 400,
-        c if c.starts_with("08") || c.starts_with("53") => 503,
+        c if c.starts_with("22") || c.starts_with("23") => 400,
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => 503,
+        // Read-only transaction, and other rules the request broke.
+        "25006" => 400,
         // Other syntax and access-rule errors are the request's fault.
         c if c.starts_with("42") => 400,
         _ => 500,

@@ -5,7 +5,8 @@
 //! catalog), so every identifier is checked, double-quoted, and every value
 //! is a bind parameter, cast to its column's type by PostgreSQL.
 //!
-//! Groundwork for the database-service issue: not yet wired to routes.
+//! Writes (insert, update) carry their values as one JSON parameter that
+//! PostgreSQL itself turns into typed columns (json_to_recordset).
 
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ pub const RESERVED: &[&str] = &[
     "on_conflict",
     "all",
     "columns",
+    "schema",
 ];
 pub const DEFAULT_LIMIT: u64 = 100;
 
@@ -257,7 +259,11 @@ pub fn where_clause(
             params.push(v.to_string());
             // `$n::text`, so the parameter is text and PostgreSQL does the
             // conversion, with its own error for a bad value (22P02).
-            format!("CAST(${}::text AS {ty})", params.len())
+            if ty == "bytea" {
+                format!("decode(${}::text, 'base64')", params.len())
+            } else {
+                format!("CAST(${}::text AS {ty})", params.len())
+            }
         };
         let term = match (&f.op, &f.value) {
             (Op::Is, Value::Is(what)) => format!("{col} IS {what}"),
@@ -338,6 +344,161 @@ pub fn build_select(
         text.push_str(&format!(" ORDER BY {}", terms.join(", ")));
     }
     text.push_str(&format!(" LIMIT {} OFFSET {}", q.limit, q.offset));
+    Ok(Sql { text, params })
+}
+
+/// `SELECT count(*) FROM ... WHERE ...` for `Prefer: count=exact`.
+pub fn build_count(
+    schema: &str,
+    table: &str,
+    filters: &[Filter],
+    columns: &BTreeMap<String, String>,
+) -> Result<Sql> {
+    let mut params = vec![];
+    let w = where_clause(filters, columns, &mut params)?;
+    Ok(Sql {
+        text: format!(
+            "SELECT count(*) FROM {}.{}{w}",
+            quote_ident(schema),
+            quote_ident(table)
+        ),
+        params,
+    })
+}
+
+/// The record definition and value expressions that turn the JSON
+/// parameter's keys into typed values: bytea comes as base64.
+fn record_columns(
+    keys: &[String],
+    columns: &BTreeMap<String, String>,
+) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+    let (mut names, mut defs, mut exprs) = (vec![], vec![], vec![]);
+    for k in keys {
+        let (ty, col) = checked(columns, k)?;
+        let x = format!("x.{col}");
+        let (def_ty, expr) = match ty {
+            "bytea" => ("text".to_string(), format!("decode({x}, 'base64')")),
+            "bytea[]" => (
+                "text[]".to_string(),
+                format!(
+                    "CASE WHEN {x} IS NULL THEN NULL ELSE ARRAY(SELECT decode(e.v, 'base64') \
+                     FROM unnest({x}) WITH ORDINALITY AS e(v, n) ORDER BY e.n) END"
+                ),
+            ),
+            other => (other.to_string(), x),
+        };
+        defs.push(format!("{col} {def_ty}"));
+        exprs.push(expr);
+        names.push(col);
+    }
+    Ok((names, defs, exprs))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Merge,
+    Ignore,
+}
+
+/// `INSERT ... SELECT ... FROM json_to_recordset($1)`: every row in one
+/// statement. `keys` are the union of the objects' keys.
+pub fn build_insert(
+    schema: &str,
+    table: &str,
+    keys: &[String],
+    columns: &BTreeMap<String, String>,
+    upsert: Option<(&[String], Resolution)>,
+    returning: bool,
+) -> Result<String> {
+    let target = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    let mut text = if keys.is_empty() {
+        format!("INSERT INTO {target} DEFAULT VALUES")
+    } else {
+        let (names, defs, exprs) = record_columns(keys, columns)?;
+        format!(
+            "INSERT INTO {target} ({}) SELECT {} FROM json_to_recordset($1::text::json) AS x({})",
+            names.join(", "),
+            exprs.join(", "),
+            defs.join(", ")
+        )
+    };
+    if let Some((conflict, resolution)) = upsert {
+        let cols = conflict
+            .iter()
+            .map(|c| checked(columns, c).map(|(_, q)| q))
+            .collect::<Result<Vec<_>>>()?;
+        text.push_str(&format!(" ON CONFLICT ({})", cols.join(", ")));
+        match resolution {
+            Resolution::Ignore => text.push_str(" DO NOTHING"),
+            Resolution::Merge if keys.is_empty() => text.push_str(" DO NOTHING"),
+            Resolution::Merge => {
+                let sets: Vec<String> = keys
+                    .iter()
+                    .map(|k| {
+                        let q = quote_ident(k);
+                        format!("{q} = EXCLUDED.{q}")
+                    })
+                    .collect();
+                text.push_str(&format!(" DO UPDATE SET {}", sets.join(", ")));
+            }
+        }
+    }
+    if returning {
+        text.push_str(" RETURNING *");
+    }
+    Ok(text)
+}
+
+/// `UPDATE ... SET (cols) = (SELECT ... FROM json_to_record($1)) WHERE ...`
+pub fn build_update(
+    schema: &str,
+    table: &str,
+    keys: &[String],
+    filters: &[Filter],
+    columns: &BTreeMap<String, String>,
+    returning: bool,
+) -> Result<Sql> {
+    if keys.is_empty() {
+        return Err(bad(
+            "body",
+            "give at least one column to set, e.g. {\"done\": true}",
+        ));
+    }
+    let (names, defs, exprs) = record_columns(keys, columns)?;
+    // $1 is the JSON body; filter values follow.
+    let mut params = vec![String::new()];
+    let w = where_clause(filters, columns, &mut params)?;
+    let mut text = format!(
+        "UPDATE {}.{} SET ({}) = (SELECT {} FROM json_to_record($1::text::json) AS x({})){w}",
+        quote_ident(schema),
+        quote_ident(table),
+        names.join(", "),
+        exprs.join(", "),
+        defs.join(", ")
+    );
+    if returning {
+        text.push_str(" RETURNING *");
+    }
+    Ok(Sql { text, params })
+}
+
+pub fn build_delete(
+    schema: &str,
+    table: &str,
+    filters: &[Filter],
+    columns: &BTreeMap<String, String>,
+    returning: bool,
+) -> Result<Sql> {
+    let mut params = vec![];
+    let w = where_clause(filters, columns, &mut params)?;
+    let mut text = format!(
+        "DELETE FROM {}.{}{w}",
+        quote_ident(schema),
+        quote_ident(table)
+    );
+    if returning {
+        text.push_str(" RETURNING *");
+    }
     Ok(Sql { text, params })
 }
 
@@ -450,6 +611,41 @@ mod tests {
         assert_eq!(
             quote_ident("t\"; DROP TABLE t; --"),
             "\"t\"\"; DROP TABLE t; --\""
+        );
+    }
+
+    #[test]
+    fn writes_bind_one_json_parameter() {
+        let keys = vec!["id".to_string(), "name".to_string()];
+        let ins = build_insert("public", "t", &keys, &cols(), None, true).unwrap();
+        assert_eq!(
+            ins,
+            "INSERT INTO \"public\".\"t\" (\"id\", \"name\") SELECT x.\"id\", x.\"name\" \
+             FROM json_to_recordset($1::text::json) AS x(\"id\" integer, \"name\" text) RETURNING *"
+        );
+        let up = build_insert(
+            "public",
+            "t",
+            &keys,
+            &cols(),
+            Some((&["id".to_string()], Resolution::Merge)),
+            false,
+        )
+        .unwrap();
+        assert!(up.ends_with(
+            "ON CONFLICT (\"id\") DO UPDATE SET \"id\" = EXCLUDED.\"id\", \"name\" = EXCLUDED.\"name\""
+        ));
+        assert!(build_insert("public", "t", &["nope".into()], &cols(), None, true).is_err());
+        let f = vec![parse_filter("id", "eq.3").unwrap()];
+        let u = build_update("public", "t", &keys[1..], &f, &cols(), true).unwrap();
+        assert_eq!(u.params, vec!["".to_string(), "3".to_string()]);
+        assert!(u
+            .text
+            .contains("WHERE \"id\" = CAST($2::text AS integer) RETURNING *"));
+        let d = build_delete("public", "t", &f, &cols(), false).unwrap();
+        assert_eq!(
+            d.text,
+            "DELETE FROM \"public\".\"t\" WHERE \"id\" = CAST($1::text AS integer)"
         );
     }
 

@@ -378,12 +378,27 @@ pub mod http {
         body: Option<&[u8]>,
         content_type: &str,
     ) -> Response {
+        request_with(port, method, path, token, body, content_type, &[])
+    }
+
+    pub fn request_with(
+        port: u16,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+        content_type: &str,
+        extra: &[(&str, &str)],
+    ) -> Response {
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
         s.set_read_timeout(Some(Duration::from_secs(400))).unwrap();
         let mut head =
             format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
         if let Some(t) = token {
             head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        for (k, v) in extra {
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(b) = body {
             head.push_str(&format!(
@@ -493,6 +508,25 @@ impl Server {
             Some(&self.token),
             Some(b.as_bytes()),
             "application/json",
+        )
+    }
+    /// Any method, an optional JSON body, extra headers.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> http::Response {
+        let b = body.map(|b| b.to_string());
+        http::request_with(
+            self.port,
+            method,
+            path,
+            Some(&self.token),
+            b.as_ref().map(|b| b.as_bytes()),
+            "application/json",
+            headers,
         )
     }
     pub fn post_empty(&self, path: &str) -> http::Response {

@@ -1,0 +1,544 @@
+//! /database/{id}/...: tables, rows (PostgREST's grammar), SQL and
+//! transactions over the instance's pool. The instance must be running; each
+//! request runs on the blocking pool through `db::pool::run`.
+
+use super::reply::{self, ErrorBody, Reply};
+use super::state::AppState;
+use super::Request;
+use crate::db::catalog::{self, NewTable, TableDescription, TableSummary};
+use crate::db::exec::{self, Insert, Isolation, SqlResult, Statement};
+use crate::db::pool::{self, Failure, InstancePool};
+use crate::db::query::{self, Resolution};
+use crate::error::Error;
+use crate::ops;
+use crate::provision;
+use crate::registry::State;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use warp::http::Method;
+
+/// The pool of a running instance; 404 for an unknown one, 409 for one that
+/// is not running.
+async fn pool_for(state: &Arc<AppState>, key: &str) -> Result<Arc<InstancePool>, Error> {
+    let inst = state.registry()?.get(key)?.clone();
+    let status = if inst.state == State::Running {
+        let ps = state.status_for(&[&inst.id]).await?;
+        ops::live_status(&inst, ps.get(&inst.id)).0
+    } else {
+        ops::live_status(&inst, None).0
+    };
+    if !matches!(status.as_str(), "running" | "unhealthy") {
+        return Err(Error::Conflict(format!(
+            "instance '{}' is {status}, not running; start it with `dbaasctl up {}` or POST /instances/{}/start",
+            inst.name, inst.name, inst.name
+        )));
+    }
+    state.pools.get(&inst, || {
+        provision::app_password(&state.home.instance_dir(&inst.id))
+    })
+}
+
+/// Runs `f` on a connection of the instance's pool.
+async fn with_db<T, F>(state: &Arc<AppState>, key: &str, f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnMut(&mut postgres::Client, &InstancePool) -> Result<T, Failure> + Send + 'static,
+{
+    let p = pool_for(state, key).await?;
+    pool::run(p, f).await
+}
+
+fn pairs(req: &Request) -> Result<Vec<(String, String)>, Error> {
+    serde_urlencoded::from_str(&req.query)
+        .map_err(|e| Error::invalid("query", format!("the query string is not valid: {e}")))
+}
+
+fn flag(req: &Request, name: &str) -> Result<bool, Error> {
+    match req.query_param(name).as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(Error::invalid(
+            name,
+            format!("'{other}' is not true or false"),
+        )),
+    }
+}
+
+fn schema_of(req: &Request) -> String {
+    req.query_param("schema").unwrap_or_else(|| "public".into())
+}
+
+/// `Prefer: count=exact, return=minimal, resolution=merge-duplicates`
+#[derive(Default)]
+struct Prefer {
+    count: bool,
+    minimal: bool,
+    resolution: Option<Resolution>,
+}
+
+fn prefer(req: &Request) -> Result<Prefer, Error> {
+    let mut p = Prefer::default();
+    for v in req.headers.get_all("prefer") {
+        let v = v
+            .to_str()
+            .map_err(|_| Error::invalid("Prefer", "the header is not text"))?;
+        for token in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match token {
+                "count=exact" => p.count = true,
+                "return=minimal" => p.minimal = true,
+                "return=representation" => p.minimal = false,
+                "resolution=merge-duplicates" => p.resolution = Some(Resolution::Merge),
+                "resolution=ignore-duplicates" => p.resolution = Some(Resolution::Ignore),
+                other => {
+                    return Err(Error::invalid(
+                        "Prefer",
+                        format!("'{other}' is not one of count=exact, return=minimal, return=representation, resolution=merge-duplicates, resolution=ignore-duplicates"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Box<Reply>> {
+    let ct = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(Box::new(reply::error(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+            Value::Null,
+        )));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| {
+        Box::new(reply::error(
+            400,
+            "invalid_json",
+            format!("the body is not valid here: {e}"),
+            serde_json::json!({ "line": e.line(), "column": e.column() }),
+        ))
+    })
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return reply::from_error(&e),
+        }
+    };
+}
+
+macro_rules! body {
+    ($req:expr) => {
+        match json_body($req) {
+            Ok(v) => v,
+            Err(r) => return *r,
+        }
+    };
+}
+
+/// Dispatches `/database/{id}/...`; `rest` is what follows the id.
+pub async fn route(state: &Arc<AppState>, req: &Request, id: &str, rest: &[&str]) -> Reply {
+    let m = &req.method;
+    match rest {
+        ["tables"] => match *m {
+            Method::GET => list_tables(state, req, id).await,
+            Method::POST => create_table(state, req, id).await,
+            _ => super::method_not_allowed(&[Method::GET, Method::POST]),
+        },
+        ["tables", table] => match *m {
+            Method::GET => describe_table(state, req, id, table).await,
+            Method::DELETE => drop_table(state, req, id, table).await,
+            _ => super::method_not_allowed(&[Method::GET, Method::DELETE]),
+        },
+        ["tables", table, "rows"] => match *m {
+            Method::GET => read_rows(state, req, id, table).await,
+            Method::POST => insert_rows(state, req, id, table).await,
+            Method::PATCH => update_rows(state, req, id, table).await,
+            Method::DELETE => delete_rows(state, req, id, table).await,
+            _ => super::method_not_allowed(&[
+                Method::GET,
+                Method::POST,
+                Method::PATCH,
+                Method::DELETE,
+            ]),
+        },
+        ["sql"] => super::only(m, &[Method::POST], || sql(state, req, id)).await,
+        ["transaction"] => super::only(m, &[Method::POST], || transaction(state, req, id)).await,
+        _ => reply::error(
+            404,
+            "not_found",
+            format!("no such route: {}", req.path),
+            Value::Null,
+        ),
+    }
+}
+
+#[utoipa::path(get, path = "/database/{id}/tables", tag = "database",
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("schema" = Option<String>, Query, description = "schema (default public)")),
+    responses((status = 200, body = [TableSummary]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Instance not running", body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_tables(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
+    let schema = schema_of(req);
+    let res = with_db(state, id, move |c, _| catalog::list(c, &schema)).await;
+    reply::json(200, &tri!(res))
+}
+
+#[utoipa::path(post, path = "/database/{id}/tables", tag = "database", request_body = NewTable,
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 201, body = TableDescription), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Table exists, or instance not running", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_table(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
+    let t: NewTable = body!(req);
+    let res = with_db(state, id, move |c, p| {
+        p.forget_tables();
+        catalog::create(c, &t)?;
+        catalog::describe(c, t.schema.as_deref().unwrap_or("public"), &t.name)
+    })
+    .await;
+    reply::json(201, &tri!(res))
+}
+
+#[utoipa::path(get, path = "/database/{id}/tables/{table}", tag = "database",
+    params(("id" = String, Path, description = "Instance id or name"), ("table" = String, Path),
+        ("schema" = Option<String>, Query, description = "schema (default public)")),
+    responses((status = 200, body = TableDescription), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn describe_table(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
+    let (schema, table) = (schema_of(req), table.to_string());
+    let res = with_db(state, id, move |c, _| catalog::describe(c, &schema, &table)).await;
+    reply::json(200, &tri!(res))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Dropped {
+    pub dropped: String,
+}
+
+#[utoipa::path(delete, path = "/database/{id}/tables/{table}", tag = "database",
+    params(("id" = String, Path, description = "Instance id or name"), ("table" = String, Path),
+        ("schema" = Option<String>, Query, description = "schema (default public)"),
+        ("cascade" = Option<bool>, Query, description = "also drop what depends on the table")),
+    responses((status = 200, body = Dropped), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Other objects depend on it (use cascade=true), or instance not running", body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn drop_table(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
+    let cascade = tri!(flag(req, "cascade"));
+    let (schema, table) = (schema_of(req), table.to_string());
+    let res = with_db(state, id, move |c, p| {
+        p.forget_tables();
+        catalog::drop(c, &schema, &table, cascade)?;
+        Ok(format!("{schema}.{table}"))
+    })
+    .await;
+    reply::json(200, &Dropped { dropped: tri!(res) })
+}
+
+/// Content-Range of a read: `0-99/12345`, `*/0` when empty, `/*` when the
+/// total was not asked for.
+fn content_range(offset: u64, n: usize, total: Option<i64>) -> String {
+    let range = if n == 0 {
+        "*".to_string()
+    } else {
+        format!("{offset}-{}", offset + n as u64 - 1)
+    };
+    match total {
+        Some(t) => format!("{range}/{t}"),
+        None => format!("{range}/*"),
+    }
+}
+
+#[utoipa::path(get, path = "/database/{id}/tables/{table}/rows", tag = "database",
+    params(("id" = String, Path, description = "Instance id or name"), ("table" = String, Path),
+        ("schema" = Option<String>, Query, description = "schema (default public)"),
+        ("select" = Option<String>, Query, description = "columns: col1,col2"),
+        ("order" = Option<String>, Query, description = "col.asc|desc[.nullsfirst|.nullslast],..."),
+        ("limit" = Option<u64>, Query, description = "default 100, at most DBAAS_MAX_ROWS (10000)"),
+        ("offset" = Option<u64>, Query),
+        ("Prefer" = Option<String>, Header, description = "count=exact adds the total to Content-Range")),
+    description = "Filters: `col=[not.]op.value` with op one of eq neq gt gte lt lte like ilike (`*` is the wildcard), in.(a,b), is.null|not_null|true|false; several are ANDed.",
+    responses((status = 200, description = "Array of row objects; Content-Range: 0-99/total", body = [Object]),
+        (status = 400, description = "Bad filter, unknown column or bad value", body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, description = "Unknown instance or table", body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn read_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
+    let pairs = tri!(pairs(req));
+    let q = tri!(query::parse_read(&pairs, state.pools.settings.max_rows));
+    let count = tri!(prefer(req)).count;
+    let (schema, table) = (schema_of(req), table.to_string());
+    let offset = q.offset;
+    let res = with_db(state, id, move |c, p| {
+        exec::with_table(c, p, &schema, &table, |c, info| {
+            exec::read_rows(c, info, &q, count)
+        })
+    })
+    .await;
+    let (rs, total) = tri!(res);
+    let range = content_range(offset, rs.rows.len(), total);
+    reply::with_header(
+        reply::bytes(
+            warp::http::StatusCode::OK,
+            "application/json",
+            rs.objects_json(),
+        ),
+        "content-range",
+        &range,
+    )
+}
+
+/// `{"count": n}`: the answer of a write with `Prefer: return=minimal`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Count {
+    pub count: u64,
+}
+
+fn rows_reply(status: u16, rs: &exec::ResultSet, minimal: bool) -> Reply {
+    if minimal {
+        reply::json(
+            status,
+            &Count {
+                count: rs.row_count,
+            },
+        )
+    } else {
+        reply::bytes(
+            warp::http::StatusCode::from_u16(status).expect("status"),
+            "application/json",
+            rs.objects_json(),
+        )
+    }
+}
+
+#[utoipa::path(post, path = "/database/{id}/tables/{table}/rows", tag = "database",
+    request_body(content = Object, description = "One row object, or an array of them (inserted in one statement)"),
+    params(("id" = String, Path, description = "Instance id or name"), ("table" = String, Path),
+        ("schema" = Option<String>, Query, description = "schema (default public)"),
+        ("on_conflict" = Option<String>, Query, description = "unique columns for an upsert (default: the primary key)"),
+        ("Prefer" = Option<String>, Header, description = "return=minimal; resolution=merge-duplicates|ignore-duplicates")),
+    responses((status = 201, description = "The inserted rows, or {\"count\": n} with return=minimal", body = [Object]),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Duplicate key, foreign key, or instance not running", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn insert_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
+    let pref = tri!(prefer(req));
+    let body: Value = body!(req);
+    let rows: Vec<serde_json::Map<String, Value>> = match body {
+        Value::Object(o) => vec![o],
+        Value::Array(items) => {
+            let mut rows = Vec::with_capacity(items.len());
+            for (i, v) in items.into_iter().enumerate() {
+                match v {
+                    Value::Object(o) => rows.push(o),
+                    _ => {
+                        return reply::from_error(&Error::invalid(
+                            format!("body[{i}]"),
+                            "each row must be a JSON object",
+                        ))
+                    }
+                }
+            }
+            rows
+        }
+        _ => {
+            return reply::from_error(&Error::invalid(
+                "body",
+                "send a row object or an array of row objects",
+            ))
+        }
+    };
+    if rows.is_empty() {
+        return rows_reply(201, &exec::ResultSet::default(), pref.minimal);
+    }
+    let on_conflict = req.query_param("on_conflict").map(|v| {
+        v.split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>()
+    });
+    let (schema, table) = (schema_of(req), table.to_string());
+    let minimal = pref.minimal;
+    let res = with_db(state, id, move |c, p| {
+        exec::with_table(c, p, &schema, &table, |c, info| {
+            exec::insert_rows(
+                c,
+                info,
+                &Insert {
+                    rows: &rows,
+                    on_conflict: on_conflict.clone(),
+                    resolution: pref.resolution,
+                    returning: !minimal,
+                },
+            )
+        })
+    })
+    .await;
+    rows_reply(201, &tri!(res), minimal)
+}
+
+/// Filters of a write; none at all is refused unless `all=true`.
+fn write_filters(req: &Request) -> Result<Vec<query::Filter>, Error> {
+    let pairs = pairs(req)?;
+    let q = query::parse_read(&pairs, u64::MAX)?;
+    if q.filters.is_empty() && !flag(req, "all")? {
+        return Err(Error::invalid(
+            "filters",
+            "this would touch every row: add a filter such as ?id=eq.1, or ?all=true to mean every row",
+        ));
+    }
+    Ok(q.filters)
+}
+
+#[utoipa::path(patch, path = "/database/{id}/tables/{table}/rows", tag = "database",
+    request_body(content = Object, description = "The columns to set: {\"col\": value}"),
+    params(("id" = String, Path, description = "Instance id or name"), ("table" = String, Path),
+        ("schema" = Option<String>, Query, description = "schema (default public)"),
+        ("all" = Option<bool>, Query, description = "allow an update without filters"),
+        ("Prefer" = Option<String>, Header, description = "return=minimal answers {\"count\": n}")),
+    responses((status = 200, description = "The updated rows", body = [Object]),
+        (status = 400, description = "No filter (and no all=true), bad filter or value", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
+    let pref = tri!(prefer(req));
+    let filters = tri!(write_filters(req));
+    let values: serde_json::Map<String, Value> = body!(req);
+    let (schema, table) = (schema_of(req), table.to_string());
+    let minimal = pref.minimal;
+    let res = with_db(state, id, move |c, p| {
+        exec::with_table(c, p, &schema, &table, |c, info| {
+            exec::update_rows(c, info, &values, &filters, !minimal)
+        })
+    })
+    .await;
+    rows_reply(200, &tri!(res), minimal)
+}
+
+#[utoipa::path(delete, path = "/database/{id}/tables/{table}/rows", tag = "database",
+    params(("id" = String, Path, description = "Instance id or name"), ("table" = String, Path),
+        ("schema" = Option<String>, Query, description = "schema (default public)"),
+        ("all" = Option<bool>, Query, description = "allow a delete without filters"),
+        ("Prefer" = Option<String>, Header, description = "return=minimal answers {\"count\": n}")),
+    responses((status = 200, description = "The deleted rows", body = [Object]),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
+    let pref = tri!(prefer(req));
+    let filters = tri!(write_filters(req));
+    let (schema, table) = (schema_of(req), table.to_string());
+    let minimal = pref.minimal;
+    let res = with_db(state, id, move |c, p| {
+        exec::with_table(c, p, &schema, &table, |c, info| {
+            exec::delete_rows(c, info, &filters, !minimal)
+        })
+    })
+    .await;
+    rows_reply(200, &tri!(res), minimal)
+}
+
+/// Body of `POST /database/{id}/sql`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlBody {
+    /// One SQL statement, with `$1`, `$2`, ... for the parameters.
+    pub sql: String,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub params: Vec<Value>,
+    /// Run it in a READ ONLY transaction.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Rows as arrays in column order instead of objects.
+    #[serde(default)]
+    pub array_mode: bool,
+}
+
+#[utoipa::path(post, path = "/database/{id}/sql", tag = "database", request_body = SqlBody,
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, body = SqlResult),
+        (status = 400, description = "Syntax error, bad parameter, bad value", body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, description = "statement_timeout", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
+    let b: SqlBody = body!(req);
+    let st = Statement {
+        sql: b.sql,
+        params: b.params,
+    };
+    let (read_only, array_mode) = (b.read_only, b.array_mode);
+    let res = with_db(state, id, move |c, p| {
+        // Any statement may change the catalog.
+        p.forget_tables();
+        exec::run_sql(c, &st, read_only, array_mode)
+    })
+    .await;
+    let rs = tri!(res);
+    reply::json(200, &tri!(SqlResult::from_set(rs, array_mode)))
+}
+
+/// Body of `POST /database/{id}/transaction`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionBody {
+    pub statements: Vec<Statement>,
+    /// read_committed (default), repeatable_read or serializable.
+    pub isolation: Option<Isolation>,
+    /// Rows as arrays in column order instead of objects.
+    #[serde(default)]
+    pub array_mode: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TransactionResult {
+    pub results: Vec<SqlResult>,
+}
+
+#[utoipa::path(post, path = "/database/{id}/transaction", tag = "database", request_body = TransactionBody,
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, description = "Committed; one result per statement", body = TransactionResult),
+        (status = 400, description = "A statement failed (detail.statement is its index); nothing was committed", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Serialization failure or deadlock (retry), conflict, or instance not running", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
+    let b: TransactionBody = body!(req);
+    if b.statements.is_empty() {
+        return reply::from_error(&Error::invalid("statements", "give at least one statement"));
+    }
+    let (statements, isolation, array_mode) = (b.statements, b.isolation, b.array_mode);
+    let res = with_db(state, id, move |c, p| {
+        p.forget_tables();
+        exec::run_transaction(c, &statements, isolation, array_mode)
+    })
+    .await;
+    let sets = tri!(res);
+    let results = tri!(sets
+        .into_iter()
+        .map(|rs| SqlResult::from_set(rs, array_mode))
+        .collect::<Result<Vec<_>, _>>());
+    reply::json(200, &TransactionResult { results })
+}

@@ -1,0 +1,523 @@
+//! The statements of the database service, on one connection: row reads
+//! and writes (built by query.rs against the cached catalog), free SQL with
+//! parameters, and multi-statement transactions.
+
+use super::catalog::{self, TableInfo};
+use super::pool::{Failure, InstancePool};
+use super::query::{self, Filter, ReadQuery, Resolution};
+use super::values::{self, Param};
+use crate::error::Error;
+use postgres::types::{ToSql, Type};
+use postgres::{GenericClient, IsolationLevel};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A statement's result: columns, rows (values in column order) and the
+/// number of rows returned or affected.
+#[derive(Debug, Default)]
+pub struct ResultSet {
+    pub command: String,
+    pub row_count: u64,
+    pub columns: Vec<(String, Type)>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl ResultSet {
+    /// `[{"col": value, ...}, ...]` in column order.
+    pub fn objects_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 * self.rows.len() + 2);
+        out.push(b'[');
+        for (i, row) in self.rows.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            for (j, ((name, _), v)) in self.columns.iter().zip(row).enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, name).expect("string");
+                out.push(b':');
+                serde_json::to_writer(&mut out, v).expect("value");
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+        out
+    }
+
+    pub fn objects(&self) -> Vec<serde_json::Map<String, Value>> {
+        self.rows
+            .iter()
+            .map(|row| {
+                self.columns
+                    .iter()
+                    .zip(row)
+                    .map(|((n, _), v)| (n.clone(), v.clone()))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Runs built SQL whose parameters are all text (one round trip: the
+/// statement is not prepared separately) and decodes its rows.
+fn run_text(
+    client: &mut impl GenericClient,
+    sql: &str,
+    params: &[String],
+) -> Result<ResultSet, postgres::Error> {
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+        .iter()
+        .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
+        .collect();
+    let rows = client.query_typed(sql, &typed)?;
+    decode(client, rows, None)
+}
+
+fn decode(
+    client: &mut impl GenericClient,
+    rows: Vec<postgres::Row>,
+    affected: Option<u64>,
+) -> Result<ResultSet, postgres::Error> {
+    let columns = rows
+        .first()
+        .map(|r| values::columns(r.columns()))
+        .unwrap_or_default();
+    let (mut decoded, pending) = values::decode_rows(&rows);
+    values::resolve_pending(client, &mut decoded, pending)?;
+    Ok(ResultSet {
+        command: String::new(),
+        row_count: affected.unwrap_or(decoded.len() as u64),
+        columns,
+        rows: decoded,
+    })
+}
+
+/// SQLSTATEs that mean the catalog changed under a cached column list.
+const STALE: &[&str] = &["42703", "42P01", "42804", "42883", "0A000"];
+
+/// Runs `f` with the table's columns, from the pool's cache. When the cache
+/// may be stale (an unknown column, or PostgreSQL says the table changed)
+/// the columns are read again and `f` runs once more; such failures happen
+/// before anything is written.
+pub fn with_table<T>(
+    client: &mut postgres::Client,
+    pool: &InstancePool,
+    schema: &str,
+    table: &str,
+    mut f: impl FnMut(&mut postgres::Client, &TableInfo) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let key = (schema.to_string(), table.to_string());
+    let cached = pool.tables.lock().expect("table cache").get(&key).cloned();
+    if let Some(info) = cached {
+        match f(client, &info) {
+            Err(Failure::Pg(e, _))
+                if e.as_db_error()
+                    .is_some_and(|d| STALE.contains(&d.code().code())) => {}
+            Err(Failure::Other(Error::Invalid { .. })) => {}
+            other => return other,
+        }
+        pool.tables.lock().expect("table cache").remove(&key);
+    }
+    let info = Arc::new(catalog::load(client, schema, table)?);
+    pool.tables
+        .lock()
+        .expect("table cache")
+        .insert(key, info.clone());
+    f(client, &info)
+}
+
+/// `GET .../rows`: the rows, and the total count when asked for.
+pub fn read_rows(
+    client: &mut postgres::Client,
+    info: &TableInfo,
+    q: &ReadQuery,
+    count: bool,
+) -> Result<(ResultSet, Option<i64>), Failure> {
+    let sql = query::build_select(&info.schema, &info.name, q, &info.types)?;
+    let mut rs = run_text(client, &sql.text, &sql.params)?;
+    if rs.columns.is_empty() {
+        // No rows came back, so no row described the columns.
+        rs.columns = selected_columns(info, q);
+    }
+    let total = if count {
+        let c = query::build_count(&info.schema, &info.name, &q.filters, &info.types)?;
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = c
+            .params
+            .iter()
+            .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
+            .collect();
+        Some(client.query_typed_one(&c.text, &typed)?.get::<_, i64>(0))
+    } else {
+        None
+    };
+    Ok((rs, total))
+}
+
+fn selected_columns(info: &TableInfo, q: &ReadQuery) -> Vec<(String, Type)> {
+    let names: Vec<&str> = if q.select.is_empty() {
+        info.columns.iter().map(|c| c.name.as_str()).collect()
+    } else {
+        q.select.iter().map(String::as_str).collect()
+    };
+    names
+        .into_iter()
+        .map(|n| (n.to_string(), Type::TEXT))
+        .collect()
+}
+
+/// The keys of a write body, checked: each object's keys, in first-seen
+/// order.
+fn keys_of(rows: &[serde_json::Map<String, Value>]) -> Vec<String> {
+    let mut keys: Vec<String> = vec![];
+    for r in rows {
+        for k in r.keys() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    keys
+}
+
+pub struct Insert<'a> {
+    pub rows: &'a [serde_json::Map<String, Value>],
+    pub on_conflict: Option<Vec<String>>,
+    pub resolution: Option<Resolution>,
+    pub returning: bool,
+}
+
+/// `POST .../rows`: every row in one INSERT.
+pub fn insert_rows(
+    client: &mut postgres::Client,
+    info: &TableInfo,
+    ins: &Insert,
+) -> Result<ResultSet, Failure> {
+    let keys = keys_of(ins.rows);
+    if keys.is_empty() && ins.rows.len() > 1 {
+        return Err(Error::invalid(
+            "body",
+            "objects without any column can only be inserted one at a time",
+        )
+        .into());
+    }
+    let upsert = match (ins.resolution, &ins.on_conflict) {
+        (None, None) => None,
+        (r, conflict) => {
+            let target = match conflict {
+                Some(c) => c.clone(),
+                None if !info.primary_key.is_empty() => info.primary_key.clone(),
+                None => {
+                    return Err(Error::invalid(
+                        "on_conflict",
+                        "the table has no primary key: name the unique columns with on_conflict=col1,col2",
+                    )
+                    .into())
+                }
+            };
+            Some((target, r.unwrap_or(Resolution::Merge)))
+        }
+    };
+    let sql = query::build_insert(
+        &info.schema,
+        &info.name,
+        &keys,
+        &info.types,
+        upsert.as_ref().map(|(c, r)| (c.as_slice(), *r)),
+        ins.returning,
+    )?;
+    let body = if keys.is_empty() {
+        vec![]
+    } else {
+        vec![serde_json::to_string(ins.rows).expect("json")]
+    };
+    let mut rs = if ins.returning {
+        run_text(client, &sql, &body)?
+    } else {
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = body
+            .iter()
+            .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
+            .collect();
+        let mut it = client.query_typed_raw(&sql, typed.iter().map(|(p, t)| (*p, t.clone())))?;
+        use fallible_iterator::FallibleIterator;
+        while it.next()?.is_some() {}
+        ResultSet {
+            row_count: it.rows_affected().unwrap_or(0),
+            ..Default::default()
+        }
+    };
+    rs.command = "INSERT".into();
+    Ok(rs)
+}
+
+/// `PATCH .../rows?filters`: sets the body's columns on the matching rows.
+pub fn update_rows(
+    client: &mut postgres::Client,
+    info: &TableInfo,
+    values: &serde_json::Map<String, Value>,
+    filters: &[Filter],
+    returning: bool,
+) -> Result<ResultSet, Failure> {
+    let keys: Vec<String> = values.keys().cloned().collect();
+    let mut sql = query::build_update(&info.schema, &info.name, &keys, filters, &info.types, true)?;
+    sql.params[0] = serde_json::to_string(values).expect("json");
+    let mut rs = run_text(client, &sql.text, &sql.params)?;
+    if !returning {
+        rs.rows.clear();
+    }
+    rs.command = "UPDATE".into();
+    Ok(rs)
+}
+
+/// `DELETE .../rows?filters`.
+pub fn delete_rows(
+    client: &mut postgres::Client,
+    info: &TableInfo,
+    filters: &[Filter],
+    returning: bool,
+) -> Result<ResultSet, Failure> {
+    let sql = query::build_delete(&info.schema, &info.name, filters, &info.types, true)?;
+    let mut rs = run_text(client, &sql.text, &sql.params)?;
+    if !returning {
+        rs.rows.clear();
+    }
+    rs.command = "DELETE".into();
+    Ok(rs)
+}
+
+/// One statement of `POST /sql` or `POST /transaction`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Statement {
+    /// One SQL statement, with `$1`, `$2`, ... for the parameters.
+    pub sql: String,
+    /// Values for `$1`, `$2`, ...: JSON, converted to each parameter's type.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub params: Vec<Value>,
+}
+
+/// The first keyword of a statement (SELECT, INSERT, CREATE, ...).
+pub fn command_of(sql: &str) -> String {
+    let mut s = sql.trim_start();
+    loop {
+        if let Some(rest) = s.strip_prefix("--") {
+            s = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(rest) = s.strip_prefix("/*") {
+            s = rest.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else if let Some(rest) = s.strip_prefix('(') {
+            s = rest.trim_start();
+        } else {
+            break;
+        }
+    }
+    s.chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+/// Prepares, binds the JSON parameters to the types PostgreSQL inferred,
+/// runs and decodes one statement.
+pub fn run_statement(
+    client: &mut impl GenericClient,
+    st: &Statement,
+    index: Option<usize>,
+    array_mode: bool,
+) -> Result<ResultSet, Failure> {
+    let at = |field: &str| match index {
+        Some(i) => format!("statements[{i}].{field}"),
+        None => field.to_string(),
+    };
+    if st.sql.contains('\0') {
+        return Err(Error::invalid(at("sql"), "the statement contains a NUL byte").into());
+    }
+    let tag = |e: postgres::Error| Failure::Pg(e, index);
+    let stmt = client.prepare(&st.sql).map_err(tag)?;
+    let types = stmt.params();
+    if types.len() != st.params.len() {
+        return Err(Error::invalid(
+            at("params"),
+            format!(
+                "the statement has {} parameter(s) ($1..${}) but {} value(s) were given",
+                types.len(),
+                types.len(),
+                st.params.len()
+            ),
+        )
+        .into());
+    }
+    let params = types
+        .iter()
+        .zip(&st.params)
+        .enumerate()
+        .map(|(i, (ty, v))| {
+            values::param(ty, v).map_err(|e| {
+                Error::invalid(
+                    at(&format!("params[{i}]")),
+                    format!("for ${} ({}): {e}", i + 1, ty.name()),
+                )
+            })
+        })
+        .collect::<Result<Vec<Param>, Error>>()?;
+    let columns = values::columns(stmt.columns());
+    // Objects keyed by name would lose one of two same-named columns: say
+    // so before anything runs.
+    let mut seen = std::collections::HashSet::new();
+    if let Some((dup, _)) = columns
+        .iter()
+        .find(|(n, _)| !array_mode && !seen.insert(n.as_str()))
+    {
+        return Err(Error::invalid(
+            at("sql"),
+            format!("two result columns are named '{dup}': alias them (AS ...) or send \"array_mode\": true"),
+        )
+        .into());
+    }
+    let mut it = client
+        .query_raw(&stmt, params.iter().map(|p| p as &dyn ToSql))
+        .map_err(tag)?;
+    let mut rows = vec![];
+    use fallible_iterator::FallibleIterator;
+    while let Some(r) = it.next().map_err(tag)? {
+        rows.push(r);
+    }
+    let affected = it.rows_affected();
+    drop(it);
+    let mut rs = decode(client, rows, affected).map_err(tag)?;
+    rs.columns = columns;
+    rs.command = command_of(&st.sql);
+    Ok(rs)
+}
+
+/// `POST /sql`: one statement; `read_only` runs it in a READ ONLY
+/// transaction.
+pub fn run_sql(
+    client: &mut postgres::Client,
+    st: &Statement,
+    read_only: bool,
+    array_mode: bool,
+) -> Result<ResultSet, Failure> {
+    if !read_only {
+        return run_statement(client, st, None, array_mode);
+    }
+    let mut tx = client.build_transaction().read_only(true).start()?;
+    let rs = run_statement(&mut tx, st, None, array_mode)?;
+    tx.commit()?;
+    Ok(rs)
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    ReadCommitted,
+    RepeatableRead,
+    Serializable,
+}
+
+/// `POST /transaction`: all statements or none. A failure names the
+/// statement; the transaction is rolled back when `tx` drops.
+pub fn run_transaction(
+    client: &mut postgres::Client,
+    statements: &[Statement],
+    isolation: Option<Isolation>,
+    array_mode: bool,
+) -> Result<Vec<ResultSet>, Failure> {
+    let level = match isolation.unwrap_or(Isolation::ReadCommitted) {
+        Isolation::ReadCommitted => IsolationLevel::ReadCommitted,
+        Isolation::RepeatableRead => IsolationLevel::RepeatableRead,
+        Isolation::Serializable => IsolationLevel::Serializable,
+    };
+    let mut tx = client.build_transaction().isolation_level(level).start()?;
+    let mut out = Vec::with_capacity(statements.len());
+    for (i, st) in statements.iter().enumerate() {
+        out.push(run_statement(&mut tx, st, Some(i), array_mode)?);
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// The answer of `/sql`, and of each statement of `/transaction`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SqlResult {
+    /// The statement's first keyword: SELECT, INSERT, CREATE, ...
+    pub command: String,
+    /// Rows returned, or rows affected.
+    pub row_count: u64,
+    pub columns: Vec<SqlColumn>,
+    /// Objects keyed by column name (or arrays in column order with
+    /// `"array_mode": true`).
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<Value>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SqlColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
+impl SqlResult {
+    /// Objects or arrays; `run_statement` refused same-named columns as
+    /// objects before running, so nothing is lost silently.
+    pub fn from_set(rs: ResultSet, array_mode: bool) -> Result<SqlResult, Error> {
+        let columns: Vec<SqlColumn> = rs
+            .columns
+            .iter()
+            .map(|(n, t)| SqlColumn {
+                name: n.clone(),
+                ty: t.name().to_string(),
+            })
+            .collect();
+        let rows = if array_mode {
+            rs.rows.into_iter().map(Value::Array).collect()
+        } else {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(dup) = columns.iter().find(|c| !seen.insert(c.name.as_str())) {
+                return Err(Error::invalid(
+                    "sql",
+                    format!(
+                        "two result columns are named '{}': alias them (AS ...) or send \"array_mode\": true",
+                        dup.name
+                    ),
+                ));
+            }
+            rs.objects().into_iter().map(Value::Object).collect()
+        };
+        Ok(SqlResult {
+            command: rs.command,
+            row_count: rs.row_count,
+            columns,
+            rows,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_first_keywords() {
+        assert_eq!(command_of("  select 1"), "SELECT");
+        assert_eq!(command_of("-- hi\n/* x */ (SELECT 1)"), "SELECT");
+        assert_eq!(command_of("insert into t values (1)"), "INSERT");
+        assert_eq!(command_of(""), "");
+    }
+
+    #[test]
+    fn rows_serialize_in_column_order() {
+        let rs = ResultSet {
+            columns: vec![("b".into(), Type::INT4), ("a".into(), Type::TEXT)],
+            rows: vec![vec![Value::from(1), Value::from("x\"")]],
+            ..Default::default()
+        };
+        assert_eq!(
+            String::from_utf8(rs.objects_json()).unwrap(),
+            r#"[{"b":1,"a":"x\""}]"#
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! One r2d2 pool per instance, built lazily, connecting as the instance's app
+//! user to its published port. A pool is dropped when the API stops,
+//! restarts or destroys its instance; connections that died under it anyway
+//! (the instance restarted from the CLI) are discarded at checkout, and a
+//! statement that met a dying connection is retried once on a fresh one.
+
+use super::catalog::TableInfo;
+use super::{pg_error, Settings};
+use crate::error::{Error, Result};
+use crate::ops;
+use crate::registry::Instance;
+use postgres::NoTls;
+use r2d2_postgres::PostgresConnectionManager;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub type Manager = PostgresConnectionManager<NoTls>;
+pub type Conn = r2d2::PooledConnection<Manager>;
+
+pub struct InstancePool {
+    pub id: String,
+    pool: r2d2::Pool<Manager>,
+    port: u16,
+    /// Column lists by (schema, table); cleared after any DDL through the
+    /// API, refreshed when a statement finds the catalog changed under it.
+    pub tables: Mutex<HashMap<(String, String), Arc<TableInfo>>>,
+}
+
+impl InstancePool {
+    pub fn forget_tables(&self) {
+        self.tables.lock().expect("table cache").clear();
+    }
+
+    /// A live connection: closed ones (the server went away since they were
+    /// last used) are dropped, and r2d2 discards them as broken.
+    fn checkout(&self) -> Result<Conn> {
+        for _ in 0..=self.pool.max_size() {
+            let conn = self.pool.get().map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot connect to the instance's PostgreSQL: {e}; is it running? (`dbaasctl show`)"
+                ))
+            })?;
+            if !conn.is_closed() {
+                return Ok(conn);
+            }
+        }
+        Err(Error::Unavailable(
+            "every pooled connection was closed by the server; retry".into(),
+        ))
+    }
+}
+
+pub struct Pools {
+    pub settings: Settings,
+    map: Mutex<HashMap<String, Arc<InstancePool>>>,
+}
+
+impl Pools {
+    pub fn new(settings: Settings) -> Pools {
+        Pools {
+            settings,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The instance's pool, built on first use (no connection is made until
+    /// a request needs one).
+    pub fn get(
+        &self,
+        inst: &Instance,
+        password: impl FnOnce() -> Result<String>,
+    ) -> Result<Arc<InstancePool>> {
+        if let Some(p) = self.map.lock().expect("pools").get(&inst.id) {
+            if p.port == inst.port {
+                return Ok(p.clone());
+            }
+        }
+        let mut cfg = ops::pg_config(inst, &password()?);
+        cfg.application_name("dbaas-api")
+            .connect_timeout(self.settings.connect_timeout)
+            .options(&format!(
+                "-c statement_timeout={}",
+                self.settings.statement_timeout.as_millis()
+            ));
+        let pool = r2d2::Pool::builder()
+            .max_size(self.settings.pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(self.settings.connect_timeout)
+            .idle_timeout(Some(std::time::Duration::from_secs(300)))
+            // Checkout tests cost a round trip each; closed connections are
+            // caught by `checkout` and by the retry in `run` instead.
+            .test_on_check_out(false)
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(Manager::new(cfg, NoTls));
+        let p = Arc::new(InstancePool {
+            id: inst.id.clone(),
+            pool,
+            port: inst.port,
+            tables: Mutex::new(HashMap::new()),
+        });
+        let old = self
+            .map
+            .lock()
+            .expect("pools")
+            .insert(inst.id.clone(), p.clone());
+        drop_off_runtime(old);
+        Ok(p)
+    }
+
+    /// Forgets an instance's pool (it stopped, restarted or went away); its
+    /// connections close as their requests finish.
+    pub fn drop_pool(&self, id: &str) {
+        let old = self.map.lock().expect("pools").remove(id);
+        drop_off_runtime(old);
+    }
+}
+
+impl Drop for Pools {
+    fn drop(&mut self) {
+        let map = std::mem::take(&mut *self.map.lock().expect("pools"));
+        if !map.is_empty() {
+            let _ = std::thread::spawn(move || drop(map)).join();
+        }
+    }
+}
+
+/// Closing a synchronous client blocks on its own runtime, which panics on
+/// a tokio worker: pools are let go on a plain thread.
+fn drop_off_runtime<T: Send + 'static>(v: Option<T>) {
+    if let Some(v) = v {
+        std::thread::spawn(move || drop(v));
+    }
+}
+
+/// Whether an error means the connection died rather than the statement
+/// failing: then the statement did not commit and may run again.
+fn connection_lost(e: &postgres::Error) -> bool {
+    match e.as_db_error() {
+        // The server ended the session (shutdown, restart): the statement
+        // did not run, or was rolled back with the session.
+        Some(db) => matches!(db.code().code(), "57P01" | "57P02" | "57P03"),
+        // The socket was already closed or broke when we wrote to it.
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
+    }
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool (the
+/// synchronous client must not run on a tokio worker). When the connection
+/// turns out to be dead (the server restarted: every idle connection of the
+/// pool may be), `f` runs again on the next one, up to the pool's size + 1
+/// times, which reaches a freshly made connection.
+pub async fn run<T, F>(pool: Arc<InstancePool>, mut f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnMut(&mut postgres::Client, &InstancePool) -> Result<T, Failure> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut attempt = 0;
+        loop {
+            let mut conn = pool.checkout()?;
+            match f(&mut conn, &pool) {
+                Ok(v) => return Ok(v),
+                Err(Failure::Pg(e, _)) if attempt < pool.pool.max_size() && connection_lost(&e) => {
+                    log::info!("instance {}: connection lost ({e}); retrying", pool.id);
+                    attempt += 1;
+                }
+                Err(Failure::Pg(e, statement)) => return Err(pg_error(&e, statement)),
+                Err(Failure::Other(e)) => return Err(e),
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Failed(format!("database task failed: {e}")))?
+}
+
+/// What a database closure can fail with: PostgreSQL's error (with the
+/// index of the statement in a transaction) or one of ours.
+#[derive(Debug)]
+pub enum Failure {
+    Pg(postgres::Error, Option<usize>),
+    Other(Error),
+}
+
+impl From<postgres::Error> for Failure {
+    fn from(e: postgres::Error) -> Self {
+        Failure::Pg(e, None)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Other(e)
+    }
+}
