@@ -7,47 +7,53 @@ use super::state::AppState;
 use super::Request;
 use crate::db::catalog::{self, NewTable, TableDescription, TableSummary};
 use crate::db::exec::{self, Insert, Isolation, SqlResult, Statement};
-use crate::db::pool::{self, Failure, InstancePool};
+use crate::db::pool::{self, Failure, InstancePool, PgConn};
 use crate::db::query::{self, Resolution};
 use crate::error::Error;
 use crate::ops;
 use crate::provision;
-use crate::registry::State;
+use crate::registry::{Instance, State};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use warp::http::Method;
 
-/// The pool of a running instance; 404 for an unknown one, 409 for one that
-/// is not running.
-async fn pool_for(state: &Arc<AppState>, key: &str) -> Result<Arc<InstancePool>, Error> {
-    let inst = state.registry()?.get(key)?.clone();
-    let status = if inst.state == State::Running {
-        let ps = state.status_for(&[&inst.id]).await?;
-        ops::live_status(&inst, ps.get(&inst.id)).0
-    } else {
-        ops::live_status(&inst, None).0
-    };
-    if !matches!(status.as_str(), "running" | "unhealthy") {
-        return Err(Error::Conflict(format!(
-            "instance '{}' is {status}, not running; start it with `dbaasctl up {}` or POST /instances/{}/start",
-            inst.name, inst.name, inst.name
-        )));
-    }
-    state.pools.get(&inst, || {
-        provision::app_password(&state.home.instance_dir(&inst.id))
-    })
+fn not_running(inst: &Instance, status: &str) -> Error {
+    Error::Conflict(format!(
+        "instance '{}' is {status}, not running; start it with `dbaasctl up {}` or POST /instances/{}/start",
+        inst.name, inst.name, inst.name
+    ))
 }
 
-/// Runs `f` on a connection of the instance's pool.
+/// Runs `f` on a connection of the instance's pool. An unknown instance is
+/// a 404, one that is recorded as not running a 409. Docker is asked only
+/// when PostgreSQL cannot be reached: then a container that is down is a
+/// 409 too, rather than a 503.
 async fn with_db<T, F>(state: &Arc<AppState>, key: &str, f: F) -> Result<T, Error>
 where
     T: Send + 'static,
-    F: FnMut(&mut postgres::Client, &InstancePool) -> Result<T, Failure> + Send + 'static,
+    F: FnMut(&mut PgConn, &InstancePool) -> Result<T, Failure> + Send + 'static,
 {
-    let p = pool_for(state, key).await?;
-    pool::run(p, f).await
+    let inst = state.registry()?.get(key)?.clone();
+    if inst.state != State::Running {
+        return Err(not_running(&inst, &ops::live_status(&inst, None).0));
+    }
+    let p = state.pools.get(&inst, || {
+        provision::app_password(&state.home.instance_dir(&inst.id))
+    })?;
+    match pool::run(p, f).await {
+        Err(Error::Unavailable(why)) => {
+            let ps = state.status_for(&[&inst.id]).await?;
+            let status = ops::live_status(&inst, ps.get(&inst.id)).0;
+            if matches!(status.as_str(), "running" | "unhealthy") {
+                Err(Error::Unavailable(why))
+            } else {
+                Err(not_running(&inst, &status))
+            }
+        }
+        other => other,
+    }
 }
 
 fn pairs(req: &Request) -> Result<Vec<(String, String)>, Error> {
@@ -191,7 +197,7 @@ pub async fn route(state: &Arc<AppState>, req: &Request, id: &str, rest: &[&str]
     security(("bearer" = [])))]
 pub async fn list_tables(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
     let schema = schema_of(req);
-    let res = with_db(state, id, move |c, _| catalog::list(c, &schema)).await;
+    let res = with_db(state, id, move |c, _| catalog::list(&mut c.client, &schema)).await;
     reply::json(200, &tri!(res))
 }
 
@@ -205,8 +211,12 @@ pub async fn create_table(state: &Arc<AppState>, req: &Request, id: &str) -> Rep
     let t: NewTable = body!(req);
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
-        catalog::create(c, &t)?;
-        catalog::describe(c, t.schema.as_deref().unwrap_or("public"), &t.name)
+        catalog::create(&mut c.client, &t)?;
+        catalog::describe(
+            &mut c.client,
+            t.schema.as_deref().unwrap_or("public"),
+            &t.name,
+        )
     })
     .await;
     reply::json(201, &tri!(res))
@@ -220,7 +230,10 @@ pub async fn create_table(state: &Arc<AppState>, req: &Request, id: &str) -> Rep
     security(("bearer" = [])))]
 pub async fn describe_table(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
     let (schema, table) = (schema_of(req), table.to_string());
-    let res = with_db(state, id, move |c, _| catalog::describe(c, &schema, &table)).await;
+    let res = with_db(state, id, move |c, _| {
+        catalog::describe(&mut c.client, &schema, &table)
+    })
+    .await;
     reply::json(200, &tri!(res))
 }
 
@@ -243,7 +256,7 @@ pub async fn drop_table(state: &Arc<AppState>, req: &Request, id: &str, table: &
     let (schema, table) = (schema_of(req), table.to_string());
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
-        catalog::drop(c, &schema, &table, cascade)?;
+        catalog::drop(&mut c.client, &schema, &table, cascade)?;
         Ok(format!("{schema}.{table}"))
     })
     .await;
@@ -491,7 +504,7 @@ pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
     let res = with_db(state, id, move |c, p| {
         // Any statement may change the catalog.
         p.forget_tables();
-        exec::run_sql(c, &st, read_only, array_mode)
+        exec::run_sql(&mut c.client, &st, read_only, array_mode)
     })
     .await;
     let rs = tri!(res);
@@ -532,7 +545,7 @@ pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Repl
     let (statements, isolation, array_mode) = (b.statements, b.isolation, b.array_mode);
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
-        exec::run_transaction(c, &statements, isolation, array_mode)
+        exec::run_transaction(&mut c.client, &statements, isolation, array_mode)
     })
     .await;
     let sets = tri!(res);

@@ -18,6 +18,9 @@ use warp::http::HeaderMap;
 
 /// How old the container status may be.
 pub const STATUS_REFRESH: Duration = Duration::from_millis(1000);
+/// The background refresh runs only while someone reads the status: an idle
+/// server (or one busy serving /database) does not run `docker ps` forever.
+pub const STATUS_IDLE_AFTER: Duration = Duration::from_secs(10);
 
 pub struct AppState {
     pub home: Home,
@@ -28,6 +31,9 @@ pub struct AppState {
     registry: Mutex<Option<(FileKey, Arc<Registry>)>>,
     /// One connection pool per instance, for /database.
     pub pools: crate::db::pool::Pools,
+    started: Instant,
+    /// Milliseconds after `started` of the last status read.
+    status_read_ms: std::sync::atomic::AtomicU64,
 }
 
 /// Identity of one version of the registry file: the atomic rename gives
@@ -49,6 +55,8 @@ impl AppState {
             status_wanted: Notify::new(),
             registry: Mutex::new(None),
             pools: crate::db::pool::Pools::new(db),
+            started: Instant::now(),
+            status_read_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -99,6 +107,10 @@ impl AppState {
     /// Container status of every instance, at most STATUS_REFRESH old
     /// (waits for the first refresh only).
     pub async fn status(&self) -> Result<Arc<PsMap>> {
+        self.status_read_ms.store(
+            self.started.elapsed().as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if let Some((at, map)) = &*self.status.lock().expect("status cache") {
             if at.elapsed() <= STATUS_REFRESH * 3 {
                 return Ok(map.clone());
@@ -144,8 +156,15 @@ impl AppState {
     pub fn start_status_refresher(self: Arc<Self>) {
         tokio::spawn(async move {
             loop {
-                if let Err(e) = self.refresh_status().await {
-                    log::warn!("refreshing container status: {e}");
+                let last_read = Duration::from_millis(
+                    self.status_read_ms
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                );
+                let in_use = self.started.elapsed().saturating_sub(last_read) < STATUS_IDLE_AFTER;
+                if in_use {
+                    if let Err(e) = self.refresh_status().await {
+                        log::warn!("refreshing container status: {e}");
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(STATUS_REFRESH) => {}

@@ -3,7 +3,7 @@
 //! parameters, and multi-statement transactions.
 
 use super::catalog::{self, TableInfo};
-use super::pool::{Failure, InstancePool};
+use super::pool::{Failure, InstancePool, PgConn};
 use super::query::{self, Filter, ReadQuery, Resolution};
 use super::values::{self, Param};
 use crate::error::Error;
@@ -61,19 +61,15 @@ impl ResultSet {
     }
 }
 
-/// Runs built SQL whose parameters are all text (one round trip: the
-/// statement is not prepared separately) and decodes its rows.
-fn run_text(
-    client: &mut impl GenericClient,
-    sql: &str,
-    params: &[String],
-) -> Result<ResultSet, postgres::Error> {
-    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
-        .iter()
-        .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
-        .collect();
-    let rows = client.query_typed(sql, &typed)?;
-    decode(client, rows, None)
+/// Runs built SQL whose parameters are all text, as a statement prepared
+/// once per connection (one round trip per request), and decodes its rows.
+fn run_text(conn: &mut PgConn, sql: &str, params: &[String]) -> Result<ResultSet, postgres::Error> {
+    let stmt = conn.prepared(sql, params.len())?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    let rows = conn.client.query(&stmt, &refs)?;
+    let mut rs = decode(&mut conn.client, rows, None)?;
+    rs.columns = values::columns(stmt.columns());
+    Ok(rs)
 }
 
 fn decode(
@@ -103,16 +99,16 @@ const STALE: &[&str] = &["42703", "42P01", "42804", "42883", "0A000"];
 /// the columns are read again and `f` runs once more; such failures happen
 /// before anything is written.
 pub fn with_table<T>(
-    client: &mut postgres::Client,
+    conn: &mut PgConn,
     pool: &InstancePool,
     schema: &str,
     table: &str,
-    mut f: impl FnMut(&mut postgres::Client, &TableInfo) -> Result<T, Failure>,
+    mut f: impl FnMut(&mut PgConn, &TableInfo) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let key = (schema.to_string(), table.to_string());
     let cached = pool.tables.lock().expect("table cache").get(&key).cloned();
     if let Some(info) = cached {
-        match f(client, &info) {
+        match f(conn, &info) {
             Err(Failure::Pg(e, _))
                 if e.as_db_error()
                     .is_some_and(|d| STALE.contains(&d.code().code())) => {}
@@ -121,51 +117,36 @@ pub fn with_table<T>(
         }
         pool.tables.lock().expect("table cache").remove(&key);
     }
-    let info = Arc::new(catalog::load(client, schema, table)?);
+    // Statements prepared against older columns go with them.
+    conn.forget_statements();
+    let info = Arc::new(catalog::load(&mut conn.client, schema, table)?);
     pool.tables
         .lock()
         .expect("table cache")
         .insert(key, info.clone());
-    f(client, &info)
+    f(conn, &info)
 }
 
 /// `GET .../rows`: the rows, and the total count when asked for.
 pub fn read_rows(
-    client: &mut postgres::Client,
+    conn: &mut PgConn,
     info: &TableInfo,
     q: &ReadQuery,
     count: bool,
 ) -> Result<(ResultSet, Option<i64>), Failure> {
     let sql = query::build_select(&info.schema, &info.name, q, &info.types)?;
-    let mut rs = run_text(client, &sql.text, &sql.params)?;
-    if rs.columns.is_empty() {
-        // No rows came back, so no row described the columns.
-        rs.columns = selected_columns(info, q);
-    }
+    let rs = run_text(conn, &sql.text, &sql.params)?;
     let total = if count {
         let c = query::build_count(&info.schema, &info.name, &q.filters, &info.types)?;
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> = c
-            .params
-            .iter()
-            .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
-            .collect();
-        Some(client.query_typed_one(&c.text, &typed)?.get::<_, i64>(0))
+        let n = run_text(conn, &c.text, &c.params)?;
+        n.rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_i64)
     } else {
         None
     };
     Ok((rs, total))
-}
-
-fn selected_columns(info: &TableInfo, q: &ReadQuery) -> Vec<(String, Type)> {
-    let names: Vec<&str> = if q.select.is_empty() {
-        info.columns.iter().map(|c| c.name.as_str()).collect()
-    } else {
-        q.select.iter().map(String::as_str).collect()
-    };
-    names
-        .into_iter()
-        .map(|n| (n.to_string(), Type::TEXT))
-        .collect()
 }
 
 /// The keys of a write body, checked: each object's keys, in first-seen
@@ -191,7 +172,7 @@ pub struct Insert<'a> {
 
 /// `POST .../rows`: every row in one INSERT.
 pub fn insert_rows(
-    client: &mut postgres::Client,
+    conn: &mut PgConn,
     info: &TableInfo,
     ins: &Insert,
 ) -> Result<ResultSet, Failure> {
@@ -234,17 +215,13 @@ pub fn insert_rows(
         vec![serde_json::to_string(ins.rows).expect("json")]
     };
     let mut rs = if ins.returning {
-        run_text(client, &sql, &body)?
+        run_text(conn, &sql, &body)?
     } else {
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> = body
-            .iter()
-            .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
-            .collect();
-        let mut it = client.query_typed_raw(&sql, typed.iter().map(|(p, t)| (*p, t.clone())))?;
-        use fallible_iterator::FallibleIterator;
-        while it.next()?.is_some() {}
+        let stmt = conn.prepared(&sql, body.len())?;
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            body.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         ResultSet {
-            row_count: it.rows_affected().unwrap_or(0),
+            row_count: conn.client.execute(&stmt, &refs)?,
             ..Default::default()
         }
     };
@@ -254,7 +231,7 @@ pub fn insert_rows(
 
 /// `PATCH .../rows?filters`: sets the body's columns on the matching rows.
 pub fn update_rows(
-    client: &mut postgres::Client,
+    conn: &mut PgConn,
     info: &TableInfo,
     values: &serde_json::Map<String, Value>,
     filters: &[Filter],
@@ -263,7 +240,7 @@ pub fn update_rows(
     let keys: Vec<String> = values.keys().cloned().collect();
     let mut sql = query::build_update(&info.schema, &info.name, &keys, filters, &info.types, true)?;
     sql.params[0] = serde_json::to_string(values).expect("json");
-    let mut rs = run_text(client, &sql.text, &sql.params)?;
+    let mut rs = run_text(conn, &sql.text, &sql.params)?;
     if !returning {
         rs.rows.clear();
     }
@@ -273,13 +250,13 @@ pub fn update_rows(
 
 /// `DELETE .../rows?filters`.
 pub fn delete_rows(
-    client: &mut postgres::Client,
+    conn: &mut PgConn,
     info: &TableInfo,
     filters: &[Filter],
     returning: bool,
 ) -> Result<ResultSet, Failure> {
     let sql = query::build_delete(&info.schema, &info.name, filters, &info.types, true)?;
-    let mut rs = run_text(client, &sql.text, &sql.params)?;
+    let mut rs = run_text(conn, &sql.text, &sql.params)?;
     if !returning {
         rs.rows.clear();
     }

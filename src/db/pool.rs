@@ -14,7 +14,65 @@ use r2d2_postgres::PostgresConnectionManager;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub type Manager = PostgresConnectionManager<NoTls>;
+/// r2d2_postgres's manager, with a prepared-statement cache on each
+/// connection: the row routes' statements repeat, and a prepared one skips
+/// PostgreSQL's parse and plan on every request.
+pub struct Manager(PostgresConnectionManager<NoTls>);
+
+/// A pooled connection and the statements prepared on it.
+pub struct PgConn {
+    pub client: postgres::Client,
+    statements: HashMap<String, postgres::Statement>,
+}
+
+/// Statements kept per connection; the cache starts over past this.
+const STATEMENT_CACHE: usize = 256;
+
+impl PgConn {
+    /// The statement for `sql` with `n` text parameters, prepared once per
+    /// connection.
+    pub fn prepared(
+        &mut self,
+        sql: &str,
+        n: usize,
+    ) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let stmt = self
+            .client
+            .prepare_typed(sql, &vec![postgres::types::Type::TEXT; n])?;
+        if self.statements.len() >= STATEMENT_CACHE {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+
+    /// Forgets the prepared statements (the catalog changed under them).
+    pub fn forget_statements(&mut self) {
+        self.statements.clear();
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PgConn, postgres::Error> {
+        Ok(PgConn {
+            client: self.0.connect()?,
+            statements: HashMap::new(),
+        })
+    }
+    fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
+
 pub type Conn = r2d2::PooledConnection<Manager>;
 
 pub struct InstancePool {
@@ -40,7 +98,7 @@ impl InstancePool {
                     "cannot connect to the instance's PostgreSQL: {e}; is it running? (`dbaasctl show`)"
                 ))
             })?;
-            if !conn.is_closed() {
+            if !conn.client.is_closed() {
                 return Ok(conn);
             }
         }
@@ -91,7 +149,7 @@ impl Pools {
             // caught by `checkout` and by the retry in `run` instead.
             .test_on_check_out(false)
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(Manager::new(cfg, NoTls));
+            .build_unchecked(Manager(PostgresConnectionManager::new(cfg, NoTls)));
         let p = Arc::new(InstancePool {
             id: inst.id.clone(),
             pool,
@@ -154,7 +212,7 @@ fn connection_lost(e: &postgres::Error) -> bool {
 pub async fn run<T, F>(pool: Arc<InstancePool>, mut f: F) -> Result<T>
 where
     T: Send + 'static,
-    F: FnMut(&mut postgres::Client, &InstancePool) -> Result<T, Failure> + Send + 'static,
+    F: FnMut(&mut PgConn, &InstancePool) -> Result<T, Failure> + Send + 'static,
 {
     tokio::task::spawn_blocking(move || {
         let mut attempt = 0;
