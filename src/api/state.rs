@@ -32,7 +32,7 @@ pub struct AppState {
     /// One connection pool per instance, for /database.
     pub pools: crate::db::pool::Pools,
     started: Instant,
-    /// Milliseconds after `started` of the last status read.
+    /// Milliseconds after `started` of the last status read; 0 = never.
     status_read_ms: std::sync::atomic::AtomicU64,
 }
 
@@ -108,7 +108,7 @@ impl AppState {
     /// (waits for the first refresh only).
     pub async fn status(&self) -> Result<Arc<PsMap>> {
         self.status_read_ms.store(
-            self.started.elapsed().as_millis() as u64,
+            self.started.elapsed().as_millis() as u64 + 1,
             std::sync::atomic::Ordering::Relaxed,
         );
         if let Some((at, map)) = &*self.status.lock().expect("status cache") {
@@ -156,11 +156,15 @@ impl AppState {
     pub fn start_status_refresher(self: Arc<Self>) {
         tokio::spawn(async move {
             loop {
-                let last_read = Duration::from_millis(
-                    self.status_read_ms
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                );
-                let in_use = self.started.elapsed().saturating_sub(last_read) < STATUS_IDLE_AFTER;
+                let read_ms = self
+                    .status_read_ms
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let in_use = read_ms > 0
+                    && self
+                        .started
+                        .elapsed()
+                        .saturating_sub(Duration::from_millis(read_ms))
+                        < STATUS_IDLE_AFTER;
                 if in_use {
                     if let Err(e) = self.refresh_status().await {
                         log::warn!("refreshing container status: {e}");
