@@ -34,10 +34,11 @@ test: setup lint
 fuzz: setup
 	bash scripts/fuzz-api.sh
 
-## bench: provisioning and API benchmarks (print figures; see README)
+## bench: provisioning, API and database benchmarks (print figures; see README)
 bench: setup build
 	bash scripts/bench-provision.sh
 	bash scripts/bench-api.sh
+	bash scripts/bench-db.sh
 
 clean:
 	$(CARGO) clean

@@ -48,16 +48,17 @@ else
 fi
 
 # 3. Test and benchmark tools from Debian: headless Chromium (the docs pages
-#    test), wrk (API benchmarks).
+#    test), wrk (API benchmarks), pgbench (the database benchmark's baseline).
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v unzip >/dev/null || missing+=(unzip)
+command -v pgbench >/dev/null || missing+=(postgresql-client)
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
     say "installed ${missing[*]}"
 else
-    say "chromium, wrk present"
+    say "chromium, wrk, unzip, pgbench present"
 fi
 
 # 4. ReDoc's standalone bundle, from the PyPI package that ships it, so /redoc
