@@ -76,6 +76,22 @@ else
     say "installed ReDoc bundle into $share"
 fi
 
+# 4b. Prometheus and promtool from Debian's prometheus package, unpacked (no
+#     service is installed or started): promtool checks /metrics in the tests,
+#     and `make prometheus-check` scrapes a real server with a real Prometheus.
+if [ -x /usr/local/lib/dbaas/prometheus/promtool ] && [ -x /usr/local/lib/dbaas/prometheus/prometheus ]; then
+    say "prometheus and promtool present"
+else
+    tmp_prom=$(mktemp -d)
+    if [ "$apt_updated" = 0 ]; then apt-get update -qq >&2; apt_updated=1; fi
+    (cd "$tmp_prom" && apt-get -o APT::Sandbox::User=root -qq download prometheus >&2)
+    dpkg -x "$tmp_prom"/prometheus_*.deb "$tmp_prom/x"
+    install -D -m 0755 "$tmp_prom/x/usr/bin/promtool" /usr/local/lib/dbaas/prometheus/promtool
+    install -D -m 0755 "$tmp_prom/x/usr/bin/prometheus" /usr/local/lib/dbaas/prometheus/prometheus
+    rm -rf "$tmp_prom"
+    say "installed prometheus and promtool into /usr/local/lib/dbaas/prometheus"
+fi
+
 # 5. schemathesis (PyPI), in its own virtualenv, for `make fuzz`.
 if [ -x "$share/venv/bin/schemathesis" ]; then
     say "schemathesis present"

@@ -29,6 +29,8 @@ pub enum Command {
     Serve(Serve),
     Sql(Sql),
     Tables(Tables),
+    Metrics(Metrics),
+    Top(Top),
 }
 
 #[derive(FromArgs, Debug)]
@@ -57,6 +59,9 @@ pub struct Create {
     /// application user name (default app)
     #[argh(option)]
     pub user: Option<String>,
+    /// seconds between monitoring samples, 1-3600 (default 10)
+    #[argh(option)]
+    pub metrics_interval: Option<String>,
     /// keep containers and files if creation fails, for debugging
     #[argh(switch)]
     pub keep_on_failure: bool,
@@ -210,6 +215,31 @@ pub struct Tables {
     /// schema (default public)
     #[argh(option, default = "String::from(\"public\")")]
     pub schema: String,
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Print an instance's latest monitoring samples (instances/<id>/logs/metrics.json).
+#[argh(subcommand, name = "metrics")]
+pub struct Metrics {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// how many samples (default 1)
+    #[argh(option, default = "1")]
+    pub last: usize,
+    /// print the samples as JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// One screen: every instance with its status, connections, TPS, cache hit
+/// ratio and size, from the agents' latest samples.
+#[argh(subcommand, name = "top")]
+pub struct Top {
     /// print JSON
     #[argh(switch)]
     pub json: bool,

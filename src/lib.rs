@@ -8,6 +8,7 @@ pub mod db;
 pub mod doctor;
 pub mod error;
 pub mod home;
+pub mod metrics;
 pub mod oplog;
 pub mod ops;
 pub mod provision;

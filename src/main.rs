@@ -59,6 +59,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
                     database: c.database,
                     user: c.user,
                     keep_on_failure: c.keep_on_failure,
+                    metrics_interval: c.metrics_interval,
                 },
             );
             let created = tokio::select! {
@@ -222,7 +223,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
                                 t.schema.clone().into(),
                                 t.name.clone().into(),
                                 t.estimated_rows.into(),
-                                dbaas::validate::format_bytes(t.total_bytes.max(0) as u64).into(),
+                                human_size(t.total_bytes.max(0) as u64).into(),
                             ]
                         })
                         .collect(),
@@ -230,6 +231,31 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
                     command: String::new(),
                 };
                 print_rows(&rs);
+            }
+        }
+        Command::Metrics(c) => {
+            let inst = ops::find(home, &c.name)?;
+            if c.last == 0 || c.last > 10_000 {
+                return Err(Error::invalid("last", "use a number from 1 to 10000"));
+            }
+            let samples = dbaas::metrics::tail::last(&dbaas::metrics::dir_of(home, &inst.id), c.last);
+            if c.json {
+                print_json(&samples);
+            } else if samples.is_empty() {
+                println!(
+                    "no samples yet for '{}' (the agent writes one every {} s)",
+                    inst.name, inst.metrics_interval
+                );
+            } else {
+                print_samples(&samples);
+            }
+        }
+        Command::Top(c) => {
+            let rows = top_rows(home).await?;
+            if c.json {
+                print_json(&rows);
+            } else {
+                print_top(&rows);
             }
         }
         Command::Doctor(c) => {
@@ -346,6 +372,117 @@ fn print_rows(rs: &dbaas::db::exec::ResultSet) {
         rs.rows.len(),
         if rs.rows.len() == 1 { "" } else { "s" }
     );
+}
+
+fn print_samples(samples: &[serde_json::Value]) {
+    println!(
+        "{:<24} {:<4} {:>6} {:>7} {:>12} {:>8} {:>10}  error",
+        "TS", "UP", "CONNS", "WAITING", "COMMITS", "HIT%", "SIZE"
+    );
+    for s in samples {
+        let c = &s["counters"];
+        let hit = c["blks_hit"].as_f64().unwrap_or(0.0);
+        let read = c["blks_read"].as_f64().unwrap_or(0.0);
+        let ratio = if hit + read > 0.0 {
+            format!("{:.2}", 100.0 * hit / (hit + read))
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<24} {:<4} {:>6} {:>7} {:>12} {:>8} {:>10}  {}",
+            s["ts"].as_str().unwrap_or(""),
+            if s["up"] == true { "yes" } else { "no" },
+            s["connections"]["total"].as_u64().map_or("-".into(), |n| n.to_string()),
+            s["connections"]["waiting"].as_u64().map_or("-".into(), |n| n.to_string()),
+            c["xact_commit"].as_u64().map_or("-".into(), |n| n.to_string()),
+            ratio,
+            s["db_size_bytes"]
+                .as_u64()
+                .map_or("-".into(), human_size),
+            s["error"].as_str().unwrap_or("")
+        );
+    }
+}
+
+#[derive(serde::Serialize)]
+struct TopRow {
+    name: String,
+    id: String,
+    status: String,
+    connections: Option<u64>,
+    max_connections: Option<u64>,
+    tps: Option<f64>,
+    cache_hit_ratio: Option<f64>,
+    db_size_bytes: Option<u64>,
+    sample_age_seconds: Option<f64>,
+}
+
+async fn top_rows(home: &Home) -> Result<Vec<TopRow>> {
+    let views = ops::list(home).await?;
+    Ok(views
+        .into_iter()
+        .map(|v| {
+            let samples = dbaas::metrics::tail::last(&dbaas::metrics::dir_of(home, &v.id), 30);
+            let s = dbaas::metrics::summary::summarize(&samples);
+            TopRow {
+                sample_age_seconds: samples.last().and_then(dbaas::metrics::age_seconds),
+                name: v.name,
+                id: v.id,
+                status: v.status,
+                connections: s.connections,
+                max_connections: s.max_connections,
+                tps: s.tps,
+                cache_hit_ratio: s.cache_hit_ratio,
+                db_size_bytes: s.db_size_bytes,
+            }
+        })
+        .collect())
+}
+
+fn print_top(rows: &[TopRow]) {
+    println!(
+        "{:<20} {:<12} {:<11} {:>9} {:>9} {:>7} {:>10} {:>8}",
+        "NAME", "ID", "STATUS", "CONNS", "TPS", "HIT%", "SIZE", "SAMPLE"
+    );
+    let dash = || "-".to_string();
+    for r in rows {
+        println!(
+            "{:<20} {:<12} {:<11} {:>9} {:>9} {:>7} {:>10} {:>8}",
+            r.name,
+            r.id,
+            r.status,
+            match (r.connections, r.max_connections) {
+                (Some(c), Some(m)) => format!("{c}/{m}"),
+                _ => dash(),
+            },
+            r.tps.map_or_else(dash, |t| format!("{t:.1}")),
+            r.cache_hit_ratio
+                .map_or_else(dash, |h| format!("{:.2}", 100.0 * h)),
+            r.db_size_bytes
+                .map_or_else(dash, human_size),
+            r.sample_age_seconds
+                .map_or_else(dash, |a| human_age(a as u64)),
+        );
+    }
+    if rows.is_empty() {
+        println!("(no instances)");
+    }
+}
+
+/// 7683431 -> "7.3 MiB"
+fn human_size(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
 }
 
 fn human_age(secs: u64) -> String {

@@ -37,6 +37,8 @@ pub struct CreateRequest {
     pub port: Option<u32>,
     pub database: Option<String>,
     pub user: Option<String>,
+    /// Seconds between monitoring samples (default 10).
+    pub metrics_interval: Option<String>,
     pub keep_on_failure: bool,
 }
 
@@ -49,6 +51,7 @@ pub struct ValidCreate {
     pub port: Option<u16>,
     pub database: String,
     pub user: String,
+    pub metrics_interval: u32,
 }
 
 pub fn validate_create(req: &CreateRequest) -> Result<ValidCreate> {
@@ -70,7 +73,12 @@ pub fn validate_create(req: &CreateRequest) -> Result<ValidCreate> {
     validate::sql_name("database", &database)?;
     let user = req.user.clone().unwrap_or_else(|| DEFAULT_USER.into());
     validate::sql_name("user", &user)?;
+    let metrics_interval = match &req.metrics_interval {
+        Some(s) => validate::metrics_interval(s)?,
+        None => crate::registry::DEFAULT_METRICS_INTERVAL,
+    };
     Ok(ValidCreate {
+        metrics_interval,
         name: req.name.clone(),
         version,
         memory,
@@ -365,6 +373,9 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str) -> Result<Instance> {
             updated_at: now,
             creator_pid: Some(std::process::id()),
             error: None,
+            metrics_interval: v.metrics_interval,
+            metrics_max_bytes: home.metrics_max_bytes,
+            metrics_keep: home.metrics_keep,
         };
         reg.instances.push(inst.clone());
         Ok(inst)
@@ -889,6 +900,9 @@ mod tests {
                 updated_at: String::new(),
                 creator_pid: None,
                 error: None,
+                metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
+                metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,
+                metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
             };
             i.port = *p;
             r.instances.push(i);

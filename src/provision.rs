@@ -41,7 +41,17 @@ pub struct ComposeFile<'a> {
     pub user: &'a str,
     pub shared_buffers: String,
     pub effective_cache_size: String,
+    pub metrics_interval: u32,
+    pub metrics_max_bytes: u64,
+    pub metrics_keep: u32,
 }
+
+/// The monitoring agent, copied into instances/<id>/agent/ so the directory
+/// runs by hand on its own.
+pub const AGENT_FILES: &[(&str, &str, u32)] = &[
+    ("agent.sh", include_str!("../agent/agent.sh"), 0o755),
+    ("sample.sql", include_str!("../agent/sample.sql"), 0o644),
+];
 
 /// The secrets of one instance, kept only in instances/<id>/.env (0600).
 #[derive(Debug, Clone)]
@@ -84,6 +94,9 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
         // advice), at least 16MB; the planner may assume three quarters cached.
         shared_buffers: format!("{}MB", ((inst.memory / 4) >> 20).max(16)),
         effective_cache_size: format!("{}MB", ((inst.memory * 3 / 4) >> 20).max(16)),
+        metrics_interval: inst.metrics_interval,
+        metrics_max_bytes: inst.metrics_max_bytes,
+        metrics_keep: inst.metrics_keep,
     }
     .render()
     .expect("compose template renders")
@@ -120,6 +133,7 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         ("data", 0o700),
         ("logs", 0o755),
         ("scripts", 0o755),
+        ("agent", 0o755),
     ] {
         let p = dir.join(sub);
         std::fs::DirBuilder::new()
@@ -138,6 +152,9 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
     write_atomic(&dir.join(".env"), render_env(inst, creds).as_bytes(), 0o600)?;
     for (name, body) in INIT_SCRIPTS {
         write_atomic(&dir.join("scripts").join(name), body.as_bytes(), 0o644)?;
+    }
+    for (name, body, mode) in AGENT_FILES {
+        write_atomic(&dir.join("agent").join(name), body.as_bytes(), *mode)?;
     }
     Ok(())
 }
@@ -185,6 +202,9 @@ mod tests {
             updated_at: "2026-01-01T00:00:00Z".into(),
             creator_pid: None,
             error: None,
+            metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
+            metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,
+            metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
         }
     }
 

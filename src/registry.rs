@@ -48,6 +48,29 @@ pub struct Instance {
     pub creator_pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Seconds between the monitoring agent's samples.
+    #[serde(default = "default_metrics_interval")]
+    pub metrics_interval: u32,
+    /// metrics.json is rotated at this size...
+    #[serde(default = "default_metrics_max_bytes")]
+    pub metrics_max_bytes: u64,
+    /// ...keeping this many older files.
+    #[serde(default = "default_metrics_keep")]
+    pub metrics_keep: u32,
+}
+
+pub const DEFAULT_METRICS_INTERVAL: u32 = 10;
+pub const DEFAULT_METRICS_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_METRICS_KEEP: u32 = 5;
+
+fn default_metrics_interval() -> u32 {
+    DEFAULT_METRICS_INTERVAL
+}
+fn default_metrics_max_bytes() -> u64 {
+    DEFAULT_METRICS_MAX_BYTES
+}
+fn default_metrics_keep() -> u32 {
+    DEFAULT_METRICS_KEEP
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -242,6 +265,9 @@ mod tests {
             updated_at: "2026-01-01T00:00:00Z".into(),
             creator_pid: None,
             error: None,
+            metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
+            metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,
+            metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
         }
     }
 

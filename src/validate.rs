@@ -192,6 +192,20 @@ pub fn cpus(s: &str, host_cpus: usize) -> Result<f64> {
     Ok((n * 100.0).round() / 100.0)
 }
 
+/// Seconds between monitoring samples: 1 to 3600.
+pub fn metrics_interval(s: &str) -> Result<u32> {
+    s.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=3600).contains(n))
+        .ok_or_else(|| {
+            Error::invalid(
+                "metrics_interval",
+                format!("'{s}' is not a whole number of seconds from 1 to 3600"),
+            )
+        })
+}
+
 pub fn port(p: u32) -> Result<u16> {
     if p == 0 || p > 65535 {
         return Err(Error::invalid(

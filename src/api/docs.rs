@@ -4,7 +4,7 @@
 //! package drf-spectacular-sidecar). Nothing is loaded from a CDN.
 
 use super::reply::{self, Reply};
-use super::{database, instances};
+use super::{database, instances, monitoring};
 use std::sync::{Arc, OnceLock};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -37,6 +37,12 @@ pub const REDOC_JS_DEFAULT: &str = "/usr/local/share/dbaas/redoc.standalone.js";
         database::delete_rows,
         database::sql,
         database::transaction,
+        monitoring::samples,
+        monitoring::summary,
+        monitoring::agent,
+        monitoring::agent_logs,
+        monitoring::agent_restart,
+        monitoring::prometheus,
     ),
     components(schemas(
         crate::ops::InstanceView,
@@ -65,10 +71,13 @@ pub const REDOC_JS_DEFAULT: &str = "/usr/local/share/dbaas/redoc.standalone.js";
         crate::db::catalog::Index,
         crate::db::catalog::NewTable,
         crate::db::catalog::NewColumn,
+        crate::metrics::summary::Summary,
+        monitoring::AgentStatus,
     )),
     modifiers(&BearerAuth),
     tags((name = "instances", description = "Instance lifecycle"),
         (name = "database", description = "Tables, rows (PostgREST's grammar), SQL and transactions on a running instance, as its app user"),
+        (name = "monitoring", description = "The agent's samples, summaries, the agent itself, and Prometheus /metrics"),
         (name = "health"))
 )]
 pub struct ApiDoc;

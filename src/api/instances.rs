@@ -40,6 +40,9 @@ pub struct CreateBody {
     pub database: Option<String>,
     /// Application user (default app).
     pub user: Option<String>,
+    /// Seconds between monitoring samples, 1-3600 (default 10).
+    #[schema(value_type = Option<u32>)]
+    pub metrics_interval: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -235,8 +238,13 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Reply {
         Ok(b) => b,
         Err(r) => return *r,
     };
+    let metrics_interval = match scalar(body.metrics_interval, "metrics_interval") {
+        Ok(m) => m,
+        Err(e) => return reply::from_error(&e),
+    };
     let creq = match (scalar(body.version, "version"), scalar(body.cpus, "cpus")) {
         (Ok(version), Ok(cpus)) => CreateRequest {
+            metrics_interval,
             name: body.name,
             version,
             memory: body.memory,

@@ -7,6 +7,7 @@
 pub mod database;
 pub mod docs;
 pub mod instances;
+pub mod monitoring;
 pub mod reply;
 pub mod state;
 
@@ -76,6 +77,7 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
              body,
              state: Arc<AppState>| async move {
                 let started = std::time::Instant::now();
+                let method_name = method.as_str().to_string();
                 let limit = if path.as_str().starts_with("/database/") {
                     MAX_DB_BODY
                 } else {
@@ -102,11 +104,18 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
                     }
                     Err(r) => r,
                 };
+                let elapsed = started.elapsed();
+                state.requests.record(
+                    &route_template(path.as_str()),
+                    &method_name,
+                    reply.status().as_u16(),
+                    elapsed.as_secs_f64(),
+                );
                 log::debug!(
                     "{} {} {}us",
                     reply.status(),
                     path.as_str(),
-                    started.elapsed().as_micros()
+                    elapsed.as_micros()
                 );
                 reply
             },
@@ -179,6 +188,40 @@ impl Request {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
     }
+}
+
+/// The route a path matched, with its variable parts named, for the request
+/// metrics (a label per instance or per unknown path would grow without
+/// bound).
+pub fn route_template(path: &str) -> String {
+    let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let t = match seg.as_slice() {
+        [""] => "/",
+        ["health"] => "/health",
+        ["metrics"] => "/metrics",
+        ["openapi.json"] => "/openapi.json",
+        ["docs", ..] => "/docs",
+        ["redoc", ..] => "/redoc",
+        ["instances"] => "/instances",
+        ["instances", _] => "/instances/{id}",
+        ["instances", _, "credentials"] => "/instances/{id}/credentials",
+        ["instances", _, "logs"] => "/instances/{id}/logs",
+        ["instances", _, "start"] => "/instances/{id}/start",
+        ["instances", _, "stop"] => "/instances/{id}/stop",
+        ["instances", _, "restart"] => "/instances/{id}/restart",
+        ["database", _, "tables"] => "/database/{id}/tables",
+        ["database", _, "tables", _] => "/database/{id}/tables/{table}",
+        ["database", _, "tables", _, "rows"] => "/database/{id}/tables/{table}/rows",
+        ["database", _, "sql"] => "/database/{id}/sql",
+        ["database", _, "transaction"] => "/database/{id}/transaction",
+        ["monitoring", _, "metrics"] => "/monitoring/{id}/metrics",
+        ["monitoring", _, "metrics", "summary"] => "/monitoring/{id}/metrics/summary",
+        ["monitoring", _, "agent"] => "/monitoring/{id}/agent",
+        ["monitoring", _, "agent", "logs"] => "/monitoring/{id}/agent/logs",
+        ["monitoring", _, "agent", "restart"] => "/monitoring/{id}/agent/restart",
+        _ => "unmatched",
+    };
+    t.to_string()
 }
 
 /// Percent-decoded path segments; None when a segment is not valid UTF-8.
@@ -266,6 +309,8 @@ async fn handle(state: &Arc<AppState>, req: &Request) -> Reply {
             only(m, &[Method::GET], || instances::logs(state, req, id)).await
         }
         ["database", id, rest @ ..] => database::route(state, req, id, rest).await,
+        ["monitoring", id, rest @ ..] => monitoring::route(state, req, id, rest).await,
+        ["metrics"] => only(m, &[Method::GET], || monitoring::prometheus(state)).await,
         ["instances", id, action @ ("start" | "stop" | "restart")] => {
             only(m, &[Method::POST], || {
                 instances::action(state, req, id, action)

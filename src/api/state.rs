@@ -31,6 +31,8 @@ pub struct AppState {
     registry: Mutex<Option<(FileKey, Arc<Registry>)>>,
     /// One connection pool per instance, for /database.
     pub pools: crate::db::pool::Pools,
+    /// Requests served, for /metrics.
+    pub requests: crate::metrics::RequestStats,
     started: Instant,
     /// Milliseconds after `started` of the last status read; 0 = never.
     status_read_ms: std::sync::atomic::AtomicU64,
@@ -55,6 +57,7 @@ impl AppState {
             status_wanted: Notify::new(),
             registry: Mutex::new(None),
             pools: crate::db::pool::Pools::new(db),
+            requests: Default::default(),
             started: Instant::now(),
             status_read_ms: std::sync::atomic::AtomicU64::new(0),
         }

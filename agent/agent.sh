@@ -1,0 +1,73 @@
+#!/bin/bash
+# dbaas monitoring agent: one JSON line per interval appended to
+# $DBAAS_METRICS_FILE (/logs/metrics.json, which is instances/<id>/logs/ on the
+# host). It runs in the instance's own PostgreSQL image (psql is there) as the
+# compose service `agent`, connecting as the monitoring role (pg_monitor) with
+# the libpq settings from its environment (PGHOST, PGUSER, PGPASSWORD,
+# PGAPPNAME=dbaas-agent, PGOPTIONS with a statement_timeout).
+#
+# The sample is built by PostgreSQL itself (sample.sql), so the line is always
+# valid JSON. When the database cannot be reached, the line says up: false and
+# why. The file is rotated at DBAAS_METRICS_MAX_BYTES, keeping
+# DBAAS_METRICS_KEEP older files (metrics.json.1 is the newest); rotation
+# happens between writes, so a line is never split across files.
+set -u
+out=${DBAAS_METRICS_FILE:-/logs/metrics.json}
+interval=${DBAAS_METRICS_INTERVAL:-10}
+max_bytes=${DBAAS_METRICS_MAX_BYTES:-10485760}
+keep=${DBAAS_METRICS_KEEP:-5}
+size_every=${DBAAS_METRICS_SIZE_EVERY:-60}
+top=${DBAAS_METRICS_TOP_TABLES:-10}
+instance=${DBAAS_INSTANCE:-unknown}
+here=$(cd "$(dirname "$0")" && pwd)
+
+# As PID 1, bash ignores TERM and INT unless it traps them.
+trap 'exit 0' TERM INT
+
+rotate() {
+    local size i
+    size=$(stat -c %s "$out" 2>/dev/null || echo 0)
+    [ "$size" -ge "$max_bytes" ] || return 0
+    for ((i = keep - 1; i >= 1; i--)); do
+        [ -e "$out.$i" ] && mv -f "$out.$i" "$out.$((i + 1))"
+    done
+    if [ "$keep" -ge 1 ]; then mv -f "$out" "$out.1"; else : >"$out"; fi
+}
+
+json_escape() {
+    local s=${1//\\/\\\\}
+    s=${s//\"/\\\"}
+    s=${s//$'\n'/ }
+    s=${s//$'\r'/ }
+    s=${s//$'\t'/ }
+    printf '%s' "$s"
+}
+
+db_size=null   # the last database size, re-read every size_every seconds
+size_at=0
+while :; do
+    started=$(date +%s%N)
+    with_size=off
+    if (($(date +%s) - size_at >= size_every)); then with_size=on; fi
+    if line=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -v instance="$instance" -v top="$top" \
+        -v db_size="$db_size" -v with_size="$with_size" -f "$here/sample.sql" 2>&1) &&
+        [[ $line == \{* ]]; then
+        if [ "$with_size" = on ] && [[ $line =~ \"db_size_bytes\":\ ([0-9]+) ]]; then
+            db_size=${BASH_REMATCH[1]}
+            size_at=$(date +%s)
+        fi
+    else
+        ended=$(date +%s%N)
+        line=$(printf '{"ts":"%s","v":1,"instance":"%s","up":false,"scrape_seconds":%s,"error":"%s"}' \
+            "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$instance" \
+            "$(awk -v n=$((ended - started)) 'BEGIN { printf "%.3f", n / 1e9 }')" \
+            "$(json_escape "$(printf '%s' "$line" | tail -n 3)")")
+    fi
+    rotate
+    printf '%s\n' "$line" >>"$out"
+    # The next sample is due one interval after this one started.
+    rest=$(awk -v i="$interval" -v s="$started" -v n="$(date +%s%N)" \
+        'BEGIN { r = i - (n - s) / 1e9; if (r < 0.1) r = 0.1; printf "%.3f", r }')
+    sleep "$rest" &
+    wait $!
+done

@@ -1,0 +1,345 @@
+//! /monitoring/{id}/...: the agent's samples (latest, or a time range
+//! streamed from the rotated files), a summary of rates, the agent's state,
+//! logs and restart; and /metrics for Prometheus.
+
+use super::reply::{self, ErrorBody, Reply};
+use super::state::AppState;
+use super::Request;
+use crate::compose;
+use crate::error::Error;
+use crate::metrics::{self, prom, summary::Summary, tail};
+use crate::registry::{Instance, State};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use warp::http::Method;
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return reply::from_error(&e),
+        }
+    };
+}
+
+/// The most samples `?last=` returns.
+pub const MAX_LAST: usize = 10_000;
+
+fn find(state: &AppState, key: &str) -> Result<Instance, Error> {
+    state.registry()?.get(key).cloned()
+}
+
+pub async fn route(state: &Arc<AppState>, req: &Request, id: &str, rest: &[&str]) -> Reply {
+    let m = &req.method;
+    match rest {
+        ["metrics"] => super::only(m, &[Method::GET], || samples(state, req, id)).await,
+        ["metrics", "summary"] => super::only(m, &[Method::GET], || summary(state, id)).await,
+        ["agent"] => super::only(m, &[Method::GET], || agent(state, id)).await,
+        ["agent", "logs"] => super::only(m, &[Method::GET], || agent_logs(state, req, id)).await,
+        ["agent", "restart"] => {
+            super::only(m, &[Method::POST], || agent_restart(state, id)).await
+        }
+        _ => reply::error(
+            404,
+            "not_found",
+            format!("no such route: {}", req.path),
+            Value::Null,
+        ),
+    }
+}
+
+#[utoipa::path(get, path = "/monitoring/{id}/metrics", tag = "monitoring",
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("last" = Option<u32>, Query, description = "the latest N samples (default 1, at most 10000)"),
+        ("since" = Option<String>, Query, description = "RFC 3339 time, or a duration ago such as 15m; streams every sample in the range, across rotated files"),
+        ("until" = Option<String>, Query, description = "RFC 3339 time, or a duration ago (default now)")),
+    responses((status = 200, description = "Samples, oldest first (see the README for the line schema)", body = [Object]),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
+    let inst = tri!(find(state, id));
+    let dir = metrics::dir_of(&state.home, &inst.id);
+    let (since, until) = (req.query_param("since"), req.query_param("until"));
+    if since.is_none() && until.is_none() {
+        let last = match req.query_param("last").map(|v| v.parse::<usize>()) {
+            None => 1,
+            Some(Ok(n)) if (1..=MAX_LAST).contains(&n) => n,
+            Some(_) => {
+                return reply::from_error(&Error::invalid(
+                    "last",
+                    format!("use a whole number from 1 to {MAX_LAST}"),
+                ))
+            }
+        };
+        let got = tokio::task::spawn_blocking(move || tail::last(&dir, last))
+            .await
+            .unwrap_or_default();
+        return reply::json(200, &got);
+    }
+    let bound = |name: &str, v: Option<String>, default: &str| match v {
+        None => Ok(default.to_string()),
+        Some(v) => tail::parse_time(&v).ok_or_else(|| {
+            Error::invalid(
+                name,
+                format!("'{v}' is not an RFC 3339 time (2026-01-02T03:04:05Z) or a duration such as 15m"),
+            )
+        }),
+    };
+    let since = tri!(bound("since", since, "0000"));
+    let until = tri!(bound("until", until, "9999"));
+    stream_range(dir, since, until)
+}
+
+/// Streams `[line,line,...]` in chunks from a blocking reader: memory stays
+/// at a chunk or two whatever the range.
+fn stream_range(dir: std::path::PathBuf, since: String, until: String) -> Reply {
+    let (mut sender, body) = warp::hyper::Body::channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(128 * 1024);
+        chunk.push(b'[');
+        let mut first = true;
+        let res = tail::range(&dir, &since, &until, |line| {
+            if !first {
+                chunk.push(b',');
+            }
+            first = false;
+            chunk.extend_from_slice(line);
+            if chunk.len() >= 64 * 1024 {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(128 * 1024));
+                tx.blocking_send(full.into()).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")
+                })?;
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            log::info!("metrics range stopped: {e}");
+            return;
+        }
+        chunk.push(b']');
+        let _ = tx.blocking_send(chunk.into());
+    });
+    tokio::spawn(async move {
+        while let Some(c) = rx.recv().await {
+            if sender.send_data(c).await.is_err() {
+                break;
+            }
+        }
+    });
+    warp::http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(body)
+        .expect("valid response")
+}
+
+#[utoipa::path(get, path = "/monitoring/{id}/metrics/summary", tag = "monitoring",
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, description = "Rates from the latest two samples, gauges from the latest", body = Summary),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn summary(state: &Arc<AppState>, id: &str) -> Reply {
+    let inst = tri!(find(state, id));
+    let dir = metrics::dir_of(&state.home, &inst.id);
+    let samples = tokio::task::spawn_blocking(move || tail::last(&dir, 30))
+        .await
+        .unwrap_or_default();
+    reply::json(200, &metrics::summary::summarize(&samples))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentStatus {
+    pub instance: String,
+    /// The agent's container, when it exists.
+    pub container: Option<String>,
+    /// running, exited, restarting, ... or missing.
+    pub state: String,
+    pub interval_seconds: u32,
+    pub last_sample: Option<String>,
+    pub last_sample_age_seconds: Option<f64>,
+    /// No sample for three intervals.
+    pub stale: bool,
+    /// The most recent sample with an error (among the last 100).
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentStatus, Error> {
+    let should_run = [inst.id.as_str()];
+    let should_run: &[&str] = if inst.state == State::Running {
+        &should_run
+    } else {
+        &[]
+    };
+    let ps = state.status_for(should_run).await?;
+    let container = ps
+        .get(&inst.id)
+        .and_then(|cs| cs.iter().find(|c| c.service == "agent"))
+        .cloned();
+    let dir = metrics::dir_of(&state.home, &inst.id);
+    let recent = tokio::task::spawn_blocking(move || tail::last(&dir, 100))
+        .await
+        .unwrap_or_default();
+    let latest = recent.last();
+    let age = latest.and_then(metrics::age_seconds);
+    let errored = recent.iter().rev().find(|s| s["error"].is_string());
+    let created_age = humantime::parse_rfc3339_weak(&inst.created_at)
+        .ok()
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .map_or(0.0, |d| d.as_secs_f64());
+    let limit = 3.0 * inst.metrics_interval as f64;
+    Ok(AgentStatus {
+        instance: inst.id.clone(),
+        container: container.as_ref().map(|c| c.name.clone()),
+        state: container.map_or("missing".into(), |c| c.state),
+        interval_seconds: inst.metrics_interval,
+        last_sample: latest.and_then(|s| s["ts"].as_str()).map(str::to_string),
+        last_sample_age_seconds: age,
+        stale: match age {
+            Some(a) => a > limit,
+            None => created_age > limit,
+        },
+        last_error: errored.and_then(|s| s["error"].as_str()).map(str::to_string),
+        last_error_at: errored.and_then(|s| s["ts"].as_str()).map(str::to_string),
+    })
+}
+
+#[utoipa::path(get, path = "/monitoring/{id}/agent", tag = "monitoring",
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, body = AgentStatus), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "Docker unreachable", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn agent(state: &Arc<AppState>, id: &str) -> Reply {
+    let inst = tri!(find(state, id));
+    reply::json(200, &tri!(agent_status(state, &inst).await))
+}
+
+async fn agent_container(state: &Arc<AppState>, inst: &Instance) -> Result<String, Error> {
+    let ps = compose::ps(&state.home, Some(&inst.id)).await?;
+    ps.get(&inst.id)
+        .and_then(|cs| cs.iter().find(|c| c.service == "agent"))
+        .map(|c| c.name.clone())
+        .ok_or_else(|| {
+            Error::Conflict(format!(
+                "instance '{}' has no agent container; start the instance (an instance created before monitoring existed has none)",
+                inst.name
+            ))
+        })
+}
+
+#[utoipa::path(get, path = "/monitoring/{id}/agent/logs", tag = "monitoring",
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("tail" = Option<u32>, Query, description = "lines from the end (default 100, at most 10000)")),
+    responses((status = 200, body = super::instances::LogLines), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "No agent container", body = ErrorBody),
+        (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
+    let tail_n = match req.query_param("tail").map(|t| t.parse::<u32>()) {
+        None => 100,
+        Some(Ok(n)) if n <= 10_000 => n,
+        Some(_) => {
+            return reply::from_error(&Error::invalid(
+                "tail",
+                "use a whole number from 0 to 10000",
+            ))
+        }
+    };
+    let inst = tri!(find(state, id));
+    let container = tri!(agent_container(state, &inst).await);
+    let n = tail_n.to_string();
+    let out = tri!(
+        compose::docker(
+            &state.home,
+            &["logs", "--tail", &n, &container],
+            None,
+            compose::QUICK_TIMEOUT,
+        )
+        .await
+    );
+    reply::json(
+        200,
+        &super::instances::LogLines {
+            lines: out
+                .stdout
+                .lines()
+                .chain(out.stderr.lines())
+                .map(str::to_string)
+                .collect(),
+        },
+    )
+}
+
+#[utoipa::path(post, path = "/monitoring/{id}/agent/restart", tag = "monitoring",
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, description = "Restarted; the agent's state after it", body = AgentStatus),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "No agent container", body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn agent_restart(state: &Arc<AppState>, id: &str) -> Reply {
+    let inst = tri!(find(state, id));
+    let container = tri!(agent_container(state, &inst).await);
+    tri!(
+        compose::docker(
+            &state.home,
+            &["restart", "--time", "5", &container],
+            None,
+            compose::QUICK_TIMEOUT,
+        )
+        .await
+    );
+    state.status_changed();
+    reply::json(200, &tri!(agent_status(state, &inst).await))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "monitoring",
+    responses((status = 200, description = "Prometheus text format 0.0.4: the latest sample of every running instance (label dbaas_instance), instances by status, API requests and durations", content_type = "text/plain"),
+        (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn prometheus(state: &Arc<AppState>) -> Reply {
+    let reg = tri!(state.registry());
+    let home = state.home.clone();
+    let running: Vec<String> = reg
+        .instances
+        .iter()
+        .filter(|i| i.state == State::Running)
+        .map(|i| i.id.clone())
+        .collect();
+    let latest = tokio::task::spawn_blocking(move || {
+        running
+            .into_iter()
+            .filter_map(|id| {
+                let s = tail::last(&metrics::dir_of(&home, &id), 1).pop()?;
+                let age = metrics::age_seconds(&s).unwrap_or(0.0);
+                Some((id, s, age))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut families = prom::instance_families(&latest);
+    let mut by_status = prom::Family::new(
+        "dbaas_instances",
+        "gauge",
+        "Instances in the registry by live status",
+    );
+    // Docker down must not take the instance metrics with it.
+    if let Ok(ps) = state.status().await {
+        let mut counts = std::collections::BTreeMap::new();
+        for v in crate::ops::views(&reg, &ps) {
+            *counts.entry(v.status).or_insert(0u64) += 1;
+        }
+        for (status, n) in counts {
+            by_status.add("", &[("status", &status)], n as f64);
+        }
+    }
+    families.push(by_status);
+    families.extend(state.requests.families());
+    reply::bytes(
+        warp::http::StatusCode::OK,
+        prom::CONTENT_TYPE,
+        prom::render(&families),
+    )
+}

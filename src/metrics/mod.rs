@@ -1,0 +1,96 @@
+//! Monitoring: the agent's metrics.json read from the end (tail.rs), rates
+//! from consecutive samples (summary.rs), the Prometheus exposition
+//! (prom.rs), and the control plane's own request statistics.
+
+pub mod prom;
+pub mod summary;
+pub mod tail;
+
+use crate::home::Home;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Where an instance's agent writes: instances/<id>/logs/.
+pub fn dir_of(home: &Home, id: &str) -> PathBuf {
+    home.instance_dir(id).join("logs")
+}
+
+/// Seconds since a sample's `ts`.
+pub fn age_seconds(sample: &serde_json::Value) -> Option<f64> {
+    let t = summary::epoch(sample["ts"].as_str()?)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    Some(((now - t).max(0.0) * 1000.0).round() / 1000.0)
+}
+
+/// Upper bounds of the request-duration histogram, in seconds.
+pub const BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+/// API requests by route template, method and status, and their durations.
+#[derive(Default)]
+pub struct RequestStats {
+    counts: Mutex<BTreeMap<(String, String, u16), u64>>,
+    durations: Mutex<BTreeMap<String, Histogram>>,
+}
+
+impl RequestStats {
+    pub fn record(&self, route: &str, method: &str, status: u16, secs: f64) {
+        *self
+            .counts
+            .lock()
+            .expect("request counts")
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default() += 1;
+        let mut d = self.durations.lock().expect("request durations");
+        let h = d.entry(route.to_string()).or_insert_with(|| Histogram {
+            counts: vec![0; BUCKETS.len()],
+            ..Default::default()
+        });
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += secs;
+        h.count += 1;
+    }
+
+    pub fn families(&self) -> Vec<prom::Family> {
+        let mut req = prom::Family::new(
+            "dbaas_http_requests_total",
+            "counter",
+            "API requests by route, method and status",
+        );
+        for ((route, method, status), n) in self.counts.lock().expect("request counts").iter() {
+            req.add(
+                "",
+                &[("route", route), ("method", method), ("status", &status.to_string())],
+                *n as f64,
+            );
+        }
+        let mut dur = prom::Family::new(
+            "dbaas_http_request_duration_seconds",
+            "histogram",
+            "API request durations by route",
+        );
+        for (route, h) in self.durations.lock().expect("request durations").iter() {
+            for (b, n) in BUCKETS.iter().zip(&h.counts) {
+                dur.add("_bucket", &[("route", route), ("le", &b.to_string())], *n as f64);
+            }
+            dur.add("_bucket", &[("route", route), ("le", "+Inf")], h.count as f64);
+            dur.add("_sum", &[("route", route)], h.sum);
+            dur.add("_count", &[("route", route)], h.count as f64);
+        }
+        vec![req, dur]
+    }
+}
