@@ -53,12 +53,18 @@ SELECT jsonb_build_object(
         WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid()),
     'tables', (
         SELECT coalesce(jsonb_agg(t ORDER BY t.size_bytes DESC), '[]')
-        FROM (SELECT schemaname AS schema, relname AS name,
-                     pg_total_relation_size(relid) AS size_bytes,
-                     n_live_tup AS live_rows, n_dead_tup AS dead_rows,
-                     seq_scan AS seq_scans, coalesce(idx_scan, 0) AS idx_scans
-                FROM pg_stat_user_tables
-               ORDER BY pg_total_relation_size(relid) DESC
+        FROM (SELECT s.schemaname AS schema, s.relname AS name,
+                     -- pg_total_relation_size() waits for a table's lock:
+                     -- behind an ACCESS EXCLUSIVE lock (held or queued) the
+                     -- catalog's estimate stands in, so a sample never blocks.
+                     CASE WHEN EXISTS (SELECT 1 FROM pg_locks l
+                                        WHERE l.relation = s.relid AND l.mode = 'AccessExclusiveLock')
+                          THEN c.relpages::bigint * current_setting('block_size')::bigint
+                          ELSE pg_total_relation_size(s.relid) END AS size_bytes,
+                     s.n_live_tup AS live_rows, s.n_dead_tup AS dead_rows,
+                     s.seq_scan AS seq_scans, coalesce(s.idx_scan, 0) AS idx_scans
+                FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+               ORDER BY 3 DESC
                LIMIT :top) t),
     'scrape_seconds', round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 3),
     'error', NULL

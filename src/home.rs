@@ -72,19 +72,28 @@ impl Home {
             _ => DEFAULT_READY_TIMEOUT,
         };
         let metrics_max_bytes = match std::env::var("DBAAS_METRICS_MAX_BYTES") {
-            Ok(s) if !s.is_empty() => s
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n >= 1024)
-                .ok_or_else(|| {
-                    Error::invalid("DBAAS_METRICS_MAX_BYTES", "expected a number of bytes, at least 1024")
-                })?,
+            Ok(s) if !s.is_empty() => {
+                s.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1024)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "DBAAS_METRICS_MAX_BYTES",
+                            "expected a number of bytes, at least 1024",
+                        )
+                    })?
+            }
             _ => crate::registry::DEFAULT_METRICS_MAX_BYTES,
         };
         let metrics_keep = match std::env::var("DBAAS_METRICS_KEEP") {
-            Ok(s) if !s.is_empty() => s.parse::<u32>().ok().filter(|n| *n <= 100).ok_or_else(|| {
-                Error::invalid("DBAAS_METRICS_KEEP", "expected a whole number from 0 to 100")
-            })?,
+            Ok(s) if !s.is_empty() => {
+                s.parse::<u32>().ok().filter(|n| *n <= 100).ok_or_else(|| {
+                    Error::invalid(
+                        "DBAAS_METRICS_KEEP",
+                        "expected a whole number from 0 to 100",
+                    )
+                })?
+            }
             _ => crate::registry::DEFAULT_METRICS_KEEP,
         };
         Ok(Home {

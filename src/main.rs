@@ -238,7 +238,8 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             if c.last == 0 || c.last > 10_000 {
                 return Err(Error::invalid("last", "use a number from 1 to 10000"));
             }
-            let samples = dbaas::metrics::tail::last(&dbaas::metrics::dir_of(home, &inst.id), c.last);
+            let samples =
+                dbaas::metrics::tail::last(&dbaas::metrics::dir_of(home, &inst.id), c.last);
             if c.json {
                 print_json(&samples);
             } else if samples.is_empty() {
@@ -392,13 +393,17 @@ fn print_samples(samples: &[serde_json::Value]) {
             "{:<24} {:<4} {:>6} {:>7} {:>12} {:>8} {:>10}  {}",
             s["ts"].as_str().unwrap_or(""),
             if s["up"] == true { "yes" } else { "no" },
-            s["connections"]["total"].as_u64().map_or("-".into(), |n| n.to_string()),
-            s["connections"]["waiting"].as_u64().map_or("-".into(), |n| n.to_string()),
-            c["xact_commit"].as_u64().map_or("-".into(), |n| n.to_string()),
-            ratio,
-            s["db_size_bytes"]
+            s["connections"]["total"]
                 .as_u64()
-                .map_or("-".into(), human_size),
+                .map_or("-".into(), |n| n.to_string()),
+            s["connections"]["waiting"]
+                .as_u64()
+                .map_or("-".into(), |n| n.to_string()),
+            c["xact_commit"]
+                .as_u64()
+                .map_or("-".into(), |n| n.to_string()),
+            ratio,
+            s["db_size_bytes"].as_u64().map_or("-".into(), human_size),
             s["error"].as_str().unwrap_or("")
         );
     }
@@ -458,8 +463,7 @@ fn print_top(rows: &[TopRow]) {
             r.tps.map_or_else(dash, |t| format!("{t:.1}")),
             r.cache_hit_ratio
                 .map_or_else(dash, |h| format!("{:.2}", 100.0 * h)),
-            r.db_size_bytes
-                .map_or_else(dash, human_size),
+            r.db_size_bytes.map_or_else(dash, human_size),
             r.sample_age_seconds
                 .map_or_else(dash, |a| human_age(a as u64)),
         );

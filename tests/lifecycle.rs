@@ -176,9 +176,12 @@ fn limits_labels_and_port_binding_as_docker_sees_them() {
             "clerk",
         ],
     );
+    // The PostgreSQL container and the monitoring agent's.
     let containers = h.containers_of(&id);
-    assert_eq!(containers.len(), 1, "{containers:?}");
-    let c = docker_inspect(&containers[0]);
+    assert_eq!(containers.len(), 2, "{containers:?}");
+    let db = containers.iter().find(|c| c.ends_with("-db-1")).unwrap();
+    assert!(containers.iter().any(|c| c.ends_with("-agent-1")));
+    let c = docker_inspect(db);
     assert_eq!(c["HostConfig"]["Memory"], 256 * 1024 * 1024);
     assert_eq!(c["HostConfig"]["NanoCpus"], 500_000_000);
     assert_eq!(c["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped");

@@ -37,9 +37,7 @@ pub async fn route(state: &Arc<AppState>, req: &Request, id: &str, rest: &[&str]
         ["metrics", "summary"] => super::only(m, &[Method::GET], || summary(state, id)).await,
         ["agent"] => super::only(m, &[Method::GET], || agent(state, id)).await,
         ["agent", "logs"] => super::only(m, &[Method::GET], || agent_logs(state, req, id)).await,
-        ["agent", "restart"] => {
-            super::only(m, &[Method::POST], || agent_restart(state, id)).await
-        }
+        ["agent", "restart"] => super::only(m, &[Method::POST], || agent_restart(state, id)).await,
         _ => reply::error(
             404,
             "not_found",
@@ -77,7 +75,8 @@ pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
             .unwrap_or_default();
         return reply::json(200, &got);
     }
-    let bound = |name: &str, v: Option<String>, default: &str| match v {
+    let bound = |name: &str, v: Option<String>, default: &str| {
+        match v {
         None => Ok(default.to_string()),
         Some(v) => tail::parse_time(&v).ok_or_else(|| {
             Error::invalid(
@@ -85,6 +84,7 @@ pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
                 format!("'{v}' is not an RFC 3339 time (2026-01-02T03:04:05Z) or a duration such as 15m"),
             )
         }),
+    }
     };
     let since = tri!(bound("since", since, "0000"));
     let until = tri!(bound("until", until, "9999"));
@@ -201,7 +201,9 @@ async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentSta
             Some(a) => a > limit,
             None => created_age > limit,
         },
-        last_error: errored.and_then(|s| s["error"].as_str()).map(str::to_string),
+        last_error: errored
+            .and_then(|s| s["error"].as_str())
+            .map(str::to_string),
         last_error_at: errored.and_then(|s| s["ts"].as_str()).map(str::to_string),
     })
 }

@@ -27,7 +27,9 @@ pub fn age_seconds(sample: &serde_json::Value) -> Option<f64> {
 }
 
 /// Upper bounds of the request-duration histogram, in seconds.
-pub const BUCKETS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0];
+pub const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -74,7 +76,11 @@ impl RequestStats {
         for ((route, method, status), n) in self.counts.lock().expect("request counts").iter() {
             req.add(
                 "",
-                &[("route", route), ("method", method), ("status", &status.to_string())],
+                &[
+                    ("route", route),
+                    ("method", method),
+                    ("status", &status.to_string()),
+                ],
                 *n as f64,
             );
         }
@@ -85,9 +91,17 @@ impl RequestStats {
         );
         for (route, h) in self.durations.lock().expect("request durations").iter() {
             for (b, n) in BUCKETS.iter().zip(&h.counts) {
-                dur.add("_bucket", &[("route", route), ("le", &b.to_string())], *n as f64);
+                dur.add(
+                    "_bucket",
+                    &[("route", route), ("le", &b.to_string())],
+                    *n as f64,
+                );
             }
-            dur.add("_bucket", &[("route", route), ("le", "+Inf")], h.count as f64);
+            dur.add(
+                "_bucket",
+                &[("route", route), ("le", "+Inf")],
+                h.count as f64,
+            );
             dur.add("_sum", &[("route", route)], h.sum);
             dur.add("_count", &[("route", route)], h.count as f64);
         }

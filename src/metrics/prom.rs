@@ -83,40 +83,124 @@ pub fn render(families: &[Family]) -> String {
 /// Families for the latest sample of each instance: (id, sample, age in
 /// seconds).
 pub fn instance_families(latest: &[(String, Value, f64)]) -> Vec<Family> {
-    let mut up = Family::new("dbaas_up", "gauge", "1 when the latest agent sample reached the database");
-    let mut age = Family::new("dbaas_sample_age_seconds", "gauge", "Age of the latest agent sample");
-    let mut scrape = Family::new("dbaas_scrape_duration_seconds", "gauge", "How long the agent's latest sample took");
-    let mut start = Family::new("dbaas_postmaster_start_time_seconds", "gauge", "When the PostgreSQL server started (Unix time)");
-    let mut conns = Family::new("dbaas_connections", "gauge", "Client connections by state (the agent's own excluded)");
+    let mut up = Family::new(
+        "dbaas_up",
+        "gauge",
+        "1 when the latest agent sample reached the database",
+    );
+    let mut age = Family::new(
+        "dbaas_sample_age_seconds",
+        "gauge",
+        "Age of the latest agent sample",
+    );
+    let mut scrape = Family::new(
+        "dbaas_scrape_duration_seconds",
+        "gauge",
+        "How long the agent's latest sample took",
+    );
+    let mut start = Family::new(
+        "dbaas_postmaster_start_time_seconds",
+        "gauge",
+        "When the PostgreSQL server started (Unix time)",
+    );
+    let mut conns = Family::new(
+        "dbaas_connections",
+        "gauge",
+        "Client connections by state (the agent's own excluded)",
+    );
     let mut max = Family::new("dbaas_connections_max", "gauge", "max_connections");
     let counters: &[(&str, &'static str, &'static str)] = &[
-        ("xact_commit", "dbaas_transactions_committed_total", "Transactions committed"),
-        ("xact_rollback", "dbaas_transactions_rolled_back_total", "Transactions rolled back"),
-        ("blks_hit", "dbaas_blocks_hit_total", "Block reads served from shared buffers"),
-        ("blks_read", "dbaas_blocks_read_total", "Blocks read from disk or the OS cache"),
-        ("tup_returned", "dbaas_rows_returned_total", "Rows returned by scans"),
-        ("tup_fetched", "dbaas_rows_fetched_total", "Rows fetched by index scans"),
+        (
+            "xact_commit",
+            "dbaas_transactions_committed_total",
+            "Transactions committed",
+        ),
+        (
+            "xact_rollback",
+            "dbaas_transactions_rolled_back_total",
+            "Transactions rolled back",
+        ),
+        (
+            "blks_hit",
+            "dbaas_blocks_hit_total",
+            "Block reads served from shared buffers",
+        ),
+        (
+            "blks_read",
+            "dbaas_blocks_read_total",
+            "Blocks read from disk or the OS cache",
+        ),
+        (
+            "tup_returned",
+            "dbaas_rows_returned_total",
+            "Rows returned by scans",
+        ),
+        (
+            "tup_fetched",
+            "dbaas_rows_fetched_total",
+            "Rows fetched by index scans",
+        ),
         ("tup_inserted", "dbaas_rows_inserted_total", "Rows inserted"),
         ("tup_updated", "dbaas_rows_updated_total", "Rows updated"),
         ("tup_deleted", "dbaas_rows_deleted_total", "Rows deleted"),
         ("deadlocks", "dbaas_deadlocks_total", "Deadlocks detected"),
-        ("temp_bytes", "dbaas_temp_bytes_total", "Bytes written to temporary files"),
+        (
+            "temp_bytes",
+            "dbaas_temp_bytes_total",
+            "Bytes written to temporary files",
+        ),
     ];
     let mut counter_fams: Vec<Family> = counters
         .iter()
         .map(|(_, name, help)| Family::new(name, "counter", help))
         .collect();
-    let mut size = Family::new("dbaas_database_size_bytes", "gauge", "Size of the app database");
+    let mut size = Family::new(
+        "dbaas_database_size_bytes",
+        "gauge",
+        "Size of the app database",
+    );
     let mut locks = Family::new("dbaas_locks", "gauge", "Locks held or awaited, by mode");
     let mut waiting = Family::new("dbaas_locks_waiting", "gauge", "Locks not yet granted");
-    let mut blocked = Family::new("dbaas_blocked_backends", "gauge", "Backends waiting for another's lock");
-    let mut longest_q = Family::new("dbaas_longest_query_seconds", "gauge", "Runtime of the longest running query");
-    let mut longest_x = Family::new("dbaas_longest_transaction_seconds", "gauge", "Age of the oldest open transaction");
-    let mut t_size = Family::new("dbaas_table_size_bytes", "gauge", "Total size of a table (with indexes and TOAST)");
-    let mut t_live = Family::new("dbaas_table_live_rows", "gauge", "Estimated live rows of a table");
-    let mut t_dead = Family::new("dbaas_table_dead_rows", "gauge", "Estimated dead rows of a table");
-    let mut t_seq = Family::new("dbaas_table_seq_scans_total", "counter", "Sequential scans of a table");
-    let mut t_idx = Family::new("dbaas_table_idx_scans_total", "counter", "Index scans of a table");
+    let mut blocked = Family::new(
+        "dbaas_blocked_backends",
+        "gauge",
+        "Backends waiting for another's lock",
+    );
+    let mut longest_q = Family::new(
+        "dbaas_longest_query_seconds",
+        "gauge",
+        "Runtime of the longest running query",
+    );
+    let mut longest_x = Family::new(
+        "dbaas_longest_transaction_seconds",
+        "gauge",
+        "Age of the oldest open transaction",
+    );
+    let mut t_size = Family::new(
+        "dbaas_table_size_bytes",
+        "gauge",
+        "Total size of a table (with indexes and TOAST)",
+    );
+    let mut t_live = Family::new(
+        "dbaas_table_live_rows",
+        "gauge",
+        "Estimated live rows of a table",
+    );
+    let mut t_dead = Family::new(
+        "dbaas_table_dead_rows",
+        "gauge",
+        "Estimated dead rows of a table",
+    );
+    let mut t_seq = Family::new(
+        "dbaas_table_seq_scans_total",
+        "counter",
+        "Sequential scans of a table",
+    );
+    let mut t_idx = Family::new(
+        "dbaas_table_idx_scans_total",
+        "counter",
+        "Index scans of a table",
+    );
     for (id, s, sample_age) in latest {
         let l = [("dbaas_instance", id.as_str())];
         let is_up = s["up"] == true;
@@ -128,7 +212,10 @@ pub fn instance_families(latest: &[(String, Value, f64)]) -> Vec<Family> {
         if !is_up {
             continue;
         }
-        if let Some(t) = s["postmaster_start"].as_str().and_then(super::summary::epoch) {
+        if let Some(t) = s["postmaster_start"]
+            .as_str()
+            .and_then(super::summary::epoch)
+        {
             start.add("", &l, t);
         }
         for state in ["active", "idle", "idle_in_transaction", "waiting"] {
@@ -149,7 +236,11 @@ pub fn instance_families(latest: &[(String, Value, f64)]) -> Vec<Family> {
         }
         if let Some(modes) = s["locks"]["by_mode"].as_object() {
             for (mode, n) in modes {
-                locks.add("", &[("dbaas_instance", id), ("mode", mode)], n.as_f64().unwrap_or(0.0));
+                locks.add(
+                    "",
+                    &[("dbaas_instance", id), ("mode", mode)],
+                    n.as_f64().unwrap_or(0.0),
+                );
             }
         }
         if let Some(n) = s["locks"]["waiting"].as_f64() {
@@ -165,8 +256,15 @@ pub fn instance_families(latest: &[(String, Value, f64)]) -> Vec<Family> {
             longest_x.add("", &l, n);
         }
         for t in s["tables"].as_array().into_iter().flatten() {
-            let (schema, name) = (t["schema"].as_str().unwrap_or(""), t["name"].as_str().unwrap_or(""));
-            let tl = [("dbaas_instance", id.as_str()), ("schema", schema), ("table", name)];
+            let (schema, name) = (
+                t["schema"].as_str().unwrap_or(""),
+                t["name"].as_str().unwrap_or(""),
+            );
+            let tl = [
+                ("dbaas_instance", id.as_str()),
+                ("schema", schema),
+                ("table", name),
+            ];
             for (fam, key) in [
                 (&mut t_size, "size_bytes"),
                 (&mut t_live, "live_rows"),
@@ -182,7 +280,9 @@ pub fn instance_families(latest: &[(String, Value, f64)]) -> Vec<Family> {
     }
     let mut out = vec![up, age, scrape, start, conns, max];
     out.append(&mut counter_fams);
-    out.extend([size, locks, waiting, blocked, longest_q, longest_x, t_size, t_live, t_dead, t_seq, t_idx]);
+    out.extend([
+        size, locks, waiting, blocked, longest_q, longest_x, t_size, t_live, t_dead, t_seq, t_idx,
+    ]);
     out
 }
 
@@ -212,7 +312,9 @@ mod tests {
         let text = render(&instance_families(&[("db_1".into(), s, 2.0)]));
         assert!(text.contains("dbaas_up{dbaas_instance=\"db_1\"} 1\n"));
         assert!(text.contains("dbaas_transactions_committed_total{dbaas_instance=\"db_1\"} 10\n"));
-        assert!(text.contains("dbaas_table_size_bytes{dbaas_instance=\"db_1\",schema=\"public\",table=\"t\"} 8192\n"));
+        assert!(text.contains(
+            "dbaas_table_size_bytes{dbaas_instance=\"db_1\",schema=\"public\",table=\"t\"} 8192\n"
+        ));
         assert!(!text.contains(" instance="));
         assert_eq!(text.matches("# TYPE dbaas_up ").count(), 1);
     }

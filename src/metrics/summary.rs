@@ -180,7 +180,8 @@ mod tests {
         ]);
         assert!(s.counter_reset && s.tps.is_none());
         // Down samples are skipped for rates; the latest says down.
-        let mut down = json!({"ts": "2026-01-01T00:00:20Z", "v": 1, "up": false, "error": "refused"});
+        let mut down =
+            json!({"ts": "2026-01-01T00:00:20Z", "v": 1, "up": false, "error": "refused"});
         let s = summarize(&[
             sample("2026-01-01T00:00:00Z", "x", 100, 900, 100, 0),
             sample("2026-01-01T00:00:10Z", "x", 200, 1000, 100, 0),

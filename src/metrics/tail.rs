@@ -249,7 +249,11 @@ mod tests {
     }
 
     fn sample(i: usize) -> String {
-        format!("{{\"ts\":\"2026-01-01T00:{:02}:{:02}.000Z\",\"v\":1,\"up\":true,\"n\":{i}}}\n", i / 60, i % 60)
+        format!(
+            "{{\"ts\":\"2026-01-01T00:{:02}:{:02}.000Z\",\"v\":1,\"up\":true,\"n\":{i}}}\n",
+            i / 60,
+            i % 60
+        )
     }
 
     fn ns(v: &[Value]) -> Vec<u64> {
@@ -266,7 +270,8 @@ mod tests {
         f.write_all(b"not json at all\n{\"ts\": 5}\n\n").unwrap();
         f.write_all(sample(5).as_bytes()).unwrap();
         // A line being written: no newline yet.
-        f.write_all(b"{\"ts\":\"2026-01-01T00:00:06.000Z\",\"v\":1,\"up").unwrap();
+        f.write_all(b"{\"ts\":\"2026-01-01T00:00:06.000Z\",\"v\":1,\"up")
+            .unwrap();
         drop(f);
         assert_eq!(ns(&last(&d, 1)), vec![5]);
         assert_eq!(ns(&last(&d, 3)), vec![3, 4, 5]);
@@ -278,17 +283,26 @@ mod tests {
     fn rotated_files_read_as_one_sequence() {
         let d = dir();
         // metrics.json.2 (oldest) 0..3, .1 3..6, current 6..8
-        for (name, r) in [("metrics.json.2", 0..3), ("metrics.json.1", 3..6), ("metrics.json", 6..8)] {
+        for (name, r) in [
+            ("metrics.json.2", 0..3),
+            ("metrics.json.1", 3..6),
+            ("metrics.json", 6..8),
+        ] {
             let text: String = r.map(sample).collect();
             std::fs::write(d.join(name), text).unwrap();
         }
         assert_eq!(ns(&last(&d, 4)), vec![4, 5, 6, 7]);
         assert_eq!(ns(&last(&d, 50)), (0..8).collect::<Vec<_>>());
         let mut got = vec![];
-        let n = range(&d, "2026-01-01T00:00:02.000Z", "2026-01-01T00:00:06.000Z", |l| {
-            got.push(parse(l).unwrap()["n"].as_u64().unwrap());
-            Ok(())
-        })
+        let n = range(
+            &d,
+            "2026-01-01T00:00:02.000Z",
+            "2026-01-01T00:00:06.000Z",
+            |l| {
+                got.push(parse(l).unwrap()["n"].as_u64().unwrap());
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!((n, got), (5, vec![2, 3, 4, 5, 6]));
         // A truncated (empty) current file and a missing one are fine.
@@ -319,9 +333,18 @@ mod tests {
 
     #[test]
     fn times_parse_to_the_agents_format() {
-        assert_eq!(parse_time("2026-01-02T03:04:05Z").unwrap(), "2026-01-02T03:04:05.000Z");
-        assert_eq!(parse_time("2026-01-02T05:04:05+02:00").unwrap(), "2026-01-02T03:04:05.000Z");
-        assert_eq!(parse_time("2026-01-02T03:04:05.5Z").unwrap(), "2026-01-02T03:04:05.500Z");
+        assert_eq!(
+            parse_time("2026-01-02T03:04:05Z").unwrap(),
+            "2026-01-02T03:04:05.000Z"
+        );
+        assert_eq!(
+            parse_time("2026-01-02T05:04:05+02:00").unwrap(),
+            "2026-01-02T03:04:05.000Z"
+        );
+        assert_eq!(
+            parse_time("2026-01-02T03:04:05.5Z").unwrap(),
+            "2026-01-02T03:04:05.500Z"
+        );
         assert!(parse_time("15m").is_some());
         assert!(parse_time("yesterday").is_none());
     }
