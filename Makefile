@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DBAASCTL := target/release/dbaasctl
 
-.PHONY: all setup build demo test lint fuzz bench clean
+.PHONY: all setup build demo test lint fuzz prometheus-check bench clean
 
 all: build
 
@@ -25,10 +25,15 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## test: everything CI runs, from a fresh clone: host setup, lint, unit and integration tests, API fuzzing
+## test: everything CI runs, from a fresh clone: host setup, lint, unit and integration tests, a real Prometheus scrape, API fuzzing
 test: setup lint
 	$(CARGO) test --locked -- --test-threads=4
+	bash scripts/prometheus-check.sh
 	bash scripts/fuzz-api.sh
+
+## prometheus-check: a real Prometheus on loopback scrapes a real server's /metrics and prints the series
+prometheus-check: setup
+	bash scripts/prometheus-check.sh
 
 ## fuzz: schemathesis against the API's own OpenAPI spec (bounded, loopback only)
 fuzz: setup
@@ -39,6 +44,7 @@ bench: setup build
 	bash scripts/bench-provision.sh
 	bash scripts/bench-api.sh
 	bash scripts/bench-db.sh
+	bash scripts/bench-monitoring.sh
 
 clean:
 	$(CARGO) clean

@@ -55,8 +55,9 @@ fn agent_samples_counters_locks_restarts_and_prometheus() {
     let created = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let s = Server::start(&h, &[]);
 
-    // A fresh sample within two intervals of the instance being ready.
-    let first = wait_sample(&s, "mon", 4, "up after create", |v| {
+    // A fresh sample within two intervals of the instance being ready (and
+    // a second for psql to start and connect under a loaded test run).
+    let first = wait_sample(&s, "mon", 5, "up after create", |v| {
         v["up"] == true && v["ts"].as_str().unwrap() >= created.as_str()
     });
     assert_eq!(first["v"], 1);
