@@ -8,12 +8,15 @@ use std::fmt::Write;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// One sample: name suffix (`_bucket`...), labels, value.
+pub type Sample = (String, Vec<(String, String)>, f64);
+
 pub struct Family {
     pub name: &'static str,
     pub help: &'static str,
     /// counter, gauge or histogram
     pub kind: &'static str,
-    pub samples: Vec<(String, Vec<(String, String)>, f64)>,
+    pub samples: Vec<Sample>,
 }
 
 impl Family {
