@@ -21,8 +21,10 @@ top=${DBAAS_METRICS_TOP_TABLES:-10}
 instance=${DBAAS_INSTANCE:-unknown}
 here=$(cd "$(dirname "$0")" && pwd)
 
-# As PID 1, bash ignores TERM and INT unless it traps them.
-trap 'exit 0' TERM INT
+# As PID 1, bash ignores TERM and INT unless it traps them. A write to a psql
+# that died must fail with EPIPE rather than kill the agent.
+trap 'stop_psql; exit 0' TERM INT
+trap '' PIPE
 
 # Rotation by the size this script has written (no stat per sample).
 size=$(stat -c %s "$out" 2>/dev/null || echo 0)
@@ -45,9 +47,47 @@ json_escape() {
     printf '%s' "$s"
 }
 
-# Every sample costs one psql (fork, exec, connect) and one sleep; the rest
-# is bash builtins, so the agent stays far below 1% of a core.
+# One psql session serves every sample (a coprocess fed \i sample.sql), so
+# a sample costs no fork, exec or authentication; it is restarted when it
+# dies (the database went away) or stops answering.
 export LC_ALL=C PGCLIENTENCODING=UTF8   # ${#line} counts bytes
+PSQL_PID=
+start_psql() {
+    coproc PSQL { exec psql -X -q -A -t -v ON_ERROR_STOP=0 -v instance="$instance" -v top="$top" 2>&1; }
+}
+stop_psql() {
+    [ -n "$PSQL_PID" ] && kill "$PSQL_PID" 2>/dev/null
+    wait "$PSQL_PID" 2>/dev/null
+    PSQL_PID=
+}
+# Sets `line` to the sample, or to psql's messages (returns 1).
+sample() {
+    local l out=""
+    if [ -z "$PSQL_PID" ] || ! kill -0 "$PSQL_PID" 2>/dev/null; then
+        PSQL_PID=
+        start_psql
+    fi
+    if ! printf '\\set db_size %s\n\\set with_size %s\n\\i %s\n\\echo __dbaas_end__\n' \
+        "$db_size" "$with_size" "$here/sample.sql" >&"${PSQL[1]}" 2>/dev/null; then
+        line="psql is not running"
+        stop_psql
+        return 1
+    fi
+    while IFS= read -r -t 10 l <&"${PSQL[0]}"; do
+        [ "$l" = __dbaas_end__ ] && break
+        out+="$l"$'\n'
+    done
+    if [ "$l" != __dbaas_end__ ]; then
+        # EOF (psql exited: it could not connect, or lost the server) or
+        # no answer in time: start over next time.
+        stop_psql
+        line=${out:-psql stopped answering}
+        return 1
+    fi
+    line=${out%$'\n'}
+    [[ $line == \{* && $line != *$'\n'* ]]
+}
+
 db_size=null   # the last database size, re-read every size_every seconds
 size_at=0
 while :; do
@@ -55,9 +95,7 @@ while :; do
     printf -v now '%(%s)T' -1
     with_size=off
     if ((now - size_at >= size_every)); then with_size=on; fi
-    if line=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -v instance="$instance" -v top="$top" \
-        -v db_size="$db_size" -v with_size="$with_size" -f "$here/sample.sql" 2>&1) &&
-        [[ $line == \{* ]]; then
+    if sample; then
         if [ "$with_size" = on ] && [[ $line =~ \"db_size_bytes\":\ ([0-9]+) ]]; then
             db_size=${BASH_REMATCH[1]}
             size_at=$now

@@ -15,21 +15,27 @@ const CHUNK: usize = 64 * 1024;
 /// A line longer than this is garbage, not a sample.
 const MAX_LINE: usize = 4 * 1024 * 1024;
 
-/// metrics.json, metrics.json.1, metrics.json.2, ...: newest first.
+/// metrics.json, metrics.json.1, metrics.json.2, ...: newest first (a gap
+/// in the numbers, say after a file was deleted by hand, is skipped over).
 pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
+    let mut rotated: Vec<u32> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name.to_str()?.strip_prefix(FILE)?.strip_prefix('.')?;
+            n.parse().ok()
+        })
+        .collect();
+    rotated.sort_unstable();
     let current = dir.join(FILE);
-    if current.exists() {
-        out.push(current);
-    }
-    for i in 1.. {
-        let p = dir.join(format!("{FILE}.{i}"));
-        if !p.exists() {
-            break;
-        }
-        out.push(p);
-    }
-    out
+    current
+        .exists()
+        .then_some(current)
+        .into_iter()
+        .chain(rotated.into_iter().map(|n| dir.join(format!("{FILE}.{n}"))))
+        .collect()
 }
 
 /// The complete lines of a file from the last one backwards.
@@ -292,6 +298,10 @@ mod tests {
             std::fs::write(d.join(name), text).unwrap();
         }
         assert_eq!(ns(&last(&d, 4)), vec![4, 5, 6, 7]);
+        assert_eq!(ns(&last(&d, 50)), (0..8).collect::<Vec<_>>());
+        // A gap in the numbering: .2 becomes .7; still one sequence.
+        std::fs::rename(d.join("metrics.json.2"), d.join("metrics.json.7")).unwrap();
+        std::fs::write(d.join("metrics.json.x"), b"ignored").unwrap();
         assert_eq!(ns(&last(&d, 50)), (0..8).collect::<Vec<_>>());
         let mut got = vec![];
         let n = range(
