@@ -55,20 +55,24 @@ wrk_run() { # script -> "rps p50 p99 non2xx"
     out=$(wrk -t 2 -c 8 -d "${duration}s" --latency -s "$1" "http://127.0.0.1:$port")
     echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="50%" {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out") $(awk '/Non-2xx/ {print $NF}' <<<"$out")"
 }
-pgb() { # flag -> tps
-    pgbench "$1" -c 8 -j 2 -T "$duration" -n "$url" 2>/dev/null | awk '/^tps/ {print $3; exit}'
+pgb() { # flag -> "tps p50 p99" (latencies from pgbench's per-transaction log)
+    local d; d=$(mktemp -d)
+    local tps; tps=$(cd "$d" && pgbench "$1" -c 8 -j 2 -T "$duration" -n -l "$url" 2>/dev/null | awk '/^tps/ {print $3; exit}')
+    echo "$tps $(cat "$d"/pgbench_log.* | awk '{print $3}' | sort -n |
+        awk '{a[NR] = $1} END {printf "%.2fms %.2fms", a[int(NR * 0.5)] / 1000, a[int(NR * 0.99)] / 1000}')"
+    rm -rf "$d"
 }
 read -r get_rps get_p50 get_p99 get_bad <<<"$(wrk_run "$home/get.lua")"
-sel_tps=$(pgb -S)
+read -r sel_tps sel_p50 sel_p99 <<<"$(pgb -S)"
 read -r post_rps post_p50 post_p99 post_bad <<<"$(wrk_run "$home/post.lua")"
-ins_tps=$(pgb -N)
+read -r ins_tps ins_p50 ins_p99 <<<"$(pgb -N)"
 [ -z "$get_bad$post_bad" ] || { echo "non-2xx answers: GET ${get_bad:-0}, POST ${post_bad:-0}" >&2; tail -5 "$home/serve.log" >&2; exit 1; }
 
 echo "one instance (--cpus ${CPUS:-2}), pgbench scale 1, ${duration}s each, -c 8, $(nproc) CPUs"
 printf '%-52s %9s/s   p50 %8s   p99 %8s\n' "API GET rows?aid=eq.N (wrk)" "$get_rps" "$get_p50" "$get_p99"
-printf '%-52s %9s/s\n' "pgbench -S -c 8 -j 2 (baseline)" "$sel_tps"
+printf '%-52s %9.0f/s   p50 %8s   p99 %8s\n' "pgbench -S -c 8 -j 2 (baseline)" "$sel_tps" "$sel_p50" "$sel_p99"
 printf '%-52s %9s/s   p50 %8s   p99 %8s\n' "API POST one row into pgbench_history (wrk)" "$post_rps" "$post_p50" "$post_p99"
-printf '%-52s %9s/s\n' "pgbench -N -c 8 -j 2 (baseline)" "$ins_tps"
+printf '%-52s %9.0f/s   p50 %8s   p99 %8s\n' "pgbench -N -c 8 -j 2 (baseline)" "$ins_tps" "$ins_p50" "$ins_p99"
 awk -v a="$get_rps" -v b="$sel_tps" -v c="$post_rps" -v d="$ins_tps" \
     'BEGIN { printf "reads: API / pgbench -S = %.0f%% (target >= 40%%)\nwrites: API / pgbench -N = %.0f%% (target >= 50%%)\n", 100*a/b, 100*c/d }'
 echo "serve RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$server/status)"

@@ -77,7 +77,7 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
              body,
              state: Arc<AppState>| async move {
                 let started = std::time::Instant::now();
-                let method_name = method.as_str().to_string();
+                let method_name = crate::metrics::method_name(&method);
                 let limit = if path.as_str().starts_with("/database/") {
                     MAX_DB_BODY
                 } else {
@@ -106,8 +106,8 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
                 };
                 let elapsed = started.elapsed();
                 state.requests.record(
-                    &route_template(path.as_str()),
-                    &method_name,
+                    route_template(path.as_str()),
+                    method_name,
                     reply.status().as_u16(),
                     elapsed.as_secs_f64(),
                 );
@@ -193,9 +193,9 @@ impl Request {
 /// The route a path matched, with its variable parts named, for the request
 /// metrics (a label per instance or per unknown path would grow without
 /// bound).
-pub fn route_template(path: &str) -> String {
+pub fn route_template(path: &str) -> &'static str {
     let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let t = match seg.as_slice() {
+    match seg.as_slice() {
         [""] => "/",
         ["health"] => "/health",
         ["metrics"] => "/metrics",
@@ -220,8 +220,7 @@ pub fn route_template(path: &str) -> String {
         ["monitoring", _, "agent", "logs"] => "/monitoring/{id}/agent/logs",
         ["monitoring", _, "agent", "restart"] => "/monitoring/{id}/agent/restart",
         _ => "unmatched",
-    };
-    t.to_string()
+    }
 }
 
 /// Percent-decoded path segments; None when a segment is not valid UTF-8.

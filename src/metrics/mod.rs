@@ -7,7 +7,7 @@ pub mod summary;
 pub mod tail;
 
 use crate::home::Home;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -38,23 +38,39 @@ struct Histogram {
     count: u64,
 }
 
+/// A method as a static label (anything unusual is "other").
+pub fn method_name(m: &warp::http::Method) -> &'static str {
+    use warp::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// API requests by route template, method and status, and their durations.
+/// Keys are static strings: recording allocates nothing.
 #[derive(Default)]
 pub struct RequestStats {
-    counts: Mutex<BTreeMap<(String, String, u16), u64>>,
-    durations: Mutex<BTreeMap<String, Histogram>>,
+    counts: Mutex<HashMap<(&'static str, &'static str, u16), u64>>,
+    durations: Mutex<HashMap<&'static str, Histogram>>,
 }
 
 impl RequestStats {
-    pub fn record(&self, route: &str, method: &str, status: u16, secs: f64) {
+    pub fn record(&self, route: &'static str, method: &'static str, status: u16, secs: f64) {
         *self
             .counts
             .lock()
             .expect("request counts")
-            .entry((route.to_string(), method.to_string(), status))
+            .entry((route, method, status))
             .or_default() += 1;
         let mut d = self.durations.lock().expect("request durations");
-        let h = d.entry(route.to_string()).or_insert_with(|| Histogram {
+        let h = d.entry(route).or_insert_with(|| Histogram {
             counts: vec![0; BUCKETS.len()],
             ..Default::default()
         });
@@ -73,7 +89,15 @@ impl RequestStats {
             "counter",
             "API requests by route, method and status",
         );
-        for ((route, method, status), n) in self.counts.lock().expect("request counts").iter() {
+        let mut counts: Vec<_> = self
+            .counts
+            .lock()
+            .expect("request counts")
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        counts.sort();
+        for ((route, method, status), n) in counts {
             req.add(
                 "",
                 &[
@@ -81,7 +105,7 @@ impl RequestStats {
                     ("method", method),
                     ("status", &status.to_string()),
                 ],
-                *n as f64,
+                n as f64,
             );
         }
         let mut dur = prom::Family::new(
@@ -89,7 +113,11 @@ impl RequestStats {
             "histogram",
             "API request durations by route",
         );
-        for (route, h) in self.durations.lock().expect("request durations").iter() {
+        let d = self.durations.lock().expect("request durations");
+        let mut routes: Vec<&&str> = d.keys().collect();
+        routes.sort();
+        for route in routes {
+            let h = &d[*route];
             for (b, n) in BUCKETS.iter().zip(&h.counts) {
                 dur.add(
                     "_bucket",
