@@ -771,6 +771,8 @@ pub struct InstanceView {
     pub age_seconds: u64,
     pub containers: Vec<String>,
     pub error: Option<String>,
+    /// Seconds between the monitoring agent's samples.
+    pub metrics_interval: u32,
 }
 
 pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceView {
@@ -799,6 +801,7 @@ pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceVie
             .map(|cs| cs.iter().map(|c| c.name.clone()).collect())
             .unwrap_or_default(),
         error: inst.error.clone(),
+        metrics_interval: inst.metrics_interval,
     }
 }
 

@@ -789,7 +789,20 @@ fn sql_transactions_errors_and_concurrent_writers() {
     );
     let r = sql(&s, db, "SELECT 1/0", json!([]));
     assert_eq!((r.status, code(&r).as_str()), (400, "22012"));
-    assert!(r.json()["error"]["hint"].is_null() || r.json()["error"]["hint"].is_string());
+    assert!(
+        r.json()["error"].as_object().unwrap().contains_key("hint")
+            && r.json()["error"]["hint"].is_null()
+    );
+    let r = sql(&s, db, "SELECT balanc FROM acct", json!([]));
+    assert_eq!((r.status, code(&r).as_str()), (400, "42703"));
+    assert!(
+        r.json()["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("balance"),
+        "{}",
+        r.text()
+    );
     let r = sql(&s, db, "SELECT * FROM missing_table", json!([]));
     assert_eq!((r.status, code(&r).as_str()), (404, "42P01"));
 

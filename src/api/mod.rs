@@ -476,6 +476,8 @@ mod routing_tests {
             (r#"{"name":"x","cpus":99999}"#, 400, "invalid"),
             (r#"{"name":"x","cpus":[1]}"#, 400, "invalid"),
             (r#"{"name":"x","port":80}"#, 400, "invalid"),
+            (r#"{"name":"x","metrics_interval":0}"#, 400, "invalid"),
+            (r#"{"name":"x","metrics_interval":"often"}"#, 400, "invalid"),
         ] {
             let (s, v) = call(&st, "POST", "/instances", Some(body), true).await;
             assert_eq!((s, code(&v)), (status, c), "{body}: {v}");

@@ -23,9 +23,10 @@ pub struct ErrorInfo {
     /// detail, ...
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
-    /// PostgreSQL's hint, for SQL errors.
+    /// PostgreSQL's hint (or null), for SQL errors only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub hint: Option<serde_json::Value>,
 }
 
 pub fn json<T: Serialize>(status: u16, body: &T) -> Reply {
@@ -115,7 +116,7 @@ fn sql_error(f: &crate::error::SqlFailure) -> Reply {
                     None => f.message.clone(),
                 },
                 detail: detail.into(),
-                hint: f.hint.clone(),
+                hint: Some(f.hint.clone().map_or(serde_json::Value::Null, Into::into)),
             },
         },
     )
