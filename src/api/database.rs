@@ -110,27 +110,7 @@ fn prefer(req: &Request) -> Result<Prefer, Error> {
 }
 
 fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Box<Reply>> {
-    let ct = req
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.starts_with("application/json") {
-        return Err(Box::new(reply::error(
-            415,
-            "unsupported_media_type",
-            "send the body as JSON with `Content-Type: application/json`",
-            Value::Null,
-        )));
-    }
-    serde_json::from_slice(&req.body).map_err(|e| {
-        Box::new(reply::error(
-            400,
-            "invalid_json",
-            format!("the body is not valid here: {e}"),
-            serde_json::json!({ "line": e.line(), "column": e.column() }),
-        ))
-    })
+    reply::json_body(&req.headers, &req.body, "body for this route")
 }
 
 macro_rules! tri {

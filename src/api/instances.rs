@@ -183,27 +183,7 @@ fn wait_param(req: &Request) -> Result<bool, Error> {
 }
 
 fn parse_body(req: &Request) -> Result<CreateBody, Box<Reply>> {
-    let ct = req
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.starts_with("application/json") {
-        return Err(Box::new(reply::error(
-            415,
-            "unsupported_media_type",
-            "send the body as JSON with `Content-Type: application/json`",
-            serde_json::Value::Null,
-        )));
-    }
-    serde_json::from_slice(&req.body).map_err(|e| {
-        Box::new(reply::error(
-            400,
-            "invalid_json",
-            format!("the body is not a valid create request: {e}"),
-            serde_json::json!({ "line": e.line(), "column": e.column() }),
-        ))
-    })
+    reply::json_body(&req.headers, &req.body, "create request")
 }
 
 /// Numbers or strings are both accepted for version and cpus.
@@ -421,15 +401,9 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
         (status = 404, body = ErrorBody), (status = 409, description = "No container (instance down)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn logs(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
-    let tail = match req.query_param("tail").map(|t| t.parse::<u32>()) {
-        None => 100,
-        Some(Ok(n)) if n <= 10_000 => n,
-        Some(_) => {
-            return reply::from_error(&Error::invalid(
-                "tail",
-                "use a whole number from 0 to 10000",
-            ))
-        }
+    let tail = match reply::tail_param(req) {
+        Ok(t) => t,
+        Err(e) => return reply::from_error(&e),
     };
     let inst = match find(state, key) {
         Ok(i) => i,
@@ -445,27 +419,5 @@ pub async fn logs(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
             inst.name
         )));
     };
-    let tail = tail.to_string();
-    match crate::compose::docker(
-        &state.home,
-        &["logs", "--tail", &tail, &container.name],
-        None,
-        crate::compose::QUICK_TIMEOUT,
-    )
-    .await
-    {
-        // PostgreSQL logs to stderr; docker logs keeps the two streams apart.
-        Ok(out) => reply::json(
-            200,
-            &LogLines {
-                lines: out
-                    .stdout
-                    .lines()
-                    .chain(out.stderr.lines())
-                    .map(str::to_string)
-                    .collect(),
-            },
-        ),
-        Err(e) => reply::from_error(&e),
-    }
+    reply::container_logs(&state.home, &container.name, tail).await
 }

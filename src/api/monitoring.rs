@@ -239,39 +239,10 @@ async fn agent_container(state: &Arc<AppState>, inst: &Instance) -> Result<Strin
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
-    let tail_n = match req.query_param("tail").map(|t| t.parse::<u32>()) {
-        None => 100,
-        Some(Ok(n)) if n <= 10_000 => n,
-        Some(_) => {
-            return reply::from_error(&Error::invalid(
-                "tail",
-                "use a whole number from 0 to 10000",
-            ))
-        }
-    };
+    let tail = tri!(reply::tail_param(req));
     let inst = tri!(find(state, id));
     let container = tri!(agent_container(state, &inst).await);
-    let n = tail_n.to_string();
-    let out = tri!(
-        compose::docker(
-            &state.home,
-            &["logs", "--tail", &n, &container],
-            None,
-            compose::QUICK_TIMEOUT,
-        )
-        .await
-    );
-    reply::json(
-        200,
-        &super::instances::LogLines {
-            lines: out
-                .stdout
-                .lines()
-                .chain(out.stderr.lines())
-                .map(str::to_string)
-                .collect(),
-        },
-    )
+    reply::container_logs(&state.home, &container, tail).await
 }
 
 #[utoipa::path(post, path = "/monitoring/{id}/agent/restart", tag = "monitoring",

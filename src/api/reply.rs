@@ -122,6 +122,71 @@ fn sql_error(f: &crate::error::SqlFailure) -> Reply {
     )
 }
 
+/// The request body as JSON of type `T`: 415 unless it is declared JSON,
+/// 400 `invalid_json` (with line and column) unless it parses as a `what`.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &warp::http::HeaderMap,
+    body: &[u8],
+    what: &str,
+) -> Result<T, Box<Reply>> {
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/json") {
+        return Err(Box::new(error(
+            415,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+            serde_json::Value::Null,
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            400,
+            "invalid_json",
+            format!("the body is not a valid {what}: {e}"),
+            serde_json::json!({ "line": e.line(), "column": e.column() }),
+        ))
+    })
+}
+
+/// `?tail=N` of the log routes: default 100, at most 10,000.
+pub fn tail_param(req: &super::Request) -> Result<u32, Error> {
+    match req.query_param("tail").map(|t| t.parse::<u32>()) {
+        None => Ok(100),
+        Some(Ok(n)) if n <= 10_000 => Ok(n),
+        Some(_) => Err(Error::invalid("tail", "use a whole number from 0 to 10000")),
+    }
+}
+
+/// `{"lines": [...]}` of a container's log (both streams: PostgreSQL and
+/// the agent write to stderr).
+pub async fn container_logs(home: &crate::home::Home, container: &str, tail: u32) -> Reply {
+    let n = tail.to_string();
+    match crate::compose::docker(
+        home,
+        &["logs", "--tail", &n, container],
+        None,
+        crate::compose::QUICK_TIMEOUT,
+    )
+    .await
+    {
+        Ok(out) => json(
+            200,
+            &super::instances::LogLines {
+                lines: out
+                    .stdout
+                    .lines()
+                    .chain(out.stderr.lines())
+                    .map(str::to_string)
+                    .collect(),
+            },
+        ),
+        Err(e) => from_error(&e),
+    }
+}
+
 pub fn with_header(mut r: Reply, name: &'static str, value: &str) -> Reply {
     if let Ok(v) = header::HeaderValue::from_str(value) {
         r.headers_mut().insert(name, v);
