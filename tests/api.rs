@@ -19,7 +19,7 @@ fn api_lifecycle_from_create_to_delete() {
 
     let r = s.post(
         "/instances",
-        &json!({"name": "web", "memory": "256m", "cpus": 0.5}),
+        &json!({"name": "web", "memory": "256m", "cpus": 0.5, "metrics_interval": 5}),
     );
     assert_eq!(r.status, 201, "{}", r.text());
     let created = r.json();
@@ -40,6 +40,7 @@ fn api_lifecycle_from_create_to_delete() {
     let one = s.get("/instances/web");
     assert_eq!(one.status, 200);
     assert_eq!(one.json()["id"], id.as_str());
+    assert_eq!(one.json()["metrics_interval"], 5);
     assert!(!one.text().contains(&password));
     assert_eq!(s.get(&format!("/instances/{id}")).json()["name"], "web");
     let cred = s.get("/instances/web/credentials").json();
