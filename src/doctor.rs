@@ -255,6 +255,11 @@ pub async fn run(home: &Home, fix: bool) -> Result<Vec<Finding>> {
                 None,
             )),
         }
+        if inst.state == State::Running && running {
+            if let Some(f) = agent_finding(home, inst, containers, &label) {
+                out.push(f);
+            }
+        }
     }
 
     // Directories that no registry entry owns (e.g. kept by destroy --keep-data).
@@ -276,6 +281,53 @@ pub async fn run(home: &Home, fix: bool) -> Result<Vec<Finding>> {
         }
     }
     Ok(out)
+}
+
+/// The monitoring agent of a running instance: its container runs and its
+/// latest sample is at most three intervals old. Instances created before
+/// the agent existed have no `agent` service and are left alone.
+fn agent_finding(
+    home: &Home,
+    inst: &registry::Instance,
+    containers: Option<&Vec<compose::Container>>,
+    label: &str,
+) -> Option<Finding> {
+    let compose_file =
+        std::fs::read_to_string(home.instance_dir(&inst.id).join("docker-compose.yml")).ok()?;
+    if !compose_file.contains("\n  agent:\n") {
+        return None;
+    }
+    let agent_up = containers
+        .and_then(|cs| cs.iter().find(|c| c.service == "agent"))
+        .is_some_and(|c| c.state == "running");
+    if !agent_up {
+        return Some(finding(
+            "warning",
+            "monitoring-agent",
+            format!("{label}: the monitoring agent's container is not running"),
+            Some(format!(
+                "dbaasctl restart {} (or POST /monitoring/{}/agent/restart)",
+                inst.name, inst.id
+            )),
+        ));
+    }
+    let limit = 3.0 * inst.metrics_interval as f64;
+    let latest = crate::metrics::tail::last(&crate::metrics::dir_of(home, &inst.id), 1);
+    match latest.first().and_then(crate::metrics::age_seconds) {
+        Some(age) if age > limit => Some(finding(
+            "warning",
+            "monitoring-agent",
+            format!(
+                "{label}: the latest metrics sample is {age:.0} s old (interval {} s)",
+                inst.metrics_interval
+            ),
+            Some(format!(
+                "dbaasctl restart {} (the agent's log: GET /monitoring/{}/agent/logs)",
+                inst.name, inst.id
+            )),
+        )),
+        _ => None,
+    }
 }
 
 /// Exit status of `doctor`: failing when any error is left unfixed.

@@ -252,6 +252,12 @@ fn agent_samples_counters_locks_restarts_and_prometheus() {
         (Some(true), Some("exited")),
         "{a}"
     );
+    // doctor warns about it (a warning: its exit status stays 0).
+    let report = h.run(&["doctor"]).ok();
+    assert!(
+        report.contains("monitoring-agent") && report.contains("not running"),
+        "{report}"
+    );
 
     // The CLI.
     let out = h.run(&["metrics", "mon", "--last", "2"]).ok();
