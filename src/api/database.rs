@@ -113,15 +113,6 @@ fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Box<Reply>> {
     reply::json_body(&req.headers, &req.body, "body for this route")
 }
 
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return reply::from_error(&e),
-        }
-    };
-}
-
 macro_rules! body {
     ($req:expr) => {
         match json_body($req) {

@@ -113,7 +113,7 @@ pub async fn list(state: &Arc<AppState>) -> Reply {
     }
 }
 
-fn find(state: &AppState, key: &str) -> Result<Instance, Error> {
+pub(crate) fn find(state: &AppState, key: &str) -> Result<Instance, Error> {
     state.registry()?.get(key).cloned()
 }
 

@@ -4,6 +4,16 @@
 //! included, has the same JSON shape. Handlers call the same `ops` functions
 //! as the CLI.
 
+/// A handler's early return: the value, or the error as a reply.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return reply::from_error(&e),
+        }
+    };
+}
+
 pub mod database;
 pub mod docs;
 pub mod instances;

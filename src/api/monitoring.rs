@@ -2,6 +2,7 @@
 //! streamed from the rotated files), a summary of rates, the agent's state,
 //! logs and restart; and /metrics for Prometheus.
 
+use super::instances::find;
 use super::reply::{self, ErrorBody, Reply};
 use super::state::AppState;
 use super::Request;
@@ -14,21 +15,8 @@ use serde_json::Value;
 use std::sync::Arc;
 use warp::http::Method;
 
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return reply::from_error(&e),
-        }
-    };
-}
-
 /// The most samples `?last=` returns.
 pub const MAX_LAST: usize = 10_000;
-
-fn find(state: &AppState, key: &str) -> Result<Instance, Error> {
-    state.registry()?.get(key).cloned()
-}
 
 pub async fn route(state: &Arc<AppState>, req: &Request, id: &str, rest: &[&str]) -> Reply {
     let m = &req.method;
