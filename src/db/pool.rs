@@ -82,6 +82,9 @@ pub struct InstancePool {
     /// Column lists by (schema, table); cleared after any DDL through the
     /// API, refreshed when a statement finds the catalog changed under it.
     pub tables: Mutex<HashMap<(String, String), Arc<TableInfo>>>,
+    /// Admits `Settings::concurrency` statements at a time; the rest wait
+    /// here without holding a thread.
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl InstancePool {
@@ -155,6 +158,9 @@ impl Pools {
             pool,
             port: inst.port,
             tables: Mutex::new(HashMap::new()),
+            gate: Arc::new(tokio::sync::Semaphore::new(
+                self.settings.concurrency as usize,
+            )),
         });
         let old = self
             .map
@@ -205,7 +211,8 @@ fn connection_lost(e: &postgres::Error) -> bool {
 }
 
 /// Runs `f` with a pooled connection on the blocking thread pool (the
-/// synchronous client must not run on a tokio worker). When the connection
+/// synchronous client must not run on a tokio worker), once the instance's
+/// gate admits it. When the connection
 /// turns out to be dead (the server restarted: every idle connection of the
 /// pool may be), `f` runs again on the next one, up to the pool's size + 1
 /// times, which reaches a freshly made connection.
@@ -214,7 +221,15 @@ where
     T: Send + 'static,
     F: FnMut(&mut PgConn, &InstancePool) -> Result<T, Failure> + Send + 'static,
 {
+    let permit = pool
+        .gate
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Error::Unavailable("the instance's pool was closed; retry".into()))?;
     tokio::task::spawn_blocking(move || {
+        // Held until the statement ends, even if the request goes away.
+        let _permit = permit;
         let mut attempt = 0;
         loop {
             let mut conn = pool.checkout()?;
