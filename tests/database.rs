@@ -1074,6 +1074,43 @@ fn pool_recovers_after_restarts_and_refuses_stopped_instances() {
     // Restarted through the API.
     assert_eq!(s.post_empty("/instances/pl/restart").status, 200);
     assert_eq!(ids(&s.get("/database/pl/tables/t/rows")), vec![1]);
+    // The gate: with DBAAS_DB_CONCURRENCY=2, six concurrent slow statements
+    // run two at a time (seen from PostgreSQL), and all of them succeed.
+    let gated = Server::start(
+        &h,
+        &[("DBAAS_POOL_SIZE", "8"), ("DBAAS_DB_CONCURRENCY", "2")],
+    );
+    let mut watcher = common::connect(&h.run(&["url", "pl"]).ok().trim().to_string());
+    let started = std::time::Instant::now();
+    let most = std::thread::scope(|scope| {
+        let sleepers: Vec<_> = (0..6)
+            .map(|_| scope.spawn(|| sql(&gated, "pl", "SELECT pg_sleep(0.4)", json!([])).status))
+            .collect();
+        let mut most = 0;
+        while !sleepers.iter().all(|t| t.is_finished()) {
+            let n: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbaas-api' \
+                     AND state = 'active' AND query LIKE '%pg_sleep(0.4)%'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            most = most.max(n);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for t in sleepers {
+            assert_eq!(t.join().unwrap(), 200);
+        }
+        most
+    });
+    assert_eq!(most, 2, "statements running at once through the gate");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1200),
+        "six 0.4 s statements two at a time take three rounds: {:?}",
+        started.elapsed()
+    );
+    drop(gated);
     // Stopped: 409 saying so; started again: served.
     assert_eq!(s.post_empty("/instances/pl/stop").status, 200);
     let r = s.get("/database/pl/tables/t/rows");

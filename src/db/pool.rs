@@ -131,7 +131,10 @@ impl Pools {
         inst: &Instance,
         password: impl FnOnce() -> Result<String>,
     ) -> Result<Arc<InstancePool>> {
-        if let Some(p) = self.map.lock().expect("pools").get(&inst.id) {
+        // Held while building: requests racing to the first use must share
+        // one pool and its gate. Building connects nothing, so this is brief.
+        let mut map = self.map.lock().expect("pools");
+        if let Some(p) = map.get(&inst.id) {
             if p.port == inst.port {
                 return Ok(p.clone());
             }
@@ -162,11 +165,8 @@ impl Pools {
                 self.settings.concurrency as usize,
             )),
         });
-        let old = self
-            .map
-            .lock()
-            .expect("pools")
-            .insert(inst.id.clone(), p.clone());
+        let old = map.insert(inst.id.clone(), p.clone());
+        drop(map);
         drop_off_runtime(old);
         Ok(p)
     }
