@@ -1080,7 +1080,7 @@ fn pool_recovers_after_restarts_and_refuses_stopped_instances() {
         &h,
         &[("DBAAS_POOL_SIZE", "8"), ("DBAAS_DB_CONCURRENCY", "2")],
     );
-    let mut watcher = common::connect(&h.run(&["url", "pl"]).ok().trim().to_string());
+    let mut watcher = common::connect(h.run(&["url", "pl"]).ok().trim());
     let started = std::time::Instant::now();
     let most = std::thread::scope(|scope| {
         let sleepers: Vec<_> = (0..6)
