@@ -77,7 +77,7 @@ read -r post_rps post_p50 post_p99 post_bad <<<"$(wrk_run "$home/post.lua")"
 read -r ins_tps ins_p50 ins_p99 <<<"$(pgb -N)"
 [ -z "$get_bad$post_bad" ] || { echo "non-2xx answers: GET ${get_bad:-0}, POST ${post_bad:-0}" >&2; tail -5 "$home/serve.log" >&2; exit 1; }
 
-echo "one instance (--cpus ${CPUS:-2}), pgbench scale 1, ${duration}s each, -c 8, $(nproc) CPUs"
+echo "one instance (--cpus ${CPUS:-2}), pgbench scale 1, ${duration}s each, -c 8, $(nproc) CPUs, DBAAS_DB_CONCURRENCY=${DBAAS_DB_CONCURRENCY:-default}"
 printf '%-52s %9s/s   p50 %8s   p99 %8s\n' "API GET rows?aid=eq.N (wrk)" "$get_rps" "$get_p50" "$get_p99"
 printf '%-52s %9.0f/s   p50 %8s   p99 %8s\n' "pgbench -S -c 8 -j 2 (baseline)" "$sel_tps" "$sel_p50" "$sel_p99"
 printf '%-52s %9s/s   p50 %8s   p99 %8s\n' "API POST one row into pgbench_history (wrk)" "$post_rps" "$post_p50" "$post_p99"

@@ -61,17 +61,6 @@ fn pairs(req: &Request) -> Result<Vec<(String, String)>, Error> {
         .map_err(|e| Error::invalid("query", format!("the query string is not valid: {e}")))
 }
 
-fn flag(req: &Request, name: &str) -> Result<bool, Error> {
-    match req.query_param(name).as_deref() {
-        None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") => Ok(true),
-        Some(other) => Err(Error::invalid(
-            name,
-            format!("'{other}' is not true or false"),
-        )),
-    }
-}
-
 fn schema_of(req: &Request) -> String {
     req.query_param("schema").unwrap_or_else(|| "public".into())
 }
@@ -223,7 +212,7 @@ pub struct Dropped {
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn drop_table(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
-    let cascade = tri!(flag(req, "cascade"));
+    let cascade = tri!(req.flag("cascade", false));
     let (schema, table) = (schema_of(req), table.to_string());
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
@@ -381,7 +370,7 @@ pub async fn insert_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
 fn write_filters(req: &Request) -> Result<Vec<query::Filter>, Error> {
     let pairs = pairs(req)?;
     let q = query::parse_read(&pairs, u64::MAX)?;
-    if q.filters.is_empty() && !flag(req, "all")? {
+    if q.filters.is_empty() && !req.flag("all", false)? {
         return Err(Error::invalid(
             "filters",
             "this would touch every row: add a filter such as ?id=eq.1, or ?all=true to mean every row",

@@ -171,17 +171,6 @@ pub async fn credentials(state: &Arc<AppState>, key: &str) -> Reply {
     }
 }
 
-fn wait_param(req: &Request) -> Result<bool, Error> {
-    match req.query_param("wait").as_deref() {
-        None | Some("true") | Some("1") => Ok(true),
-        Some("false") | Some("0") => Ok(false),
-        Some(other) => Err(Error::invalid(
-            "wait",
-            format!("'{other}' is not true or false"),
-        )),
-    }
-}
-
 fn parse_body(req: &Request) -> Result<CreateBody, Box<Reply>> {
     reply::json_body(&req.headers, &req.body, "create request")
 }
@@ -210,7 +199,7 @@ fn scalar(v: Option<serde_json::Value>, field: &str) -> Result<Option<String>, E
         (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(state: &Arc<AppState>, req: &Request) -> Reply {
-    let wait = match wait_param(req) {
+    let wait = match req.flag("wait", true) {
         Ok(w) => w,
         Err(e) => return reply::from_error(&e),
     };
@@ -300,7 +289,7 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
         Ok(i) => i,
         Err(e) => return reply::from_error(&e),
     };
-    let wait = match wait_param(req) {
+    let wait = match req.flag("wait", true) {
         Ok(w) => w,
         Err(e) => return reply::from_error(&e),
     };
@@ -364,16 +353,7 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
         (status = 409, body = ErrorBody), (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
-    let keep_data = match req.query_param("keep_data").as_deref() {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
-        Some(other) => {
-            return reply::from_error(&Error::invalid(
-                "keep_data",
-                format!("'{other}' is not true or false"),
-            ))
-        }
-    };
+    let keep_data = tri!(req.flag("keep_data", false));
     let inst = match find(state, key) {
         Ok(i) => i,
         Err(e) => return reply::from_error(&e),

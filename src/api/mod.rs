@@ -198,6 +198,19 @@ impl Request {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
     }
+
+    /// A true/false (or 1/0) query parameter; `default` when it is absent.
+    pub fn flag(&self, name: &str, default: bool) -> Result<bool> {
+        match self.query_param(name).as_deref() {
+            None => Ok(default),
+            Some("true") | Some("1") => Ok(true),
+            Some("false") | Some("0") => Ok(false),
+            Some(other) => Err(Error::invalid(
+                name,
+                format!("'{other}' is not true or false"),
+            )),
+        }
+    }
 }
 
 /// The route a path matched, with its variable parts named, for the request
