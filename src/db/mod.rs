@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod exec;
+pub mod lanes;
 pub mod pool;
 pub mod query;
 pub mod values;

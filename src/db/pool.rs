@@ -5,6 +5,7 @@
 //! statement that met a dying connection is retried once on a fresh one.
 
 use super::catalog::TableInfo;
+use super::lanes::Lanes;
 use super::{pg_error, Settings};
 use crate::error::{Error, Result};
 use crate::ops;
@@ -82,9 +83,9 @@ pub struct InstancePool {
     /// Column lists by (schema, table); cleared after any DDL through the
     /// API, refreshed when a statement finds the catalog changed under it.
     pub tables: Mutex<HashMap<(String, String), Arc<TableInfo>>>,
-    /// Admits `Settings::concurrency` statements at a time; the rest wait
-    /// here without holding a thread.
-    gate: Arc<tokio::sync::Semaphore>,
+    /// The threads its statements run on, `Settings::concurrency` at most;
+    /// the rest wait in their queue without holding a thread.
+    lanes: Arc<Lanes>,
 }
 
 impl InstancePool {
@@ -132,7 +133,7 @@ impl Pools {
         password: impl FnOnce() -> Result<String>,
     ) -> Result<Arc<InstancePool>> {
         // Held while building: requests racing to the first use must share
-        // one pool and its gate. Building connects nothing, so this is brief.
+        // one pool and its lanes. Building connects nothing, so this is brief.
         let mut map = self.map.lock().expect("pools");
         if let Some(p) = map.get(&inst.id) {
             if p.port == inst.port {
@@ -161,9 +162,7 @@ impl Pools {
             pool,
             port: inst.port,
             tables: Mutex::new(HashMap::new()),
-            gate: Arc::new(tokio::sync::Semaphore::new(
-                self.settings.concurrency as usize,
-            )),
+            lanes: Lanes::new(self.settings.concurrency as usize),
         });
         let old = map.insert(inst.id.clone(), p.clone());
         drop(map);
@@ -210,9 +209,9 @@ fn connection_lost(e: &postgres::Error) -> bool {
     }
 }
 
-/// Runs `f` with a pooled connection on the blocking thread pool (the
-/// synchronous client must not run on a tokio worker), once the instance's
-/// gate admits it. When the connection
+/// Runs `f` with a pooled connection on one of the instance's lanes
+/// (blocking threads: the synchronous client must not run on a tokio
+/// worker). When the connection
 /// turns out to be dead (the server restarted: every idle connection of the
 /// pool may be), `f` runs again on the next one, up to the pool's size + 1
 /// times, which reaches a freshly made connection.
@@ -221,31 +220,35 @@ where
     T: Send + 'static,
     F: FnMut(&mut PgConn, &InstancePool) -> Result<T, Failure> + Send + 'static,
 {
-    let permit = pool
-        .gate
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| Error::Unavailable("the instance's pool was closed; retry".into()))?;
-    tokio::task::spawn_blocking(move || {
-        // Held until the statement ends, even if the request goes away.
-        let _permit = permit;
-        let mut attempt = 0;
-        loop {
-            let mut conn = pool.checkout()?;
-            match f(&mut conn, &pool) {
-                Ok(v) => return Ok(v),
-                Err(Failure::Pg(e, _)) if attempt < pool.pool.max_size() && connection_lost(&e) => {
-                    log::info!("instance {}: connection lost ({e}); retrying", pool.id);
-                    attempt += 1;
-                }
-                Err(Failure::Pg(e, statement)) => return Err(pg_error(&e, statement)),
-                Err(Failure::Other(e)) => return Err(e),
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let lanes = pool.lanes.clone();
+    // The statement runs to its end even if the request goes away.
+    lanes.submit(move || {
+        let _ = tx.send(execute(&pool, &mut f));
+    });
+    rx.await
+        .map_err(|_| Error::Failed("database task failed (see the server log)".into()))?
+}
+
+/// `f` on a live connection, again on the next one while the connection
+/// turns out to have died under it.
+fn execute<T, F>(pool: &InstancePool, f: &mut F) -> Result<T>
+where
+    F: FnMut(&mut PgConn, &InstancePool) -> Result<T, Failure>,
+{
+    let mut attempt = 0;
+    loop {
+        let mut conn = pool.checkout()?;
+        match f(&mut conn, pool) {
+            Ok(v) => return Ok(v),
+            Err(Failure::Pg(e, _)) if attempt < pool.pool.max_size() && connection_lost(&e) => {
+                log::info!("instance {}: connection lost ({e}); retrying", pool.id);
+                attempt += 1;
             }
+            Err(Failure::Pg(e, statement)) => return Err(pg_error(&e, statement)),
+            Err(Failure::Other(e)) => return Err(e),
         }
-    })
-    .await
-    .map_err(|e| Error::Failed(format!("database task failed: {e}")))?
+    }
 }
 
 /// What a database closure can fail with: PostgreSQL's error (with the
