@@ -30,13 +30,9 @@ pub struct Settings {
     pub concurrency: u32,
 }
 
-/// Statements the API lets run at once per instance by default. Each one
-/// holds a blocking thread, and every thread in the host's root CPU group
-/// weighs as much as the instance's whole container group: with more of
-/// them than the cores can serve, PostgreSQL's backends wait behind them
-/// (measured on 2 cores at 8: read p99 7-20 ms; at 4: 2 ms, same
-/// throughput). Two per core keeps the cores busy while a statement waits
-/// on the network.
+/// Statements the API lets run at once per instance by default (see
+/// lanes.rs for why there is a cap). Two per core keeps the cores busy while
+/// a statement waits on the network.
 fn default_concurrency(pool_size: u32) -> u32 {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     (2 * cpus).max(2).min(pool_size)

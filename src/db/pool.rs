@@ -211,10 +211,9 @@ fn connection_lost(e: &postgres::Error) -> bool {
 
 /// Runs `f` with a pooled connection on one of the instance's lanes
 /// (blocking threads: the synchronous client must not run on a tokio
-/// worker). When the connection
-/// turns out to be dead (the server restarted: every idle connection of the
-/// pool may be), `f` runs again on the next one, up to the pool's size + 1
-/// times, which reaches a freshly made connection.
+/// worker). When the connection turns out to be dead (the server restarted:
+/// every idle connection of the pool may be), `f` runs again on the next
+/// one, up to the pool's size + 1 times, which reaches a fresh connection.
 pub async fn run<T, F>(pool: Arc<InstancePool>, mut f: F) -> Result<T>
 where
     T: Send + 'static,
