@@ -11,16 +11,8 @@ port=${BENCH_API_PORT:-18788}
 command -v wrk >/dev/null || { echo "wrk missing: run scripts/setup-host.sh" >&2; exit 1; }
 cargo build --release --locked --quiet
 bin=target/release/dbaasctl
-home=$(mktemp -d)
-export DBAAS_HOME="$home" DBAAS_PORT_RANGE=${BENCH_PORT_RANGE:-30200-30299}
-token="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-cleanup() {
-    [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    for d in "$home"/instances/db_*; do [ -d "$d" ] && "$bin" destroy "$(basename "$d")" --yes >/dev/null 2>&1 & done
-    wait
-    rm -rf "$home"
-}
-trap cleanup EXIT
+. scripts/lib.sh
+scratch_home "${BENCH_PORT_RANGE:-30200-30299}"
 
 echo "creating $n instances..." >&2
 for i in $(seq 1 "$n"); do "$bin" create "bench-$i" --memory 256m >/dev/null & done

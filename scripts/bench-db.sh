@@ -13,15 +13,8 @@ port=${BENCH_DB_PORT:-18789}
 for t in wrk pgbench; do command -v $t >/dev/null || { echo "$t missing: run scripts/setup-host.sh" >&2; exit 1; }; done
 cargo build --release --locked --quiet
 bin=$PWD/target/release/dbaasctl
-home=$(mktemp -d)
-export DBAAS_HOME="$home" DBAAS_PORT_RANGE=${BENCH_PORT_RANGE:-30300-30309}
-token="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-cleanup() {
-    [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    "$bin" destroy bench --yes >/dev/null 2>&1 || true
-    rm -rf "$home"
-}
-trap cleanup EXIT
+. scripts/lib.sh
+scratch_home "${BENCH_PORT_RANGE:-30300-30309}"
 
 "$bin" create bench --cpus "${CPUS:-2}" --memory 1g >/dev/null
 url=$("$bin" url bench)

@@ -13,15 +13,8 @@ port=${BENCH_MON_PORT:-18792}
 cargo bench --bench metrics 2>/dev/null | grep -v '^$'
 cargo build --release --locked --quiet
 bin=$PWD/target/release/dbaasctl
-home=$(mktemp -d)
-export DBAAS_HOME="$home" DBAAS_PORT_RANGE=${BENCH_PORT_RANGE:-30310-30319}
-token="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-cleanup() {
-    [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    "$bin" destroy benchmon --yes >/dev/null 2>&1 || true
-    rm -rf "$home"
-}
-trap cleanup EXIT
+. scripts/lib.sh
+scratch_home "${BENCH_PORT_RANGE:-30310-30319}"
 
 "$bin" create benchmon >/dev/null
 id=$("$bin" show benchmon --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')

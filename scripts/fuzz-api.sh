@@ -10,20 +10,11 @@ cd "$(dirname "$0")/.."
 st=${SCHEMATHESIS:-/usr/local/share/dbaas/venv/bin/schemathesis}
 [ -x "$st" ] || { echo "schemathesis missing: run scripts/setup-host.sh" >&2; exit 1; }
 cargo build --locked --quiet
-home=$(mktemp -d)
+bin=target/debug/dbaasctl
 port=${FUZZ_PORT:-18787}
-token="fuzz-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-cleanup() {
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-    for d in "$home"/instances/db_*; do
-        [ -d "$d" ] && DBAAS_HOME="$home" target/debug/dbaasctl destroy "$(basename "$d")" --yes >/dev/null 2>&1 || true
-    done
-    rm -rf "$home"
-}
-trap cleanup EXIT
-DBAAS_HOME="$home" DBAAS_PORT_RANGE=${FUZZ_PORT_RANGE:-31900-31900} DBAAS_API_TOKEN="$token" \
-    target/debug/dbaasctl serve --listen "127.0.0.1:$port" 2>"$home/serve.log" &
+. scripts/lib.sh
+scratch_home "${FUZZ_PORT_RANGE:-31900-31900}"
+DBAAS_API_TOKEN="$token" "$bin" serve --listen "127.0.0.1:$port" 2>"$home/serve.log" &
 server=$!
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
 "$st" run "http://127.0.0.1:$port/openapi.json" \

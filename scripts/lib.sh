@@ -42,3 +42,23 @@ SUPPORTED_VERSIONS="13 15 17"
 entrypoint_sha() {
     sha256sum "$(dirname "${BASH_SOURCE[0]}")/docker-entrypoint.sh" | cut -c1-16
 }
+
+# For the benchmarks and checks: a throwaway DBAAS_HOME on its own port range
+# (sets `home`) and a random API token (sets `token`). On exit the script's
+# background jobs (the server, Prometheus) are stopped, every instance of the
+# home is destroyed with "$bin", and the home is removed, whatever the
+# jobs' exit statuses.
+scratch_home() { # port range
+    home=$(mktemp -d)
+    export DBAAS_HOME="$home" DBAAS_PORT_RANGE=$1
+    token="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    trap scratch_cleanup EXIT
+}
+
+scratch_cleanup() {
+    local p d
+    for p in $(jobs -p); do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+    for d in "$home"/instances/db_*; do [ -d "$d" ] && "$bin" destroy "$(basename "$d")" --yes >/dev/null 2>&1 & done
+    wait || true
+    rm -rf "$home"
+}

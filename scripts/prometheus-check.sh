@@ -9,18 +9,10 @@ prom=${PROMETHEUS:-/usr/local/lib/dbaas/prometheus/prometheus}
 [ -x "$prom" ] || { echo "prometheus missing: run scripts/setup-host.sh" >&2; exit 1; }
 cargo build --locked --quiet
 bin=$PWD/target/debug/dbaasctl
-home=$(mktemp -d)
 api_port=${PROM_API_PORT:-18791}
 prom_port=${PROM_PORT:-19091}
-export DBAAS_HOME="$home" DBAAS_PORT_RANGE=${PROM_PORT_RANGE:-31910-31919}
-token="prom-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-cleanup() {
-    [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    [ -n "${prom_pid:-}" ] && kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null
-    "$bin" destroy promcheck --yes >/dev/null 2>&1 || true
-    rm -rf "$home"
-}
-trap cleanup EXIT
+. scripts/lib.sh
+scratch_home "${PROM_PORT_RANGE:-31910-31919}"
 
 "$bin" create promcheck --metrics-interval 2 >/dev/null
 id=$("$bin" show promcheck --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
