@@ -193,7 +193,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             };
             let (read_only, json) = (c.read_only, c.json);
             let rs = dbaas::db::with_client(home, &c.name, move |client| {
-                dbaas::db::exec::run_sql(client, &st, read_only, !json)
+                dbaas::db::exec::run_sql(client, &st, read_only, !json, &|| false)
             })
             .await?;
             if json {

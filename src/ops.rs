@@ -673,7 +673,7 @@ pub async fn destroy(home: &Home, key: &str, keep_data: bool) -> Result<Instance
     Ok(inst)
 }
 
-pub(crate) async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<()> {
+pub async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<()> {
     let started = Instant::now();
     let dir = home.instance_dir(id);
     oplog::step(

@@ -21,8 +21,8 @@ pub fn instance_name(name: &str) -> Result<()> {
         return Err(Error::invalid(
             "name",
             format!(
-                "'{}…' is longer than {MAX_NAME_LEN} characters",
-                &name[..20.min(name.len())]
+                "'{}' is longer than {MAX_NAME_LEN} characters; {fix}",
+                printable(name)
             ),
         ));
     }
@@ -71,11 +71,19 @@ pub fn sql_name(field: &str, value: &str) -> Result<()> {
             format!("'{}' is not allowed; {fix}", printable(value)),
         ));
     }
+    // PostgreSQL's own databases and superuser, dbaas's monitoring role,
+    // and names that mean something else where a role is expected.
     const RESERVED: &[&str] = &[
         "postgres",
         "template0",
         "template1",
         "public",
+        "none",
+        "all",
+        "current_user",
+        "current_role",
+        "session_user",
+        "user",
         "dbaas_monitor",
         "pg_monitor",
     ];
@@ -201,7 +209,10 @@ pub fn metrics_interval(s: &str) -> Result<u32> {
         .ok_or_else(|| {
             Error::invalid(
                 "metrics_interval",
-                format!("'{s}' is not a whole number of seconds from 1 to 3600"),
+                format!(
+                    "'{}' is not a whole number of seconds from 1 to 3600",
+                    printable(s)
+                ),
             )
         })
 }
@@ -283,7 +294,7 @@ fn printable(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const GIB: u64 = 1 << 30;
@@ -394,5 +405,85 @@ mod tests {
         image_template("postgres:{version}").unwrap();
         assert!(image_template("x y").is_err());
         assert!(image_template("a\"b").is_err());
+    }
+
+    /// Strings that have broken validators elsewhere: combining marks,
+    /// right-to-left marks, NUL, 4-byte characters, and long ones.
+    pub(crate) fn nasty_string() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let c = prop_oneof![
+            Just('\u{301}'),
+            Just('\u{200f}'),
+            Just('\u{202e}'),
+            Just('\0'),
+            Just('\u{1f600}'),
+            Just('é'),
+            Just('-'),
+            Just('.'),
+            Just('_'),
+            proptest::char::range('a', 'z'),
+            proptest::char::range('0', '9'),
+            any::<char>(),
+        ];
+        // Long strings repeat a short one: generating 10,000 characters one
+        // by one is slow in a debug build.
+        (proptest::collection::vec(c, 0..80), any::<bool>()).prop_map(|(v, long)| {
+            let short: String = v.into_iter().collect();
+            if long && !short.is_empty() {
+                short.repeat(10_000 / short.chars().count() + 1)
+            } else {
+                short
+            }
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn no_input_panics_a_validator(s in nasty_string()) {
+            for r in [
+                instance_name(&s).map(|_| ()),
+                sql_name("user", &s),
+                version(&s).map(|_| ()),
+                memory(&s, 16 * GIB).map(|_| ()),
+                cpus(&s, 2).map(|_| ()),
+                metrics_interval(&s).map(|_| ()),
+                image_template(&s),
+            ] {
+                if let Err(e) = r {
+                    // The message is bounded and printable.
+                    let text = e.to_string();
+                    proptest::prop_assert!(text.len() < 1000, "{}", text.len());
+                    proptest::prop_assert!(!text.contains('\0'));
+                }
+            }
+        }
+
+        #[test]
+        fn accepted_names_are_plain(s in nasty_string()) {
+            if instance_name(&s).is_ok() {
+                proptest::prop_assert!(s.len() <= MAX_NAME_LEN && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+            }
+            if sql_name("database", &s).is_ok() {
+                proptest::prop_assert!(s.len() <= MAX_NAME_LEN && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            }
+        }
+    }
+
+    #[test]
+    fn the_reported_panic_is_an_error() {
+        let name = format!("a{}", "é".repeat(63));
+        let e = instance_name(&name).unwrap_err().to_string();
+        assert!(e.contains("longer than 63"), "{e}");
+        for reserved in [
+            "none",
+            "public",
+            "current_user",
+            "session_user",
+            "pg_x",
+            "postgres",
+        ] {
+            assert!(sql_name("user", reserved).is_err(), "{reserved}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use crate::db::catalog::{self, NewTable, TableDescription, TableSummary};
 use crate::db::exec::{self, Insert, Isolation, SqlResult, Statement};
 use crate::db::pool::{self, Failure, InstancePool, PgConn};
 use crate::db::query::{self, Resolution};
+use crate::db::session;
 use crate::error::Error;
 use crate::ops;
 use crate::provision;
@@ -171,7 +172,7 @@ pub async fn create_table(state: &Arc<AppState>, req: &Request, id: &str) -> Rep
     let t: NewTable = body!(req);
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
-        catalog::create(&mut c.client, &t)?;
+        session::in_transaction(c, |c| catalog::create(&mut c.client, &t))?;
         catalog::describe(
             &mut c.client,
             t.schema.as_deref().unwrap_or("public"),
@@ -216,7 +217,9 @@ pub async fn drop_table(state: &Arc<AppState>, req: &Request, id: &str, table: &
     let (schema, table) = (schema_of(req), table.to_string());
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
-        catalog::drop(&mut c.client, &schema, &table, cascade)?;
+        session::in_transaction(c, |c| {
+            catalog::drop(&mut c.client, &schema, &table, cascade)
+        })?;
         Ok(format!("{schema}.{table}"))
     })
     .await;
@@ -350,16 +353,18 @@ pub async fn insert_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
     let minimal = pref.minimal;
     let res = with_db(state, id, move |c, p| {
         exec::with_table(c, p, &schema, &table, |c, info| {
-            exec::insert_rows(
-                c,
-                info,
-                &Insert {
-                    rows: &rows,
-                    on_conflict: on_conflict.clone(),
-                    resolution: pref.resolution,
-                    returning: !minimal,
-                },
-            )
+            session::in_transaction(c, |c| {
+                exec::insert_rows(
+                    c,
+                    info,
+                    &Insert {
+                        rows: &rows,
+                        on_conflict: on_conflict.clone(),
+                        resolution: pref.resolution,
+                        returning: !minimal,
+                    },
+                )
+            })
         })
     })
     .await;
@@ -399,7 +404,9 @@ pub async fn update_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
     let minimal = pref.minimal;
     let res = with_db(state, id, move |c, p| {
         exec::with_table(c, p, &schema, &table, |c, info| {
-            exec::update_rows(c, info, &values, &filters, !minimal)
+            session::in_transaction(c, |c| {
+                exec::update_rows(c, info, &values, &filters, !minimal)
+            })
         })
     })
     .await;
@@ -422,7 +429,7 @@ pub async fn delete_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
     let minimal = pref.minimal;
     let res = with_db(state, id, move |c, p| {
         exec::with_table(c, p, &schema, &table, |c, info| {
-            exec::delete_rows(c, info, &filters, !minimal)
+            session::in_transaction(c, |c| exec::delete_rows(c, info, &filters, !minimal))
         })
     })
     .await;
@@ -464,7 +471,10 @@ pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
     let res = with_db(state, id, move |c, p| {
         // Any statement may change the catalog.
         p.forget_tables();
-        exec::run_sql(&mut c.client, &st, read_only, array_mode)
+        let abandoned = c.abandon_check();
+        let res = exec::run_sql(&mut c.client, &st, read_only, array_mode, &abandoned);
+        session::reset(c);
+        res
     })
     .await;
     let rs = tri!(res);
@@ -505,7 +515,16 @@ pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Repl
     let (statements, isolation, array_mode) = (b.statements, b.isolation, b.array_mode);
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
-        exec::run_transaction(&mut c.client, &statements, isolation, array_mode)
+        let abandoned = c.abandon_check();
+        let res = exec::run_transaction(
+            &mut c.client,
+            &statements,
+            isolation,
+            array_mode,
+            &abandoned,
+        );
+        session::reset(c);
+        res
     })
     .await;
     let sets = tri!(res);

@@ -225,39 +225,78 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Reply {
         },
         (Err(e), _) | (_, Err(e)) => return reply::from_error(&e),
     };
-    // Creates of one name are serialized: the second sees the name taken.
-    let name_lock = state.lock_for(&format!("name:{}", creq.name));
-    let _name_guard = name_lock.lock().await;
-    let pending = match ops::create_begin(&state.home, &creq).await {
-        Ok(p) => p,
-        Err(e) => return reply::from_error(&e),
-    };
-    let id = pending.instance.id.clone();
-    let guard = state.lock_for(&id).lock_owned().await;
-    state.status_changed();
-    if wait {
-        let res = ops::create_finish(&state.home, pending, OnFailure::RollBack).await;
-        drop(guard);
-        state.status_changed();
-        match res {
-            Ok(created) => reply::json(201, &created),
-            Err(e) => reply::from_error(&e),
-        }
-    } else {
-        let accepted = Created {
+    // The create runs as a task of its own, to its end (ready, or rolled
+    // back) whatever happens to this request; the request only watches it.
+    let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
+    let st = state.clone();
+    let task = tokio::spawn(async move {
+        // Creates of one name are serialized: the second sees the name taken.
+        let name_lock = st.lock_for(&format!("name:{}", creq.name));
+        let name_guard = name_lock.lock().await;
+        let pending = ops::create_begin(&st.home, &creq).await?;
+        drop(name_guard);
+        let id = pending.instance.id.clone();
+        let guard = st.lock_for(&id).lock_owned().await;
+        let unfinished = Unfinished(Some((st.home.clone(), id.clone())));
+        st.status_changed();
+        let _ = accepted_tx.send(Created {
             instance: ops::view(&pending.instance, None),
             password: pending.password().to_string(),
             url: ops::connection_url(&pending.instance, pending.password()),
-        };
-        let st = state.clone();
-        tokio::spawn(async move {
-            if let Err(e) = ops::create_finish(&st.home, pending, OnFailure::RollBackRecord).await {
-                log::warn!("background create of {id} failed: {e}");
-            }
-            drop(guard);
-            st.status_changed();
         });
-        reply::json(202, &accepted)
+        // Without `wait` nobody hears the outcome: keep a failed entry, with
+        // its reason, for the client polling it.
+        let on_failure = if wait {
+            OnFailure::RollBack
+        } else {
+            OnFailure::RollBackRecord
+        };
+        let res = ops::create_finish(&st.home, pending, on_failure).await;
+        drop(unfinished.disarm());
+        if let Err(e) = &res {
+            log::warn!("create of {id} failed: {e}");
+        }
+        drop(guard);
+        st.status_changed();
+        res
+    });
+    if wait {
+        return match super::joined(task).await {
+            Ok(created) => reply::json(201, &created),
+            Err(e) => reply::from_error(&e),
+        };
+    }
+    match accepted_rx.await {
+        Ok(accepted) => reply::json(202, &accepted),
+        // The create failed before it was recorded (name taken, no port).
+        Err(_) => match super::joined(task).await {
+            Err(e) => reply::from_error(&e),
+            Ok(created) => reply::json(201, &created),
+        },
+    }
+}
+
+/// A create's task that ends without finishing (a panic) rolls its instance
+/// back, so that no entry stays `creating` under a live server.
+struct Unfinished(Option<(crate::home::Home, String)>);
+
+impl Unfinished {
+    fn disarm(mut self) -> Self {
+        self.0 = None;
+        self
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some((home, id)) = self.0.take() {
+            log::error!("the create of {id} ended unfinished; rolling it back");
+            tokio::spawn(async move {
+                if let Err(e) = ops::remove_instance(&home, &id, false).await {
+                    log::error!("rolling back {id}: {e}");
+                }
+            });
+        }
     }
 }
 
@@ -306,41 +345,40 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
             inst.error.as_deref().unwrap_or("unknown reason")
         )));
     }
-    let home = state.home.clone();
     // The instance's connections die with it; start again from a new pool.
     state.pools.drop_pool(&inst.id);
-    let res = match action {
-        "start" if !wait => {
-            let st = state.clone();
-            let id = inst.id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = ops::up(&st.home, &id).await {
-                    log::warn!("background start of {id} failed: {e}");
-                }
-                drop(guard);
-                st.status_changed();
-            });
-            return reply::json(202, &ops::view(&inst, None));
+    if action == "stop" {
+        let running = match crate::compose::ps(&state.home, Some(&inst.id)).await {
+            Ok(ps) => ps.contains_key(&inst.id),
+            Err(e) => return reply::from_error(&e),
+        };
+        if inst.state == State::Stopped && !running {
+            return reply::from_error(&Error::Conflict(format!(
+                "instance '{}' is already stopped",
+                inst.name
+            )));
         }
-        "start" => ops::up(&home, &inst.id).await,
-        "stop" => {
-            let running = match crate::compose::ps(&home, Some(&inst.id)).await {
-                Ok(ps) => ps.contains_key(&inst.id),
-                Err(e) => return reply::from_error(&e),
-            };
-            if inst.state == State::Stopped && !running {
-                return reply::from_error(&Error::Conflict(format!(
-                    "instance '{}' is already stopped",
-                    inst.name
-                )));
-            }
-            ops::down(&home, &inst.id).await
+    }
+    // The operation runs to its end whatever happens to this request.
+    let st = state.clone();
+    let (id, op) = (inst.id.clone(), action.to_string());
+    let task = tokio::spawn(async move {
+        let res = match op.as_str() {
+            "start" => ops::up(&st.home, &id).await,
+            "stop" => ops::down(&st.home, &id).await,
+            _ => ops::restart(&st.home, &id).await,
+        };
+        if let Err(e) = &res {
+            log::warn!("{op} of {id} failed: {e}");
         }
-        _ => ops::restart(&home, &inst.id).await,
-    };
-    drop(guard);
-    state.status_changed();
-    match res {
+        drop(guard);
+        st.status_changed();
+        res
+    });
+    if !wait && action == "start" {
+        return reply::json(202, &ops::view(&inst, None));
+    }
+    match super::joined(task).await {
         Ok(v) => reply::json(200, &v),
         Err(e) => reply::from_error(&e),
     }
@@ -358,10 +396,18 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
         Ok(i) => i,
         Err(e) => return reply::from_error(&e),
     };
-    let _guard = state.lock_for(&inst.id).lock_owned().await;
+    let guard = state.lock_for(&inst.id).lock_owned().await;
     state.pools.drop_pool(&inst.id);
-    let res = ops::destroy(&state.home, &inst.id, keep_data).await;
-    state.status_changed();
+    // Runs to its end whatever happens to this request.
+    let st = state.clone();
+    let id = inst.id.clone();
+    let res = super::joined(tokio::spawn(async move {
+        let res = ops::destroy(&st.home, &id, keep_data).await;
+        drop(guard);
+        st.status_changed();
+        res
+    }))
+    .await;
     match res {
         Ok(i) => reply::json(
             200,

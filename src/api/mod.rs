@@ -38,13 +38,33 @@ use warp::Filter;
 pub const MAX_BODY: usize = 1024 * 1024;
 /// Largest body under /database/ (bulk inserts, long SQL).
 pub const MAX_DB_BODY: usize = 32 * 1024 * 1024;
-/// Bound on one request; create and start wait for readiness within it.
+/// Bound on one request by default (DBAAS_REQUEST_TIMEOUT); create and
+/// start wait for readiness within it. An operation outlives the bound: it
+/// runs to its end, and the request only stops watching.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn request_timeout_from_env() -> Result<Duration> {
+    match std::env::var("DBAAS_REQUEST_TIMEOUT") {
+        Ok(v) if !v.is_empty() => humantime::parse_duration(&v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "DBAAS_REQUEST_TIMEOUT",
+                    format!("'{v}' is not a duration such as 300s or 5m"),
+                )
+            }),
+        _ => Ok(REQUEST_TIMEOUT),
+    }
+}
 
 pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
     let token = state::load_or_create_token(&home)?;
     let settings = crate::db::Settings::from_env()?;
-    let state = Arc::new(AppState::new(home, token, settings));
+    let mut state = AppState::new(home, token, settings);
+    state.test_faults = std::env::var("DBAAS_TEST_FAULTS").as_deref() == Ok("1");
+    state.request_timeout = request_timeout_from_env()?;
+    let state = Arc::new(state);
     state.clone().start_status_refresher();
     let routes = routes(state);
     let shutdown = async {
@@ -93,26 +113,24 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
                 } else {
                     MAX_BODY
                 };
-                let reply = match read_body(body, limit).await {
-                    Ok(bytes) => {
-                        let req = Request {
-                            method,
-                            path: path.as_str().to_string(),
-                            query,
-                            headers,
-                            body: bytes,
-                        };
-                        match tokio::time::timeout(REQUEST_TIMEOUT, handle(&state, &req)).await {
-                            Ok(r) => r,
-                            Err(_) => reply::error(
-                                504,
-                                "timeout",
-                                "the request took too long",
-                                serde_json::Value::Null,
-                            ),
+                // The token is checked before the body is read: without it, a
+                // request costs no more than its headers.
+                let reply = if !is_public(path.as_str()) && !state.authorized(&headers) {
+                    unauthorized()
+                } else {
+                    match read_body(body, limit).await {
+                        Ok(bytes) => {
+                            let req = Request {
+                                method,
+                                path: path.as_str().to_string(),
+                                query,
+                                headers,
+                                body: bytes,
+                            };
+                            guarded(&state, &req).await
                         }
+                        Err(r) => r,
                     }
-                    Err(r) => r,
                 };
                 let elapsed = started.elapsed();
                 state.requests.record(
@@ -132,6 +150,67 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
         )
         .recover(recover)
         .unify()
+}
+
+/// `handle` within the request's time bound, and a panic in it answered as
+/// a 500 in the JSON error shape (the server keeps serving; the panic and
+/// its place are in the server log).
+async fn guarded(state: &Arc<AppState>, req: &Request) -> Reply {
+    use futures_util::FutureExt;
+    let work = std::panic::AssertUnwindSafe(handle(state, req)).catch_unwind();
+    match tokio::time::timeout(state.request_timeout, work).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => {
+            log::error!("{} {}: the handler panicked", req.method, req.path);
+            reply::error(
+                500,
+                "internal",
+                "the server failed on this request (see the server log); nothing else was affected",
+                serde_json::Value::Null,
+            )
+        }
+        Err(_) => reply::error(
+            504,
+            "timeout",
+            "the request took too long",
+            serde_json::Value::Null,
+        ),
+    }
+}
+
+/// The outcome of an operation started as a task of its own (so that it
+/// runs to its end when the request that started it goes away).
+pub(crate) async fn joined<T>(task: tokio::task::JoinHandle<Result<T>>) -> Result<T> {
+    task.await.unwrap_or_else(|e| {
+        log::error!("an operation's task failed: {e}");
+        Err(Error::Failed(
+            "the operation failed unexpectedly (see the server log)".into(),
+        ))
+    })
+}
+
+/// Routes anyone may call: health and the API's documentation.
+fn is_public(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    path == "/health"
+        || path == "/openapi.json"
+        || path == "/docs"
+        || path.starts_with("/docs/")
+        || path == "/redoc"
+        || path == "/redoc/redoc.standalone.js"
+}
+
+fn unauthorized() -> Reply {
+    reply::with_header(
+        reply::error(
+            401,
+            "unauthorized",
+            "missing or wrong token: send `Authorization: Bearer <token>` (the token is in config/api-token or DBAAS_API_TOKEN)",
+            serde_json::Value::Null,
+        ),
+        "www-authenticate",
+        "Bearer",
+    )
 }
 
 /// Reads the body up to `limit` bytes; larger is a 413.
@@ -301,19 +380,12 @@ async fn handle(state: &Arc<AppState>, req: &Request) -> Reply {
 
     // Everything else needs the token.
     if !state.authorized(&req.headers) {
-        return reply::with_header(
-            reply::error(
-                401,
-                "unauthorized",
-                "missing or wrong token: send `Authorization: Bearer <token>` (the token is in config/api-token or DBAAS_API_TOKEN)",
-                serde_json::Value::Null,
-            ),
-            "www-authenticate",
-            "Bearer",
-        );
+        return unauthorized();
     }
 
     match seg.as_slice() {
+        // A fault hook for the tests of panic handling (DBAAS_TEST_FAULTS=1).
+        ["_test", "panic"] if state.test_faults => panic!("a panic provoked through /_test/panic"),
         ["instances"] => match *m {
             Method::GET => instances::list(state).await,
             Method::POST => instances::create(state, req).await,

@@ -242,13 +242,18 @@ pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Reply
 pub async fn agent_restart(state: &Arc<AppState>, id: &str) -> Reply {
     let inst = tri!(find(state, id));
     let container = tri!(agent_container(state, &inst).await);
+    // Runs to its end whatever happens to this request.
+    let home = state.home.clone();
     tri!(
-        compose::docker(
-            &state.home,
-            &["restart", "--time", "5", &container],
-            None,
-            compose::QUICK_TIMEOUT,
-        )
+        super::joined(tokio::spawn(async move {
+            compose::docker(
+                &home,
+                &["restart", "--time", "5", &container],
+                None,
+                compose::QUICK_TIMEOUT,
+            )
+            .await
+        }))
         .await
     );
     state.status_changed();

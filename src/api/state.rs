@@ -36,6 +36,10 @@ pub struct AppState {
     started: Instant,
     /// Milliseconds after `started` of the last status read; 0 = never.
     status_read_ms: std::sync::atomic::AtomicU64,
+    /// DBAAS_TEST_FAULTS=1: the fault hooks under /_test/ answer.
+    pub test_faults: bool,
+    /// DBAAS_REQUEST_TIMEOUT: the bound on one request.
+    pub request_timeout: std::time::Duration,
 }
 
 /// Identity of one version of the registry file: the atomic rename gives
@@ -60,6 +64,8 @@ impl AppState {
             requests: Default::default(),
             started: Instant::now(),
             status_read_ms: std::sync::atomic::AtomicU64::new(0),
+            test_faults: false,
+            request_timeout: super::REQUEST_TIMEOUT,
         }
     }
 

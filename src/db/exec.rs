@@ -5,6 +5,7 @@
 use super::catalog::{self, TableInfo};
 use super::pool::{Failure, InstancePool, PgConn};
 use super::query::{self, Filter, ReadQuery, Resolution};
+use super::session::{self, Context};
 use super::values::{self, Param};
 use crate::error::Error;
 use postgres::types::{ToSql, Type};
@@ -369,21 +370,41 @@ pub fn run_statement(
     Ok(rs)
 }
 
-/// `POST /sql`: one statement; `read_only` runs it in a READ ONLY
-/// transaction.
+/// `POST /sql`: one statement, in a transaction of its own (READ ONLY with
+/// `read_only`), committed unless `abandoned()` says the request was
+/// already answered. Statements that cannot run in a transaction block
+/// (VACUUM, CREATE DATABASE, ...) fail at once there and then run alone.
+/// The caller resets the session afterwards (`session::reset`).
 pub fn run_sql(
     client: &mut postgres::Client,
     st: &Statement,
     read_only: bool,
     array_mode: bool,
+    abandoned: &dyn Fn() -> bool,
 ) -> Result<ResultSet, Failure> {
-    if !read_only {
-        return run_statement(client, st, None, array_mode);
+    session::check(&st.sql, Context::Alone)?;
+    let mut tx = client.build_transaction().read_only(read_only).start()?;
+    match run_statement(&mut tx, st, None, array_mode) {
+        Ok(rs) => {
+            if abandoned() {
+                return Err(Failure::Other(session::abandoned()));
+            }
+            session::commit_outcome(tx.commit())?;
+            Ok(rs)
+        }
+        Err(Failure::Pg(e, _)) if !read_only && sqlstate(&e) == Some("25001") => {
+            tx.rollback()?;
+            if abandoned() {
+                return Err(Failure::Other(session::abandoned()));
+            }
+            run_statement(client, st, None, array_mode).map_err(session::uncertain)
+        }
+        Err(e) => Err(e),
     }
-    let mut tx = client.build_transaction().read_only(true).start()?;
-    let rs = run_statement(&mut tx, st, None, array_mode)?;
-    tx.commit()?;
-    Ok(rs)
+}
+
+fn sqlstate(e: &postgres::Error) -> Option<&str> {
+    e.as_db_error().map(|d| d.code().code())
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -401,7 +422,14 @@ pub fn run_transaction(
     statements: &[Statement],
     isolation: Option<Isolation>,
     array_mode: bool,
+    abandoned: &dyn Fn() -> bool,
 ) -> Result<Vec<ResultSet>, Failure> {
+    for (i, st) in statements.iter().enumerate() {
+        session::check(&st.sql, Context::InTransaction).map_err(|e| match e {
+            Error::Invalid { reason, .. } => Error::invalid(format!("statements[{i}].sql"), reason),
+            other => other,
+        })?;
+    }
     let level = match isolation.unwrap_or(Isolation::ReadCommitted) {
         Isolation::ReadCommitted => IsolationLevel::ReadCommitted,
         Isolation::RepeatableRead => IsolationLevel::RepeatableRead,
@@ -412,7 +440,10 @@ pub fn run_transaction(
     for (i, st) in statements.iter().enumerate() {
         out.push(run_statement(&mut tx, st, Some(i), array_mode)?);
     }
-    tx.commit()?;
+    if abandoned() {
+        return Err(Failure::Other(session::abandoned()));
+    }
+    session::commit_outcome(tx.commit())?;
     Ok(out)
 }
 

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod lanes;
 pub mod pool;
 pub mod query;
+pub mod session;
 pub mod values;
 
 use crate::error::{Error, Result, SqlFailure};
@@ -169,6 +170,25 @@ pub fn pg_error(e: &postgres::Error, statement: Option<usize>) -> Error {
             statement,
         })),
         None => Error::Unavailable(format!("PostgreSQL connection failed: {e}")),
+    }
+}
+
+/// Whether an error means the connection died rather than the statement
+/// failing. Callers decide what that means: before COMMIT was sent nothing
+/// was written and the work may run again; during COMMIT the outcome is
+/// unknown (`session::commit_outcome`).
+pub fn connection_lost(e: &postgres::Error) -> bool {
+    match e.as_db_error() {
+        // The server ended the session (shutdown, restart, an idle
+        // transaction or session timed out): it was rolled back.
+        Some(db) => matches!(
+            db.code().code(),
+            "57P01" | "57P02" | "57P03" | "25P03" | "57P05"
+        ),
+        // The socket was already closed or broke when we wrote to it.
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
     }
 }
 

@@ -6,13 +6,14 @@
 
 use super::catalog::TableInfo;
 use super::lanes::Lanes;
-use super::{pg_error, Settings};
+use super::{connection_lost, pg_error, Settings};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::registry::Instance;
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// r2d2_postgres's manager, with a prepared-statement cache on each
@@ -24,7 +25,17 @@ pub struct Manager(PostgresConnectionManager<NoTls>);
 pub struct PgConn {
     pub client: postgres::Client,
     statements: HashMap<String, postgres::Statement>,
+    /// Set when the session may not be clean (a reset or rollback failed):
+    /// r2d2 then closes it instead of handing it out again.
+    pub broken: bool,
+    /// The current request's "answered already" flag (see `run`).
+    gone: Option<Arc<AtomicBool>>,
 }
+
+/// A backstop, should a transaction ever be left open on a pooled session:
+/// PostgreSQL ends the session (and rolls it back) after this long idle. The
+/// API's own transactions never wait between statements.
+const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Statements kept per connection; the cache starts over past this.
 const STATEMENT_CACHE: usize = 256;
@@ -54,6 +65,18 @@ impl PgConn {
     pub fn forget_statements(&mut self) {
         self.statements.clear();
     }
+
+    /// Whether the request this connection works for was already answered
+    /// (timed out, or its client went away): then nothing may commit.
+    pub fn abandoned(&self) -> bool {
+        self.gone.as_ref().is_some_and(|g| g.load(Ordering::SeqCst))
+    }
+
+    /// `abandoned`, as a check that does not borrow the connection.
+    pub fn abandon_check(&self) -> impl Fn() -> bool {
+        let gone = self.gone.clone();
+        move || gone.as_ref().is_some_and(|g| g.load(Ordering::SeqCst))
+    }
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -64,13 +87,16 @@ impl r2d2::ManageConnection for Manager {
         Ok(PgConn {
             client: self.0.connect()?,
             statements: HashMap::new(),
+            broken: false,
+            gone: None,
         })
     }
     fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
         self.0.is_valid(&mut conn.client)
     }
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        self.0.has_broken(&mut conn.client)
+        conn.gone = None;
+        conn.broken || self.0.has_broken(&mut conn.client)
     }
 }
 
@@ -144,8 +170,9 @@ impl Pools {
         cfg.application_name("dbaas-api")
             .connect_timeout(self.settings.connect_timeout)
             .options(&format!(
-                "-c statement_timeout={}",
-                self.settings.statement_timeout.as_millis()
+                "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+                self.settings.statement_timeout.as_millis(),
+                IDLE_IN_TRANSACTION.as_millis()
             ));
         let pool = r2d2::Pool::builder()
             .max_size(self.settings.pool_size)
@@ -195,20 +222,6 @@ fn drop_off_runtime<T: Send + 'static>(v: Option<T>) {
     }
 }
 
-/// Whether an error means the connection died rather than the statement
-/// failing: then the statement did not commit and may run again.
-fn connection_lost(e: &postgres::Error) -> bool {
-    match e.as_db_error() {
-        // The server ended the session (shutdown, restart): the statement
-        // did not run, or was rolled back with the session.
-        Some(db) => matches!(db.code().code(), "57P01" | "57P02" | "57P03"),
-        // The socket was already closed or broke when we wrote to it.
-        None => {
-            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
-        }
-    }
-}
-
 /// Runs `f` with a pooled connection on one of the instance's lanes
 /// (blocking threads: the synchronous client must not run on a tokio
 /// worker). When the connection turns out to be dead (the server restarted:
@@ -221,23 +234,46 @@ where
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let lanes = pool.lanes.clone();
-    // The statement runs to its end even if the request goes away.
+    let gone = Arc::new(AtomicBool::new(false));
+    let mut watch = Abandon(Some(gone.clone()));
+    // A statement whose request was answered (timed out, client gone)
+    // before a lane took it is not started; one that runs, runs to its end,
+    // but does not commit (`session::in_transaction` asks `abandoned`).
     lanes.submit(move || {
-        let _ = tx.send(execute(&pool, &mut f));
+        if gone.load(Ordering::SeqCst) {
+            return;
+        }
+        let _ = tx.send(execute(&pool, &gone, &mut f));
     });
-    rx.await
-        .map_err(|_| Error::Failed("database task failed (see the server log)".into()))?
+    let res = rx
+        .await
+        .map_err(|_| Error::Failed("database task failed (see the server log)".into()));
+    watch.0 = None;
+    res?
+}
+
+/// Marks a request as answered when its future is dropped before the
+/// statement's result came back.
+struct Abandon(Option<Arc<AtomicBool>>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if let Some(gone) = &self.0 {
+            gone.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// `f` on a live connection, again on the next one while the connection
 /// turns out to have died under it.
-fn execute<T, F>(pool: &InstancePool, f: &mut F) -> Result<T>
+fn execute<T, F>(pool: &InstancePool, gone: &Arc<AtomicBool>, f: &mut F) -> Result<T>
 where
     F: FnMut(&mut PgConn, &InstancePool) -> Result<T, Failure>,
 {
     let mut attempt = 0;
     loop {
         let mut conn = pool.checkout()?;
+        conn.gone = Some(gone.clone());
         match f(&mut conn, pool) {
             Ok(v) => return Ok(v),
             Err(Failure::Pg(e, _)) if attempt < pool.pool.max_size() && connection_lost(&e) => {

@@ -680,4 +680,20 @@ mod tests {
             .text
             .contains("WHERE FALSE"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn no_query_string_panics_the_parser(
+            k in crate::validate::tests::nasty_string(),
+            v in crate::validate::tests::nasty_string(),
+        ) {
+            let mut pairs = vec![(k.clone(), v.clone())];
+            for key in ["select", "order", "limit", "offset", "id"] {
+                pairs.push((key.to_string(), v.clone()));
+                let _ = parse_read(&pairs, 10_000);
+                pairs.pop();
+            }
+            let _ = parse_read(&pairs, 10_000);
+        }
+    }
 }

@@ -232,7 +232,8 @@ pub fn parse_time(s: &str) -> Option<String> {
         _ => return None,
     };
     let (h, m) = off.split_once(':')?;
-    let secs = h.parse::<u64>().ok()? * 3600 + m.parse::<u64>().ok()? * 60;
+    let secs = (h.parse::<u64>().ok()?.checked_mul(3600)?)
+        .checked_add(m.parse::<u64>().ok()?.checked_mul(60)?)?;
     let t = humantime::parse_rfc3339_weak(base).ok()?;
     let d = std::time::Duration::from_secs(secs);
     let utc = if sign == "+" {

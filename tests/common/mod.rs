@@ -446,6 +446,26 @@ pub mod http {
         }
     }
 
+    /// Sends a request and closes the connection after `after`, without
+    /// reading the answer: a client that gives up (curl -m).
+    pub fn send_and_hang_up(
+        port: u16,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+        after: Duration,
+    ) {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        std::thread::sleep(after);
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+
     fn dechunk(mut b: &[u8]) -> Vec<u8> {
         let mut out = vec![];
         while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
