@@ -51,29 +51,37 @@ json_escape() {
 # a sample costs no fork, exec or authentication; it is restarted when it
 # dies (the database went away) or stops answering.
 export LC_ALL=C PGCLIENTENCODING=UTF8   # ${#line} counts bytes
-PSQL_PID=
+# bash unsets a coprocess's PSQL_PID and PSQL[] as soon as it reaps it
+# (under `set -u` a later read of them killed the agent whenever the
+# database went down): the agent keeps its own copy of the pid and reads
+# the descriptors with defaults, a missing one meaning psql is gone.
+psql_pid=
 start_psql() {
     coproc PSQL { exec psql -X -q -A -t -v ON_ERROR_STOP=0 -v instance="$instance" -v top="$top" 2>&1; }
+    psql_pid=${PSQL_PID:-}
 }
 stop_psql() {
-    [ -n "$PSQL_PID" ] && kill "$PSQL_PID" 2>/dev/null
-    wait "$PSQL_PID" 2>/dev/null
-    PSQL_PID=
+    if [ -n "$psql_pid" ]; then
+        kill "$psql_pid" 2>/dev/null
+        wait "$psql_pid" 2>/dev/null
+    fi
+    psql_pid=
 }
 # Sets `line` to the sample, or to psql's messages (returns 1).
 sample() {
-    local l out=""
-    if [ -z "$PSQL_PID" ] || ! kill -0 "$PSQL_PID" 2>/dev/null; then
-        PSQL_PID=
+    local l="" out="" psql_in psql_out
+    if [ -z "$psql_pid" ] || ! kill -0 "$psql_pid" 2>/dev/null; then
+        stop_psql
         start_psql
     fi
-    if ! printf '\\set db_size %s\n\\set with_size %s\n\\i %s\n\\echo __dbaas_end__\n' \
-        "$db_size" "$with_size" "$here/sample.sql" >&"${PSQL[1]}" 2>/dev/null; then
+    psql_in=${PSQL[1]:-} psql_out=${PSQL[0]:-}
+    if [ -z "$psql_in" ] || [ -z "$psql_out" ] || ! printf '\\set db_size %s\n\\set with_size %s\n\\i %s\n\\echo __dbaas_end__\n' \
+        "$db_size" "$with_size" "$here/sample.sql" >&"$psql_in" 2>/dev/null; then
         line="psql is not running"
         stop_psql
         return 1
     fi
-    while IFS= read -r -t 10 l <&"${PSQL[0]}"; do
+    while IFS= read -r -t 10 l <&"$psql_out" 2>/dev/null; do
         [ "$l" = __dbaas_end__ ] && break
         out+="$l"$'\n'
     done
