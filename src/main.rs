@@ -12,7 +12,7 @@ use std::io::{BufRead, IsTerminal, Write};
 fn main() {
     // Parsing comes first: --help and bad arguments never start a runtime.
     let cli: Cli = argh::from_env();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,hyper=error"))
         .format_timestamp_millis()
         .init();
     let code = match run(cli) {

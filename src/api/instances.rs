@@ -16,7 +16,11 @@ use std::sync::Arc;
 pub struct Health {
     /// "ok" when Docker and the registry are usable, else "degraded".
     pub status: String,
+    /// Whether Docker answered its last check (made by the server in the
+    /// background, at most a few seconds ago; never by this request).
     pub docker: bool,
+    /// Seconds since that check.
+    pub docker_checked_seconds_ago: Option<f64>,
     pub registry: bool,
 }
 
@@ -69,21 +73,17 @@ pub struct Deleted {
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, description = "Liveness, with whether Docker and the registry are usable", body = Health)))]
 pub async fn health(state: &Arc<AppState>) -> Reply {
-    let docker = crate::compose::docker(
-        &state.home,
-        &["version", "--format", "{{.Server.Version}}"],
-        None,
-        crate::compose::QUICK_TIMEOUT,
-    )
-    .await
-    .is_ok();
+    let docker = state.docker_health();
     let registry = state.registry().is_ok();
-    let status = if docker && registry { "ok" } else { "degraded" };
+    let ok = docker.is_some_and(|(ok, _)| ok);
+    let status = if ok && registry { "ok" } else { "degraded" };
     reply::json(
         200,
         &Health {
             status: status.into(),
-            docker,
+            docker: ok,
+            docker_checked_seconds_ago: docker
+                .map(|(_, age)| (age.as_secs_f64() * 10.0).round() / 10.0),
             registry,
         },
     )

@@ -19,6 +19,7 @@ pub mod docs;
 pub mod instances;
 pub mod monitoring;
 pub mod reply;
+pub mod server;
 pub mod state;
 
 use crate::error::{Error, Result};
@@ -66,26 +67,36 @@ pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
     state.request_timeout = request_timeout_from_env()?;
     let state = Arc::new(state);
     state.clone().start_status_refresher();
+    let max_connections = server::max_connections_from_env()?;
+    // One Docker check before listening: /health reports it from then on
+    // without a subprocess of its own.
+    if let Err(e) = state.refresh_status().await {
+        log::warn!("docker: {e}");
+    }
     let routes = routes(state);
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::error!("cannot watch SIGTERM: {e}");
+                    return std::future::pending().await;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
         log::warn!("shutting down: finishing in-flight requests");
     };
-    let (addr, server) = warp::serve(routes)
-        .try_bind_with_graceful_shutdown(listen, shutdown)
-        .map_err(|e| {
-            Error::Conflict(format!(
-                "cannot listen on {listen}: {e}; choose another --listen"
-            ))
-        })?;
-    eprintln!("dbaas API listening on http://{addr} (docs: http://{addr}/docs)");
-    server.await;
-    Ok(())
+    server::run(
+        listen,
+        routes,
+        max_connections,
+        |addr| eprintln!("dbaas API listening on http://{addr} (docs: http://{addr}/docs)"),
+        shutdown,
+    )
+    .await
 }
 
 /// Everything goes through `handle`; `recover` only shapes the few
@@ -118,8 +129,11 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
                 let reply = if !is_public(path.as_str()) && !state.authorized(&headers) {
                     unauthorized()
                 } else {
-                    match read_body(body, limit).await {
-                        Ok(bytes) => {
+                    let read = tokio::time::timeout(BODY_TIMEOUT, read_body(body, limit));
+                    match read.await {
+                        Err(_) => body_too_slow(),
+                        Ok(Err(r)) => r,
+                        Ok(Ok(bytes)) => {
                             let req = Request {
                                 method,
                                 path: path.as_str().to_string(),
@@ -129,7 +143,6 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
                             };
                             guarded(&state, &req).await
                         }
-                        Err(r) => r,
                     }
                 };
                 let elapsed = started.elapsed();
@@ -187,6 +200,21 @@ pub(crate) async fn joined<T>(task: tokio::task::JoinHandle<Result<T>>) -> Resul
             "the operation failed unexpectedly (see the server log)".into(),
         ))
     })
+}
+
+/// How long a client may take to send a request's body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn body_too_slow() -> Reply {
+    reply::error(
+        408,
+        "request_timeout",
+        format!(
+            "the body did not arrive within {} s",
+            BODY_TIMEOUT.as_secs()
+        ),
+        serde_json::Value::Null,
+    )
 }
 
 /// Routes anyone may call: health and the API's documentation.

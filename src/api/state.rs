@@ -36,6 +36,8 @@ pub struct AppState {
     started: Instant,
     /// Milliseconds after `started` of the last status read; 0 = never.
     status_read_ms: std::sync::atomic::AtomicU64,
+    /// When Docker was last asked (by a status read) and whether it answered.
+    docker_health: Mutex<Option<(Instant, bool)>>,
     /// DBAAS_TEST_FAULTS=1: the fault hooks under /_test/ answer.
     pub test_faults: bool,
     /// DBAAS_REQUEST_TIMEOUT: the bound on one request.
@@ -64,6 +66,7 @@ impl AppState {
             requests: Default::default(),
             started: Instant::now(),
             status_read_ms: std::sync::atomic::AtomicU64::new(0),
+            docker_health: Mutex::new(None),
             test_faults: false,
             request_timeout: super::REQUEST_TIMEOUT,
         }
@@ -129,11 +132,29 @@ impl AppState {
         self.refresh_status().await
     }
 
-    /// One `docker ps` into the cache.
-    async fn refresh_status(&self) -> Result<Arc<PsMap>> {
-        let map = Arc::new(compose::ps(&self.home, None).await?);
+    /// One `docker ps` into the cache; its success is Docker's health.
+    pub async fn refresh_status(&self) -> Result<Arc<PsMap>> {
+        let res = compose::ps(&self.home, None).await;
+        *self.docker_health.lock().expect("docker health") = Some((Instant::now(), res.is_ok()));
+        let map = Arc::new(res?);
         *self.status.lock().expect("status cache") = Some((Instant::now(), map.clone()));
         Ok(map)
+    }
+
+    /// Whether Docker answered the last status read, and how long ago
+    /// (None before the first). Costs no subprocess: when the answer is
+    /// getting old, the refresher is asked for a new one.
+    pub fn docker_health(&self) -> Option<(bool, Duration)> {
+        let last = *self.docker_health.lock().expect("docker health");
+        let age = last.map(|(at, _)| at.elapsed());
+        if age.is_none_or(|a| a > STATUS_REFRESH * 3) {
+            self.status_read_ms.store(
+                self.started.elapsed().as_millis() as u64 + 1,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            self.status_wanted.notify_one();
+        }
+        last.map(|(at, ok)| (ok, at.elapsed()))
     }
 
     /// Like `status`, but re-reads docker (at most every 100 ms) when an
