@@ -3,7 +3,8 @@
 # $DBAAS_METRICS_FILE (/logs/metrics.json, which is instances/<id>/logs/ on the
 # host). It runs in the instance's own PostgreSQL image (psql is there) as the
 # compose service `agent`, connecting as the monitoring role (pg_monitor) with
-# the libpq settings from its environment (PGHOST, PGUSER, PGPASSWORD,
+# the libpq settings from its environment (PGHOST, PGUSER, the password from
+# the file DBAAS_PASSWORD_FILE names (or PGPASSWORD),
 # PGAPPNAME=dbaas-agent, PGOPTIONS with a statement_timeout).
 #
 # The sample is built by PostgreSQL itself (sample.sql), so the line is always
@@ -57,6 +58,12 @@ export LC_ALL=C PGCLIENTENCODING=UTF8   # ${#line} counts bytes
 # the descriptors with defaults, a missing one meaning psql is gone.
 psql_pid=
 start_psql() {
+    # The password is read from its file at every start, so a changed one is
+    # picked up without restarting the agent.
+    if [ -n "${DBAAS_PASSWORD_FILE:-}" ] && [ -r "$DBAAS_PASSWORD_FILE" ]; then
+        PGPASSWORD=$(<"$DBAAS_PASSWORD_FILE")
+        export PGPASSWORD
+    fi
     coproc PSQL { exec psql -X -q -A -t -v ON_ERROR_STOP=0 -v instance="$instance" -v top="$top" 2>&1; }
     psql_pid=${PSQL_PID:-}
 }

@@ -16,3 +16,11 @@ GRANT CONNECT, TEMPORARY ON DATABASE :"app_db" TO :"app_user";
 -- PostgreSQL < 15 lets every role create objects in public; 15+ does not.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 ALTER SCHEMA public OWNER TO :"app_user";
+
+-- Nobody but the superuser connects to the maintenance databases, or creates
+-- objects in their public schemas (template1's is copied into new databases).
+REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;
+\connect template1
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+\connect postgres
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;

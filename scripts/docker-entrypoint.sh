@@ -27,8 +27,26 @@ file_env() {
 
 if [ "${1:0:1}" = '-' ]; then set -- postgres "$@"; fi
 
+# The settings the first initialisation needs, from VAR or VAR_FILE. Read as
+# root where the files are root's (mode 0600), before becoming postgres.
+init_env() {
+    file_env POSTGRES_PASSWORD
+    file_env POSTGRES_USER postgres
+    file_env POSTGRES_DB "$POSTGRES_USER"
+    file_env POSTGRES_INITDB_ARGS
+    # dbaas's init scripts read these (01-init-users.sql, 02-monitoring-setup.sql).
+    file_env DBAAS_APP_PASSWORD
+    file_env DBAAS_MONITOR_PASSWORD
+}
+
 # As root: prepare the directories, then re-exec as postgres.
 if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
+    if [ ! -s "$PGDATA/PG_VERSION" ]; then init_env; fi
+    # An initialised server needs no password: none stays in its environment.
+    if [ -s "$PGDATA/PG_VERSION" ]; then
+        unset POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE DBAAS_APP_PASSWORD DBAAS_APP_PASSWORD_FILE \
+            DBAAS_MONITOR_PASSWORD DBAAS_MONITOR_PASSWORD_FILE
+    fi
     mkdir -p "$PGDATA" /var/run/postgresql
     chown postgres:postgres "$PGDATA" /var/run/postgresql
     chmod 0700 "$PGDATA"
@@ -37,10 +55,7 @@ if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
 fi
 
 if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
-    file_env POSTGRES_PASSWORD
-    file_env POSTGRES_USER postgres
-    file_env POSTGRES_DB "$POSTGRES_USER"
-    file_env POSTGRES_INITDB_ARGS
+    init_env
     auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
     if [ -z "$POSTGRES_PASSWORD" ] && [ "$auth" != trust ]; then
         echo >&2 "error: database is uninitialized and POSTGRES_PASSWORD is not set"
@@ -80,6 +95,7 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     pg_ctl -D "$PGDATA" -m fast -w -s stop
     trap 'exit 143' INT TERM
     echo "entrypoint: init complete; starting PostgreSQL"
+    unset POSTGRES_PASSWORD DBAAS_APP_PASSWORD DBAAS_MONITOR_PASSWORD
 fi
 
 exec "$@"

@@ -13,6 +13,10 @@ use std::path::Path;
 /// binary can provision anywhere.
 pub const INIT_SCRIPTS: &[(&str, &str)] = &[
     (
+        "00-superuser-local-only.sh",
+        include_str!("../init-scripts/00-superuser-local-only.sh"),
+    ),
+    (
         "01-init-users.sql",
         include_str!("../init-scripts/01-init-users.sql"),
     ),
@@ -24,6 +28,9 @@ pub const INIT_SCRIPTS: &[(&str, &str)] = &[
 
 pub const MONITOR_USER: &str = "dbaas_monitor";
 pub const SUPERUSER: &str = "postgres";
+/// The agent's user in its container (`nobody` in Debian's images): it
+/// owns logs/ and the monitoring password's file, nothing else.
+pub const AGENT_UID: u32 = 65534;
 
 #[derive(Template)]
 #[template(path = "docker-compose.yml", escape = "none")]
@@ -44,6 +51,8 @@ pub struct ComposeFile<'a> {
     pub metrics_interval: u32,
     pub metrics_max_bytes: u64,
     pub metrics_keep: u32,
+    pub temp_file_limit: String,
+    pub agent_uid: u32,
 }
 
 /// The monitoring agent, copied into instances/<id>/agent/ so the directory
@@ -97,31 +106,46 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
         metrics_interval: inst.metrics_interval,
         metrics_max_bytes: inst.metrics_max_bytes,
         metrics_keep: inst.metrics_keep,
+        // A runaway sort or hash may spill four times the memory limit to
+        // disk per session (at least 1 GB), not fill the host's disk.
+        temp_file_limit: format!("{}MB", ((inst.memory * 4) >> 20).max(1024)),
+        agent_uid: AGENT_UID,
     }
     .render()
     .expect("compose template renders")
 }
 
-pub fn render_env(inst: &Instance, creds: &Credentials) -> String {
+/// The role and database names of an instance, for the containers; the
+/// passwords are files of their own (`secrets/`).
+pub fn render_env(inst: &Instance) -> String {
     format!(
-        "# Secrets of dbaas instance \"{name}\" ({id}). Mode 0600: never commit or share.\n\
+        "# Names of dbaas instance \"{name}\" ({id}); its passwords are in secrets/.\n\
          POSTGRES_USER={su}\n\
-         POSTGRES_PASSWORD={sp}\n\
          POSTGRES_DB={db}\n\
          DBAAS_APP_USER={user}\n\
-         DBAAS_APP_PASSWORD={ap}\n\
-         DBAAS_MONITOR_USER={mu}\n\
-         DBAAS_MONITOR_PASSWORD={mp}\n",
+         DBAAS_MONITOR_USER={mu}\n",
         name = inst.name,
         id = inst.id,
         su = SUPERUSER,
-        sp = creds.superuser_password,
         db = inst.database,
         user = inst.user,
-        ap = creds.app_password,
         mu = MONITOR_USER,
-        mp = creds.monitor_password,
     )
+}
+
+/// secrets/<file>: (file, password, owner uid, mode). The agent's is its
+/// own (read-only, owned by its user); the others are root's.
+fn secret_files(creds: &Credentials) -> [(&'static str, &str, u32, u32); 3] {
+    [
+        ("postgres_password", &creds.superuser_password, 0, 0o600),
+        ("app_password", &creds.app_password, 0, 0o600),
+        (
+            "monitor_password",
+            &creds.monitor_password,
+            AGENT_UID,
+            0o400,
+        ),
+    ]
 }
 
 /// Creates the instance directory with everything compose needs.
@@ -134,6 +158,7 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         ("logs", 0o755),
         ("scripts", 0o755),
         ("agent", 0o755),
+        ("secrets", 0o700),
     ] {
         let p = dir.join(sub);
         std::fs::DirBuilder::new()
@@ -149,7 +174,22 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         render_compose(inst, home_tag).as_bytes(),
         0o644,
     )?;
-    write_atomic(&dir.join(".env"), render_env(inst, creds).as_bytes(), 0o600)?;
+    write_atomic(&dir.join(".env"), render_env(inst).as_bytes(), 0o600)?;
+    let running_as_root = nix_is_root();
+    for (file, password, uid, mode) in secret_files(creds) {
+        let path = dir.join("secrets").join(file);
+        write_atomic(&path, password.as_bytes(), mode)?;
+        if running_as_root {
+            std::os::unix::fs::chown(&path, Some(uid), Some(uid))
+                .ctx(|| format!("handing {} to its container's user", path.display()))?;
+        }
+    }
+    // The agent writes its samples as its own user.
+    if running_as_root {
+        let logs = dir.join("logs");
+        std::os::unix::fs::chown(&logs, Some(AGENT_UID), Some(AGENT_UID))
+            .ctx(|| format!("handing {} to the agent's user", logs.display()))?;
+    }
     for (name, body) in INIT_SCRIPTS {
         write_atomic(&dir.join("scripts").join(name), body.as_bytes(), 0o644)?;
     }
@@ -171,11 +211,33 @@ pub fn read_env(dir: &Path) -> Result<BTreeMap<String, String>> {
         .collect())
 }
 
+/// Whether this process runs as root (it then hands files to the
+/// containers' users; as another user, Docker's rootless mapping applies).
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// The app user's password: secrets/app_password, or `.env` for instances
+/// made before the passwords moved to files.
 pub fn app_password(dir: &Path) -> Result<String> {
+    let file = dir.join("secrets").join("app_password");
+    match std::fs::read_to_string(&file) {
+        Ok(p) if !p.trim().is_empty() => return Ok(p.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(crate::error::Error::io(
+                format!("reading {}", file.display()),
+                e,
+            ))
+        }
+    }
     read_env(dir)?.remove("DBAAS_APP_PASSWORD").ok_or_else(|| {
         crate::error::Error::Failed(format!(
-            "{} has no DBAAS_APP_PASSWORD; the instance directory is damaged",
-            dir.join(".env").display()
+            "{} is missing; the instance directory is damaged",
+            file.display()
         ))
     })
 }
@@ -222,6 +284,21 @@ mod tests {
         assert_eq!(db["mem_limit"].as_str(), Some("512m"));
         assert_eq!(db["cpus"].as_f64(), Some(1.5));
         assert_eq!(db["env_file"].as_str(), Some(".env"));
+        assert_eq!(db["cap_drop"][0].as_str(), Some("ALL"));
+        assert_eq!(
+            db["security_opt"][0].as_str(),
+            Some("no-new-privileges:true")
+        );
+        let agent = &y["services"]["agent"];
+        assert_eq!(agent["read_only"].as_bool(), Some(true));
+        assert_eq!(agent["user"].as_str(), Some("65534:65534"));
+        assert_eq!(agent["cap_drop"][0].as_str(), Some("ALL"));
+        assert_eq!(agent["secrets"][0].as_str(), Some("monitor_password"));
+        assert!(agent.get("env_file").is_none());
+        assert_eq!(
+            y["secrets"]["app_password"]["file"].as_str(),
+            Some("./secrets/app_password")
+        );
         assert_eq!(db["healthcheck"]["test"][1].as_str(), Some("pg_isready"));
         let command: Vec<&str> = db["command"]
             .as_sequence()
@@ -263,10 +340,9 @@ mod tests {
     }
 
     #[test]
-    fn env_holds_all_secrets_and_nothing_to_quote() {
-        let creds = Credentials::generate();
-        let env = render_env(&inst(), &creds);
-        assert!(env.contains(&format!("DBAAS_APP_PASSWORD={}", creds.app_password)));
+    fn env_holds_names_only_and_nothing_to_quote() {
+        let env = render_env(&inst());
+        assert!(!env.contains("PASSWORD"), "{env}");
         assert!(env.contains("POSTGRES_DB=app"));
         // Values need no quoting in .env: no quotes, `$` or spaces.
         for line in env.lines().filter(|l| !l.starts_with('#')) {

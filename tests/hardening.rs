@@ -1,0 +1,183 @@
+//! Containers and instances hardened (issue 10, part 7), as Docker and
+//! PostgreSQL themselves report it.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+
+fn docker_out(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn containers_run_with_least_privilege_and_secrets_as_files() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("hardening");
+    let (id, url) = h.create("tight", &["--memory", "256m"]);
+    let dir = h.root.join(format!("instances/{id}"));
+    let read = |f: &str| std::fs::read_to_string(dir.join("secrets").join(f)).unwrap();
+    let passwords = [
+        read("postgres_password"),
+        read("app_password"),
+        read("monitor_password"),
+    ];
+    let env_file = std::fs::read_to_string(dir.join(".env")).unwrap();
+    for p in &passwords {
+        assert_eq!(p.len(), 32);
+        assert!(!env_file.contains(p.as_str()), ".env holds a password");
+    }
+    let db = format!("{id}-db-1");
+    let agent = format!("{id}-agent-1");
+    // (container, pids limit, the user of its PID 1)
+    for (c, pids, user) in [(&db, 512, "postgres"), (&agent, 64, "65534")] {
+        let v = docker_inspect(c);
+        let hc = &v["HostConfig"];
+        assert_eq!(strings(&hc["CapDrop"]), ["ALL"], "{c}");
+        assert!(
+            strings(&hc["SecurityOpt"]).contains(&"no-new-privileges:true".to_string()),
+            "{c}"
+        );
+        assert_eq!(hc["PidsLimit"], pids, "{c}");
+        assert_eq!(hc["LogConfig"]["Type"], "json-file", "{c}");
+        assert!(hc["LogConfig"]["Config"]["max-size"].is_string(), "{c}");
+        // No password in the container's configuration, or in what its
+        // main process was started with.
+        let config_env = strings(&v["Config"]["Env"]).join("\n");
+        let environ = docker_out(&["exec", "-u", user, c, "cat", "/proc/1/environ"]);
+        for p in &passwords {
+            assert!(
+                !config_env.contains(p.as_str()),
+                "{c}: a password in Config.Env"
+            );
+            assert!(
+                !environ.contains(p.as_str()),
+                "{c}: a password in PID 1's environment"
+            );
+        }
+    }
+    let a = docker_inspect(&agent);
+    assert_eq!(a["Config"]["User"], "65534:65534");
+    assert_eq!(a["HostConfig"]["ReadonlyRootfs"], true);
+    assert!(strings(&a["HostConfig"]["CapAdd"]).is_empty());
+    // The agent can read its own password and no other.
+    let ls = docker_out(&["exec", &agent, "ls", "/run/secrets"]);
+    assert_eq!(
+        ls.split_whitespace().collect::<Vec<_>>(),
+        ["monitor_password"]
+    );
+    assert!(strings(&a["Config"]["Env"])
+        .iter()
+        .any(|e| e.starts_with("PGOPTIONS=") && e.contains("search_path=pg_catalog,pg_temp")));
+    let cant_write = Command::new("docker")
+        .args(["exec", &agent, "touch", "/etc/x"])
+        .output()
+        .unwrap();
+    assert!(
+        !cant_write.status.success(),
+        "the agent's root filesystem is writable"
+    );
+
+    // The superuser cannot log in over the published port; the app and
+    // monitoring roles can.
+    let port = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let as_user = |user: &str, password: &str, db: &str| {
+        postgres::Client::connect(
+            &format!("postgresql://{user}:{password}@127.0.0.1:{port}/{db}"),
+            postgres::NoTls,
+        )
+    };
+    let err = as_user("postgres", &passwords[0], "app")
+        .err()
+        .expect("superuser over TCP");
+    assert!(
+        format!("{err:?}").contains("pg_hba.conf rejects"),
+        "{err:?}"
+    );
+    as_user("dbaas_monitor", &passwords[2], "app").expect("monitoring role over TCP");
+    let mut app = as_user("app", &passwords[1], "app").expect("app role over TCP");
+    // temp_file_limit from the size: 4 x 256 MB is below the 1 GB floor.
+    let limit: String = app.query_one("SHOW temp_file_limit", &[]).unwrap().get(0);
+    assert_eq!(limit, "1GB");
+    for other in ["postgres", "template1"] {
+        let e = as_user("app", &passwords[1], other).err().expect(other);
+        assert!(
+            format!("{e:?}").contains("permission denied"),
+            "{other}: {e:?}"
+        );
+    }
+    let q = |db: &str, sql: &str| {
+        docker_out(&[
+            "exec",
+            &db_container(&id),
+            "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .trim()
+        .to_string()
+    };
+    for dbname in ["postgres", "template1"] {
+        assert_eq!(
+            q(
+                dbname,
+                "SELECT has_schema_privilege('app', 'public', 'CREATE')"
+            ),
+            "f",
+            "{dbname}"
+        );
+    }
+}
+
+fn db_container(id: &str) -> String {
+    format!("{id}-db-1")
+}
+
+#[test]
+fn reserved_role_names_are_refused() {
+    let h = TestHome::new("reserved");
+    for user in [
+        "none",
+        "public",
+        "current_user",
+        "session_user",
+        "pg_x",
+        "postgres",
+    ] {
+        let err = h.run(&["create", "x", "--user", user]).fails_with(2);
+        assert!(err.contains("user"), "{user}: {err}");
+    }
+    assert!(h.registry_text().is_none() || h.registry()["instances"] == serde_json::json!([]));
+}
