@@ -100,6 +100,10 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(String),
 
+    /// Too much work queued already: try again shortly (503, Retry-After).
+    #[error("{0}")]
+    Busy(String),
+
     /// A create that failed after its registry entry existed: what was done
     /// about it (rolled back, kept) and the underlying error, whose kind
     /// decides the HTTP status and detail.
@@ -132,7 +136,7 @@ impl Error {
             Error::Compose(_) => 6,
             Error::Timeout { .. } => 7,
             Error::Sql(_) => 8,
-            Error::Unavailable(_) => 9,
+            Error::Unavailable(_) | Error::Busy(_) => 9,
             Error::Io { .. } | Error::Failed(_) | Error::CreateFailed { .. } => 1,
         }
     }
@@ -152,6 +156,7 @@ impl Error {
             Error::Failed(_) => "failed",
             Error::Sql(_) => "sql",
             Error::Unavailable(_) => "database_unavailable",
+            Error::Busy(_) => "busy",
             Error::CreateFailed { cause, .. } => cause.code(),
         }
     }
@@ -166,7 +171,7 @@ impl Error {
             Error::Compose(_) | Error::Io { .. } | Error::Failed(_) => 500,
             Error::Timeout { .. } => 504,
             Error::Sql(f) => crate::db::http_status_for_sqlstate(&f.sqlstate),
-            Error::Unavailable(_) => 503,
+            Error::Unavailable(_) | Error::Busy(_) => 503,
             Error::CreateFailed { cause, .. } => cause.http_status(),
         }
     }

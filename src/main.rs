@@ -191,9 +191,10 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
                 sql: c.sql,
                 params: c.param.into_iter().map(serde_json::Value::String).collect(),
             };
-            let (read_only, json) = (c.read_only, c.json);
+            let json = c.json;
+            let opts = dbaas::db::Settings::from_env()?.sql_options(c.read_only, !json);
             let rs = dbaas::db::with_client(home, &c.name, move |client| {
-                dbaas::db::exec::run_sql(client, &st, read_only, !json, &|| false)
+                dbaas::db::exec::run_sql(client, &st, &opts, &|| false)
             })
             .await?;
             if json {

@@ -467,12 +467,13 @@ pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
         sql: b.sql,
         params: b.params,
     };
-    let (read_only, array_mode) = (b.read_only, b.array_mode);
+    let array_mode = b.array_mode;
+    let opts = state.pools.settings.sql_options(b.read_only, array_mode);
     let res = with_db(state, id, move |c, p| {
         // Any statement may change the catalog.
         p.forget_tables();
         let abandoned = c.abandon_check();
-        let res = exec::run_sql(&mut c.client, &st, read_only, array_mode, &abandoned);
+        let res = exec::run_sql(&mut c.client, &st, &opts, &abandoned);
         session::reset(c);
         res
     })
@@ -513,16 +514,11 @@ pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Repl
         return reply::from_error(&Error::invalid("statements", "give at least one statement"));
     }
     let (statements, isolation, array_mode) = (b.statements, b.isolation, b.array_mode);
+    let opts = state.pools.settings.sql_options(false, array_mode);
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
         let abandoned = c.abandon_check();
-        let res = exec::run_transaction(
-            &mut c.client,
-            &statements,
-            isolation,
-            array_mode,
-            &abandoned,
-        );
+        let res = exec::run_transaction(&mut c.client, &statements, isolation, &opts, &abandoned);
         session::reset(c);
         res
     })

@@ -83,6 +83,13 @@ pub fn from_error(e: &Error) -> Reply {
         Error::Timeout { secs, .. } => serde_json::json!({ "timeout_seconds": secs }),
         _ => serde_json::Value::Null,
     };
+    if let Error::Busy(_) = inner {
+        return with_header(
+            error(503, e.code(), e.to_string(), detail),
+            "retry-after",
+            "1",
+        );
+    }
     if e.http_status() >= 500 {
         log::warn!("request failed: {e}");
     }
@@ -151,6 +158,9 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The most bytes of log lines one answer carries.
+pub const MAX_LOG_BYTES: usize = 1 << 20;
+
 /// `?tail=N` of the log routes: default 100, at most 10,000.
 pub fn tail_param(req: &super::Request) -> Result<u32, Error> {
     match req.query_param("tail").map(|t| t.parse::<u32>()) {
@@ -172,17 +182,26 @@ pub async fn container_logs(home: &crate::home::Home, container: &str, tail: u32
     )
     .await
     {
-        Ok(out) => json(
-            200,
-            &super::instances::LogLines {
-                lines: out
-                    .stdout
-                    .lines()
-                    .chain(out.stderr.lines())
-                    .map(str::to_string)
-                    .collect(),
-            },
-        ),
+        Ok(out) => {
+            // The newest lines that fit in MAX_LOG_BYTES (the container's
+            // own log is rotated, so what docker returns is bounded too).
+            let all: Vec<&str> = out.stdout.lines().chain(out.stderr.lines()).collect();
+            let mut budget = MAX_LOG_BYTES;
+            let mut lines: Vec<String> = all
+                .iter()
+                .rev()
+                .take_while(|l| match budget.checked_sub(l.len() + 1) {
+                    Some(rest) => {
+                        budget = rest;
+                        true
+                    }
+                    None => false,
+                })
+                .map(|l| l.to_string())
+                .collect();
+            lines.reverse();
+            json(200, &super::instances::LogLines { lines })
+        }
         Err(e) => from_error(&e),
     }
 }

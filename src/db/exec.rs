@@ -297,13 +297,72 @@ pub fn command_of(sql: &str) -> String {
         .to_ascii_uppercase()
 }
 
+/// What a request may still receive (`DBAAS_MAX_ROWS` rows and
+/// `DBAAS_MAX_RESULT_BYTES` bytes as PostgreSQL sends them), shared by the
+/// statements of a transaction. Past it the statement is cancelled on the
+/// server, not buffered.
+pub struct Budget {
+    rows: u64,
+    bytes: u64,
+    max_rows: u64,
+    max_bytes: u64,
+    cancel: postgres::CancelToken,
+}
+
+impl Budget {
+    pub fn new(client: &postgres::Client, max_rows: u64, max_bytes: u64) -> Budget {
+        Budget {
+            rows: max_rows,
+            bytes: max_bytes,
+            max_rows,
+            max_bytes,
+            cancel: client.cancel_token(),
+        }
+    }
+
+    /// Counts one row; past the budget, cancels the running statement.
+    fn take(&mut self, row: &postgres::Row) -> Result<(), Error> {
+        let size = values::raw_size(row) as u64;
+        let over = if self.rows == 0 {
+            Some(format!(
+                "the result has more than DBAAS_MAX_ROWS ({}) rows",
+                self.max_rows
+            ))
+        } else if size > self.bytes {
+            Some(format!(
+                "the result is larger than DBAAS_MAX_RESULT_BYTES ({} bytes)",
+                self.max_bytes
+            ))
+        } else {
+            None
+        };
+        match over {
+            None => {
+                self.rows -= 1;
+                self.bytes -= size;
+                Ok(())
+            }
+            Some(what) => {
+                if let Err(e) = self.cancel.cancel_query(postgres::NoTls) {
+                    log::warn!("cancelling an oversized statement: {e}");
+                }
+                Err(Error::invalid(
+                    "sql",
+                    format!("{what}: the statement was cancelled; add a LIMIT or select less, or raise the setting"),
+                ))
+            }
+        }
+    }
+}
+
 /// Prepares, binds the JSON parameters to the types PostgreSQL inferred,
-/// runs and decodes one statement.
+/// runs and decodes one statement, within `budget`.
 pub fn run_statement(
     client: &mut impl GenericClient,
     st: &Statement,
     index: Option<usize>,
     array_mode: bool,
+    budget: &mut Budget,
 ) -> Result<ResultSet, Failure> {
     let at = |field: &str| match index {
         Some(i) => format!("statements[{i}].{field}"),
@@ -360,6 +419,7 @@ pub fn run_statement(
     let mut rows = vec![];
     use fallible_iterator::FallibleIterator;
     while let Some(r) = it.next().map_err(tag)? {
+        budget.take(&r)?;
         rows.push(r);
     }
     let affected = it.rows_affected();
@@ -378,13 +438,14 @@ pub fn run_statement(
 pub fn run_sql(
     client: &mut postgres::Client,
     st: &Statement,
-    read_only: bool,
-    array_mode: bool,
+    opts: &SqlOptions,
     abandoned: &dyn Fn() -> bool,
 ) -> Result<ResultSet, Failure> {
+    let (read_only, array_mode) = (opts.read_only, opts.array_mode);
     session::check(&st.sql, Context::Alone)?;
+    let mut budget = Budget::new(client, opts.max_rows, opts.max_bytes);
     let mut tx = client.build_transaction().read_only(read_only).start()?;
-    match run_statement(&mut tx, st, None, array_mode) {
+    match run_statement(&mut tx, st, None, array_mode, &mut budget) {
         Ok(rs) => {
             if abandoned() {
                 return Err(Failure::Other(session::abandoned()));
@@ -397,10 +458,21 @@ pub fn run_sql(
             if abandoned() {
                 return Err(Failure::Other(session::abandoned()));
             }
-            run_statement(client, st, None, array_mode).map_err(session::uncertain)
+            run_statement(client, st, None, array_mode, &mut budget).map_err(session::uncertain)
         }
         Err(e) => Err(e),
     }
+}
+
+/// How `/sql`, `/transaction` and `dbaasctl sql` run their statements.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlOptions {
+    pub read_only: bool,
+    pub array_mode: bool,
+    /// DBAAS_MAX_ROWS
+    pub max_rows: u64,
+    /// DBAAS_MAX_RESULT_BYTES
+    pub max_bytes: u64,
 }
 
 fn sqlstate(e: &postgres::Error) -> Option<&str> {
@@ -421,9 +493,10 @@ pub fn run_transaction(
     client: &mut postgres::Client,
     statements: &[Statement],
     isolation: Option<Isolation>,
-    array_mode: bool,
+    opts: &SqlOptions,
     abandoned: &dyn Fn() -> bool,
 ) -> Result<Vec<ResultSet>, Failure> {
+    let array_mode = opts.array_mode;
     for (i, st) in statements.iter().enumerate() {
         session::check(&st.sql, Context::InTransaction).map_err(|e| match e {
             Error::Invalid { reason, .. } => Error::invalid(format!("statements[{i}].sql"), reason),
@@ -435,10 +508,17 @@ pub fn run_transaction(
         Isolation::RepeatableRead => IsolationLevel::RepeatableRead,
         Isolation::Serializable => IsolationLevel::Serializable,
     };
+    let mut budget = Budget::new(client, opts.max_rows, opts.max_bytes);
     let mut tx = client.build_transaction().isolation_level(level).start()?;
     let mut out = Vec::with_capacity(statements.len());
     for (i, st) in statements.iter().enumerate() {
-        out.push(run_statement(&mut tx, st, Some(i), array_mode)?);
+        out.push(run_statement(
+            &mut tx,
+            st,
+            Some(i),
+            array_mode,
+            &mut budget,
+        )?);
     }
     if abandoned() {
         return Err(Failure::Other(session::abandoned()));

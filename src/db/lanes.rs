@@ -21,6 +21,10 @@ type Job = Box<dyn FnOnce() + Send>;
 /// tokio's pool. Short, so that shutting down never waits on idle lanes.
 const IDLE: Duration = Duration::from_millis(200);
 
+/// Statements that may wait per lane: beyond, a request is answered 503
+/// (Retry-After) at once rather than queued without bound.
+pub const QUEUE_PER_LANE: usize = 64;
+
 pub struct Lanes {
     state: Mutex<State>,
     work: Condvar,
@@ -46,9 +50,14 @@ impl Lanes {
     }
 
     /// Queues `job`; an idle lane takes it, or a new lane starts if fewer
-    /// than `max` run. Must be called within the tokio runtime.
-    pub fn submit(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) {
+    /// than `max` run. A queue already holding `QUEUE_PER_LANE` jobs per
+    /// lane refuses it (returns false). Must be called within the tokio
+    /// runtime.
+    pub fn submit(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> bool {
         let mut st = self.state.lock().expect("lanes");
+        if st.queue.len() >= QUEUE_PER_LANE * self.max {
+            return false;
+        }
         st.queue.push_back(Box::new(job));
         if st.idle > 0 {
             self.work.notify_one();
@@ -59,6 +68,12 @@ impl Lanes {
         }
         // Otherwise every lane is busy and takes the job when it finishes:
         // a lane only waits once the queue is empty.
+        true
+    }
+
+    /// The most lanes that run at once.
+    pub fn max(&self) -> usize {
+        self.max
     }
 
     fn drain(&self) {
@@ -151,5 +166,28 @@ mod tests {
         // And a new job starts a new lane.
         rt.block_on(async { lanes.submit(move || tx.send(8).unwrap()) });
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 8);
+    }
+
+    #[test]
+    fn a_full_queue_refuses() {
+        let rt = runtime();
+        let lanes = Lanes::new(1);
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        rt.block_on(async {
+            // One job holds the lane; the queue fills behind it.
+            assert!(lanes.submit(move || {
+                let _ = release_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(5));
+            }));
+            std::thread::sleep(Duration::from_millis(50));
+            for _ in 0..QUEUE_PER_LANE {
+                assert!(lanes.submit(|| {}));
+            }
+            assert!(!lanes.submit(|| {}), "the queue took more than its bound");
+        });
+        release_tx.send(()).unwrap();
     }
 }

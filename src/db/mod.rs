@@ -24,8 +24,12 @@ pub struct Settings {
     pub statement_timeout: Duration,
     /// DBAAS_CONNECT_TIMEOUT: waiting for a connection (default 5s).
     pub connect_timeout: Duration,
-    /// DBAAS_MAX_ROWS: the largest `limit` (default 10000).
+    /// DBAAS_MAX_ROWS: the largest `limit`, and the most rows a statement
+    /// of /sql or /transaction may return (default 10000).
     pub max_rows: u64,
+    /// DBAAS_MAX_RESULT_BYTES: the most a /sql or /transaction result may
+    /// hold, as PostgreSQL sends it (default 64 MiB).
+    pub max_result_bytes: u64,
     /// DBAAS_DB_CONCURRENCY: statements running at once per instance
     /// (default: twice the CPUs, at least 2, at most the pool size).
     pub concurrency: u32,
@@ -46,6 +50,7 @@ impl Default for Settings {
             statement_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             max_rows: 10_000,
+            max_result_bytes: 64 << 20,
             concurrency: default_concurrency(8),
         }
     }
@@ -103,6 +108,14 @@ impl Settings {
                 Error::invalid("DBAAS_MAX_ROWS", format!("'{v}' is not a positive number"))
             })?;
         }
+        if let Some(v) = var("DBAAS_MAX_RESULT_BYTES") {
+            s.max_result_bytes = v.parse().ok().filter(|n| *n >= 1024).ok_or_else(|| {
+                Error::invalid(
+                    "DBAAS_MAX_RESULT_BYTES",
+                    format!("'{v}' is not a number of bytes, at least 1024"),
+                )
+            })?;
+        }
         if let Some(v) = var("DBAAS_STATEMENT_TIMEOUT") {
             s.statement_timeout = duration("DBAAS_STATEMENT_TIMEOUT", v)?;
         }
@@ -110,6 +123,18 @@ impl Settings {
             s.connect_timeout = duration("DBAAS_CONNECT_TIMEOUT", v)?;
         }
         Ok(s)
+    }
+}
+
+impl Settings {
+    /// The options of a free SQL request under these settings.
+    pub fn sql_options(&self, read_only: bool, array_mode: bool) -> exec::SqlOptions {
+        exec::SqlOptions {
+            read_only,
+            array_mode,
+            max_rows: self.max_rows,
+            max_bytes: self.max_result_bytes,
+        }
     }
 }
 

@@ -112,6 +112,8 @@ pub struct InstancePool {
     /// The threads its statements run on, `Settings::concurrency` at most;
     /// the rest wait in their queue without holding a thread.
     lanes: Arc<Lanes>,
+    /// How long a statement may wait in that queue.
+    queue_deadline: std::time::Duration,
 }
 
 impl InstancePool {
@@ -190,6 +192,7 @@ impl Pools {
             port: inst.port,
             tables: Mutex::new(HashMap::new()),
             lanes: Lanes::new(self.settings.concurrency as usize),
+            queue_deadline: self.settings.connect_timeout,
         });
         let old = map.insert(inst.id.clone(), p.clone());
         drop(map);
@@ -239,12 +242,30 @@ where
     // A statement whose request was answered (timed out, client gone)
     // before a lane took it is not started; one that runs, runs to its end,
     // but does not commit (`session::in_transaction` asks `abandoned`).
-    lanes.submit(move || {
+    // A statement waits in the queue for at most the connect timeout (it is
+    // waiting for a connection, in effect); a full queue refuses at once.
+    let queued = std::time::Instant::now();
+    let deadline = pool.queue_deadline;
+    let accepted = lanes.submit(move || {
         if gone.load(Ordering::SeqCst) {
+            return;
+        }
+        if queued.elapsed() > deadline {
+            let _ = tx.send(Err(Error::Busy(format!(
+                "the statement waited {} s for one of the instance's {} lanes (DBAAS_DB_CONCURRENCY) and was not run; retry shortly",
+                deadline.as_secs(),
+                pool.lanes.max()
+            ))));
             return;
         }
         let _ = tx.send(execute(&pool, &gone, &mut f));
     });
+    if !accepted {
+        watch.0 = None;
+        return Err(Error::Busy(
+            "too many statements are waiting for this instance; retry shortly".into(),
+        ));
+    }
     let res = rx
         .await
         .map_err(|_| Error::Failed("database task failed (see the server log)".into()));

@@ -377,21 +377,45 @@ pub fn decode_rows(rows: &[Row]) -> (Vec<Vec<Value>>, Vec<Pending>) {
 }
 
 /// Fills in the values no decoder here knows, as PostgreSQL's text for them:
-/// the raw bytes go back as a binary parameter of their own type.
+/// the raw bytes go back as binary parameters of their own types, up to
+/// `PENDING_BATCH` of them in one `SELECT $1::text, $2::text, ...` (one
+/// round trip per batch, not per value).
 pub fn resolve_pending(
     client: &mut impl postgres::GenericClient,
     rows: &mut [Vec<Value>],
     pending: Vec<Pending>,
 ) -> Result<(), postgres::Error> {
-    for p in pending {
-        let param = Param::Binary(p.raw);
-        let row = client.query_typed_one("SELECT $1::text", &[(&param, p.ty)])?;
-        rows[p.row][p.col] = row
-            .get::<_, Option<String>>(0)
-            .map(Value::String)
-            .unwrap_or(Value::Null);
+    for batch in pending.chunks(PENDING_BATCH) {
+        let list: Vec<String> = (1..=batch.len()).map(|i| format!("${i}::text")).collect();
+        let sql = format!("SELECT {}", list.join(", "));
+        let params: Vec<Param> = batch.iter().map(|p| Param::Binary(p.raw.clone())).collect();
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = batch
+            .iter()
+            .zip(&params)
+            .map(|(p, param)| (param as &(dyn ToSql + Sync), p.ty.clone()))
+            .collect();
+        let row = client.query_typed_one(&sql, &typed)?;
+        for (i, p) in batch.iter().enumerate() {
+            rows[p.row][p.col] = row
+                .get::<_, Option<String>>(i)
+                .map(Value::String)
+                .unwrap_or(Value::Null);
+        }
     }
     Ok(())
+}
+
+/// Values cast to text per round trip: below PostgreSQL's 1,664 columns.
+const PENDING_BATCH: usize = 1000;
+
+/// The size of a row as PostgreSQL sent it (the values' raw bytes).
+pub fn raw_size(row: &Row) -> usize {
+    (0..row.len())
+        .map(|c| match row.try_get::<_, Raw>(c) {
+            Ok(Raw(Some(raw))) => raw.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]
