@@ -1,0 +1,212 @@
+//! Faults while work goes on, counted (issue 10, part 9). Each test prints
+//! a `chaos:` line with its figures; the README quotes them.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A figure of this run: printed, and appended to target/tmp/chaos-figures.txt
+/// (which `make test` prints at its end).
+fn figure(line: String) {
+    eprintln!("{line}");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-figures.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        use std::io::Write;
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Kills PostgreSQL's main process from the host, as the OOM killer would.
+fn crash(container: &str) {
+    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", container]);
+    assert_ne!(pid, "0", "{container} is not running");
+    let st = Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert!(st.success());
+}
+
+/// Waits until the app user can write again.
+fn wait_writable(url: &str) -> Duration {
+    let t = Instant::now();
+    loop {
+        if let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls) {
+            if c.batch_execute("SELECT 1").is_ok() {
+                return t.elapsed();
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "the instance never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_crashes_of_postgres() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("chaos-crash");
+    let (id, url) = h.create("crashy", &[]);
+    let db = format!("{id}-db-1");
+    let s = Server::start(&h, &[]);
+    let r = s.post(
+        "/database/crashy/sql",
+        &json!({"sql": "CREATE TABLE t (id bigint PRIMARY KEY, via text NOT NULL)"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicU64::new(1));
+    let acked = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let (failed, conflicts) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut writers = vec![];
+    for _ in 0..4 {
+        // Through the API: acknowledged = 201.
+        let (stop, next, acked, failed, conflicts) = (
+            stop.clone(),
+            next.clone(),
+            acked.clone(),
+            failed.clone(),
+            conflicts.clone(),
+        );
+        let (port, token) = (s.port, s.token.clone());
+        writers.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let id = next.fetch_add(1, Ordering::SeqCst) as i64;
+                let body = json!({"id": id, "via": "api"}).to_string();
+                let r = http::request(
+                    port,
+                    "POST",
+                    "/database/crashy/tables/t/rows",
+                    Some(&token),
+                    Some(body.as_bytes()),
+                    "application/json",
+                );
+                match r.status {
+                    201 => acked.lock().unwrap().push(id),
+                    // A second run of a committed insert would be a 409.
+                    409 if r.text().contains("23505") => {
+                        conflicts.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        }));
+    }
+    for _ in 0..4 {
+        // Direct connections, as psql would: acknowledged = COMMIT returned.
+        let (stop, next, acked, failed) =
+            (stop.clone(), next.clone(), acked.clone(), failed.clone());
+        let url = url.clone();
+        writers.push(std::thread::spawn(move || {
+            let mut client: Option<postgres::Client> = None;
+            while !stop.load(Ordering::SeqCst) {
+                let c = match client.as_mut() {
+                    Some(c) => c,
+                    None => match postgres::Client::connect(&url, postgres::NoTls) {
+                        Ok(c) => client.insert(c),
+                        Err(_) => {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    },
+                };
+                let id = next.fetch_add(1, Ordering::SeqCst) as i64;
+                match c.execute("INSERT INTO t VALUES ($1, 'psql')", &[&id]) {
+                    Ok(1) => acked.lock().unwrap().push(id),
+                    _ => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        client = None;
+                    }
+                }
+            }
+        }));
+    }
+
+    let crashes = 5;
+    let mut recoveries = vec![];
+    for _ in 0..crashes {
+        std::thread::sleep(Duration::from_millis(1500));
+        crash(&db);
+        std::thread::sleep(Duration::from_millis(200));
+        recoveries.push(wait_writable(&url));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+
+    let mut c = connect(&url);
+    let present: HashSet<i64> = c
+        .query("SELECT id FROM t", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let acked = acked.lock().unwrap();
+    let lost: Vec<&i64> = acked.iter().filter(|id| !present.contains(id)).collect();
+    let restarts = docker(&["inspect", "-f", "{{.RestartCount}}", &db]);
+    let worst = recoveries.iter().max().unwrap();
+    figure(format!(
+        "chaos: {crashes} crashes of PostgreSQL (kill -9 of PID 1) under 8 writers: {} writes acknowledged, {} lost, {} refused while down, {} double runs; back after at most {:.1} s; restart count {restarts}",
+        acked.len(),
+        lost.len(),
+        failed.load(Ordering::SeqCst),
+        conflicts.load(Ordering::SeqCst),
+        worst.as_secs_f64()
+    ));
+    assert!(acked.len() > 100, "too little load: {}", acked.len());
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    assert_eq!(conflicts.load(Ordering::SeqCst), 0, "an insert ran twice");
+    assert_eq!(restarts, crashes.to_string(), "the restart policy brought it back each time");
+}
+
+#[test]
+fn an_operators_docker_kill_is_reported_and_undone_by_up() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("chaos-kill");
+    let (id, url) = h.create("killed", &[]);
+    let mut c = connect(&url);
+    c.batch_execute("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000)")
+        .unwrap();
+    drop(c);
+    docker(&["kill", &format!("{id}-db-1")]);
+    // Docker counts it as a manual stop: no restart.
+    std::thread::sleep(Duration::from_secs(2));
+    let show = h.run(&["show", "killed", "--json"]).json();
+    assert_eq!(show["status"], "exited", "{show}");
+    let doctor = h.run(&["doctor"]);
+    let text = doctor.stdout() + &doctor.stderr();
+    assert!(text.contains("dbaasctl up killed"), "{text}");
+    h.run(&["up", "killed"]).ok();
+    let mut c = connect(&url);
+    let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
+    assert_eq!(n, 1000);
+    let doctor = h.run(&["doctor", "--json"]).json();
+    let open: Vec<_> = doctor
+        .as_array()
+        .map(|a| a.iter().filter(|f| f["level"] != "ok").cloned().collect())
+        .unwrap_or_default();
+    assert!(open.iter().all(|f| f["level"] != "error"), "{open:?}");
+    figure("chaos: docker kill of the db container: shown exited, doctor names `dbaasctl up`, 1000 of 1000 rows back after up".into());
+}
