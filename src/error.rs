@@ -137,6 +137,8 @@ impl Error {
             Error::Timeout { .. } => 7,
             Error::Sql(_) => 8,
             Error::Unavailable(_) | Error::Busy(_) => 9,
+            // A create that failed because Docker went away says so (5).
+            Error::CreateFailed { cause, .. } if matches!(**cause, Error::Docker(_)) => 5,
             Error::Io { .. } | Error::Failed(_) | Error::CreateFailed { .. } => 1,
         }
     }

@@ -15,7 +15,11 @@ use std::time::{Duration, Instant};
 fn figure(line: String) {
     eprintln!("{line}");
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-figures.txt");
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         use std::io::Write;
         let _ = writeln!(f, "{line}");
     }
@@ -48,7 +52,10 @@ fn wait_writable(url: &str) -> Duration {
                 return t.elapsed();
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "the instance never came back");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the instance never came back"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -176,7 +183,11 @@ fn acknowledged_writes_survive_crashes_of_postgres() {
     assert!(acked.len() > 100, "too little load: {}", acked.len());
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     assert_eq!(conflicts.load(Ordering::SeqCst), 0, "an insert ran twice");
-    assert_eq!(restarts, crashes.to_string(), "the restart policy brought it back each time");
+    assert_eq!(
+        restarts,
+        crashes.to_string(),
+        "the restart policy brought it back each time"
+    );
 }
 
 #[test]
@@ -209,4 +220,123 @@ fn an_operators_docker_kill_is_reported_and_undone_by_up() {
         .unwrap_or_default();
     assert!(open.iter().all(|f| f["level"] != "error"), "{open:?}");
     figure("chaos: docker kill of the db container: shown exited, doctor names `dbaasctl up`, 1000 of 1000 rows back after up".into());
+}
+
+/// A docker CLI that works for `ok_calls` calls, then answers as a docker
+/// CLI does when the daemon is gone.
+fn docker_dying_after(h: &TestHome, ok_calls: usize) -> String {
+    let count = h.root.join(format!("docker-calls-{ok_calls}"));
+    let _ = std::fs::remove_file(&count);
+    write_script(
+        h,
+        &format!("docker-dying-after-{ok_calls}"),
+        &format!(
+            "#!/bin/sh\nf='{}'\nn=$(cat \"$f\" 2>/dev/null || echo 0)\nn=$((n + 1))\necho $n > \"$f\"\n\
+             if [ $n -gt {ok_calls} ]; then echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1; fi\n\
+             exec docker \"$@\"\n",
+            count.display()
+        ),
+    )
+}
+
+/// Containers whose compose project is an instance id this home made.
+fn home_containers(h: &TestHome) -> Vec<String> {
+    let out = docker(&["ps", "-a", "--format", "{{.Names}}"]);
+    let ids: Vec<String> = std::fs::read_dir(h.root.join("instances"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.lines()
+        .filter(|l| ids.iter().any(|id| l.starts_with(id.as_str())))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn docker_going_away_mid_create_leaves_nothing_half_done() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("chaos-daemon");
+    // How many docker calls a create makes.
+    let all = docker_dying_after(&h, 1000);
+    h.run_env(&["create", "counted"], &[("DBAAS_DOCKER", &all)])
+        .ok();
+    let calls: usize = std::fs::read_to_string(h.root.join("docker-calls-1000"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    h.run(&["destroy", "counted", "--yes"]).ok();
+    let mut tried = 0;
+    for k in 0..calls {
+        let name = format!("gone{k}");
+        let dying = docker_dying_after(&h, k);
+        let run = h.run_env(&["create", &name], &[("DBAAS_DOCKER", &dying)]);
+        if run.code() == 0 {
+            // The last calls may come after the create succeeded (none here
+            // so far); such a create is simply done.
+            h.run(&["destroy", &name, "--yes"]).ok();
+            continue;
+        }
+        tried += 1;
+        let err = run.fails_with(5);
+        assert!(err.contains("Docker daemon is not reachable"), "{err}");
+        // With the daemon back: doctor --fix cleans what could not be.
+        h.run(&["doctor", "--fix"]);
+        let reg = h.registry();
+        assert_eq!(
+            reg["instances"],
+            json!([]),
+            "after failing at docker call {k}: {reg}"
+        );
+        assert!(h.instance_dirs().is_empty(), "{:?}", h.instance_dirs());
+        let ids: Vec<String> = std::fs::read_dir(h.root.join("instances"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(ids.is_empty(), "{ids:?}");
+        let doctor = h.run(&["doctor", "--json"]).json();
+        assert!(
+            !doctor.to_string().contains("orphan"),
+            "after failing at docker call {k}: {doctor}"
+        );
+    }
+    // Gone in the middle of `compose up`: the containers were made, and
+    // neither the create nor its rollback can reach the daemon any more.
+    let flag = h.root.join("daemon-gone");
+    let midway = write_script(
+        &h,
+        "docker-dying-in-up",
+        &format!(
+            "#!/bin/sh
+f='{}'
+if [ -e \"$f\" ]; then echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1; fi
+             for a in \"$@\"; do [ \"$a\" = up ] && up=1; done
+             if [ -n \"$up\" ]; then docker \"$@\"; touch \"$f\"; echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1; fi
+             exec docker \"$@\"\n",
+            flag.display()
+        ),
+    );
+    let run = h.run_env(&["create", "midway"], &[("DBAAS_DOCKER", &midway)]);
+    let err = run.fails_with(5);
+    assert!(err.contains("Docker daemon is not reachable"), "{err}");
+    let left = home_containers(&h);
+    h.run(&["doctor", "--fix"]);
+    assert_eq!(h.registry()["instances"], json!([]));
+    assert!(h.instance_dirs().is_empty(), "{:?}", h.instance_dirs());
+    let doctor = h.run(&["doctor", "--json"]).json();
+    assert!(!doctor.to_string().contains("orphan"), "{doctor}");
+    figure(format!(
+        "chaos: the Docker daemon gone at each of the {calls} docker calls of a create, and in the middle of `compose up` ({} containers left behind): {} failed with exit 5, nothing left after doctor --fix",
+        left.len(),
+        tried + 1
+    ));
+    assert!(tried >= 2, "{tried}");
 }
