@@ -93,6 +93,19 @@ pub fn classify(cmdline: &str, status: &str, stderr: &str) -> Error {
             "Docker Compose v2 (`docker compose`) is missing: run scripts/setup-host.sh, which installs the plugin".into(),
         );
     }
+    // A container that went away between looking it up and using it: the
+    // instance is being stopped or removed. The caller's state, not a fault.
+    if stderr.contains("No such container")
+        || stderr.contains("marked for removal")
+        || stderr.contains("is not running")
+        || stderr.contains("is restarting, wait until")
+        || stderr.contains("removal of container") && stderr.contains("is already in progress")
+    {
+        return Error::Conflict(format!(
+            "the container is going away or not running ({}); retry once the instance is running",
+            first_line(stderr)
+        ));
+    }
     Error::Compose(ProcessFailure {
         cmd: cmdline.to_string(),
         status: status.to_string(),

@@ -340,3 +340,127 @@ if [ -e \"$f\" ]; then echo 'Cannot connect to the Docker daemon at unix:///var/
     ));
     assert!(tried >= 2, "{tried}");
 }
+
+/// A tiny xorshift generator: the soak's choices, reproducible from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_lifecycle_operations_from_twenty_clients() {
+    if !docker_required() {
+        return;
+    }
+    let secs: u64 = std::env::var("DBAAS_CHAOS_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let h = TestHome::new("chaos-soak");
+    let s = Server::start(&h, &[]);
+    let names: Vec<String> = (0..5).map(|i| format!("soak{i}")).collect();
+    let creators: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let (port, token, n) = (s.port, s.token.clone(), n.clone());
+            std::thread::spawn(move || {
+                let body = json!({ "name": n }).to_string();
+                http::request(
+                    port,
+                    "POST",
+                    "/instances",
+                    Some(&token),
+                    Some(body.as_bytes()),
+                    "application/json",
+                )
+            })
+        })
+        .collect();
+    for c in creators {
+        let r = c.join().unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let statuses = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
+    let bad = Arc::new(Mutex::new(Vec::<String>::new()));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let clients: Vec<_> = (0..20u64)
+        .map(|i| {
+            let (port, token) = (s.port, s.token.clone());
+            let (names, statuses, bad) = (names.clone(), statuses.clone(), bad.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i + 1) * 7919);
+                while Instant::now() < deadline {
+                    let name = &names[rng.below(names.len())];
+                    let (method, path, body): (&str, String, Option<String>) = match rng.below(9) {
+                        0 => ("POST", format!("/instances/{name}/stop"), None),
+                        1 => ("POST", format!("/instances/{name}/start"), None),
+                        2 => ("POST", format!("/instances/{name}/restart"), None),
+                        3 => ("POST", format!("/monitoring/{name}/agent/restart"), None),
+                        4 => ("GET", "/instances".into(), None),
+                        5 => ("GET", format!("/instances/{name}/credentials"), None),
+                        6 => ("GET", format!("/instances/{name}/logs?tail=5"), None),
+                        7 => ("GET", format!("/monitoring/{name}/metrics/summary"), None),
+                        _ => (
+                            "POST",
+                            format!("/database/{name}/sql"),
+                            Some(json!({"sql": "SELECT 1 AS one"}).to_string()),
+                        ),
+                    };
+                    let r = http::request(
+                        port,
+                        method,
+                        &path,
+                        Some(&token),
+                        body.as_ref().map(|b| b.as_bytes()),
+                        "application/json",
+                    );
+                    *statuses
+                        .lock()
+                        .unwrap()
+                        .entry(format!("{}", r.status))
+                        .or_default() += 1;
+                    if r.status >= 500 && r.status != 503 {
+                        bad.lock().unwrap().push(format!(
+                            "{method} {path}: {} {}",
+                            r.status,
+                            r.text()
+                        ));
+                    }
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let bad = bad.lock().unwrap();
+    assert!(
+        bad.is_empty(),
+        "{} answers of 500 or worse: {:#?}",
+        bad.len(),
+        &bad[..bad.len().min(10)]
+    );
+    // Every instance is in a final state, and the registry is valid.
+    let list = s.get("/instances").json();
+    for v in list.as_array().unwrap() {
+        let st = v["status"].as_str().unwrap_or("");
+        assert!(
+            matches!(st, "running" | "stopped" | "starting"),
+            "{} ended {st}",
+            v["name"]
+        );
+    }
+    let reg = h.registry();
+    assert_eq!(reg["instances"].as_array().map(Vec::len), Some(5), "{reg}");
+    let total: u64 = statuses.lock().unwrap().values().sum();
+    figure(format!(
+        "chaos: 20 clients, random lifecycle and data requests on 5 instances for {secs} s: {total} requests, statuses {:?}, none 500, every instance final, registry valid",
+        statuses.lock().unwrap()
+    ));
+}

@@ -241,18 +241,23 @@ pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Reply
     security(("bearer" = [])))]
 pub async fn agent_restart(state: &Arc<AppState>, id: &str) -> Reply {
     let inst = tri!(find(state, id));
+    // Serialized with the instance's lifecycle: a stop must not remove the
+    // container under the restart.
+    let guard = state.lock_for(&inst.id).lock_owned().await;
     let container = tri!(agent_container(state, &inst).await);
     // Runs to its end whatever happens to this request.
     let home = state.home.clone();
     tri!(
         super::joined(tokio::spawn(async move {
-            compose::docker(
+            let res = compose::docker(
                 &home,
                 &["restart", "--time", "5", &container],
                 None,
                 compose::QUICK_TIMEOUT,
             )
-            .await
+            .await;
+            drop(guard);
+            res
         }))
         .await
     );
