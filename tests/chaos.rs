@@ -394,7 +394,7 @@ fn random_lifecycle_operations_from_twenty_clients() {
             let (port, token) = (s.port, s.token.clone());
             let (names, statuses, bad) = (names.clone(), statuses.clone(), bad.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i + 1) * 7919);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i + 1) * 7919));
                 while Instant::now() < deadline {
                     let name = &names[rng.below(names.len())];
                     let (method, path, body): (&str, String, Option<String>) = match rng.below(9) {
