@@ -201,6 +201,27 @@ pub async fn run(home: &Home, fix: bool) -> Result<Vec<Finding>> {
             ));
             continue;
         }
+        if let Some(what) = ops::interrupted(inst) {
+            let mut f = finding(
+                "warning",
+                "interrupted-operation",
+                format!(
+                    "{label}: a {what} was cut short (process {} is gone)",
+                    inst.intent_pid.unwrap_or(0)
+                ),
+                Some("dbaasctl doctor --fix (runs it again to its end)".into()),
+            );
+            if fix {
+                f.fixed = Some(match ops::resume(home, &inst.id).await {
+                    Ok(Some(done)) => done,
+                    Ok(None) => "nothing left to do".into(),
+                    Err(e) => format!("failed: {e}"),
+                });
+                out.push(f);
+                continue;
+            }
+            out.push(f);
+        }
         if !has_dir {
             let mut f = finding(
                 "error",

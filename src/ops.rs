@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::oplog::{self, now_rfc3339};
 use crate::provision::{self, Credentials};
-use crate::registry::{self, Instance, Registry, State};
+use crate::registry::{self, Instance, Intent, Registry, State};
 use crate::validate;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -372,6 +372,8 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str) -> Result<Instance> {
             created_at: now.clone(),
             updated_at: now,
             creator_pid: Some(std::process::id()),
+            intent: None,
+            intent_pid: None,
             error: None,
             metrics_interval: v.metrics_interval,
             metrics_max_bytes: home.metrics_max_bytes,
@@ -398,9 +400,110 @@ fn set_state(home: &Home, id: &str, state: State, error: Option<String>) -> Resu
         inst.state = state;
         inst.error = error;
         inst.creator_pid = None;
+        inst.intent = None;
+        inst.intent_pid = None;
         inst.updated_at = now_rfc3339();
         Ok(inst.clone())
     })
+}
+
+/// Records (or clears) the operation this process is about to run on an
+/// instance; clearing an entry that is gone is not an error.
+fn set_intent(home: &Home, id: &str, intent: Option<Intent>) -> Result<()> {
+    registry::update(home, |reg| {
+        match reg.find_mut(id) {
+            Some(inst) => {
+                inst.intent = intent;
+                inst.intent_pid = intent.map(|_| std::process::id());
+            }
+            None if intent.is_none() => {}
+            None => return Err(registry::not_found(id)),
+        }
+        Ok(())
+    })
+}
+
+/// Runs `work` with its intent recorded, so that if this process dies
+/// midway the next `serve` or `doctor --fix` finishes it; the record goes
+/// when `work` ends, however it ends.
+async fn intending<T>(
+    home: &Home,
+    id: &str,
+    intent: Intent,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    blocking({
+        let (home, id) = (home.clone(), id.to_string());
+        move || set_intent(&home, &id, Some(intent))
+    })
+    .await?;
+    let res = work.await;
+    let cleared = blocking({
+        let (home, id) = (home.clone(), id.to_string());
+        move || set_intent(&home, &id, None)
+    })
+    .await;
+    if let Err(e) = cleared {
+        log::warn!("clearing the intent of {id}: {e}");
+    }
+    res
+}
+
+/// Whether a dbaasctl process (CLI or server) with this pid still runs.
+pub fn process_alive(pid: Option<u32>) -> bool {
+    let Some(pid) = pid else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim() == "dbaasctl")
+        .unwrap_or(false)
+}
+
+/// What a killed process left unfinished on this instance: a create (rolled
+/// back) or an operation (run again to its end), if any.
+pub fn interrupted(inst: &Instance) -> Option<&'static str> {
+    if inst.state == State::Creating && !creator_alive(inst) {
+        return Some("create");
+    }
+    match inst.intent {
+        Some(i) if !process_alive(inst.intent_pid) => Some(match i {
+            Intent::Start => "start",
+            Intent::Stop => "stop",
+            Intent::Restart => "restart",
+            Intent::Destroy | Intent::DestroyKeepData => "destroy",
+        }),
+        _ => None,
+    }
+}
+
+/// Finishes what a killed process left on one instance: an interrupted
+/// create is rolled back, any other operation runs again to its end.
+/// Returns what was done, or None when nothing was left.
+pub async fn resume(home: &Home, id: &str) -> Result<Option<String>> {
+    let inst = match find(home, id) {
+        Ok(i) => i,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(what) = interrupted(&inst) else {
+        return Ok(None);
+    };
+    match (what, inst.intent) {
+        ("create", _) => remove_instance(home, id, false).await?,
+        (_, Some(Intent::Start)) => drop(up(home, id).await?),
+        (_, Some(Intent::Stop)) => drop(down(home, id).await?),
+        (_, Some(Intent::Restart)) => drop(restart(home, id).await?),
+        (_, Some(Intent::Destroy)) => remove_instance(home, id, false).await?,
+        (_, Some(Intent::DestroyKeepData)) => remove_instance(home, id, true).await?,
+        _ => return Ok(None),
+    }
+    let done = if what == "create" {
+        "rolled back the interrupted create".to_string()
+    } else {
+        format!("finished the interrupted {what}")
+    };
+    log::warn!("{}: {done}", inst.name);
+    Ok(Some(done))
 }
 
 /// Polls until the app user can connect and run a query. Every few seconds
@@ -595,6 +698,11 @@ fn refuse_if_creating(inst: &Instance) -> Result<()> {
 pub async fn up(home: &Home, key: &str) -> Result<InstanceView> {
     let inst = find(home, key)?;
     refuse_if_creating(&inst)?;
+    let id = inst.id.clone();
+    intending(home, &id, Intent::Start, up_inner(home, inst)).await
+}
+
+async fn up_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     let dir = instance_dir_checked(home, &inst)?;
     let password = provision::app_password(&dir)?;
     oplog::step(
@@ -624,6 +732,11 @@ pub async fn up(home: &Home, key: &str) -> Result<InstanceView> {
 pub async fn down(home: &Home, key: &str) -> Result<InstanceView> {
     let inst = find(home, key)?;
     refuse_if_creating(&inst)?;
+    let id = inst.id.clone();
+    intending(home, &id, Intent::Stop, down_inner(home, inst)).await
+}
+
+async fn down_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     let dir = home.instance_dir(&inst.id);
     oplog::step(home, &inst.id, "down", compose::down(home, &inst.id, &dir)).await?;
     let inst = blocking({
@@ -639,6 +752,11 @@ pub async fn down(home: &Home, key: &str) -> Result<InstanceView> {
 pub async fn restart(home: &Home, key: &str) -> Result<InstanceView> {
     let inst = find(home, key)?;
     refuse_if_creating(&inst)?;
+    let id = inst.id.clone();
+    intending(home, &id, Intent::Restart, restart_inner(home, inst)).await
+}
+
+async fn restart_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     let dir = instance_dir_checked(home, &inst)?;
     let ps = compose::ps(home, Some(&inst.id)).await?;
     let running = compose::db_container(&ps, &inst.id).is_some_and(|c| c.state == "running");
@@ -660,7 +778,7 @@ pub async fn restart(home: &Home, key: &str) -> Result<InstanceView> {
         .await?;
         status_view(home, &inst).await
     } else {
-        up(home, key).await
+        up_inner(home, inst).await
     }
 }
 
@@ -669,7 +787,18 @@ pub async fn restart(home: &Home, key: &str) -> Result<InstanceView> {
 pub async fn destroy(home: &Home, key: &str, keep_data: bool) -> Result<Instance> {
     let inst = find(home, key)?;
     refuse_if_creating(&inst)?;
-    remove_instance(home, &inst.id, keep_data).await?;
+    let intent = if keep_data {
+        Intent::DestroyKeepData
+    } else {
+        Intent::Destroy
+    };
+    intending(
+        home,
+        &inst.id,
+        intent,
+        remove_instance(home, &inst.id, keep_data),
+    )
+    .await?;
     Ok(inst)
 }
 
@@ -902,6 +1031,8 @@ mod tests {
                 created_at: String::new(),
                 updated_at: String::new(),
                 creator_pid: None,
+                intent: None,
+                intent_pid: None,
                 error: None,
                 metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
                 metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,

@@ -263,6 +263,8 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
             creator_pid: None,
+            intent: None,
+            intent_pid: None,
             error: None,
             metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
             metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,

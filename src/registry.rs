@@ -27,6 +27,18 @@ pub enum State {
     Failed,
 }
 
+/// A lifecycle operation in progress. Each is idempotent, so finishing one
+/// means running it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    Start,
+    Stop,
+    Restart,
+    Destroy,
+    DestroyKeepData,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
     pub id: String,
@@ -48,6 +60,12 @@ pub struct Instance {
     pub creator_pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// An operation under way, and the process running it: one whose
+    /// process died is finished by the next `serve` or `doctor --fix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent_pid: Option<u32>,
     /// Seconds between the monitoring agent's samples.
     #[serde(default = "default_metrics_interval")]
     pub metrics_interval: u32,
@@ -264,6 +282,8 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
             creator_pid: None,
+            intent: None,
+            intent_pid: None,
             error: None,
             metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
             metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,

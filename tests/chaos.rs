@@ -464,3 +464,102 @@ fn random_lifecycle_operations_from_twenty_clients() {
         statuses.lock().unwrap()
     ));
 }
+
+/// The status an instance rests in after recovery (or gone: 404), once no
+/// operation is recorded on it any more.
+fn settled(h: &TestHome, s: &Server, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = s.get(&format!("/instances/{name}"));
+        if r.status == 404 {
+            return "gone".into();
+        }
+        let st = r.json()["status"].as_str().unwrap_or("").to_string();
+        let reg = h.registry();
+        let busy =
+            reg["instances"].as_array().unwrap().iter().any(|i| {
+                i["name"] == name && (i.get("intent").is_some() || i["state"] == "creating")
+            });
+        if !busy && matches!(st.as_str(), "running" | "stopped") {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{name} stayed {st}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_killed_server_s_operations_are_finished_by_the_next() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("chaos-serve");
+    let mut s = Server::start(&h, &[]);
+    let mut outcomes = vec![];
+    let mut n = 0;
+    for op in ["create", "stop", "start", "restart", "destroy"] {
+        for delay in [400u64, 1500] {
+            n += 1;
+            let name = format!("cut{n}");
+            // The state the operation starts from.
+            if op != "create" {
+                let r = s.post("/instances", &json!({ "name": name }));
+                assert_eq!(r.status, 201, "{}", r.text());
+                if op == "start" {
+                    assert_eq!(s.post_empty(&format!("/instances/{name}/stop")).status, 200);
+                }
+            }
+            let (method, path, body) = match op {
+                "create" => (
+                    "POST",
+                    "/instances".to_string(),
+                    json!({ "name": name }).to_string(),
+                ),
+                "destroy" => ("DELETE", format!("/instances/{name}"), String::new()),
+                other => ("POST", format!("/instances/{name}/{other}"), String::new()),
+            };
+            let (port, token) = (s.port, s.token.clone());
+            let client = std::thread::spawn(move || {
+                http::send_and_hang_up(
+                    port,
+                    method,
+                    &path,
+                    &token,
+                    &body,
+                    Duration::from_millis(delay + 200),
+                )
+            });
+            std::thread::sleep(Duration::from_millis(delay));
+            let killed = Command::new("kill")
+                .args(["-9", &s.pid().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            s.wait_exit();
+            client.join().unwrap();
+            s = Server::start(&h, &[]);
+            let end = settled(&h, &s, &name);
+            let doctor = h.run(&["doctor", "--json"]).json();
+            let open: Vec<_> = doctor
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["level"] != "ok")
+                .cloned()
+                .collect();
+            assert!(
+                open.is_empty(),
+                "{op} cut at {delay} ms, ended {end}: {open:?}"
+            );
+            outcomes.push(format!("{op}@{delay}ms->{end}"));
+            if end != "gone" {
+                assert_eq!(s.delete(&format!("/instances/{name}")).status, 200);
+            }
+        }
+    }
+    figure(format!(
+        "chaos: serve killed (SIGKILL) {} times in the middle of create, stop, start, restart and destroy; the next serve finished each, doctor clean every time: {}",
+        outcomes.len(),
+        outcomes.join(", ")
+    ));
+}

@@ -68,6 +68,7 @@ pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
     let state = Arc::new(state);
     state.clone().start_status_refresher();
     let max_connections = server::max_connections_from_env()?;
+    resume_interrupted(state.clone());
     // One Docker check before listening: /health reports it from then on
     // without a subprocess of its own.
     if let Err(e) = state.refresh_status().await {
@@ -97,6 +98,32 @@ pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
         shutdown,
     )
     .await
+}
+
+/// Finishes, in the background and each under its instance's lock, what a
+/// killed server or CLI left unfinished: interrupted creates are rolled
+/// back, other operations run again to their end.
+fn resume_interrupted(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let reg = match state.registry() {
+            Ok(r) => r,
+            Err(e) => return log::error!("resuming interrupted operations: {e}"),
+        };
+        let ids: Vec<String> = reg
+            .instances
+            .iter()
+            .filter(|i| crate::ops::interrupted(i).is_some())
+            .map(|i| i.id.clone())
+            .collect();
+        for id in ids {
+            let _guard = state.lock_for(&id).lock_owned().await;
+            state.pools.drop_pool(&id);
+            if let Err(e) = crate::ops::resume(&state.home, &id).await {
+                log::error!("{id}: finishing an interrupted operation: {e}");
+            }
+            state.status_changed();
+        }
+    });
 }
 
 /// Everything goes through `handle`; `recover` only shapes the few
