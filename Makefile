@@ -25,11 +25,14 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## test: everything CI runs, from a fresh clone: host setup, lint, unit and integration tests, a real Prometheus scrape, API fuzzing
+## test: everything CI runs, from a fresh clone: host setup, lint, unit and integration tests (the chaos suite included), a real Prometheus scrape, API fuzzing; prints the chaos figures
 test: setup lint
+	@rm -f target/tmp/chaos-figures.txt
 	$(CARGO) test --locked -- --test-threads=4
 	bash scripts/prometheus-check.sh
 	bash scripts/fuzz-api.sh
+	@echo "--- chaos figures of this run (tests/chaos.rs) ---"
+	@cat target/tmp/chaos-figures.txt
 
 ## prometheus-check: a real Prometheus on loopback scrapes a real server's /metrics and prints the series
 prometheus-check: setup

@@ -563,3 +563,64 @@ fn a_killed_server_s_operations_are_finished_by_the_next() {
         outcomes.join(", ")
     ));
 }
+
+#[test]
+fn a_killed_cli_leaves_nothing_that_destroy_or_doctor_cannot_clean() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("chaos-cli");
+    // A bystander whose data must survive everything below.
+    let (_, url) = h.create("bystander", &[]);
+    let mut c = connect(&url);
+    c.batch_execute("CREATE TABLE keep (id int); INSERT INTO keep VALUES (1), (2), (3)")
+        .unwrap();
+    drop(c);
+    let mut cuts = 0;
+    for (i, delay) in [100u64, 400, 900, 1600, 2500].into_iter().enumerate() {
+        for op in ["create", "destroy"] {
+            let name = format!("cli{i}");
+            if op == "destroy" && h.run(&["show", &name]).code() != 0 {
+                h.create(&name, &[]);
+            }
+            let mut child = match op {
+                "create" => h.command(&["create", &name]),
+                _ => h.command(&["destroy", &name, "--yes"]),
+            }
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(delay));
+            let _ = child.kill();
+            let _ = child.wait();
+            cuts += 1;
+            h.run(&["doctor", "--fix"]);
+            // No entry points at nothing; what remains is consistent.
+            let reg = h.registry();
+            for inst in reg["instances"].as_array().unwrap() {
+                let id = inst["id"].as_str().unwrap();
+                assert!(
+                    h.root.join(format!("instances/{id}/docker-compose.yml")).exists(),
+                    "{op} cut at {delay} ms: {id} has no directory"
+                );
+            }
+            let doctor = h.run(&["doctor", "--json"]).json();
+            let open: Vec<_> = doctor
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["level"] != "ok")
+                .cloned()
+                .collect();
+            assert!(open.is_empty(), "{op} cut at {delay} ms: {open:?}");
+        }
+        h.run(&["destroy", &format!("cli{i}"), "--yes"]);
+    }
+    let mut c = connect(&url);
+    let n: i64 = c.query_one("SELECT count(*) FROM keep", &[]).unwrap().get(0);
+    assert_eq!(n, 3, "the bystander's data");
+    figure(format!(
+        "chaos: dbaasctl killed (SIGKILL) {cuts} times in create and destroy: doctor --fix left no entry without its directory, no finding open, and the bystander's rows intact"
+    ));
+}
