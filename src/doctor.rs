@@ -314,7 +314,8 @@ fn agent_finding(
     label: &str,
 ) -> Option<Finding> {
     let compose_file =
-        std::fs::read_to_string(home.instance_dir(&inst.id).join("docker-compose.yml")).ok()?;
+        crate::safe_fs::read_to_string(&home.instance_dir(&inst.id).join("docker-compose.yml"))
+            .ok()?;
     if !compose_file.contains("\n  agent:\n") {
         return None;
     }

@@ -108,6 +108,30 @@ impl Home {
         })
     }
 
+    /// Refuses a home that other users can write to: whoever can write it
+    /// controls the registry, the compose files and so what runs as root.
+    pub fn check_private(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match std::fs::metadata(&self.root) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(format!("reading {}", self.root.display()), e)),
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(Error::invalid(
+                "DBAAS_HOME",
+                format!(
+                    "{} is writable by {} (mode {mode:o}), so other users could change its registry and instances; run `chmod go-w {}`, or set DBAAS_HOME to a directory of your own",
+                    self.root.display(),
+                    if mode & 0o002 != 0 { "every user" } else { "its group" },
+                    self.root.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn config_dir(&self) -> PathBuf {
         self.root.join("config")
     }

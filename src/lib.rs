@@ -13,5 +13,6 @@ pub mod oplog;
 pub mod ops;
 pub mod provision;
 pub mod registry;
+pub mod safe_fs;
 pub mod secrets;
 pub mod validate;

@@ -32,6 +32,7 @@ fn main() {
 
 fn run(cli: Cli) -> Result<i32> {
     let home = Home::from_env()?;
+    home.check_private()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -316,6 +317,23 @@ fn confirm_destroy(inst: &registry::Instance, keep_data: bool) -> Result<()> {
     Ok(())
 }
 
+/// Database values on a terminal: control characters (escape sequences,
+/// newlines, NUL...) shown escaped, never interpreted.
+fn escape_controls(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            '\t' => "\\t".to_string(),
+            c if c.is_control() => format!("\\x{:02x}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// A result as an aligned text table, like psql's, with the row count.
 fn print_rows(rs: &dbaas::db::exec::ResultSet) {
     if rs.columns.is_empty() {
@@ -323,7 +341,7 @@ fn print_rows(rs: &dbaas::db::exec::ResultSet) {
         return;
     }
     let cell = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => escape_controls(s),
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
     };
@@ -340,7 +358,7 @@ fn print_rows(rs: &dbaas::db::exec::ResultSet) {
             cells
                 .iter()
                 .map(|r| r[i].chars().count())
-                .chain([n.chars().count()])
+                .chain([escape_controls(n).chars().count()])
                 .max()
                 .unwrap_or(0)
         })
@@ -356,7 +374,15 @@ fn print_rows(rs: &dbaas::db::exec::ResultSet) {
     };
     println!(
         "{}",
-        line(rs.columns.iter().map(|(n, _)| n.as_str()).collect())
+        line(
+            rs.columns
+                .iter()
+                .map(|(n, _)| escape_controls(n))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect()
+        )
     );
     println!(
         "{}",
@@ -392,7 +418,7 @@ fn print_samples(samples: &[serde_json::Value]) {
         };
         println!(
             "{:<24} {:<4} {:>6} {:>7} {:>12} {:>8} {:>10}  {}",
-            s["ts"].as_str().unwrap_or(""),
+            escape_controls(s["ts"].as_str().unwrap_or("")),
             if s["up"] == true { "yes" } else { "no" },
             s["connections"]["total"]
                 .as_u64()
@@ -405,7 +431,7 @@ fn print_samples(samples: &[serde_json::Value]) {
                 .map_or("-".into(), |n| n.to_string()),
             ratio,
             s["db_size_bytes"].as_u64().map_or("-".into(), human_size),
-            s["error"].as_str().unwrap_or("")
+            escape_controls(s["error"].as_str().unwrap_or(""))
         );
     }
 }
@@ -454,7 +480,7 @@ fn print_top(rows: &[TopRow]) {
     for r in rows {
         println!(
             "{:<20} {:<12} {:<11} {:>9} {:>9} {:>7} {:>10} {:>8}",
-            r.name,
+            escape_controls(&r.name),
             r.id,
             r.status,
             match (r.connections, r.max_connections) {

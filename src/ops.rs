@@ -102,6 +102,79 @@ pub fn host_memory() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The host's budget for instances: the sum of their memory limits may not
+/// pass `max_memory` (DBAAS_MAX_MEMORY, default the host's memory), and a
+/// create needs `min_free_disk` (DBAAS_MIN_FREE_DISK, default 1g) free
+/// under DBAAS_HOME.
+pub struct Budget {
+    pub max_memory: u64,
+    pub min_free_disk: u64,
+}
+
+impl Budget {
+    pub fn from_env() -> Result<Budget> {
+        let size = |name: &str, default: u64| -> Result<u64> {
+            match std::env::var(name) {
+                Ok(v) if !v.is_empty() => {
+                    if v.trim() == "0" {
+                        return Ok(0);
+                    }
+                    crate::validate::memory(&v, u64::MAX).map_err(|_| {
+                        Error::invalid(name, format!("'{v}' is not a size such as 8g or 512m"))
+                    })
+                }
+                _ => Ok(default),
+            }
+        };
+        Ok(Budget {
+            max_memory: size("DBAAS_MAX_MEMORY", host_memory())?,
+            min_free_disk: size("DBAAS_MIN_FREE_DISK", 1 << 30)?,
+        })
+    }
+
+    /// Refuses an instance of `memory` bytes next to `reg`'s.
+    pub fn check_memory(&self, reg: &Registry, memory: u64) -> Result<()> {
+        let used: u64 = reg.instances.iter().map(|i| i.memory).sum();
+        if used.saturating_add(memory) > self.max_memory {
+            return Err(Error::Conflict(format!(
+                "the host's memory budget (DBAAS_MAX_MEMORY, {}) would be exceeded: instances hold {} and this one asks for {}; destroy or shrink an instance, or raise DBAAS_MAX_MEMORY",
+                crate::validate::format_bytes(self.max_memory),
+                crate::validate::format_bytes(used),
+                crate::validate::format_bytes(memory)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a create when the home's filesystem is nearly full.
+    pub fn check_disk(&self, home: &Home) -> Result<()> {
+        let free = free_disk(&home.root).unwrap_or(u64::MAX);
+        if free < self.min_free_disk {
+            return Err(Error::Conflict(format!(
+                "only {} is free under DBAAS_HOME, less than DBAAS_MIN_FREE_DISK ({}); free some disk or lower DBAAS_MIN_FREE_DISK",
+                crate::validate::format_bytes(free),
+                crate::validate::format_bytes(self.min_free_disk)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Bytes available to this user on the filesystem holding `path`.
+fn free_disk(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut p = path.to_path_buf();
+    while !p.exists() {
+        p = p.parent()?.to_path_buf();
+    }
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
 pub fn host_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -155,12 +228,14 @@ pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
 /// and the allocation under the registry lock. Errors here change nothing.
 pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
     let v = validate_create(req)?;
+    let budget = Budget::from_env()?;
+    budget.check_disk(home)?;
     let image = home.image_for(v.version);
     compose::preflight(home, &image).await?;
     let started = Instant::now();
     let inst = blocking({
         let home = home.clone();
-        move || allocate(&home, &v, &image)
+        move || allocate(&home, &v, &image, &budget)
     })
     .await?;
     oplog::record(home, &inst.id, "create.allocate", started.elapsed(), "ok");
@@ -259,7 +334,13 @@ async fn provision_and_start(home: &Home, inst: &Instance, creds: &Credentials) 
         provision::provision(&dir, inst, creds, &tag)
     })
     .await?;
-    let _slot = oplog::step(home, &inst.id, "create.wait_slot", ProvisionSlot::acquire()).await?;
+    let _slot = oplog::step(
+        home,
+        &inst.id,
+        "create.wait_slot",
+        ProvisionSlot::acquire(home),
+    )
+    .await?;
     oplog::step(
         home,
         &inst.id,
@@ -286,16 +367,16 @@ pub struct ProvisionSlot {
 }
 
 impl ProvisionSlot {
-    pub async fn acquire() -> Result<ProvisionSlot> {
+    pub async fn acquire(home: &Home) -> Result<ProvisionSlot> {
+        use std::os::unix::fs::OpenOptionsExt;
         use std::os::unix::io::AsRawFd;
         let slots = std::env::var("DBAAS_PROVISION_SLOTS")
             .ok()
             .and_then(|s| s.parse::<usize>().ok())
             .filter(|n| *n > 0)
             .unwrap_or_else(host_cpus);
-        let dir = std::env::temp_dir().join(format!("dbaas-provision-slots-{}", unsafe {
-            libc::geteuid()
-        }));
+        // Under the home, not a shared /tmp path another user could own.
+        let dir = home.config_dir().join("provision-slots");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         loop {
@@ -305,6 +386,8 @@ impl ProvisionSlot {
                     .create(true)
                     .truncate(false)
                     .write(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)
                     .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
                 if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
@@ -318,8 +401,9 @@ impl ProvisionSlot {
 
 /// Under the registry lock: the name is free, the port is free (registry and
 /// a real bind), a fresh id; records the instance as `creating`.
-fn allocate(home: &Home, v: &ValidCreate, image: &str) -> Result<Instance> {
+fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Result<Instance> {
     registry::update(home, |reg| {
+        budget.check_memory(reg, v.memory)?;
         if reg.instances.iter().any(|i| i.name == v.name) {
             return Err(Error::Conflict(format!(
                 "an instance named '{}' already exists; choose another name or `dbaasctl destroy {}` first",

@@ -150,6 +150,13 @@ fn secret_files(creds: &Credentials) -> [(&'static str, &str, u32, u32); 3] {
 
 /// Creates the instance directory with everything compose needs.
 pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &str) -> Result<()> {
+    // A fresh directory: never one that exists already, nor a symlink.
+    if dir.symlink_metadata().is_ok() {
+        return Err(crate::error::Error::Conflict(format!(
+            "{} exists already; remove it or let dbaas pick another id",
+            dir.display()
+        )));
+    }
     // data/ is chowned by the container's entrypoint; scripts/ and logs/ must
     // be readable by the container's unprivileged postgres user.
     for (sub, mode) in [
@@ -202,7 +209,8 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
 /// Reads KEY=VALUE lines of instances/<id>/.env.
 pub fn read_env(dir: &Path) -> Result<BTreeMap<String, String>> {
     let path = dir.join(".env");
-    let text = std::fs::read_to_string(&path).ctx(|| format!("reading {}", path.display()))?;
+    let text =
+        crate::safe_fs::read_to_string(&path).ctx(|| format!("reading {}", path.display()))?;
     Ok(text
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
@@ -223,7 +231,7 @@ fn nix_is_root() -> bool {
 /// made before the passwords moved to files.
 pub fn app_password(dir: &Path) -> Result<String> {
     let file = dir.join("secrets").join("app_password");
-    match std::fs::read_to_string(&file) {
+    match crate::safe_fs::read_to_string(&file) {
         Ok(p) if !p.trim().is_empty() => return Ok(p.trim().to_string()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -217,11 +217,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         std::process::id()
     ));
     let write = || -> std::io::Result<()> {
+        // A fresh file, never one a symlink at that name points to.
+        let _ = std::fs::remove_file(&tmp);
         let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .write(true)
             .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;

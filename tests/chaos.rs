@@ -601,7 +601,9 @@ fn a_killed_cli_leaves_nothing_that_destroy_or_doctor_cannot_clean() {
             for inst in reg["instances"].as_array().unwrap() {
                 let id = inst["id"].as_str().unwrap();
                 assert!(
-                    h.root.join(format!("instances/{id}/docker-compose.yml")).exists(),
+                    h.root
+                        .join(format!("instances/{id}/docker-compose.yml"))
+                        .exists(),
                     "{op} cut at {delay} ms: {id} has no directory"
                 );
             }
@@ -618,7 +620,10 @@ fn a_killed_cli_leaves_nothing_that_destroy_or_doctor_cannot_clean() {
         h.run(&["destroy", &format!("cli{i}"), "--yes"]);
     }
     let mut c = connect(&url);
-    let n: i64 = c.query_one("SELECT count(*) FROM keep", &[]).unwrap().get(0);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM keep", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(n, 3, "the bystander's data");
     figure(format!(
         "chaos: dbaasctl killed (SIGKILL) {cuts} times in create and destroy: doctor --fix left no entry without its directory, no finding open, and the bystander's rows intact"

@@ -61,6 +61,7 @@ fn request_timeout_from_env() -> Result<Duration> {
 
 pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
     let token = state::load_or_create_token(&home)?;
+    reply::hide_paths_under(&home.root);
     let settings = crate::db::Settings::from_env()?;
     let mut state = AppState::new(home, token, settings);
     state.test_faults = std::env::var("DBAAS_TEST_FAULTS").as_deref() == Ok("1");

@@ -65,6 +65,23 @@ pub fn error(
 
 /// Maps a typed error to its status, code and detail (the field that is
 /// wrong, or the failed command with the tail of its stderr).
+/// DBAAS_HOME as the server knows it: error messages sent to clients name
+/// paths relative to it, never the host's absolute paths (the server log
+/// keeps those).
+static HOME_ROOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub fn hide_paths_under(root: &std::path::Path) {
+    let _ = HOME_ROOT.set(root.to_string_lossy().into_owned());
+}
+
+/// `text` with the home's absolute path replaced by `$DBAAS_HOME`.
+pub fn redact(text: &str) -> String {
+    match HOME_ROOT.get() {
+        Some(root) if root.len() > 1 => text.replace(root.as_str(), "$DBAAS_HOME"),
+        _ => text.to_string(),
+    }
+}
+
 pub fn from_error(e: &Error) -> Reply {
     let inner = match e {
         Error::CreateFailed { cause, .. } => cause.as_ref(),
@@ -76,16 +93,16 @@ pub fn from_error(e: &Error) -> Reply {
     let detail = match inner {
         Error::Invalid { field, .. } => serde_json::json!({ "field": field }),
         Error::Compose(f) => serde_json::json!({
-            "command": f.cmd,
+            "command": redact(&f.cmd),
             "status": f.status,
-            "stderr": f.stderr_tail,
+            "stderr": redact(&f.stderr_tail),
         }),
         Error::Timeout { secs, .. } => serde_json::json!({ "timeout_seconds": secs }),
         _ => serde_json::Value::Null,
     };
     if let Error::Busy(_) = inner {
         return with_header(
-            error(503, e.code(), e.to_string(), detail),
+            error(503, e.code(), redact(&e.to_string()), detail),
             "retry-after",
             "1",
         );
@@ -93,7 +110,7 @@ pub fn from_error(e: &Error) -> Reply {
     if e.http_status() >= 500 {
         log::warn!("request failed: {e}");
     }
-    error(e.http_status(), e.code(), e.to_string(), detail)
+    error(e.http_status(), e.code(), redact(&e.to_string()), detail)
 }
 
 /// A PostgreSQL error: the SQLSTATE as the code, its message, and its

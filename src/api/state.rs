@@ -229,6 +229,7 @@ pub fn load_or_create_token(home: &Home) -> Result<String> {
         return Ok(t);
     }
     let path = home.config_dir().join("api-token");
+    check_token_file(&path)?;
     match std::fs::read_to_string(&path) {
         Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
         Ok(_) => {}
@@ -244,6 +245,30 @@ pub fn load_or_create_token(home: &Home) -> Result<String> {
         path.display()
     );
     Ok(token)
+}
+
+/// The token file must be this user's and readable by nobody else.
+fn check_token_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    let me = unsafe { libc::geteuid() };
+    let mode = meta.mode() & 0o7777;
+    if !meta.file_type().is_file() || meta.uid() != me || mode & 0o077 != 0 {
+        return Err(Error::invalid(
+            "config/api-token",
+            format!(
+                "{} must be a plain file owned by you (uid {me}) with mode 600 (it is uid {}, mode {mode:o}); run `chown {me} {p} && chmod 600 {p}`, or remove it to have a new token generated",
+                path.display(),
+                meta.uid(),
+                p = path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub struct ReverseLines {
 
 impl ReverseLines {
     pub fn open(path: &Path) -> std::io::Result<ReverseLines> {
-        let file = File::open(path)?;
+        let file = crate::safe_fs::open(path)?;
         let pos = file.metadata()?.len();
         Ok(ReverseLines {
             file,
@@ -188,7 +188,9 @@ pub fn range(
             Some(ts) if ts.as_str() >= since => {}
             _ => continue,
         }
-        let Ok(file) = File::open(&f) else { continue };
+        let Ok(file) = crate::safe_fs::open(&f) else {
+            continue;
+        };
         let mut reader = BufReader::with_capacity(CHUNK, file);
         let mut line = Vec::with_capacity(4096);
         loop {

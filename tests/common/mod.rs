@@ -100,6 +100,9 @@ impl TestHome {
             rand_u32()
         ));
         std::fs::create_dir_all(&root).unwrap();
+        // dbaas refuses a home others can write, whatever the umask.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let (slot, slot_file) = reserve_slot();
         let lo = PORT_BASE + slot * PORTS_PER_SLOT;
         TestHome {
