@@ -27,6 +27,28 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// A docker subprocess is killed when dbaasctl dies: otherwise a `compose
+/// up` orphaned by a killed CLI or server goes on creating containers while
+/// the next `serve` or `doctor --fix` rolls the same instance back (seen in
+/// the chaos suite as a port taken by a container of a rolled-back create).
+fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before prctl took effect.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Runs `docker ARGS` with a timeout and classifies failures.
 pub async fn docker(
     home: &Home,
@@ -45,6 +67,7 @@ pub async fn docker(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
+    die_with_parent(cmd.as_std_mut());
     let child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Docker(format!(
