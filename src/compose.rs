@@ -97,6 +97,91 @@ pub async fn docker(
     Err(classify(&cmdline, &out.status.to_string(), &stderr))
 }
 
+/// `docker logs --tail N CONTAINER` (both streams), holding at most twice
+/// `max_bytes` while it reads and returning the newest whole lines that fit
+/// in `max_bytes`: a container that logs without end cannot make the server
+/// buffer without end.
+pub async fn logs_tail(
+    home: &Home,
+    container: &str,
+    tail: u32,
+    max_bytes: usize,
+) -> Result<Vec<String>> {
+    use tokio::io::AsyncReadExt;
+    let n = tail.to_string();
+    let args = ["logs", "--tail", n.as_str(), container];
+    let cmdline = format!("{} {}", home.docker, args.join(" "));
+    let mut cmd = Command::new(&home.docker);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    die_with_parent(cmd.as_std_mut());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io(format!("running {cmdline}"), e))?;
+    let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(Error::Failed(format!("{cmdline}: no pipes")));
+    };
+    let keep = |buf: &mut Vec<u8>| {
+        if buf.len() > 2 * max_bytes {
+            let cut = buf.len() - max_bytes;
+            buf.drain(..cut);
+        }
+    };
+    let read = async {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut ca, mut cb) = ([0u8; 8192], [0u8; 8192]);
+        let (mut a_open, mut b_open) = (true, true);
+        while a_open || b_open {
+            tokio::select! {
+                r = out.read(&mut ca), if a_open => match r? {
+                    0 => a_open = false,
+                    k => { a.extend_from_slice(&ca[..k]); keep(&mut a); }
+                },
+                r = err.read(&mut cb), if b_open => match r? {
+                    0 => b_open = false,
+                    k => { b.extend_from_slice(&cb[..k]); keep(&mut b); }
+                },
+            }
+        }
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>((a, b, status))
+    };
+    let (a, b, status) = match tokio::time::timeout(QUICK_TIMEOUT, read).await {
+        Ok(r) => r.map_err(|e| Error::io(format!("running {cmdline}"), e))?,
+        Err(_) => {
+            return Err(Error::Timeout {
+                what: format!("waiting for `{cmdline}`"),
+                secs: QUICK_TIMEOUT.as_secs(),
+            })
+        }
+    };
+    let (a, b) = (String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+    if !status.success() {
+        return Err(classify(&cmdline, &status.to_string(), &b));
+    }
+    // The newest lines that fit, in order; a line cut by the trimming above
+    // (the first of a trimmed stream) is dropped.
+    let all: Vec<&str> = a.lines().chain(b.lines()).collect();
+    let mut budget = max_bytes;
+    let mut lines: Vec<String> = all
+        .iter()
+        .rev()
+        .take_while(|l| match budget.checked_sub(l.len() + 1) {
+            Some(rest) => {
+                budget = rest;
+                true
+            }
+            None => false,
+        })
+        .map(|l| l.to_string())
+        .collect();
+    lines.reverse();
+    Ok(lines)
+}
+
 /// Recognizes "no daemon" and "no compose v2" so the message names the fix.
 pub fn classify(cmdline: &str, status: &str, stderr: &str) -> Error {
     if stderr.contains("Cannot connect to the Docker daemon")

@@ -159,3 +159,37 @@ fn results_queues_and_casts_are_bounded() {
     let timed_out = busy.iter().filter(|r| r.2.contains("waited")).count();
     assert!(timed_out >= 1, "no statement reached its queue deadline");
 }
+
+#[test]
+fn a_log_without_end_is_answered_within_its_bound() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("bounds-logs");
+    h.create("chatty", &[]);
+    // A docker whose `logs` pours out 50 MB; real docker for the rest.
+    let docker = write_script(
+        &h,
+        "docker-chatty-logs",
+        "#!/bin/sh\nif [ \"$1\" = logs ]; then yes 'LOG: a line of a container that logs without end' | head -c 50000000 >&2; exit 0; fi\nexec docker \"$@\"\n",
+    );
+    let s = Server::start(&h, &[("DBAAS_DOCKER", &docker)]);
+    let pid = s.pid();
+    let r = s.get("/instances/chatty/logs?tail=10000");
+    assert_eq!(r.status, 200, "{}", &r.text()[..r.text().len().min(300)]);
+    // 1 MiB of lines, plus the JSON quoting of each.
+    assert!(
+        r.body.len() <= (1 << 20) * 11 / 10,
+        "{} bytes",
+        r.body.len()
+    );
+    let lines = r.json()["lines"].as_array().unwrap().len();
+    assert!(lines > 1000, "{lines}");
+    let rss: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(rss < 64 * 1024, "server RSS {rss} kB after 50 MB of logs");
+}

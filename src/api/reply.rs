@@ -190,35 +190,8 @@ pub fn tail_param(req: &super::Request) -> Result<u32, Error> {
 /// `{"lines": [...]}` of a container's log (both streams: PostgreSQL and
 /// the agent write to stderr).
 pub async fn container_logs(home: &crate::home::Home, container: &str, tail: u32) -> Reply {
-    let n = tail.to_string();
-    match crate::compose::docker(
-        home,
-        &["logs", "--tail", &n, container],
-        None,
-        crate::compose::QUICK_TIMEOUT,
-    )
-    .await
-    {
-        Ok(out) => {
-            // The newest lines that fit in MAX_LOG_BYTES (the container's
-            // own log is rotated, so what docker returns is bounded too).
-            let all: Vec<&str> = out.stdout.lines().chain(out.stderr.lines()).collect();
-            let mut budget = MAX_LOG_BYTES;
-            let mut lines: Vec<String> = all
-                .iter()
-                .rev()
-                .take_while(|l| match budget.checked_sub(l.len() + 1) {
-                    Some(rest) => {
-                        budget = rest;
-                        true
-                    }
-                    None => false,
-                })
-                .map(|l| l.to_string())
-                .collect();
-            lines.reverse();
-            json(200, &super::instances::LogLines { lines })
-        }
+    match crate::compose::logs_tail(home, container, tail, MAX_LOG_BYTES).await {
+        Ok(lines) => json(200, &super::instances::LogLines { lines }),
         Err(e) => from_error(&e),
     }
 }
