@@ -17,21 +17,10 @@ fn lines(h: &TestHome, id: &str) -> Vec<Value> {
         .collect()
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// As the superuser over the container's local socket.
 fn superuser(container: &str, sql: &str) {
-    docker(&[
-        "exec", container, "psql", "-X", "-q", "-U", "postgres", "-d", "postgres", "-c", sql,
-    ]);
+    let id = container.trim_end_matches("-db-1");
+    superuser_sql(id, "postgres", sql);
 }
 
 fn wait_up(h: &TestHome, id: &str, from: usize, what: &str) {
@@ -50,7 +39,7 @@ fn wait_up(h: &TestHome, id: &str, from: usize, what: &str) {
 /// written meanwhile: at least one per interval, each `up: false` with a
 /// reason, and the agent's container neither restarted nor restarting.
 fn hold(h: &TestHome, id: &str, agent: &str, what: &str) -> usize {
-    let restarts = docker(&["inspect", "-f", "{{.RestartCount}}", agent]);
+    let restarts = docker_ok(&["inspect", "-f", "{{.RestartCount}}", agent]);
     // The fault is in force from the next sample on.
     std::thread::sleep(Duration::from_millis(1100));
     let from = lines(h, id).len();
@@ -69,12 +58,12 @@ fn hold(h: &TestHome, id: &str, agent: &str, what: &str) -> usize {
         );
     }
     assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Status}}", agent]),
+        docker_ok(&["inspect", "-f", "{{.State.Status}}", agent]),
         "running",
         "{what}"
     );
     assert_eq!(
-        docker(&["inspect", "-f", "{{.RestartCount}}", agent]),
+        docker_ok(&["inspect", "-f", "{{.RestartCount}}", agent]),
         restarts,
         "{what}: the agent restarted"
     );
@@ -128,16 +117,16 @@ fn the_agent_keeps_writing_through_every_database_fault() {
     wait_up(&h, &id, n, "password changed");
 
     // Down: stopped, so its name no longer resolves either.
-    docker(&["stop", "-t", "2", &db]);
+    docker_ok(&["stop", "-t", "2", &db]);
     let n = hold(&h, &id, &agent, "database down");
-    docker(&["start", &db]);
+    docker_ok(&["start", &db]);
     wait_up(&h, &id, n, "database down");
 
     // Restarting: PostgreSQL's main process killed from the host, as the
     // OOM killer would, three times; the restart policy brings it back.
     let from = lines(&h, &id).len();
     for _ in 0..3 {
-        let pid = docker(&["inspect", "-f", "{{.State.Pid}}", &db]);
+        let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", &db]);
         if pid != "0" {
             let _ = Command::new("kill").args(["-9", &pid]).status();
         }
@@ -148,13 +137,13 @@ fn the_agent_keeps_writing_through_every_database_fault() {
         "no up:false line while restarting"
     );
     assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Status}}", &agent]),
+        docker_ok(&["inspect", "-f", "{{.State.Status}}", &agent]),
         "running"
     );
     wait_up(&h, &id, lines(&h, &id).len(), "restarting");
 
     // Its DNS name missing: the container removed.
-    docker(&["rm", "-f", &db]);
+    docker_ok(&["rm", "-f", &db]);
     let n = hold(&h, &id, &agent, "name missing");
     h.run(&["up", "blind"]).ok();
     wait_up(&h, &id, n, "name missing");

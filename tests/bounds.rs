@@ -5,34 +5,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn superuser(id: &str, sql: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "exec",
-            &format!("{id}-db-1"),
-            "psql",
-            "-X",
-            "-A",
-            "-t",
-            "-U",
-            "postgres",
-            "-d",
-            "app",
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 #[test]
 fn results_queues_and_casts_are_bounded() {
@@ -65,7 +38,7 @@ fn results_queues_and_casts_are_bounded() {
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        superuser(&id, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%generate_series(1, 100000000)%' AND state = 'active' AND pid <> pg_backend_pid()"),
+        superuser_sql(&id, "app", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%generate_series(1, 100000000)%' AND state = 'active' AND pid <> pg_backend_pid()"),
         "0"
     );
     let r = sql("SELECT g FROM generate_series(1, 20000) g");
@@ -84,13 +57,14 @@ fn results_queues_and_casts_are_bounded() {
 
     // 3,000 intervals (no local decoder) in one result: a few batched casts,
     // not one round trip each.
-    superuser(&id, "SELECT pg_stat_statements_reset()");
+    superuser_sql(&id, "app", "SELECT pg_stat_statements_reset()");
     let r = sql("SELECT make_interval(secs => g) AS i FROM generate_series(1, 3000) g");
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["rows"][2999]["i"], "00:50:00");
-    let casts: i64 = superuser(
+    let casts: i64 = superuser_sql(
         &id,
+        "app",
         "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT $1::text%'",
     )
     .parse()
@@ -185,11 +159,6 @@ fn a_log_without_end_is_answered_within_its_bound() {
     );
     let lines = r.json()["lines"].as_array().unwrap().len();
     assert!(lines > 1000, "{lines}");
-    let rss: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
+    let rss = rss_kb(pid);
     assert!(rss < 64 * 1024, "server RSS {rss} kB after 50 MB of logs");
 }

@@ -25,19 +25,9 @@ fn figure(line: String) {
     }
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Kills PostgreSQL's main process from the host, as the OOM killer would.
 fn crash(container: &str) {
-    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", container]);
+    let pid = docker_ok(&["inspect", "-f", "{{.State.Pid}}", container]);
     assert_ne!(pid, "0", "{container} is not running");
     let st = Command::new("kill").args(["-9", &pid]).status().unwrap();
     assert!(st.success());
@@ -170,7 +160,7 @@ fn acknowledged_writes_survive_crashes_of_postgres() {
         .collect();
     let acked = acked.lock().unwrap();
     let lost: Vec<&i64> = acked.iter().filter(|id| !present.contains(id)).collect();
-    let restarts = docker(&["inspect", "-f", "{{.RestartCount}}", &db]);
+    let restarts = docker_ok(&["inspect", "-f", "{{.RestartCount}}", &db]);
     let worst = recoveries.iter().max().unwrap();
     figure(format!(
         "chaos: {crashes} crashes of PostgreSQL (kill -9 of PID 1) under 8 writers: {} writes acknowledged, {} lost, {} refused while down, {} double runs; back after at most {:.1} s; restart count {restarts}",
@@ -201,7 +191,7 @@ fn an_operators_docker_kill_is_reported_and_undone_by_up() {
     c.batch_execute("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000)")
         .unwrap();
     drop(c);
-    docker(&["kill", &format!("{id}-db-1")]);
+    docker_ok(&["kill", &format!("{id}-db-1")]);
     // Docker counts it as a manual stop: no restart.
     std::thread::sleep(Duration::from_secs(2));
     let show = h.run(&["show", "killed", "--json"]).json();
@@ -241,7 +231,7 @@ fn docker_dying_after(h: &TestHome, ok_calls: usize) -> String {
 
 /// Containers whose compose project is an instance id this home made.
 fn home_containers(h: &TestHome) -> Vec<String> {
-    let out = docker(&["ps", "-a", "--format", "{{.Names}}"]);
+    let out = docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
     let ids: Vec<String> = std::fs::read_dir(h.root.join("instances"))
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -539,14 +529,7 @@ fn a_killed_server_s_operations_are_finished_by_the_next() {
             client.join().unwrap();
             s = Server::start(&h, &[]);
             let end = settled(&h, &s, &name);
-            let doctor = h.run(&["doctor", "--json"]).json();
-            let open: Vec<_> = doctor
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|f| f["level"] != "ok")
-                .cloned()
-                .collect();
+            let open = open_findings(&h);
             assert!(
                 open.is_empty(),
                 "{op} cut at {delay} ms, ended {end}: {open:?}"
@@ -607,14 +590,7 @@ fn a_killed_cli_leaves_nothing_that_destroy_or_doctor_cannot_clean() {
                     "{op} cut at {delay} ms: {id} has no directory"
                 );
             }
-            let doctor = h.run(&["doctor", "--json"]).json();
-            let open: Vec<_> = doctor
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|f| f["level"] != "ok")
-                .cloned()
-                .collect();
+            let open = open_findings(&h);
             assert!(open.is_empty(), "{op} cut at {delay} ms: {open:?}");
         }
         h.run(&["destroy", &format!("cli{i}"), "--yes"]);

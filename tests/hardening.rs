@@ -6,16 +6,6 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 
-fn docker_out(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -62,7 +52,7 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
         // No password in the container's configuration, or in what its
         // main process was started with.
         let config_env = strings(&v["Config"]["Env"]).join("\n");
-        let environ = docker_out(&["exec", "-u", user, c, "cat", "/proc/1/environ"]);
+        let environ = docker_ok(&["exec", "-u", user, c, "cat", "/proc/1/environ"]);
         for p in &passwords {
             assert!(
                 !config_env.contains(p.as_str()),
@@ -79,7 +69,7 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
     assert_eq!(a["HostConfig"]["ReadonlyRootfs"], true);
     assert!(strings(&a["HostConfig"]["CapAdd"]).is_empty());
     // The agent can read its own password and no other.
-    let ls = docker_out(&["exec", &agent, "ls", "/run/secrets"]);
+    let ls = docker_ok(&["exec", &agent, "ls", "/run/secrets"]);
     assert_eq!(
         ls.split_whitespace().collect::<Vec<_>>(),
         ["monitor_password"]
@@ -132,7 +122,7 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
         );
     }
     let q = |db: &str, sql: &str| {
-        docker_out(&[
+        docker_ok(&[
             "exec",
             &db_container(&id),
             "psql",

@@ -305,6 +305,56 @@ pub fn docker_inspect(container: &str) -> Value {
     v[0].clone()
 }
 
+/// `docker ARGS` that must succeed; its stdout, trimmed.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// One statement as the superuser over the db container's local socket
+/// (psql -A -t): its output, trimmed.
+pub fn superuser_sql(instance_id: &str, db: &str, sql: &str) -> String {
+    docker_ok(&[
+        "exec",
+        &format!("{instance_id}-db-1"),
+        "psql",
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-U",
+        "postgres",
+        "-d",
+        db,
+        "-c",
+        sql,
+    ])
+}
+
+/// `doctor --json` findings above "ok".
+pub fn open_findings(home: &TestHome) -> Vec<Value> {
+    home.run(&["doctor", "--json"])
+        .json()
+        .as_array()
+        .map(|a| a.iter().filter(|f| f["level"] != "ok").cloned().collect())
+        .unwrap_or_default()
+}
+
+/// A process's resident memory, in kB (0 when it is gone).
+pub fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A docker CLI without the Compose v2 plugin (DBAAS_DOCKER): real docker
 /// for everything else.
 pub fn docker_without_compose(home: &TestHome) -> String {
