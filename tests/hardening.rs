@@ -121,24 +121,7 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
             "{other}: {e:?}"
         );
     }
-    let q = |db: &str, sql: &str| {
-        docker_ok(&[
-            "exec",
-            &db_container(&id),
-            "psql",
-            "-X",
-            "-A",
-            "-t",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
-        .trim()
-        .to_string()
-    };
+    let q = |db: &str, sql: &str| superuser_sql(&id, db, sql);
     for dbname in ["postgres", "template1"] {
         assert_eq!(
             q(
@@ -149,10 +132,6 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
             "{dbname}"
         );
     }
-}
-
-fn db_container(id: &str) -> String {
-    format!("{id}-db-1")
 }
 
 #[test]
