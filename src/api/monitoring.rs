@@ -58,9 +58,7 @@ pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
                 ))
             }
         };
-        let got = tokio::task::spawn_blocking(move || tail::last(&dir, last))
-            .await
-            .unwrap_or_default();
+        let got = tri!(read_files(move || tail::last(&dir, last)).await);
         return reply::json(200, &got);
     }
     let bound = |name: &str, v: Option<String>, default: &str| {
@@ -131,9 +129,7 @@ fn stream_range(dir: std::path::PathBuf, since: String, until: String) -> Reply 
 pub async fn summary(state: &Arc<AppState>, id: &str) -> Reply {
     let inst = tri!(find(state, id));
     let dir = metrics::dir_of(&state.home, &inst.id);
-    let samples = tokio::task::spawn_blocking(move || tail::last(&dir, 30))
-        .await
-        .unwrap_or_default();
+    let samples = tri!(read_files(move || tail::last(&dir, 30)).await);
     reply::json(200, &metrics::summary::summarize(&samples))
 }
 
@@ -167,9 +163,7 @@ async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentSta
         .and_then(|cs| cs.iter().find(|c| c.service == "agent"))
         .cloned();
     let dir = metrics::dir_of(&state.home, &inst.id);
-    let recent = tokio::task::spawn_blocking(move || tail::last(&dir, 100))
-        .await
-        .unwrap_or_default();
+    let recent = read_files(move || tail::last(&dir, 100)).await?;
     let latest = recent.last();
     let age = latest.and_then(metrics::age_seconds);
     let errored = recent.iter().rev().find(|s| s["error"].is_string());
@@ -278,18 +272,19 @@ pub async fn prometheus(state: &Arc<AppState>) -> Reply {
         .filter(|i| i.state == State::Running)
         .map(|i| i.id.clone())
         .collect();
-    let latest = tokio::task::spawn_blocking(move || {
-        running
-            .into_iter()
-            .filter_map(|id| {
-                let s = tail::last(&metrics::dir_of(&home, &id), 1).pop()?;
-                let age = metrics::age_seconds(&s).unwrap_or(0.0);
-                Some((id, s, age))
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
+    let latest = tri!(
+        read_files(move || {
+            running
+                .into_iter()
+                .filter_map(|id| {
+                    let s = tail::last(&metrics::dir_of(&home, &id), 1).pop()?;
+                    let age = metrics::age_seconds(&s).unwrap_or(0.0);
+                    Some((id, s, age))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+    );
     let mut families = prom::instance_families(&latest);
     let mut by_status = prom::Family::new(
         "dbaas_instances",
@@ -313,4 +308,13 @@ pub async fn prometheus(state: &Arc<AppState>) -> Reply {
         prom::CONTENT_TYPE,
         prom::render(&families),
     )
+}
+
+/// Reads metrics files on a blocking thread; a reader that failed (panicked)
+/// is an error, never an empty answer.
+async fn read_files<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        log::error!("reading metrics files: {e}");
+        Error::Failed("reading the metrics files failed (see the server log)".into())
+    })
 }

@@ -354,10 +354,10 @@ pub fn create(client: &mut impl GenericClient, t: &NewTable) -> Result<(), Failu
             .into());
         }
         if !is_serial {
+            // NULL for a name PostgreSQL does not know; an error is that error.
             let known: Option<String> = client
-                .query_one("SELECT to_regtype($1)::text", &[&ty])
-                .map(|r| r.get(0))
-                .unwrap_or(None);
+                .query_one("SELECT to_regtype($1)::text", &[&ty])?
+                .get(0);
             if known.is_none() {
                 return Err(Error::invalid(
                     format!("{field}.type"),
