@@ -49,13 +49,13 @@ fn die_with_parent(cmd: &mut std::process::Command) {
     }
 }
 
-/// Runs `docker ARGS` with a timeout and classifies failures.
-pub async fn docker(
+/// Starts `docker ARGS` with both output pipes, killed when dropped or when
+/// dbaasctl dies; returns its command line (for errors) and the child.
+fn spawn(
     home: &Home,
     args: &[&str],
     cwd: Option<&Path>,
-    timeout: Duration,
-) -> Result<Output> {
+) -> Result<(String, tokio::process::Child)> {
     let cmdline = format!("{} {}", home.docker, args.join(" "));
     log::debug!("running {cmdline}");
     let mut cmd = Command::new(&home.docker);
@@ -78,17 +78,36 @@ pub async fn docker(
             Error::io(format!("running {cmdline}"), e)
         }
     })?;
+    Ok((cmdline, child))
+}
+
+/// `work` on a child within `timeout`; its io error and the timeout name
+/// the command.
+async fn bounded<T>(
+    cmdline: &str,
+    timeout: Duration,
+    work: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r.map_err(|e| Error::io(format!("running {cmdline}"), e)),
+        Err(_) => Err(Error::Timeout {
+            what: format!("waiting for `{cmdline}`"),
+            secs: timeout.as_secs(),
+        }),
+    }
+}
+
+/// Runs `docker ARGS` with a timeout and classifies failures.
+pub async fn docker(
+    home: &Home,
+    args: &[&str],
+    cwd: Option<&Path>,
+    timeout: Duration,
+) -> Result<Output> {
+    let (cmdline, child) = spawn(home, args, cwd)?;
     // wait_with_output drains both pipes concurrently, so a chatty child
     // cannot block on a full pipe.
-    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(r) => r.map_err(|e| Error::io(format!("running {cmdline}"), e))?,
-        Err(_) => {
-            return Err(Error::Timeout {
-                what: format!("waiting for `{cmdline}`"),
-                secs: timeout.as_secs(),
-            })
-        }
-    };
+    let out = bounded(&cmdline, timeout, child.wait_with_output()).await?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if out.status.success() {
@@ -109,18 +128,7 @@ pub async fn logs_tail(
 ) -> Result<Vec<String>> {
     use tokio::io::AsyncReadExt;
     let n = tail.to_string();
-    let args = ["logs", "--tail", n.as_str(), container];
-    let cmdline = format!("{} {}", home.docker, args.join(" "));
-    let mut cmd = Command::new(&home.docker);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    die_with_parent(cmd.as_std_mut());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::io(format!("running {cmdline}"), e))?;
+    let (cmdline, mut child) = spawn(home, &["logs", "--tail", &n, container], None)?;
     let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::Failed(format!("{cmdline}: no pipes")));
     };
@@ -149,15 +157,7 @@ pub async fn logs_tail(
         let status = child.wait().await?;
         Ok::<_, std::io::Error>((a, b, status))
     };
-    let (a, b, status) = match tokio::time::timeout(QUICK_TIMEOUT, read).await {
-        Ok(r) => r.map_err(|e| Error::io(format!("running {cmdline}"), e))?,
-        Err(_) => {
-            return Err(Error::Timeout {
-                what: format!("waiting for `{cmdline}`"),
-                secs: QUICK_TIMEOUT.as_secs(),
-            })
-        }
-    };
+    let (a, b, status) = bounded(&cmdline, QUICK_TIMEOUT, read).await?;
     let (a, b) = (String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
     if !status.success() {
         return Err(classify(&cmdline, &status.to_string(), &b));

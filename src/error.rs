@@ -172,10 +172,32 @@ impl Error {
             Error::Docker(_) => 503,
             Error::Compose(_) | Error::Io { .. } | Error::Failed(_) => 500,
             Error::Timeout { .. } => 504,
-            Error::Sql(f) => crate::db::http_status_for_sqlstate(&f.sqlstate),
+            Error::Sql(f) => http_status_for_sqlstate(&f.sqlstate),
             Error::Unavailable(_) | Error::Busy(_) => 503,
             Error::CreateFailed { cause, .. } => cause.http_status(),
         }
+    }
+}
+
+/// The HTTP status for a PostgreSQL error code (SQLSTATE).
+pub fn http_status_for_sqlstate(code: &str) -> u16 {
+    match code {
+        "23505" | "23503" => 409,
+        // Dependent objects (DROP TABLE without cascade), exclusion
+        // constraints, and names already taken (tables, types, ...).
+        "2BP01" | "23P01" | "42P07" | "42710" => 409,
+        "23502" | "22P02" => 400,
+        "42P01" => 404,
+        "42501" => 403,
+        "57014" => 504,
+        "40001" | "40P01" => 409,
+        c if c.starts_with("22") || c.starts_with("23") => 400,
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => 503,
+        // Read-only transaction, and other rules the request broke.
+        "25006" => 400,
+        // Other syntax and access-rule errors are the request's fault.
+        c if c.starts_with("42") => 400,
+        _ => 500,
     }
 }
 
@@ -193,6 +215,28 @@ impl<T> IoContext<T> for std::io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlstates_map_to_statuses() {
+        for (code, status) in [
+            ("23505", 409),
+            ("23503", 409),
+            ("23502", 400),
+            ("22P02", 400),
+            ("22012", 400),
+            ("42P01", 404),
+            ("42501", 403),
+            ("57014", 504),
+            ("40001", 409),
+            ("40P01", 409),
+            ("08006", 503),
+            ("53300", 503),
+            ("42601", 400),
+            ("XX000", 500),
+        ] {
+            assert_eq!(http_status_for_sqlstate(code), status, "{code}");
+        }
+    }
 
     #[test]
     fn exit_codes_are_distinct_per_kind() {

@@ -11,6 +11,12 @@ pub const DEFAULT_IMAGE: &str = "dbaas/postgres:{version}";
 /// How long `create`/`up` wait for the app user to connect.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Monitoring defaults of a new instance: seconds between samples, and
+/// metrics.json's rotation (size, older files kept).
+pub const DEFAULT_METRICS_INTERVAL: u32 = 10;
+pub const DEFAULT_METRICS_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_METRICS_KEEP: u32 = 5;
+
 #[derive(Debug, Clone)]
 pub struct Home {
     pub root: PathBuf,
@@ -83,7 +89,7 @@ impl Home {
                         )
                     })?
             }
-            _ => crate::registry::DEFAULT_METRICS_MAX_BYTES,
+            _ => DEFAULT_METRICS_MAX_BYTES,
         };
         let metrics_keep = match std::env::var("DBAAS_METRICS_KEEP") {
             Ok(s) if !s.is_empty() => {
@@ -94,7 +100,7 @@ impl Home {
                     )
                 })?
             }
-            _ => crate::registry::DEFAULT_METRICS_KEEP,
+            _ => DEFAULT_METRICS_KEEP,
         };
         Ok(Home {
             metrics_max_bytes,

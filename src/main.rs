@@ -194,7 +194,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             };
             let json = c.json;
             let opts = dbaas::db::Settings::from_env()?.sql_options(c.read_only, !json);
-            let rs = dbaas::db::with_client(home, &c.name, move |client| {
+            let rs = ops::with_client(home, &c.name, move |client| {
                 dbaas::db::exec::run_sql(client, &st, &opts, &|| false)
             })
             .await?;
@@ -206,7 +206,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
         }
         Command::Tables(c) => {
             let schema = c.schema.clone();
-            let tables = dbaas::db::with_client(home, &c.name, move |client| {
+            let tables = ops::with_client(home, &c.name, move |client| {
                 dbaas::db::catalog::list(client, &schema)
             })
             .await?;

@@ -600,7 +600,8 @@ pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<
     loop {
         // The async client, so that a probe stuck in the docker proxy can be
         // abandoned: later probes get more time in case the host is busy.
-        let cfg = pg_config(inst, password);
+        let mut cfg = pg_config(inst, password);
+        cfg.connect_timeout(READY_CONNECT_TIMEOUT);
         let res = match tokio::time::timeout(probe_timeout, probe(cfg)).await {
             Ok(r) => r,
             Err(_) => {
@@ -717,38 +718,7 @@ pub async fn container_logs_tail(home: &Home, container: &str, n: usize) -> Stri
     }
 }
 
-/// The host clients should connect to: the bind address, or loopback when
-/// bound to every interface.
-pub fn connect_host(inst: &Instance) -> String {
-    match inst.bind_address.parse::<IpAddr>() {
-        Ok(ip) if ip.is_unspecified() => "127.0.0.1".into(),
-        Ok(IpAddr::V6(ip)) => format!("[{ip}]"),
-        _ => inst.bind_address.clone(),
-    }
-}
-
-pub fn pg_config(inst: &Instance, password: &str) -> postgres::Config {
-    let mut cfg = postgres::Config::new();
-    cfg.host(connect_host(inst).trim_matches(|c| c == '[' || c == ']'))
-        .port(inst.port)
-        .user(&inst.user)
-        .password(password)
-        .dbname(&inst.database)
-        .application_name("dbaasctl")
-        .connect_timeout(READY_CONNECT_TIMEOUT);
-    cfg
-}
-
-pub fn connection_url(inst: &Instance, password: &str) -> String {
-    format!(
-        "postgresql://{}:{}@{}:{}/{}",
-        inst.user,
-        password,
-        connect_host(inst),
-        inst.port,
-        inst.database
-    )
-}
+pub use crate::db::connect::{connect_host, connection_url, pg_config};
 
 /// Resolves NAME-or-id to a registry entry.
 pub fn find(home: &Home, key: &str) -> Result<Instance> {
@@ -954,12 +924,7 @@ pub async fn abandon_own_creates(home: &Home) -> Result<Vec<String>> {
 
 /// Whether the process that is creating an instance still runs.
 pub fn creator_alive(inst: &Instance) -> bool {
-    let Some(pid) = inst.creator_pid else {
-        return false;
-    };
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim() == "dbaasctl")
-        .unwrap_or(false)
+    process_alive(inst.creator_pid)
 }
 
 /// An instance as users see it: the registry entry plus its live status.
@@ -1091,6 +1056,46 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?
+}
+
+/// For the CLI: one connection (no pool) as the app user of a running
+/// instance, used by `f` on the blocking thread pool.
+pub async fn with_client<T, F>(home: &Home, key: &str, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut postgres::Client) -> Result<T, crate::db::pool::Failure> + Send + 'static,
+{
+    let inst = find(home, key)?;
+    let view = status_view(home, &inst).await?;
+    if !matches!(view.status.as_str(), "running" | "unhealthy") {
+        return Err(Error::Conflict(format!(
+            "instance '{}' is {}, not running; start it with `dbaasctl up {}`",
+            inst.name, view.status, inst.name
+        )));
+    }
+    let password = provision::app_password(&home.instance_dir(&inst.id))?;
+    let settings = crate::db::Settings::from_env()?;
+    let mut cfg = pg_config(&inst, &password);
+    cfg.application_name("dbaasctl")
+        .connect_timeout(settings.connect_timeout)
+        .options(&format!(
+            "-c statement_timeout={}",
+            settings.statement_timeout.as_millis()
+        ));
+    tokio::task::spawn_blocking(move || {
+        let mut client = cfg.connect(postgres::NoTls).map_err(|e| {
+            Error::Unavailable(format!(
+                "cannot connect to '{}' on port {}: {e}",
+                inst.name, inst.port
+            ))
+        })?;
+        f(&mut client).map_err(|e| match e {
+            crate::db::pool::Failure::Pg(e, i) => crate::db::pg_error(&e, i),
+            crate::db::pool::Failure::Other(e) => e,
+        })
+    })
+    .await
+    .map_err(|e| Error::Failed(format!("database task failed: {e}")))?
 }
 
 #[cfg(test)]

@@ -77,9 +77,7 @@ pub struct Instance {
     pub metrics_keep: u32,
 }
 
-pub const DEFAULT_METRICS_INTERVAL: u32 = 10;
-pub const DEFAULT_METRICS_MAX_BYTES: u64 = 10 * 1024 * 1024;
-pub const DEFAULT_METRICS_KEEP: u32 = 5;
+pub use crate::home::{DEFAULT_METRICS_INTERVAL, DEFAULT_METRICS_KEEP, DEFAULT_METRICS_MAX_BYTES};
 
 fn default_metrics_interval() -> u32 {
     DEFAULT_METRICS_INTERVAL

@@ -116,7 +116,7 @@ pub fn from_error(e: &Error) -> Reply {
 /// A PostgreSQL error: the SQLSTATE as the code, its message, and its
 /// detail, position and (in a transaction) the failing statement's index.
 fn sql_error(f: &crate::error::SqlFailure) -> Reply {
-    let status = crate::db::http_status_for_sqlstate(&f.sqlstate);
+    let status = crate::error::http_status_for_sqlstate(&f.sqlstate);
     if status >= 500 {
         log::warn!("SQL failed: {f}");
     }

@@ -119,10 +119,7 @@ impl AppState {
     /// Container status of every instance, at most STATUS_REFRESH old
     /// (waits for the first refresh only).
     pub async fn status(&self) -> Result<Arc<PsMap>> {
-        self.status_read_ms.store(
-            self.started.elapsed().as_millis() as u64 + 1,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.mark_status_read();
         if let Some((at, map)) = &*self.status.lock().expect("status cache") {
             if at.elapsed() <= STATUS_REFRESH * 3 {
                 return Ok(map.clone());
@@ -130,6 +127,14 @@ impl AppState {
         }
         // Stale or never filled (docker slow or down): fetch now.
         self.refresh_status().await
+    }
+
+    /// Someone wants the status: the refresher keeps it fresh for a while.
+    fn mark_status_read(&self) {
+        self.status_read_ms.store(
+            self.started.elapsed().as_millis() as u64 + 1,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// One `docker ps` into the cache; its success is Docker's health.
@@ -148,10 +153,7 @@ impl AppState {
         let last = *self.docker_health.lock().expect("docker health");
         let age = last.map(|(at, _)| at.elapsed());
         if age.is_none_or(|a| a > STATUS_REFRESH * 3) {
-            self.status_read_ms.store(
-                self.started.elapsed().as_millis() as u64 + 1,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            self.mark_status_read();
             self.status_wanted.notify_one();
         }
         last.map(|(at, ok)| (ok, at.elapsed()))

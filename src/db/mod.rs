@@ -5,6 +5,7 @@
 //! (values.rs).
 
 pub mod catalog;
+pub mod connect;
 pub mod exec;
 pub mod lanes;
 pub mod pool;
@@ -138,46 +139,6 @@ impl Settings {
     }
 }
 
-/// For the CLI: one connection (no pool) as the app user of a running
-/// instance, used by `f` on the blocking thread pool.
-pub async fn with_client<T, F>(home: &crate::home::Home, key: &str, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut postgres::Client) -> Result<T, pool::Failure> + Send + 'static,
-{
-    let inst = crate::ops::find(home, key)?;
-    let view = crate::ops::status_view(home, &inst).await?;
-    if !matches!(view.status.as_str(), "running" | "unhealthy") {
-        return Err(Error::Conflict(format!(
-            "instance '{}' is {}, not running; start it with `dbaasctl up {}`",
-            inst.name, view.status, inst.name
-        )));
-    }
-    let password = crate::provision::app_password(&home.instance_dir(&inst.id))?;
-    let settings = Settings::from_env()?;
-    let mut cfg = crate::ops::pg_config(&inst, &password);
-    cfg.application_name("dbaasctl")
-        .connect_timeout(settings.connect_timeout)
-        .options(&format!(
-            "-c statement_timeout={}",
-            settings.statement_timeout.as_millis()
-        ));
-    tokio::task::spawn_blocking(move || {
-        let mut client = cfg.connect(postgres::NoTls).map_err(|e| {
-            Error::Unavailable(format!(
-                "cannot connect to '{}' on port {}: {e}",
-                inst.name, inst.port
-            ))
-        })?;
-        f(&mut client).map_err(|e| match e {
-            pool::Failure::Pg(e, i) => pg_error(&e, i),
-            pool::Failure::Other(e) => e,
-        })
-    })
-    .await
-    .map_err(|e| Error::Failed(format!("database task failed: {e}")))?
-}
-
 /// A postgres crate error as ours: PostgreSQL's own errors keep their
 /// SQLSTATE, message, detail and hint; anything else means the connection
 /// failed.
@@ -217,28 +178,6 @@ pub fn connection_lost(e: &postgres::Error) -> bool {
     }
 }
 
-/// The HTTP status for a PostgreSQL error code (SQLSTATE).
-pub fn http_status_for_sqlstate(code: &str) -> u16 {
-    match code {
-        "23505" | "23503" => 409,
-        // Dependent objects (DROP TABLE without cascade), exclusion
-        // constraints, and names already taken (tables, types, ...).
-        "2BP01" | "23P01" | "42P07" | "42710" => 409,
-        "23502" | "22P02" => 400,
-        "42P01" => 404,
-        "42501" => 403,
-        "57014" => 504,
-        "40001" | "40P01" => 409,
-        c if c.starts_with("22") || c.starts_with("23") => 400,
-        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => 503,
-        // Read-only transaction, and other rules the request broke.
-        "25006" => 400,
-        // Other syntax and access-rule errors are the request's fault.
-        c if c.starts_with("42") => 400,
-        _ => 500,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,28 +209,6 @@ mod tests {
                 e.contains("DBAAS_DB_CONCURRENCY") && e.contains("DBAAS_POOL_SIZE"),
                 "{e}"
             );
-        }
-    }
-
-    #[test]
-    fn sqlstates_map_to_statuses() {
-        for (code, status) in [
-            ("23505", 409),
-            ("23503", 409),
-            ("23502", 400),
-            ("22P02", 400),
-            ("22012", 400),
-            ("42P01", 404),
-            ("42501", 403),
-            ("57014", 504),
-            ("40001", 409),
-            ("40P01", 409),
-            ("08006", 503),
-            ("53300", 503),
-            ("42601", 400),
-            ("XX000", 500),
-        ] {
-            assert_eq!(http_status_for_sqlstate(code), status, "{code}");
         }
     }
 }

@@ -8,7 +8,6 @@ use super::catalog::TableInfo;
 use super::lanes::Lanes;
 use super::{connection_lost, pg_error, Settings};
 use crate::error::{Error, Result};
-use crate::ops;
 use crate::registry::Instance;
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
@@ -95,6 +94,8 @@ impl r2d2::ManageConnection for Manager {
         self.0.is_valid(&mut conn.client)
     }
     fn has_broken(&self, conn: &mut PgConn) -> bool {
+        // r2d2 asks this as the connection goes back to the pool: the
+        // request it served is over, so is its "answered" flag.
         conn.gone = None;
         conn.broken || self.0.has_broken(&mut conn.client)
     }
@@ -168,7 +169,7 @@ impl Pools {
                 return Ok(p.clone());
             }
         }
-        let mut cfg = ops::pg_config(inst, &password()?);
+        let mut cfg = super::connect::pg_config(inst, &password()?);
         cfg.application_name("dbaas-api")
             .connect_timeout(self.settings.connect_timeout)
             .options(&format!(

@@ -135,8 +135,8 @@ pub fn reset(conn: &mut PgConn) {
 /// Runs `f` between BEGIN and COMMIT, so that a lost connection before the
 /// COMMIT means nothing was written (and the pool may run `f` again on
 /// another connection), and a write is acknowledged only once committed.
-/// `wanted` is asked just before COMMIT: a request that has already been
-/// answered (timed out, client gone) is rolled back instead.
+/// Just before COMMIT, a request that has already been answered (timed
+/// out, client gone: `PgConn::abandoned`) is rolled back instead.
 pub fn in_transaction<T>(
     conn: &mut PgConn,
     f: impl FnOnce(&mut PgConn) -> Result<T, Failure>,
