@@ -56,9 +56,9 @@ fn spawn(
     args: &[&str],
     cwd: Option<&Path>,
 ) -> Result<(String, tokio::process::Child)> {
-    let cmdline = format!("{} {}", home.docker, args.join(" "));
+    let cmdline = format!("{} {}", home.settings.docker, args.join(" "));
     log::debug!("running {cmdline}");
-    let mut cmd = Command::new(&home.docker);
+    let mut cmd = Command::new(&home.settings.docker);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -72,7 +72,7 @@ fn spawn(
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Docker(format!(
                 "the docker CLI ('{}') was not found: install Docker Engine (Debian: apt-get install docker.io) or set DBAAS_DOCKER",
-                home.docker
+                home.settings.docker
             ))
         } else {
             Error::io(format!("running {cmdline}"), e)
@@ -433,11 +433,16 @@ pub fn parse_ps(stdout: &str) -> PsMap {
 /// Runs docker with the terminal attached (logs -f, psql) and returns its
 /// exit code; no timeout, the user ends it.
 pub fn interactive(home: &Home, args: &[&str], cwd: &Path) -> Result<i32> {
-    let status = std::process::Command::new(&home.docker)
+    let status = std::process::Command::new(&home.settings.docker)
         .args(args)
         .current_dir(cwd)
         .status()
-        .map_err(|e| Error::io(format!("running {} {}", home.docker, args.join(" ")), e))?;
+        .map_err(|e| {
+            Error::io(
+                format!("running {} {}", home.settings.docker, args.join(" ")),
+                e,
+            )
+        })?;
     Ok(status.code().unwrap_or(1))
 }
 

@@ -118,7 +118,7 @@ pub async fn run(home: &Home, fix: bool) -> Result<Vec<Finding>> {
     // Images: an error if an instance uses a missing one.
     let used: HashSet<&str> = reg.instances.iter().map(|i| i.image.as_str()).collect();
     for v in SUPPORTED_VERSIONS {
-        let image = home.image_for(*v);
+        let image = home.settings.image_for(*v);
         let present = compose::docker(
             home,
             &["image", "inspect", "--format", "{{.Id}}", &image],

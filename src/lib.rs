@@ -15,4 +15,5 @@ pub mod provision;
 pub mod registry;
 pub mod safe_fs;
 pub mod secrets;
+pub mod settings;
 pub mod validate;

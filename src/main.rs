@@ -34,7 +34,7 @@ fn run(cli: Cli) -> Result<i32> {
     let home = Home::from_env()?;
     home.check_private()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(home.settings.server.worker_threads)
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
@@ -193,7 +193,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
                 params: c.param.into_iter().map(serde_json::Value::String).collect(),
             };
             let json = c.json;
-            let opts = dbaas::db::Settings::from_env()?.sql_options(c.read_only, !json);
+            let opts = dbaas::db::sql_options(&home.settings.db, c.read_only, !json);
             let rs = ops::with_client(home, &c.name, move |client| {
                 dbaas::db::exec::run_sql(client, &st, &opts, &|| false)
             })

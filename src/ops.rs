@@ -89,18 +89,7 @@ pub fn validate_create(req: &CreateRequest) -> Result<ValidCreate> {
     })
 }
 
-pub fn host_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(u64::MAX)
-}
+pub use crate::settings::{host_cpus, host_memory};
 
 /// The host's budget for instances: the sum of their memory limits may not
 /// pass `max_memory` (DBAAS_MAX_MEMORY, default the host's memory), and a
@@ -112,24 +101,11 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn from_env() -> Result<Budget> {
-        let size = |name: &str, default: u64| -> Result<u64> {
-            match std::env::var(name) {
-                Ok(v) if !v.is_empty() => {
-                    if v.trim() == "0" {
-                        return Ok(0);
-                    }
-                    crate::validate::memory(&v, u64::MAX).map_err(|_| {
-                        Error::invalid(name, format!("'{v}' is not a size such as 8g or 512m"))
-                    })
-                }
-                _ => Ok(default),
-            }
-        };
-        Ok(Budget {
-            max_memory: size("DBAAS_MAX_MEMORY", host_memory())?,
-            min_free_disk: size("DBAAS_MIN_FREE_DISK", 1 << 30)?,
-        })
+    pub fn of(home: &Home) -> Budget {
+        Budget {
+            max_memory: home.settings.max_memory,
+            min_free_disk: home.settings.min_free_disk,
+        }
     }
 
     /// Refuses an instance of `memory` bytes next to `reg`'s.
@@ -173,10 +149,6 @@ fn free_disk(path: &Path) -> Option<u64> {
         return None;
     }
     Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
-}
-
-pub fn host_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -228,9 +200,9 @@ pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
 /// and the allocation under the registry lock. Errors here change nothing.
 pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
     let v = validate_create(req)?;
-    let budget = Budget::from_env()?;
+    let budget = Budget::of(home);
     budget.check_disk(home)?;
-    let image = home.image_for(v.version);
+    let image = home.settings.image_for(v.version);
     compose::preflight(home, &image).await?;
     let started = Instant::now();
     let inst = blocking({
@@ -370,11 +342,7 @@ impl ProvisionSlot {
     pub async fn acquire(home: &Home) -> Result<ProvisionSlot> {
         use std::os::unix::fs::OpenOptionsExt;
         use std::os::unix::io::AsRawFd;
-        let slots = std::env::var("DBAAS_PROVISION_SLOTS")
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or_else(host_cpus);
+        let slots = home.settings.provision_slots;
         // Under the home, not a shared /tmp path another user could own.
         let dir = home.config_dir().join("provision-slots");
         std::fs::create_dir_all(&dir)
@@ -418,21 +386,23 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Resul
                         other.name
                     )));
                 }
-                if !port_is_free(home.bind_address, p) {
+                if !port_is_free(home.settings.bind_address, p) {
                     return Err(Error::Conflict(format!(
                         "port {p} is already in use on {}; choose another --port or omit it",
-                        home.bind_address
+                        home.settings.bind_address
                     )));
                 }
                 p
             }
-            None => pick_port(reg, home.port_range, |p| port_is_free(home.bind_address, p))
-                .ok_or_else(|| {
-                    Error::Conflict(format!(
-                        "no free port in {}-{}; destroy unused instances or widen DBAAS_PORT_RANGE",
-                        home.port_range.0, home.port_range.1
-                    ))
-                })?,
+            None => pick_port(reg, home.settings.port_range, |p| {
+                port_is_free(home.settings.bind_address, p)
+            })
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "no free port in {}-{}; destroy unused instances or widen DBAAS_PORT_RANGE",
+                    home.settings.port_range.0, home.settings.port_range.1
+                ))
+            })?,
         };
         let id = loop {
             let id = crate::secrets::instance_id();
@@ -449,7 +419,7 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Resul
             memory: v.memory,
             cpus: v.cpus,
             port,
-            bind_address: home.bind_address.to_string(),
+            bind_address: home.settings.bind_address.to_string(),
             database: v.database.clone(),
             user: v.user.clone(),
             state: State::Creating,
@@ -460,8 +430,8 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Resul
             intent_pid: None,
             error: None,
             metrics_interval: v.metrics_interval,
-            metrics_max_bytes: home.metrics_max_bytes,
-            metrics_keep: home.metrics_keep,
+            metrics_max_bytes: home.settings.metrics_max_bytes,
+            metrics_keep: home.settings.metrics_keep,
         };
         reg.instances.push(inst.clone());
         Ok(inst)
@@ -593,7 +563,7 @@ pub async fn resume(home: &Home, id: &str) -> Result<Option<String>> {
 /// Polls until the app user can connect and run a query. Every few seconds
 /// it also asks docker whether the container died, to fail fast with its logs.
 pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<()> {
-    let deadline = Instant::now() + home.ready_timeout;
+    let deadline = Instant::now() + home.settings.ready_timeout;
     let mut next_check = Instant::now() + READY_CONTAINER_CHECK;
     let mut probe_timeout = READY_FIRST_PROBE_TIMEOUT;
     let mut check: Option<tokio::task::JoinHandle<Result<PsMap>>> = None;
@@ -624,7 +594,7 @@ pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<
                     "waiting for PostgreSQL of '{}' to accept the app user (last error: {last_err}); see `dbaasctl logs {}`",
                     inst.name, inst.name
                 ),
-                secs: home.ready_timeout.as_secs(),
+                secs: home.settings.ready_timeout.as_secs(),
             });
         }
         // `docker ps` can stall for seconds while the daemon starts the
@@ -1074,7 +1044,7 @@ where
         )));
     }
     let password = provision::app_password(&home.instance_dir(&inst.id))?;
-    let settings = crate::db::Settings::from_env()?;
+    let settings = &home.settings.db;
     let mut cfg = pg_config(&inst, &password);
     cfg.application_name("dbaasctl")
         .connect_timeout(settings.connect_timeout)

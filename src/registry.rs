@@ -77,7 +77,9 @@ pub struct Instance {
     pub metrics_keep: u32,
 }
 
-pub use crate::home::{DEFAULT_METRICS_INTERVAL, DEFAULT_METRICS_KEEP, DEFAULT_METRICS_MAX_BYTES};
+pub use crate::settings::{
+    DEFAULT_METRICS_INTERVAL, DEFAULT_METRICS_KEEP, DEFAULT_METRICS_MAX_BYTES,
+};
 
 fn default_metrics_interval() -> u32 {
     DEFAULT_METRICS_INTERVAL
@@ -240,8 +242,7 @@ mod tests {
 
     fn home() -> (tempdir::Dir, Home) {
         let d = tempdir::Dir::new();
-        let mut h = Home::from_env().unwrap();
-        h.root = d.0.clone();
+        let h = Home::new(crate::settings::Settings::with_root(d.0.clone()));
         (d, h)
     }
 

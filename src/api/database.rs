@@ -468,7 +468,7 @@ pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
         params: b.params,
     };
     let array_mode = b.array_mode;
-    let opts = state.pools.settings.sql_options(b.read_only, array_mode);
+    let opts = crate::db::sql_options(&state.pools.settings, b.read_only, array_mode);
     let res = with_db(state, id, move |c, p| {
         // Any statement may change the catalog.
         p.forget_tables();
@@ -514,7 +514,7 @@ pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Repl
         return reply::from_error(&Error::invalid("statements", "give at least one statement"));
     }
     let (statements, isolation, array_mode) = (b.statements, b.isolation, b.array_mode);
-    let opts = state.pools.settings.sql_options(false, array_mode);
+    let opts = crate::db::sql_options(&state.pools.settings, false, array_mode);
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
         let abandoned = c.abandon_check();

@@ -10,9 +10,6 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use warp::http::StatusCode;
 
-/// Where setup-host.sh puts ReDoc's bundle; DBAAS_REDOC_JS overrides it.
-pub const REDOC_JS_DEFAULT: &str = "/usr/local/share/dbaas/redoc.standalone.js";
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "dbaas", description = "Self-hosted PostgreSQL instances on one Docker host. Every route except /health, /docs, /redoc and /openapi.json needs `Authorization: Bearer <token>`. Every error has the shape {\"error\": {\"code\", \"message\", \"detail\"}}."),
@@ -143,9 +140,15 @@ pub fn redoc_page() -> Reply {
     reply::bytes(StatusCode::OK, "text/html; charset=utf-8", REDOC_PAGE)
 }
 
-pub fn redoc_js() -> Reply {
-    let path = std::env::var("DBAAS_REDOC_JS").unwrap_or_else(|_| REDOC_JS_DEFAULT.to_string());
-    match std::fs::read(&path) {
+/// ReDoc's bundle (DBAAS_REDOC_JS), read on a blocking thread.
+pub async fn redoc_js(path: std::path::PathBuf) -> Reply {
+    let read = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || std::fs::read(path)
+    })
+    .await;
+    let path = path.display();
+    match read.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))) {
         Ok(bytes) => reply::bytes(StatusCode::OK, "application/javascript", bytes),
         Err(e) => reply::error(
             503,

@@ -39,36 +39,12 @@ use warp::Filter;
 pub const MAX_BODY: usize = 1024 * 1024;
 /// Largest body under /database/ (bulk inserts, long SQL).
 pub const MAX_DB_BODY: usize = 32 * 1024 * 1024;
-/// Bound on one request by default (DBAAS_REQUEST_TIMEOUT); create and
-/// start wait for readiness within it. An operation outlives the bound: it
-/// runs to its end, and the request only stops watching.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn request_timeout_from_env() -> Result<Duration> {
-    match std::env::var("DBAAS_REQUEST_TIMEOUT") {
-        Ok(v) if !v.is_empty() => humantime::parse_duration(&v)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                Error::invalid(
-                    "DBAAS_REQUEST_TIMEOUT",
-                    format!("'{v}' is not a duration such as 300s or 5m"),
-                )
-            }),
-        _ => Ok(REQUEST_TIMEOUT),
-    }
-}
-
 pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
     let token = state::load_or_create_token(&home)?;
     reply::hide_paths_under(&home.root);
-    let settings = crate::db::Settings::from_env()?;
-    let mut state = AppState::new(home, token, settings);
-    state.test_faults = std::env::var("DBAAS_TEST_FAULTS").as_deref() == Ok("1");
-    state.request_timeout = request_timeout_from_env()?;
-    let state = Arc::new(state);
+    let max_connections = home.settings.server.max_connections;
+    let state = Arc::new(AppState::new(home, token));
     state.clone().start_status_refresher();
-    let max_connections = server::max_connections_from_env()?;
     resume_interrupted(state.clone());
     // One Docker check before listening: /health reports it from then on
     // without a subprocess of its own.
@@ -199,7 +175,7 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
 async fn guarded(state: &Arc<AppState>, req: &Request) -> Reply {
     use futures_util::FutureExt;
     let work = std::panic::AssertUnwindSafe(handle(state, req)).catch_unwind();
-    match tokio::time::timeout(state.request_timeout, work).await {
+    match tokio::time::timeout(state.home.settings.server.request_timeout, work).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => {
             log::error!("{} {}: the handler panicked", req.method, req.path);
@@ -429,7 +405,10 @@ async fn handle(state: &Arc<AppState>, req: &Request) -> Reply {
         }
         ["redoc"] => return only(m, &[Method::GET], || async { docs::redoc_page() }).await,
         ["redoc", "redoc.standalone.js"] => {
-            return only(m, &[Method::GET], || async { docs::redoc_js() }).await
+            return only(m, &[Method::GET], || {
+                docs::redoc_js(state.home.settings.server.redoc_js.clone())
+            })
+            .await
         }
         _ => {}
     }
@@ -441,7 +420,9 @@ async fn handle(state: &Arc<AppState>, req: &Request) -> Reply {
 
     match seg.as_slice() {
         // A fault hook for the tests of panic handling (DBAAS_TEST_FAULTS=1).
-        ["_test", "panic"] if state.test_faults => panic!("a panic provoked through /_test/panic"),
+        ["_test", "panic"] if state.home.settings.server.test_faults => {
+            panic!("a panic provoked through /_test/panic")
+        }
         ["instances"] => match *m {
             Method::GET => instances::list(state).await,
             Method::POST => instances::create(state, req).await,
@@ -533,16 +514,8 @@ mod routing_tests {
     fn state() -> (std::path::PathBuf, Arc<AppState>) {
         let dir = std::env::temp_dir().join(format!("dbaas-api-unit-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut home = Home::from_env().unwrap();
-        home.root = dir.clone();
-        (
-            dir,
-            Arc::new(AppState::new(
-                home,
-                TOKEN.to_string(),
-                crate::db::Settings::default(),
-            )),
-        )
+        let home = Home::new(crate::settings::Settings::with_root(dir.clone()));
+        (dir, Arc::new(AppState::new(home, TOKEN.to_string())))
     }
 
     async fn call(

@@ -15,27 +15,8 @@ use tokio::sync::{watch, Semaphore};
 /// How long a client may take to send a request's headers; also how long
 /// an idle keep-alive connection stays open.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once by default (DBAAS_MAX_CONNECTIONS): well
-/// below the usual 1024 open files, which docker subprocesses need too.
-pub const MAX_CONNECTIONS: usize = 512;
 /// How long shutting down waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(30);
-
-pub fn max_connections_from_env() -> Result<usize> {
-    match std::env::var("DBAAS_MAX_CONNECTIONS") {
-        Ok(v) if !v.is_empty() => v
-            .parse()
-            .ok()
-            .filter(|n| (1..=100_000).contains(n))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "DBAAS_MAX_CONNECTIONS",
-                    format!("'{v}' is not a number from 1 to 100000"),
-                )
-            }),
-        _ => Ok(MAX_CONNECTIONS),
-    }
-}
 
 /// What a connection is doing: requests in its handlers, and when its
 /// socket last moved a byte.

@@ -38,10 +38,6 @@ pub struct AppState {
     status_read_ms: std::sync::atomic::AtomicU64,
     /// When Docker was last asked (by a status read) and whether it answered.
     docker_health: Mutex<Option<(Instant, bool)>>,
-    /// DBAAS_TEST_FAULTS=1: the fault hooks under /_test/ answer.
-    pub test_faults: bool,
-    /// DBAAS_REQUEST_TIMEOUT: the bound on one request.
-    pub request_timeout: std::time::Duration,
 }
 
 /// Identity of one version of the registry file: the atomic rename gives
@@ -54,21 +50,19 @@ struct FileKey {
 }
 
 impl AppState {
-    pub fn new(home: Home, token: String, db: crate::db::Settings) -> AppState {
+    pub fn new(home: Home, token: String) -> AppState {
         AppState {
+            pools: crate::db::pool::Pools::new(home.settings.db.clone()),
             home,
             token,
             locks: Mutex::new(HashMap::new()),
             status: Mutex::new(None),
             status_wanted: Notify::new(),
             registry: Mutex::new(None),
-            pools: crate::db::pool::Pools::new(db),
             requests: Default::default(),
             started: Instant::now(),
             status_read_ms: std::sync::atomic::AtomicU64::new(0),
             docker_health: Mutex::new(None),
-            test_faults: false,
-            request_timeout: super::REQUEST_TIMEOUT,
         }
     }
 
@@ -221,14 +215,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// DBAAS_API_TOKEN, or config/api-token (0600), generated and printed once
 /// on the first `serve`.
 pub fn load_or_create_token(home: &Home) -> Result<String> {
-    if let Ok(t) = std::env::var("DBAAS_API_TOKEN") {
-        if t.len() < 16 {
-            return Err(Error::invalid(
-                "DBAAS_API_TOKEN",
-                "use at least 16 characters",
-            ));
-        }
-        return Ok(t);
+    if let Some(t) = &home.settings.server.api_token {
+        return Ok(t.0.clone());
     }
     let path = home.config_dir().join("api-token");
     check_token_file(&path)?;
