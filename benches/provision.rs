@@ -10,7 +10,7 @@
 //! Run: `make bench` or `cargo bench --bench provision`. REPEATS (default 5),
 //! LIST_INSTANCES (default 20) and BENCH_PORT_BASE (default 30000) tune it.
 
-use dbaas::ops::{probe, READY_FIRST_PROBE_TIMEOUT, READY_POLL};
+use dbaas::ops::ready::{probe, READY_FIRST_PROBE_TIMEOUT, READY_POLL};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -175,7 +175,7 @@ fn main() {
     };
     println!(
         "dbaas provisioning benchmark: {repeats} repeats, PostgreSQL 15, {} CPUs",
-        dbaas::ops::host_cpus()
+        dbaas::settings::host_cpus()
     );
 
     // (a) and (b), interleaved so both see the same machine state.
@@ -248,7 +248,7 @@ fn main() {
                 "--filter",
                 "label=dbaas.instance",
                 "--format",
-                dbaas::compose::PS_FORMAT,
+                dbaas::engine::compose::PS_FORMAT,
             ]);
             time_cmd(c)
         })

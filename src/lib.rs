@@ -3,9 +3,8 @@
 //! server), the integration tests and the benchmarks.
 
 pub mod api;
-pub mod compose;
 pub mod db;
-pub mod doctor;
+pub mod engine;
 pub mod error;
 pub mod home;
 pub mod metrics;

@@ -26,6 +26,8 @@ pub const INIT_SCRIPTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The generated project file in each instance directory.
+pub const COMPOSE_FILE: &str = "docker-compose.yml";
 pub const MONITOR_USER: &str = "dbaas_monitor";
 pub const SUPERUSER: &str = "postgres";
 /// The agent's user in its container (`nobody` in Debian's images): it
@@ -177,7 +179,7 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
             .ctx(|| format!("setting the mode of {}", p.display()))?;
     }
     write_atomic(
-        &dir.join("docker-compose.yml"),
+        &dir.join(COMPOSE_FILE),
         render_compose(inst, home_tag).as_bytes(),
         0o644,
     )?;

@@ -9,6 +9,77 @@ pub const DEFAULT_VERSION: u32 = 15;
 pub const MAX_NAME_LEN: usize = 63;
 pub const MIN_MEMORY: u64 = 64 * 1024 * 1024;
 
+pub const DEFAULT_MEMORY: &str = "512m";
+pub const DEFAULT_CPUS: &str = "1.0";
+pub const DEFAULT_DATABASE: &str = "app";
+pub const DEFAULT_USER: &str = "app";
+
+/// What a user asks for; every field is validated by `validate_create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: String,
+    pub version: Option<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub port: Option<u32>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    /// Seconds between monitoring samples (default 10).
+    pub metrics_interval: Option<String>,
+    pub keep_on_failure: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidCreate {
+    pub name: String,
+    pub version: u32,
+    pub memory: u64,
+    pub cpus: f64,
+    pub port: Option<u16>,
+    pub database: String,
+    pub user: String,
+    pub metrics_interval: u32,
+}
+
+/// Every field of a create request, with the defaults filled in.
+pub fn create(req: &CreateRequest) -> Result<ValidCreate> {
+    instance_name(&req.name)?;
+    let version = match &req.version {
+        Some(v) => version(v)?,
+        None => DEFAULT_VERSION,
+    };
+    let memory = memory(
+        req.memory.as_deref().unwrap_or(DEFAULT_MEMORY),
+        crate::settings::host_memory(),
+    )?;
+    let cpus = cpus(
+        req.cpus.as_deref().unwrap_or(DEFAULT_CPUS),
+        crate::settings::host_cpus(),
+    )?;
+    let port = req.port.map(port).transpose()?;
+    let database = req
+        .database
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASE.into());
+    sql_name("database", &database)?;
+    let user = req.user.clone().unwrap_or_else(|| DEFAULT_USER.into());
+    sql_name("user", &user)?;
+    let metrics_interval = match &req.metrics_interval {
+        Some(s) => metrics_interval(s)?,
+        None => crate::registry::DEFAULT_METRICS_INTERVAL,
+    };
+    Ok(ValidCreate {
+        metrics_interval,
+        name: req.name.clone(),
+        version,
+        memory,
+        cpus,
+        port,
+        database,
+        user,
+    })
+}
+
 /// Instance names: lowercase letters, digits and inner hyphens. No underscore,
 /// so a name can never look like an id (`db_...`).
 pub fn instance_name(name: &str) -> Result<()> {

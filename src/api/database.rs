@@ -20,7 +20,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use warp::http::Method;
 
-fn not_running(inst: &Instance, status: &str) -> Error {
+fn not_running(inst: &Instance, status: ops::Status) -> Error {
     Error::Conflict(format!(
         "instance '{}' is {status}, not running; start it with `dbaasctl up {}` or POST /instances/{}/start",
         inst.name, inst.name, inst.name
@@ -38,7 +38,7 @@ where
 {
     let inst = state.registry()?.get(key)?.clone();
     if inst.state != State::Running {
-        return Err(not_running(&inst, &ops::live_status(&inst, None).0));
+        return Err(not_running(&inst, ops::live_status(&inst, None).0));
     }
     let p = state.pools.get(&inst, || {
         provision::app_password(&state.home.instance_dir(&inst.id))
@@ -47,10 +47,10 @@ where
         Err(Error::Unavailable(why)) => {
             let ps = state.status_for(&[&inst.id]).await?;
             let status = ops::live_status(&inst, ps.get(&inst.id)).0;
-            if matches!(status.as_str(), "running" | "unhealthy") {
+            if status.serves() {
                 Err(Error::Unavailable(why))
             } else {
-                Err(not_running(&inst, &status))
+                Err(not_running(&inst, status))
             }
         }
         other => other,

@@ -2,12 +2,11 @@
 //! `ops` functions. Requests for one instance are serialized by a per-instance
 //! lock; different instances proceed in parallel.
 
-use super::reply::{self, ErrorBody, Reply};
+use super::reply::{self, ErrorBody, LogLines, Reply};
 use super::state::AppState;
 use super::Request;
 use crate::error::Error;
 use crate::ops::{self, CreateRequest, Created, InstanceView, OnFailure};
-use crate::provision;
 use crate::registry::{Instance, State};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -47,21 +46,6 @@ pub struct CreateBody {
     /// Seconds between monitoring samples, 1-3600 (default 10).
     #[schema(value_type = Option<u32>)]
     pub metrics_interval: Option<serde_json::Value>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Credentials {
-    pub user: String,
-    pub password: String,
-    pub database: String,
-    pub host: String,
-    pub port: u16,
-    pub url: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct LogLines {
-    pub lines: Vec<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -139,33 +123,11 @@ pub async fn show(state: &Arc<AppState>, key: &str) -> Reply {
 
 #[utoipa::path(get, path = "/instances/{id}/credentials", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name")),
-    responses((status = 200, body = Credentials), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = ops::Credentials), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "Still being created, or failed", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn credentials(state: &Arc<AppState>, key: &str) -> Reply {
-    let res = find(state, key).and_then(|inst| {
-        if matches!(inst.state, State::Creating | State::Failed) {
-            return Err(Error::Conflict(format!(
-                "instance '{}' is {}; credentials exist once it is created",
-                inst.name,
-                if inst.state == State::Creating {
-                    "still being created"
-                } else {
-                    "failed"
-                }
-            )));
-        }
-        let password = provision::app_password(&state.home.instance_dir(&inst.id))?;
-        Ok(Credentials {
-            url: ops::connection_url(&inst, &password),
-            user: inst.user.clone(),
-            database: inst.database.clone(),
-            host: ops::connect_host(&inst),
-            port: inst.port,
-            password,
-        })
-    });
-    match res {
+    match ops::credentials(&state.home, key).await {
         Ok(c) => reply::json(200, &c),
         Err(e) => reply::from_error(&e),
     }
@@ -338,27 +300,8 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
         Ok(i) => i,
         Err(e) => return reply::from_error(&e),
     };
-    if inst.state == State::Failed {
-        return reply::from_error(&Error::Conflict(format!(
-            "instance '{}' failed to provision ({}); delete it and create it again",
-            inst.name,
-            inst.error.as_deref().unwrap_or("unknown reason")
-        )));
-    }
     // The instance's connections die with it; start again from a new pool.
     state.pools.drop_pool(&inst.id);
-    if action == "stop" {
-        let running = match crate::compose::ps(&state.home, Some(&inst.id)).await {
-            Ok(ps) => ps.contains_key(&inst.id),
-            Err(e) => return reply::from_error(&e),
-        };
-        if inst.state == State::Stopped && !running {
-            return reply::from_error(&Error::Conflict(format!(
-                "instance '{}' is already stopped",
-                inst.name
-            )));
-        }
-    }
     // The operation runs to its end whatever happens to this request.
     let st = state.clone();
     let (id, op) = (inst.id.clone(), action.to_string());
@@ -431,19 +374,8 @@ pub async fn logs(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
         Ok(t) => t,
         Err(e) => return reply::from_error(&e),
     };
-    let inst = match find(state, key) {
-        Ok(i) => i,
-        Err(e) => return reply::from_error(&e),
-    };
-    let ps = match state.status().await {
-        Ok(ps) => ps,
-        Err(e) => return reply::from_error(&e),
-    };
-    let Some(container) = crate::compose::db_container(&ps, &inst.id) else {
-        return reply::from_error(&Error::Conflict(format!(
-            "instance '{}' has no container; start it first",
-            inst.name
-        )));
-    };
-    reply::container_logs(&state.home, &container.name, tail).await
+    match ops::logs(&state.home, key, tail).await {
+        Ok(lines) => reply::json(200, &LogLines { lines }),
+        Err(e) => reply::from_error(&e),
+    }
 }

@@ -6,11 +6,10 @@ use super::instances::find;
 use super::reply::{self, ErrorBody, Reply};
 use super::state::AppState;
 use super::Request;
-use crate::compose;
 use crate::error::Error;
 use crate::metrics::{self, prom, summary::Summary, tail};
+use crate::ops::{self, AgentStatus};
 use crate::registry::{Instance, State};
-use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 use warp::http::Method;
@@ -58,7 +57,7 @@ pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
                 ))
             }
         };
-        let got = tri!(read_files(move || tail::last(&dir, last)).await);
+        let got = tri!(metrics::read_files(move || tail::last(&dir, last)).await);
         return reply::json(200, &got);
     }
     let bound = |name: &str, v: Option<String>, default: &str| {
@@ -129,25 +128,8 @@ fn stream_range(dir: std::path::PathBuf, since: String, until: String) -> Reply 
 pub async fn summary(state: &Arc<AppState>, id: &str) -> Reply {
     let inst = tri!(find(state, id));
     let dir = metrics::dir_of(&state.home, &inst.id);
-    let samples = tri!(read_files(move || tail::last(&dir, 30)).await);
+    let samples = tri!(metrics::read_files(move || tail::last(&dir, 30)).await);
     reply::json(200, &metrics::summary::summarize(&samples))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AgentStatus {
-    pub instance: String,
-    /// The agent's container, when it exists.
-    pub container: Option<String>,
-    /// running, exited, restarting, ... or missing.
-    pub state: String,
-    pub interval_seconds: u32,
-    pub last_sample: Option<String>,
-    pub last_sample_age_seconds: Option<f64>,
-    /// No sample for three intervals.
-    pub stale: bool,
-    /// The most recent sample with an error (among the last 100).
-    pub last_error: Option<String>,
-    pub last_error_at: Option<String>,
 }
 
 async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentStatus, Error> {
@@ -158,36 +140,7 @@ async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentSta
         &[]
     };
     let ps = state.status_for(should_run).await?;
-    let container = ps
-        .get(&inst.id)
-        .and_then(|cs| cs.iter().find(|c| c.service == "agent"))
-        .cloned();
-    let dir = metrics::dir_of(&state.home, &inst.id);
-    let recent = read_files(move || tail::last(&dir, 100)).await?;
-    let latest = recent.last();
-    let age = latest.and_then(metrics::age_seconds);
-    let errored = recent.iter().rev().find(|s| s["error"].is_string());
-    let created_age = humantime::parse_rfc3339_weak(&inst.created_at)
-        .ok()
-        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
-        .map_or(0.0, |d| d.as_secs_f64());
-    let limit = 3.0 * inst.metrics_interval as f64;
-    Ok(AgentStatus {
-        instance: inst.id.clone(),
-        container: container.as_ref().map(|c| c.name.clone()),
-        state: container.map_or("missing".into(), |c| c.state),
-        interval_seconds: inst.metrics_interval,
-        last_sample: latest.and_then(|s| s["ts"].as_str()).map(str::to_string),
-        last_sample_age_seconds: age,
-        stale: match age {
-            Some(a) => a > limit,
-            None => created_age > limit,
-        },
-        last_error: errored
-            .and_then(|s| s["error"].as_str())
-            .map(str::to_string),
-        last_error_at: errored.and_then(|s| s["ts"].as_str()).map(str::to_string),
-    })
+    ops::agent_status(&state.home, inst, ps.get(&inst.id)).await
 }
 
 #[utoipa::path(get, path = "/monitoring/{id}/agent", tag = "monitoring",
@@ -200,31 +153,17 @@ pub async fn agent(state: &Arc<AppState>, id: &str) -> Reply {
     reply::json(200, &tri!(agent_status(state, &inst).await))
 }
 
-async fn agent_container(state: &Arc<AppState>, inst: &Instance) -> Result<String, Error> {
-    let ps = compose::ps(&state.home, Some(&inst.id)).await?;
-    ps.get(&inst.id)
-        .and_then(|cs| cs.iter().find(|c| c.service == "agent"))
-        .map(|c| c.name.clone())
-        .ok_or_else(|| {
-            Error::Conflict(format!(
-                "instance '{}' has no agent container; start the instance (an instance created before monitoring existed has none)",
-                inst.name
-            ))
-        })
-}
-
 #[utoipa::path(get, path = "/monitoring/{id}/agent/logs", tag = "monitoring",
     params(("id" = String, Path, description = "Instance id or name"),
         ("tail" = Option<u32>, Query, description = "lines from the end (default 100, at most 10000)")),
-    responses((status = 200, body = super::instances::LogLines), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = super::reply::LogLines), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "No agent container", body = ErrorBody),
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
     let tail = tri!(reply::tail_param(req));
-    let inst = tri!(find(state, id));
-    let container = tri!(agent_container(state, &inst).await);
-    reply::container_logs(&state.home, &container, tail).await
+    let lines = tri!(ops::agent_logs(&state.home, id, tail).await);
+    reply::json(200, &reply::LogLines { lines })
 }
 
 #[utoipa::path(post, path = "/monitoring/{id}/agent/restart", tag = "monitoring",
@@ -238,18 +177,11 @@ pub async fn agent_restart(state: &Arc<AppState>, id: &str) -> Reply {
     // Serialized with the instance's lifecycle: a stop must not remove the
     // container under the restart.
     let guard = state.lock_for(&inst.id).lock_owned().await;
-    let container = tri!(agent_container(state, &inst).await);
     // Runs to its end whatever happens to this request.
-    let home = state.home.clone();
+    let (home, id) = (state.home.clone(), inst.id.clone());
     tri!(
         super::joined(tokio::spawn(async move {
-            let res = compose::docker(
-                &home,
-                &["restart", "--time", "5", &container],
-                None,
-                compose::QUICK_TIMEOUT,
-            )
-            .await;
+            let res = ops::restart_agent(&home, &id).await;
             drop(guard);
             res
         }))
@@ -273,7 +205,7 @@ pub async fn prometheus(state: &Arc<AppState>) -> Reply {
         .map(|i| i.id.clone())
         .collect();
     let latest = tri!(
-        read_files(move || {
+        metrics::read_files(move || {
             running
                 .into_iter()
                 .filter_map(|id| {
@@ -298,7 +230,7 @@ pub async fn prometheus(state: &Arc<AppState>) -> Reply {
             *counts.entry(v.status).or_insert(0u64) += 1;
         }
         for (status, n) in counts {
-            by_status.add("", &[("status", &status)], n as f64);
+            by_status.add("", &[("status", status.as_str())], n as f64);
         }
     }
     families.push(by_status);
@@ -308,13 +240,4 @@ pub async fn prometheus(state: &Arc<AppState>) -> Reply {
         prom::CONTENT_TYPE,
         prom::render(&families),
     )
-}
-
-/// Reads metrics files on a blocking thread; a reader that failed (panicked)
-/// is an error, never an empty answer.
-async fn read_files<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        log::error!("reading metrics files: {e}");
-        Error::Failed("reading the metrics files failed (see the server log)".into())
-    })
 }

@@ -26,6 +26,24 @@ pub fn age_seconds(sample: &serde_json::Value) -> Option<f64> {
     Some(((now - t).max(0.0) * 1000.0).round() / 1000.0)
 }
 
+/// The agent is stale when its newest sample (or, before the first, the
+/// instance itself) is older than three intervals: one rule for the API,
+/// `doctor` and the CLI.
+pub fn stale(age_seconds: f64, interval_seconds: u32) -> bool {
+    age_seconds > 3.0 * f64::from(interval_seconds)
+}
+
+/// Reads metrics files on a blocking thread; a reader that failed
+/// (panicked) is an error, never an empty answer.
+pub async fn read_files<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> crate::error::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        log::error!("reading metrics files: {e}");
+        crate::error::Error::Failed("reading the metrics files failed (see the server log)".into())
+    })
+}
+
 /// Upper bounds of the request-duration histogram, in seconds.
 pub const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0,

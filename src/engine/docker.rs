@@ -1,12 +1,9 @@
-//! `docker` and `docker compose` subprocesses. Every call is bounded by a named
-//! timeout, reads stdout and stderr concurrently, and turns failures into
-//! typed errors that carry the command line, the exit status and the tail of
-//! stderr.
+//! The docker CLI as a subprocess, for the engines built on it. Every call
+//! is bounded by a named timeout, reads stdout and stderr concurrently, and
+//! turns failures into typed errors that carry the command line, the exit
+//! status and the tail of stderr.
 
 use crate::error::{Error, ProcessFailure, Result};
-use crate::home::Home;
-use serde::Deserialize;
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -52,13 +49,13 @@ fn die_with_parent(cmd: &mut std::process::Command) {
 /// Starts `docker ARGS` with both output pipes, killed when dropped or when
 /// dbaasctl dies; returns its command line (for errors) and the child.
 fn spawn(
-    home: &Home,
+    docker: &str,
     args: &[&str],
     cwd: Option<&Path>,
 ) -> Result<(String, tokio::process::Child)> {
-    let cmdline = format!("{} {}", home.settings.docker, args.join(" "));
+    let cmdline = format!("{docker} {}", args.join(" "));
     log::debug!("running {cmdline}");
-    let mut cmd = Command::new(&home.settings.docker);
+    let mut cmd = Command::new(docker);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -71,8 +68,7 @@ fn spawn(
     let child = cmd.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Docker(format!(
-                "the docker CLI ('{}') was not found: install Docker Engine (Debian: apt-get install docker.io) or set DBAAS_DOCKER",
-                home.settings.docker
+                "the docker CLI ('{docker}') was not found: install Docker Engine (Debian: apt-get install docker.io) or set DBAAS_DOCKER"
             ))
         } else {
             Error::io(format!("running {cmdline}"), e)
@@ -98,13 +94,13 @@ async fn bounded<T>(
 }
 
 /// Runs `docker ARGS` with a timeout and classifies failures.
-pub async fn docker(
-    home: &Home,
+pub async fn run(
+    docker: &str,
     args: &[&str],
     cwd: Option<&Path>,
     timeout: Duration,
 ) -> Result<Output> {
-    let (cmdline, child) = spawn(home, args, cwd)?;
+    let (cmdline, child) = spawn(docker, args, cwd)?;
     // wait_with_output drains both pipes concurrently, so a chatty child
     // cannot block on a full pipe.
     let out = bounded(&cmdline, timeout, child.wait_with_output()).await?;
@@ -121,14 +117,14 @@ pub async fn docker(
 /// in `max_bytes`: a container that logs without end cannot make the server
 /// buffer without end.
 pub async fn logs_tail(
-    home: &Home,
+    docker: &str,
     container: &str,
     tail: u32,
     max_bytes: usize,
 ) -> Result<Vec<String>> {
     use tokio::io::AsyncReadExt;
     let n = tail.to_string();
-    let (cmdline, mut child) = spawn(home, &["logs", "--tail", &n, container], None)?;
+    let (cmdline, mut child) = spawn(docker, &["logs", "--tail", &n, container], None)?;
     let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::Failed(format!("{cmdline}: no pipes")));
     };
@@ -233,216 +229,14 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn compose_file(dir: &Path) -> String {
-    dir.join("docker-compose.yml")
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Checks, concurrently, that the daemon answers, the image exists and
-/// Compose v2 is installed: the preflight of `create`.
-pub async fn preflight(home: &Home, image: &str) -> Result<()> {
-    let inspect_args = ["image", "inspect", "--format", "{{.Id}}", image];
-    let image_check = docker(home, &inspect_args, None, QUICK_TIMEOUT);
-    let compose_check = docker(
-        home,
-        &["compose", "version", "--short"],
-        None,
-        QUICK_TIMEOUT,
-    );
-    let (img, comp) = tokio::join!(image_check, compose_check);
-    match img {
-        Ok(_) => {}
-        Err(Error::Compose(f)) if f.stderr_tail.contains("No such image") => {
-            let hint = match image.strip_prefix("dbaas/postgres:") {
-                Some(v) => format!("build it with: scripts/build-image.sh {v}"),
-                None => format!("pull or build it (docker pull {image})"),
-            };
-            return Err(Error::Docker(format!(
-                "the image {image} is missing: {hint}"
-            )));
-        }
-        Err(e) => return Err(e),
-    }
-    let version = comp?.stdout;
-    let major = version
-        .trim()
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .unwrap_or("");
-    if major.parse::<u32>().map_or(true, |m| m < 2) {
-        return Err(Error::Docker(format!(
-            "`docker compose` is version {} but dbaas needs Compose v2: run scripts/setup-host.sh",
-            version.trim()
-        )));
-    }
-    Ok(())
-}
-
-/// `docker compose -p ID -f DIR/docker-compose.yml ARGS...`, run in DIR.
-async fn in_project(
-    home: &Home,
-    id: &str,
-    dir: &Path,
-    args: &[&str],
-    timeout: Duration,
-) -> Result<()> {
-    let file = compose_file(dir);
-    let mut all = vec!["compose", "-p", id, "-f", file.as_str()];
-    all.extend_from_slice(args);
-    docker(home, &all, Some(dir), timeout).await.map(|_| ())
-}
-
-pub async fn up(home: &Home, id: &str, dir: &Path) -> Result<()> {
-    in_project(home, id, dir, &["up", "-d", "--remove-orphans"], UP_TIMEOUT).await
-}
-
-pub async fn restart(home: &Home, id: &str, dir: &Path) -> Result<()> {
-    let grace = STOP_GRACE_SECS.to_string();
-    in_project(
-        home,
-        id,
-        dir,
-        &["restart", "--timeout", &grace],
-        DOWN_TIMEOUT,
-    )
-    .await
-}
-
-/// Removes the project's containers and network. Works from the project name
-/// alone, so it also cleans up when the instance directory is gone.
-pub async fn down(home: &Home, id: &str, dir: &Path) -> Result<()> {
-    let grace = STOP_GRACE_SECS.to_string();
-    let file = compose_file(dir);
-    let mut args = vec!["compose", "-p", id];
-    if dir.join("docker-compose.yml").is_file() {
-        args.extend(["-f", file.as_str()]);
-    }
-    args.extend(["down", "--remove-orphans", "--timeout", grace.as_str()]);
-    // Run from the home's root: with no -f, compose must not pick up some
-    // unrelated docker-compose.yml from the caller's directory.
-    let cwd = if dir.is_dir() {
-        dir.to_path_buf()
-    } else {
-        home.root.clone()
-    };
-    docker(home, &args, Some(&cwd), DOWN_TIMEOUT)
-        .await
-        .map(|_| ())
-}
-
-/// Containers by instance id, from one `docker ps`.
-pub type PsMap = HashMap<String, Vec<Container>>;
-
-/// The PostgreSQL (`db` service) container among an instance's containers.
-pub fn db_of(containers: &[Container]) -> Option<&Container> {
-    containers.iter().find(|c| c.service == "db")
-}
-
-/// The PostgreSQL container of instance `id` in a `ps` result.
-pub fn db_container<'a>(ps: &'a PsMap, id: &str) -> Option<&'a Container> {
-    ps.get(id).and_then(|cs| db_of(cs))
-}
-
-/// One container as `docker ps` reports it.
-#[derive(Debug, Clone)]
-pub struct Container {
-    pub name: String,
-    pub service: String,
-    /// created, running, restarting, exited, paused, dead
-    pub state: String,
-    /// `Up 3 minutes (healthy)` and the like.
-    pub status: String,
-}
-
-impl Container {
-    pub fn health(&self) -> Option<&'static str> {
-        if self.status.contains("(healthy)") {
-            Some("healthy")
-        } else if self.status.contains("(unhealthy)") {
-            Some("unhealthy")
-        } else if self.status.contains("(health: starting)") {
-            Some("starting")
-        } else {
-            None
-        }
-    }
-}
-
-pub const PS_FORMAT: &str = r#"{"Names":{{json .Names}},"State":{{json .State}},"Status":{{json .Status}},"Labels":{{json .Labels}}}"#;
-
-#[derive(Deserialize)]
-struct PsLine {
-    #[serde(rename = "Names")]
-    names: String,
-    #[serde(rename = "State")]
-    state: String,
-    #[serde(rename = "Status")]
-    status: String,
-    #[serde(rename = "Labels")]
-    labels: String,
-}
-
-/// Every container of this home, from one `docker ps` call: the status of
-/// all instances costs one subprocess, whatever their number.
-pub async fn ps(home: &Home, only_instance: Option<&str>) -> Result<PsMap> {
-    let home_filter = format!("label=dbaas.home={}", home.tag());
-    let inst_filter = only_instance.map(|id| format!("label=dbaas.instance={id}"));
-    let mut args = vec!["ps", "-a", "--no-trunc", "--filter", home_filter.as_str()];
-    if let Some(f) = &inst_filter {
-        args.extend(["--filter", f.as_str()]);
-    }
-    // Only the fields needed: `{{json .}}` would make docker compute every
-    // container's disk usage, which takes seconds on fuse-overlayfs.
-    args.extend(["--format", PS_FORMAT]);
-    let out = docker(home, &args, None, QUICK_TIMEOUT).await?;
-    Ok(parse_ps(&out.stdout))
-}
-
-pub fn parse_ps(stdout: &str) -> PsMap {
-    let mut map: PsMap = HashMap::new();
-    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(p) = serde_json::from_str::<PsLine>(line) else {
-            log::warn!("unexpected docker ps line: {line}");
-            continue;
-        };
-        let labels: HashMap<&str, &str> = p
-            .labels
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .collect();
-        let Some(instance) = labels.get("dbaas.instance") else {
-            continue;
-        };
-        map.entry(instance.to_string())
-            .or_default()
-            .push(Container {
-                name: p.names,
-                service: labels
-                    .get("com.docker.compose.service")
-                    .unwrap_or(&"")
-                    .to_string(),
-                state: p.state,
-                status: p.status,
-            });
-    }
-    map
-}
-
 /// Runs docker with the terminal attached (logs -f, psql) and returns its
 /// exit code; no timeout, the user ends it.
-pub fn interactive(home: &Home, args: &[&str], cwd: &Path) -> Result<i32> {
-    let status = std::process::Command::new(&home.settings.docker)
+pub fn interactive(docker: &str, args: &[&str], cwd: &Path) -> Result<i32> {
+    let status = std::process::Command::new(docker)
         .args(args)
         .current_dir(cwd)
         .status()
-        .map_err(|e| {
-            Error::io(
-                format!("running {} {}", home.settings.docker, args.join(" ")),
-                e,
-            )
-        })?;
+        .map_err(|e| Error::io(format!("running {docker} {}", args.join(" ")), e))?;
     Ok(status.code().unwrap_or(1))
 }
 
@@ -481,17 +275,5 @@ mod tests {
     fn tail_keeps_last_lines() {
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
         assert_eq!(tail("a", 5), "a");
-    }
-
-    #[test]
-    fn parses_ps_json_lines() {
-        let out = r#"{"Names":"db_1-db-1","State":"running","Status":"Up 2 seconds (health: starting)","Labels":"com.docker.compose.service=db,dbaas.instance=db_1,dbaas.home=x"}
-{"Names":"other","State":"exited","Status":"Exited (0)","Labels":"foo=bar"}
-garbage"#;
-        let m = parse_ps(out);
-        assert_eq!(m.len(), 1);
-        let c = &m["db_1"][0];
-        assert_eq!(c.service, "db");
-        assert_eq!(c.health(), Some("starting"));
     }
 }

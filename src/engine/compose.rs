@@ -1,0 +1,361 @@
+//! The engine of one Docker host: each instance is the Compose project
+//! `instances/<id>/docker-compose.yml` (rendered by provision.rs), driven by
+//! `docker compose -p <id>`; status comes from one `docker ps` for the home.
+
+use super::docker::{self, QUICK_TIMEOUT};
+use super::{Attach, Container, ContainerState, Engine, Health, HostCheck, PsMap, Service};
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::provision::COMPOSE_FILE;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `compose up -d`: creates the network and containers, no waiting on health.
+pub const UP_TIMEOUT: Duration = Duration::from_secs(180);
+/// `compose down`/`restart`: PostgreSQL gets `STOP_GRACE_SECS` to shut down
+/// cleanly.
+pub const DOWN_TIMEOUT: Duration = Duration::from_secs(120);
+pub const STOP_GRACE_SECS: u32 = 30;
+
+pub struct Compose {
+    home: Home,
+}
+
+impl Compose {
+    pub fn new(home: &Home) -> Compose {
+        Compose { home: home.clone() }
+    }
+
+    fn docker(&self) -> &str {
+        &self.home.settings.docker
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.home.instance_dir(id).join(COMPOSE_FILE)
+    }
+
+    async fn run(&self, args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Result<String> {
+        docker::run(self.docker(), args, cwd, timeout)
+            .await
+            .map(|o| o.stdout)
+    }
+
+    /// `docker compose -p ID -f DIR/docker-compose.yml ARGS...`, run in DIR.
+    async fn in_project(&self, id: &str, args: &[&str], timeout: Duration) -> Result<()> {
+        let dir = self.home.instance_dir(id);
+        let file = self.file(id).to_string_lossy().into_owned();
+        let mut all = vec!["compose", "-p", id, "-f", file.as_str()];
+        all.extend_from_slice(args);
+        self.run(&all, Some(&dir), timeout).await.map(|_| ())
+    }
+
+    async fn compose_version(&self) -> Result<String> {
+        let out = self
+            .run(&["compose", "version", "--short"], None, QUICK_TIMEOUT)
+            .await?;
+        Ok(out.trim().to_string())
+    }
+
+    async fn container_of(&self, id: &str, service: &Service) -> Result<String> {
+        let ps = self.ps(Some(id)).await?;
+        ps.get(id)
+            .and_then(|cs| super::service_of(cs, service))
+            .map(|c| c.name.clone())
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "instance {id} has no {} container; start it first",
+                    service.name()
+                ))
+            })
+    }
+}
+
+/// Compose v2 or later: `2.26.1`, `v2.20.0`.
+pub fn is_v2(version: &str) -> bool {
+    version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+        .is_some_and(|m| m >= 2)
+}
+
+#[async_trait::async_trait]
+impl Engine for Compose {
+    /// Checks, concurrently, that the daemon answers, the image exists and
+    /// Compose v2 is installed.
+    async fn preflight(&self, image: &str) -> Result<()> {
+        let inspect_args = ["image", "inspect", "--format", "{{.Id}}", image];
+        let (img, comp) = tokio::join!(
+            self.run(&inspect_args, None, QUICK_TIMEOUT),
+            self.compose_version()
+        );
+        match img {
+            Ok(_) => {}
+            Err(Error::Compose(f)) if f.stderr_tail.contains("No such image") => {
+                let hint = match image.strip_prefix("dbaas/postgres:") {
+                    Some(v) => format!("build it with: scripts/build-image.sh {v}"),
+                    None => format!("pull or build it (docker pull {image})"),
+                };
+                return Err(Error::Docker(format!(
+                    "the image {image} is missing: {hint}"
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+        let version = comp?;
+        if !is_v2(&version) {
+            return Err(Error::Docker(format!(
+                "`docker compose` is version {version} but dbaas needs Compose v2: run scripts/setup-host.sh"
+            )));
+        }
+        Ok(())
+    }
+
+    fn provisioned(&self, id: &str) -> bool {
+        self.file(id).is_file()
+    }
+
+    fn defines(&self, id: &str, service: &Service) -> bool {
+        crate::safe_fs::read_to_string(&self.file(id))
+            .is_ok_and(|f| f.contains(&format!("\n  {}:\n", service.name())))
+    }
+
+    async fn up(&self, id: &str) -> Result<()> {
+        self.in_project(id, &["up", "-d", "--remove-orphans"], UP_TIMEOUT)
+            .await
+    }
+
+    async fn down(&self, id: &str) -> Result<()> {
+        let grace = STOP_GRACE_SECS.to_string();
+        let dir = self.home.instance_dir(id);
+        let file = self.file(id).to_string_lossy().into_owned();
+        let mut args = vec!["compose", "-p", id];
+        if self.provisioned(id) {
+            args.extend(["-f", file.as_str()]);
+        }
+        args.extend(["down", "--remove-orphans", "--timeout", grace.as_str()]);
+        // Run from the home's root: with no -f, compose must not pick up some
+        // unrelated docker-compose.yml from the caller's directory.
+        let cwd = if dir.is_dir() {
+            dir
+        } else {
+            self.home.root.clone()
+        };
+        self.run(&args, Some(&cwd), DOWN_TIMEOUT).await.map(|_| ())
+    }
+
+    async fn restart(&self, id: &str) -> Result<()> {
+        let grace = STOP_GRACE_SECS.to_string();
+        self.in_project(id, &["restart", "--timeout", &grace], DOWN_TIMEOUT)
+            .await
+    }
+
+    async fn restart_service(&self, id: &str, service: &Service) -> Result<()> {
+        let container = self.container_of(id, service).await?;
+        self.run(&["restart", &container], None, QUICK_TIMEOUT)
+            .await
+            .map(|_| ())
+    }
+
+    /// Every container of this home, from one `docker ps` call: the status
+    /// of all instances costs one subprocess, whatever their number.
+    async fn ps(&self, only: Option<&str>) -> Result<PsMap> {
+        let home_filter = format!("label=dbaas.home={}", self.home.tag());
+        let inst_filter = only.map(|id| format!("label=dbaas.instance={id}"));
+        let mut args = vec!["ps", "-a", "--no-trunc", "--filter", home_filter.as_str()];
+        if let Some(f) = &inst_filter {
+            args.extend(["--filter", f.as_str()]);
+        }
+        // Only the fields needed: `{{json .}}` would make docker compute every
+        // container's disk usage, which takes seconds on fuse-overlayfs.
+        args.extend(["--format", PS_FORMAT]);
+        Ok(parse_ps(&self.run(&args, None, QUICK_TIMEOUT).await?))
+    }
+
+    async fn logs(
+        &self,
+        id: &str,
+        service: &Service,
+        tail: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<String>> {
+        let container = self.container_of(id, service).await?;
+        docker::logs_tail(self.docker(), &container, tail, max_bytes).await
+    }
+
+    async fn attach(&self, id: &str, what: Attach<'_>) -> Result<i32> {
+        let dir = self.home.instance_dir(id);
+        let (docker, root) = (self.docker().to_string(), self.home.root.clone());
+        let args: Vec<String> = match what {
+            Attach::Logs { tail, follow } => {
+                let container = self.container_of(id, &Service::Db).await?;
+                let mut a = vec!["logs".into(), "--tail".into(), tail.to_string()];
+                if follow {
+                    a.push("--follow".into());
+                }
+                a.push(container);
+                a
+            }
+            Attach::Psql {
+                user,
+                database,
+                command,
+                tty,
+            } => {
+                let file = self.file(id).to_string_lossy().into_owned();
+                let mut a: Vec<String> = ["compose", "-p", id, "-f", &file, "exec"]
+                    .map(String::from)
+                    .into();
+                if !tty {
+                    a.push("-T".into());
+                }
+                a.extend(["db", "psql", "-U", user, "-d", database].map(String::from));
+                if let Some(sql) = command {
+                    a.extend(["-c".to_string(), sql.to_string()]);
+                }
+                a
+            }
+        };
+        let cwd = if dir.is_dir() { dir } else { root };
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            docker::interactive(&docker, &args, &cwd)
+        })
+        .await
+        .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?
+    }
+
+    async fn host_checks(&self) -> Vec<HostCheck> {
+        let daemon = self
+            .run(
+                &["version", "--format", "{{.Server.Version}}"],
+                None,
+                QUICK_TIMEOUT,
+            )
+            .await;
+        let daemon = HostCheck {
+            check: "docker",
+            outcome: daemon
+                .map(|v| format!("Docker Engine {} reachable", v.trim()))
+                .map_err(|e| e.to_string()),
+            fix: "start the daemon: systemctl start docker (or dockerd &)",
+            fatal: true,
+        };
+        if daemon.outcome.is_err() {
+            return vec![daemon];
+        }
+        let compose = HostCheck {
+            check: "compose",
+            outcome: match self.compose_version().await {
+                Ok(v) if is_v2(&v) => Ok(format!("Compose {v} present")),
+                Ok(v) => Err(format!("Compose {v} is not v2")),
+                Err(e) => Err(e.to_string()),
+            },
+            fix: "run scripts/setup-host.sh",
+            fatal: false,
+        };
+        vec![daemon, compose]
+    }
+
+    async fn image_present(&self, image: &str) -> bool {
+        self.run(
+            &["image", "inspect", "--format", "{{.Id}}", image],
+            None,
+            QUICK_TIMEOUT,
+        )
+        .await
+        .is_ok()
+    }
+}
+
+pub const PS_FORMAT: &str = r#"{"Names":{{json .Names}},"State":{{json .State}},"Status":{{json .Status}},"Labels":{{json .Labels}}}"#;
+
+#[derive(Deserialize)]
+struct PsLine {
+    #[serde(rename = "Names")]
+    names: String,
+    #[serde(rename = "State")]
+    state: String,
+    #[serde(rename = "Status")]
+    status: String,
+    #[serde(rename = "Labels")]
+    labels: String,
+}
+
+/// Docker's status text carries the health check's result.
+fn health_of(status: &str) -> Option<Health> {
+    if status.contains("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.contains("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.contains("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    }
+}
+
+pub fn parse_ps(stdout: &str) -> PsMap {
+    let mut map: PsMap = HashMap::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(p) = serde_json::from_str::<PsLine>(line) else {
+            log::warn!("unexpected docker ps line: {line}");
+            continue;
+        };
+        let labels: HashMap<&str, &str> = p
+            .labels
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let Some(instance) = labels.get("dbaas.instance") else {
+            continue;
+        };
+        map.entry(instance.to_string())
+            .or_default()
+            .push(Container {
+                name: p.names,
+                service: Service::parse(
+                    labels
+                        .get("com.docker.compose.service")
+                        .copied()
+                        .unwrap_or(""),
+                ),
+                state: ContainerState::parse(&p.state),
+                health: health_of(&p.status),
+                status: p.status,
+            });
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ps_json_lines() {
+        let out = r#"{"Names":"db_1-db-1","State":"running","Status":"Up 2 seconds (health: starting)","Labels":"com.docker.compose.service=db,dbaas.instance=db_1,dbaas.home=x"}
+{"Names":"other","State":"exited","Status":"Exited (0)","Labels":"foo=bar"}
+garbage"#;
+        let m = parse_ps(out);
+        assert_eq!(m.len(), 1);
+        let c = &m["db_1"][0];
+        assert_eq!(c.service, Service::Db);
+        assert_eq!(c.state, ContainerState::Running);
+        assert_eq!(c.health, Some(Health::Starting));
+    }
+
+    #[test]
+    fn compose_v2_or_later() {
+        for v in ["2.26.1", "v2.20.0", "3.0.0"] {
+            assert!(is_v2(v), "{v}");
+        }
+        for v in ["1.29.2", "", "x"] {
+            assert!(!is_v2(v), "{v}");
+        }
+    }
+}

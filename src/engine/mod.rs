@@ -1,0 +1,210 @@
+//! The seam between dbaas and whatever runs an instance's containers. Every
+//! container operation (up, down, restart, status, logs, attach, host
+//! checks) goes through `Engine`; `ops/` and the faces never name docker.
+//! Today there is one engine, `docker compose` subprocesses (compose.rs);
+//! a second (Docker Swarm stacks) is added here, in `of`, and nowhere else.
+
+pub mod compose;
+pub mod docker;
+
+use crate::error::Result;
+use crate::home::Home;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An instance's services, as the generated project names them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// PostgreSQL.
+    Db,
+    /// The monitoring agent.
+    Agent,
+    /// Anything else a project holds (none today).
+    Other(String),
+}
+
+impl Service {
+    pub fn parse(s: &str) -> Service {
+        match s {
+            "db" => Service::Db,
+            "agent" => Service::Agent,
+            other => Service::Other(other.to_string()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Service::Db => "db",
+            Service::Agent => "agent",
+            Service::Other(s) => s,
+        }
+    }
+}
+
+/// A container's life-cycle state, as Docker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Restarting,
+    Exited,
+    Paused,
+    Dead,
+    Removing,
+    Unknown(String),
+}
+
+impl ContainerState {
+    pub fn parse(s: &str) -> ContainerState {
+        match s {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "restarting" => ContainerState::Restarting,
+            "exited" => ContainerState::Exited,
+            "paused" => ContainerState::Paused,
+            "dead" => ContainerState::Dead,
+            "removing" => ContainerState::Removing,
+            other => ContainerState::Unknown(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Exited => "exited",
+            ContainerState::Paused => "paused",
+            ContainerState::Dead => "dead",
+            ContainerState::Removing => "removing",
+            ContainerState::Unknown(s) => s,
+        }
+    }
+
+    /// Stopped for good: it will not come back by itself.
+    pub fn ended(&self) -> bool {
+        matches!(self, ContainerState::Exited | ContainerState::Dead)
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of a container's health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// One container of an instance.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub name: String,
+    pub service: Service,
+    pub state: ContainerState,
+    pub health: Option<Health>,
+    /// The engine's own words, such as `Up 3 minutes (healthy)`.
+    pub status: String,
+}
+
+impl Container {
+    pub fn running(&self) -> bool {
+        self.state == ContainerState::Running
+    }
+}
+
+/// Containers by instance id.
+pub type PsMap = HashMap<String, Vec<Container>>;
+
+/// The container of `service` among an instance's containers.
+pub fn service_of<'a>(containers: &'a [Container], service: &Service) -> Option<&'a Container> {
+    containers.iter().find(|c| &c.service == service)
+}
+
+/// The PostgreSQL container of instance `id` in a status map.
+pub fn db_container<'a>(ps: &'a PsMap, id: &str) -> Option<&'a Container> {
+    ps.get(id).and_then(|cs| service_of(cs, &Service::Db))
+}
+
+/// What to attach the user's terminal to.
+pub enum Attach<'a> {
+    /// `psql` inside the db container, as `user` on `database`.
+    Psql {
+        user: &'a str,
+        database: &'a str,
+        command: Option<&'a str>,
+        tty: bool,
+    },
+    /// The db container's log.
+    Logs { tail: u32, follow: bool },
+}
+
+/// One check of the host the engine needs, for `doctor`.
+pub struct HostCheck {
+    pub check: &'static str,
+    /// What was found, or what is wrong.
+    pub outcome: std::result::Result<String, String>,
+    /// How to fix it when it is wrong.
+    pub fix: &'static str,
+    /// Nothing else can be checked while this one fails.
+    pub fatal: bool,
+}
+
+/// What runs the containers of instances.
+#[async_trait::async_trait]
+pub trait Engine: Send + Sync {
+    /// Before a create: the engine answers, the image is there, its tools
+    /// are installed; errors say how to fix each.
+    async fn preflight(&self, image: &str) -> Result<()>;
+    /// Whether an instance's generated project is on disk.
+    fn provisioned(&self, id: &str) -> bool;
+    /// Whether the generated project defines `service` (older instances
+    /// lack the agent).
+    fn defines(&self, id: &str, service: &Service) -> bool;
+    /// Starts (or updates) every service of an instance; does not wait for
+    /// readiness. Idempotent.
+    async fn up(&self, id: &str) -> Result<()>;
+    /// Stops and removes the containers; data stays. Works from the id
+    /// alone, so it also cleans up when the directory is gone. Idempotent.
+    async fn down(&self, id: &str) -> Result<()>;
+    /// Restarts every running service in place.
+    async fn restart(&self, id: &str) -> Result<()>;
+    /// Restarts one service.
+    async fn restart_service(&self, id: &str, service: &Service) -> Result<()>;
+    /// The containers of every instance of this home (or of one), in one call.
+    async fn ps(&self, only: Option<&str>) -> Result<PsMap>;
+    /// The newest `tail` lines of a service's log, at most `max_bytes`.
+    async fn logs(
+        &self,
+        id: &str,
+        service: &Service,
+        tail: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<String>>;
+    /// Runs with the user's terminal attached; returns the exit status.
+    async fn attach(&self, id: &str, what: Attach<'_>) -> Result<i32>;
+    /// The host checks of `doctor`, in order.
+    async fn host_checks(&self) -> Vec<HostCheck>;
+    /// Whether an image is present where the engine runs containers.
+    async fn image_present(&self, image: &str) -> bool;
+}
+
+/// The engine of a home.
+pub fn of(home: &Home) -> Arc<dyn Engine> {
+    Arc::new(compose::Compose::new(home))
+}

@@ -1,0 +1,352 @@
+//! create: validate, allocate under the registry lock (name, port, id),
+//! provision the directory, start, wait for readiness, record `running`.
+//! Any failure after the registry entry exists follows an `OnFailure`.
+
+use super::capacity::{Budget, ProvisionSlot};
+use super::destroy::{remove_dir, remove_instance};
+use super::lifecycle::set_state;
+use super::ready::wait_ready;
+use super::views::{view, InstanceView};
+use super::{blocking, connection_url};
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::oplog::{self, now_rfc3339};
+use crate::provision::{self, Credentials};
+use crate::registry::{self, Instance, Registry, State};
+pub use crate::validate::{CreateRequest, ValidCreate};
+use serde::Serialize;
+use std::net::{IpAddr, TcpListener};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Created {
+    pub instance: InstanceView,
+    pub password: String,
+    pub url: String,
+}
+
+/// What to do when provisioning fails after the registry entry exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Remove containers, directory and registry entry.
+    RollBack,
+    /// Keep everything for debugging, recorded as `failed`.
+    Keep,
+    /// Remove containers and directory, keep the entry as `failed` with the
+    /// reason, so that an API client polling the instance learns why.
+    RollBackRecord,
+}
+
+/// An instance allocated and recorded as `creating`, not yet provisioned.
+pub struct Pending {
+    pub instance: Instance,
+    creds: Credentials,
+    started: Instant,
+}
+
+impl Pending {
+    pub fn password(&self) -> &str {
+        &self.creds.app_password
+    }
+}
+
+/// Validate, allocate under the lock, provision, `compose up`, wait until the
+/// app user can connect, record `running`. Any failure after the registry
+/// entry exists rolls everything back, unless `keep_on_failure`.
+pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
+    let on_failure = if req.keep_on_failure {
+        OnFailure::Keep
+    } else {
+        OnFailure::RollBack
+    };
+    let pending = create_begin(home, &req).await?;
+    create_finish(home, pending, on_failure).await
+}
+
+/// The quick, synchronous part of create: validation, the Docker preflight
+/// and the allocation under the registry lock. Errors here change nothing.
+pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
+    let v = crate::validate::create(req)?;
+    let budget = Budget::of(home);
+    budget.check_disk(home)?;
+    let image = home.settings.image_for(v.version);
+    engine::of(home).preflight(&image).await?;
+    let started = Instant::now();
+    let inst = blocking({
+        let home = home.clone();
+        move || allocate(&home, &v, &image, &budget)
+    })
+    .await?;
+    oplog::record(home, &inst.id, "create.allocate", started.elapsed(), "ok");
+    Ok(Pending {
+        instance: inst,
+        creds: Credentials::generate(),
+        started,
+    })
+}
+
+/// Provision, start, wait for readiness; on failure apply `on_failure`.
+pub async fn create_finish(
+    home: &Home,
+    pending: Pending,
+    on_failure: OnFailure,
+) -> Result<Created> {
+    let Pending {
+        instance: inst,
+        creds,
+        started,
+    } = pending;
+    let id = inst.id.clone();
+    let result = provision_and_start(home, &inst, &creds).await;
+    match result {
+        Ok(()) => {
+            let inst = blocking({
+                let home = home.clone();
+                let id = id.clone();
+                move || set_state(&home, &id, State::Running, None)
+            })
+            .await?;
+            oplog::record(home, &id, "create", started.elapsed(), "ok");
+            let url = connection_url(&inst, &creds.app_password);
+            Ok(Created {
+                instance: view(&inst, None),
+                password: creds.app_password,
+                url,
+            })
+        }
+        Err(e) => {
+            oplog::record(home, &id, "create", started.elapsed(), "failed");
+            let record_failed = |msg: String| {
+                let home = home.clone();
+                let id = id.clone();
+                blocking(move || set_state(&home, &id, State::Failed, Some(msg)))
+            };
+            match on_failure {
+                OnFailure::Keep => {
+                    let _ = record_failed(e.to_string()).await;
+                    Err(Error::CreateFailed {
+                        context: format!(
+                            "creating '{}' ({id}) failed; kept for debugging in {} (`dbaasctl destroy {id}` removes it)",
+                            inst.name,
+                            home.instance_dir(&id).display()
+                        ),
+                        cause: Box::new(e),
+                    })
+                }
+                OnFailure::RollBack | OnFailure::RollBackRecord => {
+                    let rollback = if on_failure == OnFailure::RollBack {
+                        remove_instance(home, &id, false).await
+                    } else {
+                        let dir = home.instance_dir(&id);
+                        match engine::of(home).down(&id).await {
+                            Ok(()) => blocking(move || remove_dir(&dir)).await,
+                            Err(r) => Err(r),
+                        }
+                    };
+                    let note = match rollback {
+                        Ok(()) if on_failure == OnFailure::RollBack => {
+                            "rolled back: no containers, directory or registry entry left".to_string()
+                        }
+                        Ok(()) => "rolled back: containers and directory removed; the entry stays as failed until deleted"
+                            .to_string(),
+                        Err(r) => {
+                            format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up")
+                        }
+                    };
+                    if on_failure == OnFailure::RollBackRecord {
+                        let _ = record_failed(e.to_string()).await;
+                    }
+                    Err(Error::CreateFailed {
+                        context: format!("creating '{}' failed ({note})", inst.name),
+                        cause: Box::new(e),
+                    })
+                }
+            }
+        }
+    }
+}
+
+async fn provision_and_start(home: &Home, inst: &Instance, creds: &Credentials) -> Result<()> {
+    let dir = home.instance_dir(&inst.id);
+    let tag = home.tag();
+    oplog::step(home, &inst.id, "create.provision", async {
+        provision::provision(&dir, inst, creds, &tag)
+    })
+    .await?;
+    let _slot = oplog::step(
+        home,
+        &inst.id,
+        "create.wait_slot",
+        ProvisionSlot::acquire(home),
+    )
+    .await?;
+    oplog::step(
+        home,
+        &inst.id,
+        "create.compose_up",
+        engine::of(home).up(&inst.id),
+    )
+    .await?;
+    oplog::step(
+        home,
+        &inst.id,
+        "create.wait_ready",
+        wait_ready(home, inst, &creds.app_password),
+    )
+    .await
+}
+
+/// Under the registry lock: the name is free, the port is free (registry and
+/// a real bind), a fresh id; records the instance as `creating`.
+fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Result<Instance> {
+    registry::update(home, |reg| {
+        budget.check_memory(reg, v.memory)?;
+        if reg.instances.iter().any(|i| i.name == v.name) {
+            return Err(Error::Conflict(format!(
+                "an instance named '{}' already exists; choose another name or `dbaasctl destroy {}` first",
+                v.name, v.name
+            )));
+        }
+        let port = match v.port {
+            Some(p) => {
+                if let Some(other) = reg.instances.iter().find(|i| i.port == p) {
+                    return Err(Error::Conflict(format!(
+                        "port {p} is already used by instance '{}'; choose another --port or omit it",
+                        other.name
+                    )));
+                }
+                if !port_is_free(home.settings.bind_address, p) {
+                    return Err(Error::Conflict(format!(
+                        "port {p} is already in use on {}; choose another --port or omit it",
+                        home.settings.bind_address
+                    )));
+                }
+                p
+            }
+            None => pick_port(reg, home.settings.port_range, |p| {
+                port_is_free(home.settings.bind_address, p)
+            })
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "no free port in {}-{}; destroy unused instances or widen DBAAS_PORT_RANGE",
+                    home.settings.port_range.0, home.settings.port_range.1
+                ))
+            })?,
+        };
+        let id = loop {
+            let id = crate::secrets::instance_id();
+            if reg.find(&id).is_none() && !home.instance_dir(&id).exists() {
+                break id;
+            }
+        };
+        let now = now_rfc3339();
+        let inst = Instance {
+            id,
+            name: v.name.clone(),
+            version: v.version,
+            image: image.to_string(),
+            memory: v.memory,
+            cpus: v.cpus,
+            port,
+            bind_address: home.settings.bind_address.to_string(),
+            database: v.database.clone(),
+            user: v.user.clone(),
+            state: State::Creating,
+            created_at: now.clone(),
+            updated_at: now,
+            creator_pid: Some(std::process::id()),
+            intent: None,
+            intent_pid: None,
+            error: None,
+            metrics_interval: v.metrics_interval,
+            metrics_max_bytes: home.settings.metrics_max_bytes,
+            metrics_keep: home.settings.metrics_keep,
+        };
+        reg.instances.push(inst.clone());
+        Ok(inst)
+    })
+}
+
+/// The lowest port of the range that no instance holds and `is_free` accepts.
+pub fn pick_port(reg: &Registry, range: (u16, u16), is_free: impl Fn(u16) -> bool) -> Option<u16> {
+    let taken: std::collections::HashSet<u16> = reg.instances.iter().map(|i| i.port).collect();
+    (range.0..=range.1).find(|p| !taken.contains(p) && is_free(*p))
+}
+
+pub fn port_is_free(addr: IpAddr, port: u16) -> bool {
+    TcpListener::bind((addr, port)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg_with_ports(ports: &[u16]) -> Registry {
+        let mut r = Registry::default();
+        for (n, p) in ports.iter().enumerate() {
+            let mut i = Instance {
+                id: format!("db_{n:08x}"),
+                name: format!("n{n}"),
+                version: 15,
+                image: "x".into(),
+                memory: 1,
+                cpus: 1.0,
+                port: *p,
+                bind_address: "127.0.0.1".into(),
+                database: "app".into(),
+                user: "app".into(),
+                state: State::Running,
+                created_at: String::new(),
+                updated_at: String::new(),
+                creator_pid: None,
+                intent: None,
+                intent_pid: None,
+                error: None,
+                metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
+                metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,
+                metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
+            };
+            i.port = *p;
+            r.instances.push(i);
+        }
+        r
+    }
+
+    #[test]
+    fn picks_lowest_free_port() {
+        let r = reg_with_ports(&[5432, 5433, 5435]);
+        assert_eq!(pick_port(&r, (5432, 5440), |_| true), Some(5434));
+        assert_eq!(pick_port(&r, (5432, 5440), |p| p != 5434), Some(5436));
+        assert_eq!(pick_port(&r, (5432, 5433), |_| true), None);
+    }
+
+    #[test]
+    fn validate_create_defaults_and_errors() {
+        let v = crate::validate::create(&CreateRequest {
+            name: "demo".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((v.version, v.memory, v.cpus), (15, 512 << 20, 1.0));
+        assert_eq!((v.database.as_str(), v.user.as_str()), ("app", "app"));
+        let bad = CreateRequest {
+            name: "demo".into(),
+            port: Some(80),
+            ..Default::default()
+        };
+        assert!(
+            matches!(crate::validate::create(&bad), Err(Error::Invalid { ref field, .. }) if field == "port")
+        );
+    }
+
+    #[test]
+    fn url_uses_loopback_for_wildcard_bind() {
+        let mut i = reg_with_ports(&[6000]).instances.remove(0);
+        i.bind_address = "0.0.0.0".into();
+        assert_eq!(
+            connection_url(&i, "pw"),
+            "postgresql://app:pw@127.0.0.1:6000/app"
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! destroy: containers, network, directory (unless kept) and registry entry
+//! go, in that order, so that an interrupted destroy can be run again.
+
+use super::lifecycle::{intending, refuse_if_creating};
+use super::{blocking, find};
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::oplog;
+use crate::registry::{self, Instance, Intent, State};
+use std::path::Path;
+use std::time::Instant;
+
+/// Removes containers, network, directory (unless `keep_data`) and the
+/// registry entry, in that order, so an interrupted destroy can be re-run.
+pub async fn destroy(home: &Home, key: &str, keep_data: bool) -> Result<Instance> {
+    let inst = find(home, key)?;
+    refuse_if_creating(&inst)?;
+    let intent = if keep_data {
+        Intent::DestroyKeepData
+    } else {
+        Intent::Destroy
+    };
+    intending(
+        home,
+        &inst.id,
+        intent,
+        remove_instance(home, &inst.id, keep_data),
+    )
+    .await?;
+    Ok(inst)
+}
+
+pub async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<()> {
+    let started = Instant::now();
+    oplog::step(home, id, "destroy.compose_down", engine::of(home).down(id)).await?;
+    if !keep_data {
+        let dir = home.instance_dir(id);
+        blocking(move || remove_dir(&dir)).await?;
+    }
+    blocking({
+        let home = home.clone();
+        let id = id.to_string();
+        move || {
+            registry::update(&home, |reg| {
+                reg.remove(&id);
+                Ok(())
+            })
+        }
+    })
+    .await?;
+    oplog::record(
+        home,
+        id,
+        "destroy",
+        started.elapsed(),
+        if keep_data { "ok (data kept)" } else { "ok" },
+    );
+    Ok(())
+}
+
+pub(super) fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(
+            format!(
+                "removing {} (files written by the container may need root: sudo rm -rf {})",
+                dir.display(),
+                dir.display()
+            ),
+            e,
+        )),
+    }
+}
+
+/// Rolls back the creates this process started and did not finish: called
+/// when the user interrupts `create` (Ctrl-C), so nothing half-made is left.
+pub async fn abandon_own_creates(home: &Home) -> Result<Vec<String>> {
+    let me = std::process::id();
+    let reg = registry::load(home)?;
+    let mine: Vec<String> = reg
+        .instances
+        .iter()
+        .filter(|i| i.state == State::Creating && i.creator_pid == Some(me))
+        .map(|i| i.id.clone())
+        .collect();
+    for id in &mine {
+        remove_instance(home, id, false).await?;
+    }
+    Ok(mine)
+}

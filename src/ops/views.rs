@@ -1,0 +1,243 @@
+//! What users see of an instance: its registry entry with a live `Status`
+//! worked out from the engine's containers, for `list`, `show` and the API.
+
+use super::{blocking, creator_alive, find};
+use crate::engine::{self, Container, ContainerState, Health, PsMap, Service};
+use crate::error::Result;
+use crate::home::Home;
+use crate::metrics::{self, tail};
+use crate::registry::{self, Instance, Registry, State};
+use crate::validate;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+/// An instance as users see it: the registry entry plus its live status.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InstanceView {
+    pub id: String,
+    pub name: String,
+    pub version: u32,
+    pub image: String,
+    pub status: Status,
+    /// The health check's last word: starting, healthy or unhealthy.
+    pub health: Option<String>,
+    pub port: u16,
+    pub bind_address: String,
+    pub memory: String,
+    pub memory_bytes: u64,
+    pub cpus: f64,
+    pub database: String,
+    pub user: String,
+    pub created_at: String,
+    pub age_seconds: u64,
+    pub containers: Vec<String>,
+    pub error: Option<String>,
+    /// Seconds between the monitoring agent's samples.
+    pub metrics_interval: u32,
+    /// Where clients connect (loopback for a wildcard bind): for printing.
+    #[serde(skip)]
+    pub connect_host: String,
+}
+
+pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceView {
+    let (status, health) = live_status(inst, containers);
+    let age = humantime::parse_rfc3339(&inst.created_at)
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map_or(0, |d| d.as_secs());
+    InstanceView {
+        id: inst.id.clone(),
+        name: inst.name.clone(),
+        version: inst.version,
+        image: inst.image.clone(),
+        status,
+        health: health.map(|h| h.as_str().to_string()),
+        port: inst.port,
+        bind_address: inst.bind_address.clone(),
+        memory: validate::format_bytes(inst.memory),
+        memory_bytes: inst.memory,
+        cpus: inst.cpus,
+        database: inst.database.clone(),
+        user: inst.user.clone(),
+        created_at: inst.created_at.clone(),
+        age_seconds: age,
+        containers: containers
+            .map(|cs| cs.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default(),
+        error: inst.error.clone(),
+        metrics_interval: inst.metrics_interval,
+        connect_host: super::connect_host(inst),
+    }
+}
+
+/// The live status of an instance, as `list`, `show` and the API report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// A create is running.
+    Creating,
+    /// The create's process died; `doctor --fix` or the next `serve` rolls
+    /// it back.
+    Interrupted,
+    /// Provisioning failed; the entry holds the reason.
+    Failed,
+    /// PostgreSQL runs and accepts the app user.
+    Running,
+    /// Started, before its first health check passed.
+    Starting,
+    /// Runs, but its health check fails.
+    Unhealthy,
+    Restarting,
+    /// Its container ended without `down`.
+    Exited,
+    /// Stopped by `down`: no containers, data kept.
+    Stopped,
+    /// Should run, but has no container.
+    Missing,
+    Created,
+    Paused,
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Interrupted => "interrupted",
+            Status::Failed => "failed",
+            Status::Running => "running",
+            Status::Starting => "starting",
+            Status::Unhealthy => "unhealthy",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+            Status::Stopped => "stopped",
+            Status::Missing => "missing",
+            Status::Created => "created",
+            Status::Paused => "paused",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// Whether PostgreSQL is up to take connections: the one answer to "is
+    /// it running?" for SQL, the data API and `doctor`.
+    pub fn serves(self) -> bool {
+        matches!(self, Status::Running | Status::Unhealthy)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The registry's record plus the engine's containers, as a `Status` and
+/// the health check's word.
+pub fn live_status(
+    inst: &Instance,
+    containers: Option<&Vec<Container>>,
+) -> (Status, Option<Health>) {
+    match inst.state {
+        State::Creating if creator_alive(inst) => return (Status::Creating, None),
+        State::Creating => return (Status::Interrupted, None),
+        State::Failed => return (Status::Failed, None),
+        _ => {}
+    }
+    let db = containers.and_then(|cs| engine::service_of(cs, &Service::Db));
+    let Some(c) = db else {
+        return match inst.state {
+            State::Stopped => (Status::Stopped, None),
+            _ => (Status::Missing, None),
+        };
+    };
+    let status = match (&c.state, c.health) {
+        // Readiness was checked by dbaas itself; the first health check
+        // comes one interval later.
+        (ContainerState::Running, Some(Health::Starting)) if inst.state == State::Running => {
+            Status::Running
+        }
+        (ContainerState::Running, Some(Health::Starting)) => Status::Starting,
+        (ContainerState::Running, Some(Health::Unhealthy)) => Status::Unhealthy,
+        (ContainerState::Running, _) => Status::Running,
+        (ContainerState::Restarting, _) => Status::Restarting,
+        (s, _) if s.ended() => Status::Exited,
+        (ContainerState::Created, _) => Status::Created,
+        (ContainerState::Paused, _) => Status::Paused,
+        _ => Status::Unknown,
+    };
+    (status, c.health)
+}
+
+pub async fn status_view(home: &Home, inst: &Instance) -> Result<InstanceView> {
+    let ps = engine::of(home).ps(Some(&inst.id)).await?;
+    Ok(view(inst, ps.get(&inst.id)))
+}
+
+/// All instances with their live status: one registry read, one docker call.
+pub async fn list(home: &Home) -> Result<Vec<InstanceView>> {
+    let reg = blocking({
+        let home = home.clone();
+        move || registry::load(&home)
+    })
+    .await?;
+    let ps: PsMap = if reg.instances.is_empty() {
+        HashMap::new()
+    } else {
+        engine::of(home).ps(None).await?
+    };
+    Ok(views(&reg, &ps))
+}
+
+pub fn views(reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
+    reg.instances
+        .iter()
+        .map(|i| view(i, ps.get(&i.id)))
+        .collect()
+}
+
+pub async fn show(home: &Home, key: &str) -> Result<InstanceView> {
+    let inst = find(home, key)?;
+    status_view(home, &inst).await
+}
+
+/// One line of `top`: an instance with figures from its latest samples.
+#[derive(Debug, Serialize)]
+pub struct TopRow {
+    pub name: String,
+    pub id: String,
+    pub status: Status,
+    pub connections: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub tps: Option<f64>,
+    pub cache_hit_ratio: Option<f64>,
+    pub db_size_bytes: Option<u64>,
+    pub sample_age_seconds: Option<f64>,
+}
+
+/// Every instance with its load, from the last 30 samples of each.
+pub async fn top(home: &Home) -> Result<Vec<TopRow>> {
+    let views = list(home).await?;
+    let home = home.clone();
+    crate::metrics::read_files(move || {
+        views
+            .into_iter()
+            .map(|v| {
+                let samples = tail::last(&metrics::dir_of(&home, &v.id), 30);
+                let s = metrics::summary::summarize(&samples);
+                TopRow {
+                    sample_age_seconds: samples.last().and_then(metrics::age_seconds),
+                    name: v.name,
+                    id: v.id,
+                    status: v.status,
+                    connections: s.connections,
+                    max_connections: s.max_connections,
+                    tps: s.tps,
+                    cache_hit_ratio: s.cache_hit_ratio,
+                    db_size_bytes: s.db_size_bytes,
+                }
+            })
+            .collect()
+    })
+    .await
+}
