@@ -294,6 +294,10 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
         Ok(w) => w,
         Err(e) => return reply::from_error(&e),
     };
+    // A create holds the lock to its end: its rule is answered at once.
+    if let Err(e) = ops::refuse_if_creating(&inst) {
+        return reply::from_error(&e);
+    }
     let guard = state.lock_for(&inst.id).lock_owned().await;
     // Re-read under the lock: the previous holder may have changed it.
     let inst = match find(state, &inst.id) {
@@ -339,6 +343,9 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
         Ok(i) => i,
         Err(e) => return reply::from_error(&e),
     };
+    if let Err(e) = ops::refuse_if_creating(&inst) {
+        return reply::from_error(&e);
+    }
     let guard = state.lock_for(&inst.id).lock_owned().await;
     state.pools.drop_pool(&inst.id);
     // Runs to its end whatever happens to this request.

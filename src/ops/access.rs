@@ -88,6 +88,7 @@ pub async fn agent_logs(home: &Home, key: &str, tail: u32) -> Result<Vec<String>
 /// PostgreSQL's log on the user's terminal, followed with `follow`.
 pub async fn attach_logs(home: &Home, key: &str, tail: u32, follow: bool) -> Result<i32> {
     let inst = find(home, key)?;
+    let tail = check_tail(tail)?;
     engine::of(home)
         .attach(&inst.id, Attach::Logs { tail, follow })
         .await

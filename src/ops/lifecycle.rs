@@ -139,7 +139,7 @@ pub fn creator_alive(inst: &Instance) -> bool {
 
 /// The rule every face shares: an instance being created belongs to its
 /// creator until it is done.
-pub(super) fn refuse_if_creating(inst: &Instance) -> Result<()> {
+pub fn refuse_if_creating(inst: &Instance) -> Result<()> {
     if inst.state == State::Creating && creator_alive(inst) {
         return Err(Error::Conflict(format!(
             "instance '{}' is still being created (by process {}); wait for it to finish",

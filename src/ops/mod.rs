@@ -23,7 +23,7 @@ pub use create::{
     OnFailure, Pending,
 };
 pub use destroy::{abandon_own_creates, destroy, remove_instance};
-pub use lifecycle::{creator_alive, down, interrupted, restart, resume, up};
+pub use lifecycle::{creator_alive, down, interrupted, refuse_if_creating, restart, resume, up};
 pub use views::{
     list, live_status, show, status_view, top, view, views, InstanceView, Status, TopRow,
 };
