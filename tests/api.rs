@@ -5,10 +5,6 @@ use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn error_code(r: &http::Response) -> String {
-    r.json()["error"]["code"].as_str().unwrap_or("").to_string()
-}
-
 #[test]
 fn api_lifecycle_from_create_to_delete() {
     if !docker_required() {
