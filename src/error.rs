@@ -104,6 +104,18 @@ pub enum Error {
     #[error("{0}")]
     Busy(String),
 
+    /// A request body not declared as JSON.
+    #[error("{0}")]
+    NotJson(String),
+
+    /// A request body that does not parse as what the route takes.
+    #[error("{message}")]
+    InvalidJson {
+        message: String,
+        line: usize,
+        column: usize,
+    },
+
     /// A create that failed after its registry entry existed: what was done
     /// about it (rolled back, kept) and the underlying error, whose kind
     /// decides the HTTP status and detail.
@@ -129,7 +141,7 @@ impl Error {
     /// Process exit code for the CLI. Documented in the README.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Invalid { .. } => 2,
+            Error::Invalid { .. } | Error::NotJson(_) | Error::InvalidJson { .. } => 2,
             Error::NotFound { .. } => 3,
             Error::Conflict(_) => 4,
             Error::Docker(_) => 5,
@@ -149,6 +161,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Invalid { .. } => "invalid",
+            Error::NotJson(_) => "unsupported_media_type",
+            Error::InvalidJson { .. } => "invalid_json",
             Error::NotFound { .. } => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Docker(_) => "docker_unavailable",
@@ -166,7 +180,8 @@ impl Error {
     /// HTTP status for the API: the same kinds as the exit codes.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::Invalid { .. } => 400,
+            Error::Invalid { .. } | Error::InvalidJson { .. } => 400,
+            Error::NotJson(_) => 415,
             Error::NotFound { .. } => 404,
             Error::Conflict(_) => 409,
             Error::Docker(_) => 503,

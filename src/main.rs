@@ -149,7 +149,7 @@ async fn create(home: &Home, c: cli::Create) -> Result<i32> {
 }
 
 async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
-    let inst = ops::find(home, &c.name)?;
+    let inst = ops::find(home, &c.name).await?;
     if !c.yes {
         confirm_destroy(&inst, c.keep_data)?;
     }
@@ -211,7 +211,7 @@ async fn metrics(home: &Home, c: cli::Metrics) -> Result<()> {
     if c.json {
         print::json(&samples);
     } else if samples.is_empty() {
-        let inst = ops::find(home, &c.name)?;
+        let inst = ops::find(home, &c.name).await?;
         println!(
             "no samples yet for '{}' (the agent writes one every {} s)",
             inst.name, inst.metrics_interval

@@ -33,6 +33,20 @@ pub fn record(home: &Home, id: &str, step: &str, took: Duration, outcome: &str) 
     }
 }
 
+/// `record` from async code: the append runs on a blocking thread.
+pub async fn record_async(home: &Home, id: &str, step: &str, took: Duration, outcome: &str) {
+    let (home, id, step, outcome) = (
+        home.clone(),
+        id.to_string(),
+        step.to_string(),
+        outcome.to_string(),
+    );
+    let done = tokio::task::spawn_blocking(move || record(&home, &id, &step, took, &outcome)).await;
+    if let Err(e) = done {
+        log::warn!("writing the provisioning log failed: {e}");
+    }
+}
+
 /// Times one step and records it with its outcome.
 pub async fn step<T, E: std::fmt::Display>(
     home: &Home,
@@ -46,6 +60,6 @@ pub async fn step<T, E: std::fmt::Display>(
         Ok(_) => "ok".to_string(),
         Err(e) => format!("error: {}", e.to_string().lines().next().unwrap_or("")),
     };
-    record(home, id, name, start.elapsed(), &outcome);
+    record_async(home, id, name, start.elapsed(), &outcome).await;
     res
 }

@@ -64,12 +64,19 @@ pub const AGENT_FILES: &[(&str, &str, u32)] = &[
     ("sample.sql", include_str!("../agent/sample.sql"), 0o644),
 ];
 
-/// The secrets of one instance, kept only in instances/<id>/.env (0600).
-#[derive(Debug, Clone)]
+/// The secrets of one instance, kept only in instances/<id>/secrets/
+/// (0600/0400). Debug never shows them.
+#[derive(Clone)]
 pub struct Credentials {
     pub superuser_password: String,
     pub app_password: String,
     pub monitor_password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials { <redacted> }")
+    }
 }
 
 impl Credentials {

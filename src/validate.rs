@@ -66,7 +66,7 @@ pub fn create(req: &CreateRequest) -> Result<ValidCreate> {
     sql_name("user", &user)?;
     let metrics_interval = match &req.metrics_interval {
         Some(s) => metrics_interval(s)?,
-        None => crate::registry::DEFAULT_METRICS_INTERVAL,
+        None => crate::settings::DEFAULT_METRICS_INTERVAL,
     };
     Ok(ValidCreate {
         metrics_interval,

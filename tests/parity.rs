@@ -236,7 +236,7 @@ fn not_found_outcomes_agree() {
             "metrics",
             &["metrics", "nosuch"],
             "GET",
-            "/monitoring/nosuch/samples",
+            "/monitoring/nosuch/metrics",
         ),
     ] {
         let mut o = o;

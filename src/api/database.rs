@@ -7,9 +7,10 @@ use super::state::AppState;
 use super::Request;
 use crate::db::catalog::{self, NewTable, TableDescription, TableSummary};
 use crate::db::exec::{self, Insert, Isolation, SqlResult, Statement};
-use crate::db::pool::{self, Failure, InstancePool, PgConn};
+use crate::db::pool::{self, InstancePool, PgConn};
 use crate::db::query::{self, Resolution};
 use crate::db::session;
+use crate::db::Failure;
 use crate::error::Error;
 use crate::ops;
 use crate::provision;
@@ -18,7 +19,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
-use warp::http::Method;
 
 fn not_running(inst: &Instance, status: ops::Status) -> Error {
     Error::Conflict(format!(
@@ -99,54 +99,8 @@ fn prefer(req: &Request) -> Result<Prefer, Error> {
     Ok(p)
 }
 
-fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Box<Reply>> {
+fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Error> {
     reply::json_body(&req.headers, &req.body, "body for this route")
-}
-
-macro_rules! body {
-    ($req:expr) => {
-        match json_body($req) {
-            Ok(v) => v,
-            Err(r) => return *r,
-        }
-    };
-}
-
-/// Dispatches `/database/{id}/...`; `rest` is what follows the id.
-pub async fn route(state: &Arc<AppState>, req: &Request, id: &str, rest: &[&str]) -> Reply {
-    let m = &req.method;
-    match rest {
-        ["tables"] => match *m {
-            Method::GET => list_tables(state, req, id).await,
-            Method::POST => create_table(state, req, id).await,
-            _ => super::method_not_allowed(&[Method::GET, Method::POST]),
-        },
-        ["tables", table] => match *m {
-            Method::GET => describe_table(state, req, id, table).await,
-            Method::DELETE => drop_table(state, req, id, table).await,
-            _ => super::method_not_allowed(&[Method::GET, Method::DELETE]),
-        },
-        ["tables", table, "rows"] => match *m {
-            Method::GET => read_rows(state, req, id, table).await,
-            Method::POST => insert_rows(state, req, id, table).await,
-            Method::PATCH => update_rows(state, req, id, table).await,
-            Method::DELETE => delete_rows(state, req, id, table).await,
-            _ => super::method_not_allowed(&[
-                Method::GET,
-                Method::POST,
-                Method::PATCH,
-                Method::DELETE,
-            ]),
-        },
-        ["sql"] => super::only(m, &[Method::POST], || sql(state, req, id)).await,
-        ["transaction"] => super::only(m, &[Method::POST], || transaction(state, req, id)).await,
-        _ => reply::error(
-            404,
-            "not_found",
-            format!("no such route: {}", req.path),
-            Value::Null,
-        ),
-    }
 }
 
 #[utoipa::path(get, path = "/database/{id}/tables", tag = "database",
@@ -156,10 +110,10 @@ pub async fn route(state: &Arc<AppState>, req: &Request, id: &str, rest: &[&str]
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Instance not running", body = ErrorBody),
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_tables(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
+pub async fn list_tables(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply, Error> {
     let schema = schema_of(req);
     let res = with_db(state, id, move |c, _| catalog::list(&mut c.client, &schema)).await;
-    reply::json(200, &tri!(res))
+    Ok(reply::json(200, &res?))
 }
 
 #[utoipa::path(post, path = "/database/{id}/tables", tag = "database", request_body = NewTable,
@@ -168,8 +122,8 @@ pub async fn list_tables(state: &Arc<AppState>, req: &Request, id: &str) -> Repl
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Table exists, or instance not running", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create_table(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
-    let t: NewTable = body!(req);
+pub async fn create_table(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply, Error> {
+    let t: NewTable = json_body(req)?;
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
         session::in_transaction(c, |c| catalog::create(&mut c.client, &t))?;
@@ -180,7 +134,7 @@ pub async fn create_table(state: &Arc<AppState>, req: &Request, id: &str) -> Rep
         )
     })
     .await;
-    reply::json(201, &tri!(res))
+    Ok(reply::json(201, &res?))
 }
 
 #[utoipa::path(get, path = "/database/{id}/tables/{table}", tag = "database",
@@ -189,13 +143,18 @@ pub async fn create_table(state: &Arc<AppState>, req: &Request, id: &str) -> Rep
     responses((status = 200, body = TableDescription), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn describe_table(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
+pub async fn describe_table(
+    state: &Arc<AppState>,
+    req: &Request,
+    id: &str,
+    table: &str,
+) -> Result<Reply, Error> {
     let (schema, table) = (schema_of(req), table.to_string());
     let res = with_db(state, id, move |c, _| {
         catalog::describe(&mut c.client, &schema, &table)
     })
     .await;
-    reply::json(200, &tri!(res))
+    Ok(reply::json(200, &res?))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -212,8 +171,13 @@ pub struct Dropped {
         (status = 409, description = "Other objects depend on it (use cascade=true), or instance not running", body = ErrorBody),
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn drop_table(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
-    let cascade = tri!(req.flag("cascade", false));
+pub async fn drop_table(
+    state: &Arc<AppState>,
+    req: &Request,
+    id: &str,
+    table: &str,
+) -> Result<Reply, Error> {
+    let cascade = req.flag("cascade", false)?;
     let (schema, table) = (schema_of(req), table.to_string());
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
@@ -223,7 +187,7 @@ pub async fn drop_table(state: &Arc<AppState>, req: &Request, id: &str, table: &
         Ok(format!("{schema}.{table}"))
     })
     .await;
-    reply::json(200, &Dropped { dropped: tri!(res) })
+    Ok(reply::json(200, &Dropped { dropped: res? }))
 }
 
 /// Content-Range of a read: `0-99/12345`, `*/0` when empty, `/*` when the
@@ -254,10 +218,15 @@ fn content_range(offset: u64, n: usize, total: Option<i64>) -> String {
         (status = 403, body = ErrorBody), (status = 404, description = "Unknown instance or table", body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn read_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
-    let pairs = tri!(pairs(req));
-    let q = tri!(query::parse_read(&pairs, state.pools.settings.max_rows));
-    let count = tri!(prefer(req)).count;
+pub async fn read_rows(
+    state: &Arc<AppState>,
+    req: &Request,
+    id: &str,
+    table: &str,
+) -> Result<Reply, Error> {
+    let pairs = pairs(req)?;
+    let q = query::parse_read(&pairs, state.pools.settings.max_rows)?;
+    let count = prefer(req)?.count;
     let (schema, table) = (schema_of(req), table.to_string());
     let offset = q.offset;
     let res = with_db(state, id, move |c, p| {
@@ -266,9 +235,9 @@ pub async fn read_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &s
         })
     })
     .await;
-    let (rs, total) = tri!(res);
+    let (rs, total) = res?;
     let range = content_range(offset, rs.rows.len(), total);
-    reply::with_header(
+    Ok(reply::with_header(
         reply::bytes(
             warp::http::StatusCode::OK,
             "application/json",
@@ -276,7 +245,7 @@ pub async fn read_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &s
         ),
         "content-range",
         &range,
-    )
+    ))
 }
 
 /// `{"count": n}`: the answer of a write with `Prefer: return=minimal`.
@@ -313,9 +282,14 @@ fn rows_reply(status: u16, rs: &exec::ResultSet, minimal: bool) -> Reply {
         (status = 404, body = ErrorBody), (status = 409, description = "Duplicate key, foreign key, or instance not running", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn insert_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
-    let pref = tri!(prefer(req));
-    let body: Value = body!(req);
+pub async fn insert_rows(
+    state: &Arc<AppState>,
+    req: &Request,
+    id: &str,
+    table: &str,
+) -> Result<Reply, Error> {
+    let pref = prefer(req)?;
+    let body: Value = json_body(req)?;
     let rows: Vec<serde_json::Map<String, Value>> = match body {
         Value::Object(o) => vec![o],
         Value::Array(items) => {
@@ -324,7 +298,7 @@ pub async fn insert_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
                 match v {
                     Value::Object(o) => rows.push(o),
                     _ => {
-                        return reply::from_error(&Error::invalid(
+                        return Err(Error::invalid(
                             format!("body[{i}]"),
                             "each row must be a JSON object",
                         ))
@@ -334,14 +308,14 @@ pub async fn insert_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
             rows
         }
         _ => {
-            return reply::from_error(&Error::invalid(
+            return Err(Error::invalid(
                 "body",
                 "send a row object or an array of row objects",
             ))
         }
     };
     if rows.is_empty() {
-        return rows_reply(201, &exec::ResultSet::default(), pref.minimal);
+        return Ok(rows_reply(201, &exec::ResultSet::default(), pref.minimal));
     }
     let on_conflict = req.query_param("on_conflict").map(|v| {
         v.split(',')
@@ -368,7 +342,7 @@ pub async fn insert_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
         })
     })
     .await;
-    rows_reply(201, &tri!(res), minimal)
+    Ok(rows_reply(201, &res?, minimal))
 }
 
 /// Filters of a write; none at all is refused unless `all=true`.
@@ -396,10 +370,15 @@ fn write_filters(req: &Request) -> Result<Vec<query::Filter>, Error> {
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn update_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
-    let pref = tri!(prefer(req));
-    let filters = tri!(write_filters(req));
-    let values: serde_json::Map<String, Value> = body!(req);
+pub async fn update_rows(
+    state: &Arc<AppState>,
+    req: &Request,
+    id: &str,
+    table: &str,
+) -> Result<Reply, Error> {
+    let pref = prefer(req)?;
+    let filters = write_filters(req)?;
+    let values: serde_json::Map<String, Value> = json_body(req)?;
     let (schema, table) = (schema_of(req), table.to_string());
     let minimal = pref.minimal;
     let res = with_db(state, id, move |c, p| {
@@ -410,7 +389,7 @@ pub async fn update_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
         })
     })
     .await;
-    rows_reply(200, &tri!(res), minimal)
+    Ok(rows_reply(200, &res?, minimal))
 }
 
 #[utoipa::path(delete, path = "/database/{id}/tables/{table}/rows", tag = "database",
@@ -422,9 +401,14 @@ pub async fn update_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn delete_rows(state: &Arc<AppState>, req: &Request, id: &str, table: &str) -> Reply {
-    let pref = tri!(prefer(req));
-    let filters = tri!(write_filters(req));
+pub async fn delete_rows(
+    state: &Arc<AppState>,
+    req: &Request,
+    id: &str,
+    table: &str,
+) -> Result<Reply, Error> {
+    let pref = prefer(req)?;
+    let filters = write_filters(req)?;
     let (schema, table) = (schema_of(req), table.to_string());
     let minimal = pref.minimal;
     let res = with_db(state, id, move |c, p| {
@@ -433,7 +417,7 @@ pub async fn delete_rows(state: &Arc<AppState>, req: &Request, id: &str, table: 
         })
     })
     .await;
-    rows_reply(200, &tri!(res), minimal)
+    Ok(rows_reply(200, &res?, minimal))
 }
 
 /// Body of `POST /database/{id}/sql`.
@@ -461,8 +445,8 @@ pub struct SqlBody {
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody), (status = 504, description = "statement_timeout", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
-    let b: SqlBody = body!(req);
+pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply, Error> {
+    let b: SqlBody = json_body(req)?;
     let st = Statement {
         sql: b.sql,
         params: b.params,
@@ -478,8 +462,8 @@ pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
         res
     })
     .await;
-    let rs = tri!(res);
-    reply::json(200, &tri!(SqlResult::from_set(rs, array_mode)))
+    let rs = res?;
+    Ok(reply::json(200, &SqlResult::from_set(rs, array_mode)?))
 }
 
 /// Body of `POST /database/{id}/transaction`.
@@ -508,10 +492,10 @@ pub struct TransactionResult {
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
-    let b: TransactionBody = body!(req);
+pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply, Error> {
+    let b: TransactionBody = json_body(req)?;
     if b.statements.is_empty() {
-        return reply::from_error(&Error::invalid("statements", "give at least one statement"));
+        return Err(Error::invalid("statements", "give at least one statement"));
     }
     let (statements, isolation, array_mode) = (b.statements, b.isolation, b.array_mode);
     let opts = crate::db::sql_options(&state.pools.settings, false, array_mode);
@@ -523,10 +507,10 @@ pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Repl
         res
     })
     .await;
-    let sets = tri!(res);
-    let results = tri!(sets
+    let sets = res?;
+    let results = sets
         .into_iter()
         .map(|rs| SqlResult::from_set(rs, array_mode))
-        .collect::<Result<Vec<_>, _>>());
-    reply::json(200, &TransactionResult { results })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(reply::json(200, &TransactionResult { results }))
 }

@@ -92,7 +92,7 @@ impl Modify for BearerAuth {
     }
 }
 
-fn spec_bytes() -> &'static [u8] {
+pub fn openapi_bytes() -> &'static [u8] {
     static SPEC: OnceLock<Vec<u8>> = OnceLock::new();
     SPEC.get_or_init(|| {
         ApiDoc::openapi()
@@ -103,7 +103,7 @@ fn spec_bytes() -> &'static [u8] {
 }
 
 pub fn openapi_json() -> Reply {
-    reply::bytes(StatusCode::OK, "application/json", spec_bytes())
+    reply::bytes(StatusCode::OK, "application/json", openapi_bytes())
 }
 
 pub fn swagger(full_path: &str, tail: &str) -> Reply {
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn spec_covers_every_route() {
-        let spec: serde_json::Value = serde_json::from_slice(spec_bytes()).unwrap();
+        let spec: serde_json::Value = serde_json::from_slice(openapi_bytes()).unwrap();
         let paths = spec["paths"].as_object().unwrap();
         for p in [
             "/health",

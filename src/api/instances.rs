@@ -56,7 +56,7 @@ pub struct Deleted {
 
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, description = "Liveness, with whether Docker and the registry are usable", body = Health)))]
-pub async fn health(state: &Arc<AppState>) -> Reply {
+pub fn health(state: &Arc<AppState>) -> Reply {
     let docker = state.docker_health();
     let registry = state.registry().is_ok();
     let ok = docker.is_some_and(|(ok, _)| ok);
@@ -77,13 +77,10 @@ pub async fn health(state: &Arc<AppState>) -> Reply {
     responses((status = 200, description = "Every instance with its live status (no passwords)", body = [InstanceView]),
         (status = 401, body = ErrorBody), (status = 503, description = "Docker unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(state: &Arc<AppState>) -> Reply {
-    let reg = match state.registry() {
-        Ok(r) => r,
-        Err(e) => return reply::from_error(&e),
-    };
+pub async fn list(state: &Arc<AppState>) -> Result<Reply, Error> {
+    let reg = state.registry()?;
     if reg.instances.is_empty() {
-        return reply::json(200, &Vec::<InstanceView>::new());
+        return Ok(reply::json(200, &Vec::<InstanceView>::new()));
     }
     let should_run: Vec<&str> = reg
         .instances
@@ -91,10 +88,8 @@ pub async fn list(state: &Arc<AppState>) -> Reply {
         .filter(|i| i.state == State::Running)
         .map(|i| i.id.as_str())
         .collect();
-    match state.status_for(&should_run).await {
-        Ok(ps) => reply::json(200, &ops::views(&reg, &ps)),
-        Err(e) => reply::from_error(&e),
-    }
+    let ps = state.status_for(&should_run).await?;
+    Ok(reply::json(200, &ops::views(&reg, &ps)))
 }
 
 pub(crate) fn find(state: &AppState, key: &str) -> Result<Instance, Error> {
@@ -105,20 +100,15 @@ pub(crate) fn find(state: &AppState, key: &str) -> Result<Instance, Error> {
     params(("id" = String, Path, description = "Instance id or name")),
     responses((status = 200, body = InstanceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn show(state: &Arc<AppState>, key: &str) -> Reply {
-    let inst = match find(state, key) {
-        Ok(i) => i,
-        Err(e) => return reply::from_error(&e),
-    };
+pub async fn show(state: &Arc<AppState>, key: &str) -> Result<Reply, Error> {
+    let inst = find(state, key)?;
     let should_run: &[&str] = if inst.state == State::Running {
         &[&inst.id]
     } else {
         &[]
     };
-    match state.status_for(should_run).await {
-        Ok(ps) => reply::json(200, &ops::view(&inst, ps.get(&inst.id))),
-        Err(e) => reply::from_error(&e),
-    }
+    let ps = state.status_for(should_run).await?;
+    Ok(reply::json(200, &ops::view(&inst, ps.get(&inst.id))))
 }
 
 #[utoipa::path(get, path = "/instances/{id}/credentials", tag = "instances",
@@ -126,14 +116,11 @@ pub async fn show(state: &Arc<AppState>, key: &str) -> Reply {
     responses((status = 200, body = ops::Credentials), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "Still being created, or failed", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn credentials(state: &Arc<AppState>, key: &str) -> Reply {
-    match ops::credentials(&state.home, key).await {
-        Ok(c) => reply::json(200, &c),
-        Err(e) => reply::from_error(&e),
-    }
+pub async fn credentials(state: &Arc<AppState>, key: &str) -> Result<Reply, Error> {
+    Ok(reply::json(200, &ops::credentials(&state.home, key).await?))
 }
 
-fn parse_body(req: &Request) -> Result<CreateBody, Box<Reply>> {
+fn parse_body(req: &Request) -> Result<CreateBody, Error> {
     reply::json_body(&req.headers, &req.body, "create request")
 }
 
@@ -160,32 +147,19 @@ fn scalar(v: Option<serde_json::Value>, field: &str) -> Result<Option<String>, E
         (status = 503, description = "Docker, Compose v2 or the image missing", body = ErrorBody),
         (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(state: &Arc<AppState>, req: &Request) -> Reply {
-    let wait = match req.flag("wait", true) {
-        Ok(w) => w,
-        Err(e) => return reply::from_error(&e),
-    };
-    let body = match parse_body(req) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let metrics_interval = match scalar(body.metrics_interval, "metrics_interval") {
-        Ok(m) => m,
-        Err(e) => return reply::from_error(&e),
-    };
-    let creq = match (scalar(body.version, "version"), scalar(body.cpus, "cpus")) {
-        (Ok(version), Ok(cpus)) => CreateRequest {
-            metrics_interval,
-            name: body.name,
-            version,
-            memory: body.memory,
-            cpus,
-            port: body.port,
-            database: body.database,
-            user: body.user,
-            keep_on_failure: false,
-        },
-        (Err(e), _) | (_, Err(e)) => return reply::from_error(&e),
+pub async fn create(state: &Arc<AppState>, req: &Request) -> Result<Reply, Error> {
+    let wait = req.flag("wait", true)?;
+    let body = parse_body(req)?;
+    let creq = CreateRequest {
+        metrics_interval: scalar(body.metrics_interval, "metrics_interval")?,
+        name: body.name,
+        version: scalar(body.version, "version")?,
+        memory: body.memory,
+        cpus: scalar(body.cpus, "cpus")?,
+        port: body.port,
+        database: body.database,
+        user: body.user,
+        keep_on_failure: false,
     };
     // The create runs as a task of its own, to its end (ready, or rolled
     // back) whatever happens to this request; the request only watches it.
@@ -223,18 +197,12 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Reply {
         res
     });
     if wait {
-        return match super::joined(task).await {
-            Ok(created) => reply::json(201, &created),
-            Err(e) => reply::from_error(&e),
-        };
+        return Ok(reply::json(201, &super::joined(task).await?));
     }
     match accepted_rx.await {
-        Ok(accepted) => reply::json(202, &accepted),
+        Ok(accepted) => Ok(reply::json(202, &accepted)),
         // The create failed before it was recorded (name taken, no port).
-        Err(_) => match super::joined(task).await {
-            Err(e) => reply::from_error(&e),
-            Ok(created) => reply::json(201, &created),
-        },
+        Err(_) => Ok(reply::json(201, &super::joined(task).await?)),
     }
 }
 
@@ -273,7 +241,7 @@ pub async fn start_doc() {}
 #[utoipa::path(post, path = "/instances/{id}/stop", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name")),
     responses((status = 200, body = InstanceView), (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "Already stopped", body = ErrorBody), (status = 500, body = ErrorBody)),
+        (status = 409, description = "Being created, or failed", body = ErrorBody), (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stop_doc() {}
 
@@ -285,25 +253,19 @@ pub async fn stop_doc() {}
 pub async fn restart_doc() {}
 
 /// start / stop / restart, serialized per instance.
-pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &str) -> Reply {
-    let inst = match find(state, key) {
-        Ok(i) => i,
-        Err(e) => return reply::from_error(&e),
-    };
-    let wait = match req.flag("wait", true) {
-        Ok(w) => w,
-        Err(e) => return reply::from_error(&e),
-    };
+pub async fn action(
+    state: &Arc<AppState>,
+    req: &Request,
+    key: &str,
+    action: &str,
+) -> Result<Reply, Error> {
+    let inst = find(state, key)?;
+    let wait = req.flag("wait", true)?;
     // A create holds the lock to its end: its rule is answered at once.
-    if let Err(e) = ops::refuse_if_creating(&inst) {
-        return reply::from_error(&e);
-    }
+    ops::refuse_if_creating(&inst)?;
     let guard = state.lock_for(&inst.id).lock_owned().await;
     // Re-read under the lock: the previous holder may have changed it.
-    let inst = match find(state, &inst.id) {
-        Ok(i) => i,
-        Err(e) => return reply::from_error(&e),
-    };
+    let inst = find(state, &inst.id)?;
     // The instance's connections die with it; start again from a new pool.
     state.pools.drop_pool(&inst.id);
     // The operation runs to its end whatever happens to this request.
@@ -323,12 +285,9 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
         res
     });
     if !wait && action == "start" {
-        return reply::json(202, &ops::view(&inst, None));
+        return Ok(reply::json(202, &ops::view(&inst, None)));
     }
-    match super::joined(task).await {
-        Ok(v) => reply::json(200, &v),
-        Err(e) => reply::from_error(&e),
-    }
+    Ok(reply::json(200, &super::joined(task).await?))
 }
 
 #[utoipa::path(delete, path = "/instances/{id}", tag = "instances",
@@ -337,37 +296,27 @@ pub async fn action(state: &Arc<AppState>, req: &Request, key: &str, action: &st
     responses((status = 200, body = Deleted), (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
-    let keep_data = tri!(req.flag("keep_data", false));
-    let inst = match find(state, key) {
-        Ok(i) => i,
-        Err(e) => return reply::from_error(&e),
-    };
-    if let Err(e) = ops::refuse_if_creating(&inst) {
-        return reply::from_error(&e);
-    }
+pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
+    let keep_data = req.flag("keep_data", false)?;
+    let inst = find(state, key)?;
+    ops::refuse_if_creating(&inst)?;
     let guard = state.lock_for(&inst.id).lock_owned().await;
     state.pools.drop_pool(&inst.id);
     // Runs to its end whatever happens to this request.
     let st = state.clone();
     let id = inst.id.clone();
-    let res = super::joined(tokio::spawn(async move {
+    let inst = super::joined(tokio::spawn(async move {
         let res = ops::destroy(&st.home, &id, keep_data).await;
         drop(guard);
         st.status_changed();
         res
     }))
-    .await;
-    match res {
-        Ok(i) => reply::json(
-            200,
-            &Deleted {
-                deleted: i.id,
-                data_kept: keep_data,
-            },
-        ),
-        Err(e) => reply::from_error(&e),
-    }
+    .await?;
+    let deleted = Deleted {
+        deleted: inst.id,
+        data_kept: keep_data,
+    };
+    Ok(reply::json(200, &deleted))
 }
 
 #[utoipa::path(get, path = "/instances/{id}/logs", tag = "instances",
@@ -376,13 +325,8 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
     responses((status = 200, body = LogLines), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "No container (instance down)", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn logs(state: &Arc<AppState>, req: &Request, key: &str) -> Reply {
-    let tail = match reply::tail_param(req) {
-        Ok(t) => t,
-        Err(e) => return reply::from_error(&e),
-    };
-    match ops::logs(&state.home, key, tail).await {
-        Ok(lines) => reply::json(200, &LogLines { lines }),
-        Err(e) => reply::from_error(&e),
-    }
+pub async fn logs(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
+    let tail = reply::tail_param(req)?;
+    let lines = ops::logs(&state.home, key, tail).await?;
+    Ok(reply::json(200, &LogLines { lines }))
 }

@@ -5,20 +5,12 @@
 //! as the CLI.
 
 /// A handler's early return: the value, or the error as a reply.
-macro_rules! tri {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return reply::from_error(&e),
-        }
-    };
-}
-
 pub mod database;
 pub mod docs;
 pub mod instances;
 pub mod monitoring;
 pub mod reply;
+pub mod routes;
 pub mod server;
 pub mod state;
 
@@ -221,15 +213,13 @@ fn body_too_slow() -> Reply {
     )
 }
 
-/// Routes anyone may call: health and the API's documentation.
+/// Routes anyone may call (the table says which): health and the docs.
 fn is_public(path: &str) -> bool {
-    let path = path.trim_end_matches('/');
-    path == "/health"
-        || path == "/openapi.json"
-        || path == "/docs"
-        || path.starts_with("/docs/")
-        || path == "/redoc"
-        || path == "/redoc/redoc.standalone.js"
+    let Some(seg) = segments(path) else {
+        return false;
+    };
+    let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
+    routes::lookup(&seg).is_some_and(|(r, _)| r.public)
 }
 
 fn unauthorized() -> Reply {
@@ -328,32 +318,14 @@ impl Request {
 /// metrics (a label per instance or per unknown path would grow without
 /// bound).
 pub fn route_template(path: &str) -> &'static str {
-    let seg: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match seg.as_slice() {
-        [""] => "/",
-        ["health"] => "/health",
-        ["metrics"] => "/metrics",
-        ["openapi.json"] => "/openapi.json",
-        ["docs", ..] => "/docs",
-        ["redoc", ..] => "/redoc",
-        ["instances"] => "/instances",
-        ["instances", _] => "/instances/{id}",
-        ["instances", _, "credentials"] => "/instances/{id}/credentials",
-        ["instances", _, "logs"] => "/instances/{id}/logs",
-        ["instances", _, "start"] => "/instances/{id}/start",
-        ["instances", _, "stop"] => "/instances/{id}/stop",
-        ["instances", _, "restart"] => "/instances/{id}/restart",
-        ["database", _, "tables"] => "/database/{id}/tables",
-        ["database", _, "tables", _] => "/database/{id}/tables/{table}",
-        ["database", _, "tables", _, "rows"] => "/database/{id}/tables/{table}/rows",
-        ["database", _, "sql"] => "/database/{id}/sql",
-        ["database", _, "transaction"] => "/database/{id}/transaction",
-        ["monitoring", _, "metrics"] => "/monitoring/{id}/metrics",
-        ["monitoring", _, "metrics", "summary"] => "/monitoring/{id}/metrics/summary",
-        ["monitoring", _, "agent"] => "/monitoring/{id}/agent",
-        ["monitoring", _, "agent", "logs"] => "/monitoring/{id}/agent/logs",
-        ["monitoring", _, "agent", "restart"] => "/monitoring/{id}/agent/restart",
-        _ => "unmatched",
+    let Some(seg) = segments(path) else {
+        return "unmatched";
+    };
+    let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
+    match routes::lookup(&seg) {
+        Some((r, _)) => r.label(),
+        None if seg.is_empty() => "/",
+        None => "unmatched",
     }
 }
 
@@ -383,90 +355,87 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Finds the route in the table, checks its method, and answers with the
+/// one handler for it; every handler's error is answered in the JSON error
+/// shape here, by `reply::from_error`.
 async fn handle(state: &Arc<AppState>, req: &Request) -> Reply {
     let Some(seg) = segments(&req.path) else {
-        return reply::error(404, "not_found", "no such route", serde_json::Value::Null);
+        return no_such_route(req);
     };
     let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
+    let Some((route, p)) = routes::lookup(&seg) else {
+        return no_such_route(req);
+    };
+    if !route.methods.contains(&req.method) {
+        return method_not_allowed(route.methods);
+    }
+    dispatch(state, req, route.path, &p)
+        .await
+        .unwrap_or_else(|e| reply::from_error(&e))
+}
+
+/// One arm per route and method of the table (routes.rs).
+async fn dispatch(
+    state: &Arc<AppState>,
+    req: &Request,
+    route: &str,
+    p: &[&str],
+) -> std::result::Result<Reply, Error> {
+    let param = |i: usize| p.get(i).copied().unwrap_or_default();
+    let (id, table) = (param(0), param(1));
     let m = &req.method;
-
-    // Public routes.
-    match seg.as_slice() {
-        ["health"] => return only(m, &[Method::GET], || instances::health(state)).await,
-        ["openapi.json"] => {
-            return only(m, &[Method::GET], || async { docs::openapi_json() }).await
+    match route {
+        "/health" => Ok(instances::health(state)),
+        "/openapi.json" => Ok(docs::openapi_json()),
+        "/docs/*" => Ok(docs::swagger(&req.path, &p.join("/"))),
+        "/redoc" => Ok(docs::redoc_page()),
+        "/redoc/redoc.standalone.js" => {
+            Ok(docs::redoc_js(state.home.settings.server.redoc_js.clone()).await)
         }
-        ["docs", rest @ ..] => {
-            let rest = rest.join("/");
-            return only(m, &[Method::GET], || async move {
-                docs::swagger(&req.path, &rest)
-            })
-            .await;
+        "/instances" if *m == Method::GET => instances::list(state).await,
+        "/instances" => instances::create(state, req).await,
+        "/instances/{id}" if *m == Method::GET => instances::show(state, id).await,
+        "/instances/{id}" => instances::destroy(state, req, id).await,
+        "/instances/{id}/credentials" => instances::credentials(state, id).await,
+        "/instances/{id}/logs" => instances::logs(state, req, id).await,
+        "/instances/{id}/start" => instances::action(state, req, id, "start").await,
+        "/instances/{id}/stop" => instances::action(state, req, id, "stop").await,
+        "/instances/{id}/restart" => instances::action(state, req, id, "restart").await,
+        "/database/{id}/tables" if *m == Method::GET => database::list_tables(state, req, id).await,
+        "/database/{id}/tables" => database::create_table(state, req, id).await,
+        "/database/{id}/tables/{table}" if *m == Method::GET => {
+            database::describe_table(state, req, id, table).await
         }
-        ["redoc"] => return only(m, &[Method::GET], || async { docs::redoc_page() }).await,
-        ["redoc", "redoc.standalone.js"] => {
-            return only(m, &[Method::GET], || {
-                docs::redoc_js(state.home.settings.server.redoc_js.clone())
-            })
-            .await
-        }
-        _ => {}
-    }
-
-    // Everything else needs the token.
-    if !state.authorized(&req.headers) {
-        return unauthorized();
-    }
-
-    match seg.as_slice() {
+        "/database/{id}/tables/{table}" => database::drop_table(state, req, id, table).await,
+        "/database/{id}/tables/{table}/rows" => match *m {
+            Method::GET => database::read_rows(state, req, id, table).await,
+            Method::POST => database::insert_rows(state, req, id, table).await,
+            Method::PATCH => database::update_rows(state, req, id, table).await,
+            _ => database::delete_rows(state, req, id, table).await,
+        },
+        "/database/{id}/sql" => database::sql(state, req, id).await,
+        "/database/{id}/transaction" => database::transaction(state, req, id).await,
+        "/monitoring/{id}/metrics" => monitoring::samples(state, req, id).await,
+        "/monitoring/{id}/metrics/summary" => monitoring::summary(state, id).await,
+        "/monitoring/{id}/agent" => monitoring::agent(state, id).await,
+        "/monitoring/{id}/agent/logs" => monitoring::agent_logs(state, req, id).await,
+        "/monitoring/{id}/agent/restart" => monitoring::agent_restart(state, id).await,
+        "/metrics" => monitoring::prometheus(state).await,
         // A fault hook for the tests of panic handling (DBAAS_TEST_FAULTS=1).
-        ["_test", "panic"] if state.home.settings.server.test_faults => {
+        "/_test/panic" if state.home.settings.server.test_faults => {
             panic!("a panic provoked through /_test/panic")
         }
-        ["instances"] => match *m {
-            Method::GET => instances::list(state).await,
-            Method::POST => instances::create(state, req).await,
-            _ => method_not_allowed(&[Method::GET, Method::POST]),
-        },
-        ["instances", id] => match *m {
-            Method::GET => instances::show(state, id).await,
-            Method::DELETE => instances::destroy(state, req, id).await,
-            _ => method_not_allowed(&[Method::GET, Method::DELETE]),
-        },
-        ["instances", id, "credentials"] => {
-            only(m, &[Method::GET], || instances::credentials(state, id)).await
-        }
-        ["instances", id, "logs"] => {
-            only(m, &[Method::GET], || instances::logs(state, req, id)).await
-        }
-        ["database", id, rest @ ..] => database::route(state, req, id, rest).await,
-        ["monitoring", id, rest @ ..] => monitoring::route(state, req, id, rest).await,
-        ["metrics"] => only(m, &[Method::GET], || monitoring::prometheus(state)).await,
-        ["instances", id, action @ ("start" | "stop" | "restart")] => {
-            only(m, &[Method::POST], || {
-                instances::action(state, req, id, action)
-            })
-            .await
-        }
-        _ => reply::error(
-            404,
-            "not_found",
-            format!("no such route: {}", req.path),
-            serde_json::Value::Null,
-        ),
+        _ => Ok(no_such_route(req)),
     }
 }
 
-pub(crate) async fn only<F, Fut>(m: &Method, allowed: &[Method], f: F) -> Reply
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Reply>,
-{
-    if allowed.contains(m) {
-        f().await
-    } else {
-        method_not_allowed(allowed)
-    }
+fn no_such_route(req: &Request) -> Reply {
+    reply::error(
+        404,
+        "not_found",
+        format!("no such route: {}", req.path),
+        serde_json::Value::Null,
+    )
 }
 
 pub(crate) fn method_not_allowed(allowed: &[Method]) -> Reply {

@@ -10,29 +10,10 @@ use crate::error::Error;
 use crate::metrics::{self, prom, summary::Summary, tail};
 use crate::ops::{self, AgentStatus};
 use crate::registry::{Instance, State};
-use serde_json::Value;
 use std::sync::Arc;
-use warp::http::Method;
 
 /// The most samples `?last=` returns.
 pub const MAX_LAST: usize = 10_000;
-
-pub async fn route(state: &Arc<AppState>, req: &Request, id: &str, rest: &[&str]) -> Reply {
-    let m = &req.method;
-    match rest {
-        ["metrics"] => super::only(m, &[Method::GET], || samples(state, req, id)).await,
-        ["metrics", "summary"] => super::only(m, &[Method::GET], || summary(state, id)).await,
-        ["agent"] => super::only(m, &[Method::GET], || agent(state, id)).await,
-        ["agent", "logs"] => super::only(m, &[Method::GET], || agent_logs(state, req, id)).await,
-        ["agent", "restart"] => super::only(m, &[Method::POST], || agent_restart(state, id)).await,
-        _ => reply::error(
-            404,
-            "not_found",
-            format!("no such route: {}", req.path),
-            Value::Null,
-        ),
-    }
-}
 
 #[utoipa::path(get, path = "/monitoring/{id}/metrics", tag = "monitoring",
     params(("id" = String, Path, description = "Instance id or name"),
@@ -42,8 +23,8 @@ pub async fn route(state: &Arc<AppState>, req: &Request, id: &str, rest: &[&str]
     responses((status = 200, description = "Samples, oldest first (see the README for the line schema)", body = [Object]),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
-    let inst = tri!(find(state, id));
+pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply, Error> {
+    let inst = find(state, id)?;
     let dir = metrics::dir_of(&state.home, &inst.id);
     let (since, until) = (req.query_param("since"), req.query_param("until"));
     if since.is_none() && until.is_none() {
@@ -51,14 +32,14 @@ pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
             None => 1,
             Some(Ok(n)) if (1..=MAX_LAST).contains(&n) => n,
             Some(_) => {
-                return reply::from_error(&Error::invalid(
+                return Err(Error::invalid(
                     "last",
                     format!("use a whole number from 1 to {MAX_LAST}"),
                 ))
             }
         };
-        let got = tri!(metrics::read_files(move || tail::last(&dir, last)).await);
-        return reply::json(200, &got);
+        let got = metrics::read_files(move || tail::last(&dir, last)).await?;
+        return Ok(reply::json(200, &got));
     }
     let bound = |name: &str, v: Option<String>, default: &str| {
         match v {
@@ -71,9 +52,9 @@ pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
         }),
     }
     };
-    let since = tri!(bound("since", since, "0000"));
-    let until = tri!(bound("until", until, "9999"));
-    stream_range(dir, since, until)
+    let since = bound("since", since, "0000")?;
+    let until = bound("until", until, "9999")?;
+    Ok(stream_range(dir, since, until))
 }
 
 /// Streams `[line,line,...]` in chunks from a blocking reader: memory stays
@@ -125,11 +106,11 @@ fn stream_range(dir: std::path::PathBuf, since: String, until: String) -> Reply 
     responses((status = 200, description = "Rates from the latest two samples, gauges from the latest", body = Summary),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn summary(state: &Arc<AppState>, id: &str) -> Reply {
-    let inst = tri!(find(state, id));
+pub async fn summary(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
+    let inst = find(state, id)?;
     let dir = metrics::dir_of(&state.home, &inst.id);
-    let samples = tri!(metrics::read_files(move || tail::last(&dir, 30)).await);
-    reply::json(200, &metrics::summary::summarize(&samples))
+    let samples = metrics::read_files(move || tail::last(&dir, 30)).await?;
+    Ok(reply::json(200, &metrics::summary::summarize(&samples)))
 }
 
 async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentStatus, Error> {
@@ -148,9 +129,9 @@ async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentSta
     responses((status = 200, body = AgentStatus), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, description = "Docker unreachable", body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn agent(state: &Arc<AppState>, id: &str) -> Reply {
-    let inst = tri!(find(state, id));
-    reply::json(200, &tri!(agent_status(state, &inst).await))
+pub async fn agent(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
+    let inst = find(state, id)?;
+    Ok(reply::json(200, &agent_status(state, &inst).await?))
 }
 
 #[utoipa::path(get, path = "/monitoring/{id}/agent/logs", tag = "monitoring",
@@ -160,10 +141,10 @@ pub async fn agent(state: &Arc<AppState>, id: &str) -> Reply {
         (status = 404, body = ErrorBody), (status = 409, description = "No agent container", body = ErrorBody),
         (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Reply {
-    let tail = tri!(reply::tail_param(req));
-    let lines = tri!(ops::agent_logs(&state.home, id, tail).await);
-    reply::json(200, &reply::LogLines { lines })
+pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply, Error> {
+    let tail = reply::tail_param(req)?;
+    let lines = ops::agent_logs(&state.home, id, tail).await?;
+    Ok(reply::json(200, &reply::LogLines { lines }))
 }
 
 #[utoipa::path(post, path = "/monitoring/{id}/agent/restart", tag = "monitoring",
@@ -172,31 +153,29 @@ pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Reply
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "No agent container", body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn agent_restart(state: &Arc<AppState>, id: &str) -> Reply {
-    let inst = tri!(find(state, id));
+pub async fn agent_restart(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
+    let inst = find(state, id)?;
     // Serialized with the instance's lifecycle: a stop must not remove the
     // container under the restart.
     let guard = state.lock_for(&inst.id).lock_owned().await;
     // Runs to its end whatever happens to this request.
     let (home, id) = (state.home.clone(), inst.id.clone());
-    tri!(
-        super::joined(tokio::spawn(async move {
-            let res = ops::restart_agent(&home, &id).await;
-            drop(guard);
-            res
-        }))
-        .await
-    );
+    super::joined(tokio::spawn(async move {
+        let res = ops::restart_agent(&home, &id).await;
+        drop(guard);
+        res
+    }))
+    .await?;
     state.status_changed();
-    reply::json(200, &tri!(agent_status(state, &inst).await))
+    Ok(reply::json(200, &agent_status(state, &inst).await?))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "monitoring",
     responses((status = 200, description = "Prometheus text format 0.0.4: the latest sample of every running instance (label dbaas_instance), instances by status, API requests and durations", content_type = "text/plain"),
         (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn prometheus(state: &Arc<AppState>) -> Reply {
-    let reg = tri!(state.registry());
+pub async fn prometheus(state: &Arc<AppState>) -> Result<Reply, Error> {
+    let reg = state.registry()?;
     let home = state.home.clone();
     let running: Vec<String> = reg
         .instances
@@ -204,19 +183,17 @@ pub async fn prometheus(state: &Arc<AppState>) -> Reply {
         .filter(|i| i.state == State::Running)
         .map(|i| i.id.clone())
         .collect();
-    let latest = tri!(
-        metrics::read_files(move || {
-            running
-                .into_iter()
-                .filter_map(|id| {
-                    let s = tail::last(&metrics::dir_of(&home, &id), 1).pop()?;
-                    let age = metrics::age_seconds(&s).unwrap_or(0.0);
-                    Some((id, s, age))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-    );
+    let latest = metrics::read_files(move || {
+        running
+            .into_iter()
+            .filter_map(|id| {
+                let s = tail::last(&metrics::dir_of(&home, &id), 1).pop()?;
+                let age = metrics::age_seconds(&s).unwrap_or(0.0);
+                Some((id, s, age))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
     let mut families = prom::instance_families(&latest);
     let mut by_status = prom::Family::new(
         "dbaas_instances",
@@ -227,17 +204,17 @@ pub async fn prometheus(state: &Arc<AppState>) -> Reply {
     if let Ok(ps) = state.status().await {
         let mut counts = std::collections::BTreeMap::new();
         for v in crate::ops::views(&reg, &ps) {
-            *counts.entry(v.status).or_insert(0u64) += 1;
+            *counts.entry(v.status.as_str()).or_insert(0u64) += 1;
         }
         for (status, n) in counts {
-            by_status.add("", &[("status", status.as_str())], n as f64);
+            by_status.add("", &[("status", status)], n as f64);
         }
     }
     families.push(by_status);
     families.extend(state.requests.families());
-    reply::bytes(
+    Ok(reply::bytes(
         warp::http::StatusCode::OK,
         prom::CONTENT_TYPE,
         prom::render(&families),
-    )
+    ))
 }

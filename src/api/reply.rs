@@ -98,6 +98,9 @@ pub fn from_error(e: &Error) -> Reply {
             "stderr": redact(&f.stderr_tail),
         }),
         Error::Timeout { secs, .. } => serde_json::json!({ "timeout_seconds": secs }),
+        Error::InvalidJson { line, column, .. } => {
+            serde_json::json!({ "line": line, "column": column })
+        }
         _ => serde_json::Value::Null,
     };
     if let Error::Busy(_) = inner {
@@ -152,26 +155,20 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     headers: &warp::http::HeaderMap,
     body: &[u8],
     what: &str,
-) -> Result<T, Box<Reply>> {
+) -> Result<T, Error> {
     let ct = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !ct.starts_with("application/json") {
-        return Err(Box::new(error(
-            415,
-            "unsupported_media_type",
-            "send the body as JSON with `Content-Type: application/json`",
-            serde_json::Value::Null,
-        )));
+        return Err(Error::NotJson(
+            "send the body as JSON with `Content-Type: application/json`".into(),
+        ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(error(
-            400,
-            "invalid_json",
-            format!("the body is not a valid {what}: {e}"),
-            serde_json::json!({ "line": e.line(), "column": e.column() }),
-        ))
+    serde_json::from_slice(body).map_err(|e| Error::InvalidJson {
+        message: format!("the body is not a valid {what}: {e}"),
+        line: e.line(),
+        column: e.column(),
     })
 }
 

@@ -3,8 +3,8 @@
 //! table's full description, and CREATE/DROP TABLE from a JSON definition.
 //! Everything is read from pg_catalog with the names as bound parameters.
 
-use super::pool::Failure;
 use super::query::quote_ident;
+use super::Failure;
 use crate::error::Error;
 use postgres::GenericClient;
 use serde::{Deserialize, Serialize};

@@ -3,10 +3,11 @@
 //! parameters, and multi-statement transactions.
 
 use super::catalog::{self, TableInfo};
-use super::pool::{Failure, InstancePool, PgConn};
+use super::pool::{InstancePool, PgConn};
 use super::query::{self, Filter, ReadQuery, Resolution};
 use super::session::{self, Context};
 use super::values::{self, Param};
+use super::Failure;
 use crate::error::Error;
 use postgres::types::{ToSql, Type};
 use postgres::{GenericClient, IsolationLevel};

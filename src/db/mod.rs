@@ -27,6 +27,36 @@ pub fn sql_options(s: &Settings, read_only: bool, array_mode: bool) -> exec::Sql
     }
 }
 
+/// What a database closure can fail with: PostgreSQL's error (with the
+/// index of the statement in a transaction) or one of ours.
+#[derive(Debug)]
+pub enum Failure {
+    Pg(postgres::Error, Option<usize>),
+    Other(Error),
+}
+
+impl From<postgres::Error> for Failure {
+    fn from(e: postgres::Error) -> Self {
+        Failure::Pg(e, None)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+impl Failure {
+    /// Ours, with PostgreSQL's error kept as `pg_error` maps it.
+    pub fn into_error(self) -> Error {
+        match self {
+            Failure::Pg(e, statement) => pg_error(&e, statement),
+            Failure::Other(e) => e,
+        }
+    }
+}
+
 /// A postgres crate error as ours: PostgreSQL's own errors keep their
 /// SQLSTATE, message, detail and hint; anything else means the connection
 /// failed.

@@ -6,7 +6,7 @@
 
 use super::catalog::TableInfo;
 use super::lanes::Lanes;
-use super::{connection_lost, pg_error, Settings};
+use super::{connection_lost, pg_error, Failure, Settings};
 use crate::error::{Error, Result};
 use crate::registry::Instance;
 use postgres::NoTls;
@@ -305,25 +305,5 @@ where
             Err(Failure::Pg(e, statement)) => return Err(pg_error(&e, statement)),
             Err(Failure::Other(e)) => return Err(e),
         }
-    }
-}
-
-/// What a database closure can fail with: PostgreSQL's error (with the
-/// index of the statement in a transaction) or one of ours.
-#[derive(Debug)]
-pub enum Failure {
-    Pg(postgres::Error, Option<usize>),
-    Other(Error),
-}
-
-impl From<postgres::Error> for Failure {
-    fn from(e: postgres::Error) -> Self {
-        Failure::Pg(e, None)
-    }
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Other(e)
     }
 }

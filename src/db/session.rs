@@ -16,7 +16,8 @@
 //! lost during COMMIT is reported as an unknown outcome, never retried.
 
 use super::connection_lost;
-use super::pool::{Failure, PgConn};
+use super::pool::PgConn;
+use super::Failure;
 use crate::error::Error;
 
 /// Where a statement is about to run.

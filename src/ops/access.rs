@@ -33,7 +33,7 @@ pub struct Credentials {
 /// How to connect as the app user. Refused while the instance is being
 /// created or after it failed: its password may not exist yet.
 pub async fn credentials(home: &Home, key: &str) -> Result<Credentials> {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     if matches!(inst.state, State::Creating | State::Failed) {
         return Err(Error::Conflict(format!(
             "instance '{}' is {}; credentials exist once it is created",
@@ -69,7 +69,7 @@ fn check_tail(tail: u32) -> Result<u32> {
 
 /// The newest `tail` lines of PostgreSQL's log (at most 1 MiB).
 pub async fn logs(home: &Home, key: &str, tail: u32) -> Result<Vec<String>> {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     let tail = check_tail(tail)?;
     engine::of(home)
         .logs(&inst.id, &Service::Db, tail, MAX_LOG_BYTES)
@@ -78,7 +78,7 @@ pub async fn logs(home: &Home, key: &str, tail: u32) -> Result<Vec<String>> {
 
 /// The newest `tail` lines of the monitoring agent's log.
 pub async fn agent_logs(home: &Home, key: &str, tail: u32) -> Result<Vec<String>> {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     let tail = check_tail(tail)?;
     engine::of(home)
         .logs(&inst.id, &Service::Agent, tail, MAX_LOG_BYTES)
@@ -87,7 +87,7 @@ pub async fn agent_logs(home: &Home, key: &str, tail: u32) -> Result<Vec<String>
 
 /// PostgreSQL's log on the user's terminal, followed with `follow`.
 pub async fn attach_logs(home: &Home, key: &str, tail: u32, follow: bool) -> Result<i32> {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     let tail = check_tail(tail)?;
     engine::of(home)
         .attach(&inst.id, Attach::Logs { tail, follow })
@@ -96,7 +96,7 @@ pub async fn attach_logs(home: &Home, key: &str, tail: u32, follow: bool) -> Res
 
 /// `psql` as the app user inside the instance, on the user's terminal.
 pub async fn psql(home: &Home, key: &str, command: Option<&str>, tty: bool) -> Result<i32> {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     let what = Attach::Psql {
         user: &inst.user,
         database: &inst.database,
@@ -109,7 +109,7 @@ pub async fn psql(home: &Home, key: &str, command: Option<&str>, tty: bool) -> R
 /// Restarts the monitoring agent (not PostgreSQL). The caller holds the
 /// instance's lock, so that a stop does not remove the container under it.
 pub async fn restart_agent(home: &Home, key: &str) -> Result<()> {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     engine::of(home)
         .restart_service(&inst.id, &Service::Agent)
         .await
@@ -117,7 +117,7 @@ pub async fn restart_agent(home: &Home, key: &str) -> Result<()> {
 
 /// The newest `last` monitoring samples, oldest first.
 pub async fn samples(home: &Home, key: &str, last: usize) -> Result<Vec<Value>> {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     if last == 0 || last > MAX_SAMPLES {
         return Err(Error::invalid(
             "last",
@@ -184,9 +184,9 @@ pub async fn agent_status(
 pub async fn with_client<T, F>(home: &Home, key: &str, f: F) -> Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&mut postgres::Client) -> Result<T, crate::db::pool::Failure> + Send + 'static,
+    F: FnOnce(&mut postgres::Client) -> Result<T, crate::db::Failure> + Send + 'static,
 {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     let view = status_view(home, &inst).await?;
     if !view.status.serves() {
         return Err(Error::Conflict(format!(
@@ -194,7 +194,8 @@ where
             inst.name, view.status, inst.name
         )));
     }
-    let password = provision::app_password(&home.instance_dir(&inst.id))?;
+    let dir = home.instance_dir(&inst.id);
+    let password = blocking(move || provision::app_password(&dir)).await?;
     let settings = &home.settings.db;
     let mut cfg = pg_config(&inst, &password);
     cfg.application_name("dbaasctl")
@@ -210,10 +211,7 @@ where
                 inst.name, inst.port
             ))
         })?;
-        f(&mut client).map_err(|e| match e {
-            crate::db::pool::Failure::Pg(e, i) => crate::db::pg_error(&e, i),
-            crate::db::pool::Failure::Other(e) => e,
-        })
+        f(&mut client).map_err(crate::db::Failure::into_error)
     })
     .await
     .map_err(|e| Error::Failed(format!("database task failed: {e}")))?

@@ -4,8 +4,8 @@
 
 use super::capacity::{Budget, ProvisionSlot};
 use super::destroy::{remove_dir, remove_instance};
-use super::lifecycle::set_state;
 use super::ready::wait_ready;
+use super::record::set_state;
 use super::views::{view, InstanceView};
 use super::{blocking, connection_url};
 use crate::engine;
@@ -78,7 +78,7 @@ pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
         move || allocate(&home, &v, &image, &budget)
     })
     .await?;
-    oplog::record(home, &inst.id, "create.allocate", started.elapsed(), "ok");
+    oplog::record_async(home, &inst.id, "create.allocate", started.elapsed(), "ok").await;
     Ok(Pending {
         instance: inst,
         creds: Credentials::generate(),
@@ -107,7 +107,7 @@ pub async fn create_finish(
                 move || set_state(&home, &id, State::Running, None)
             })
             .await?;
-            oplog::record(home, &id, "create", started.elapsed(), "ok");
+            oplog::record_async(home, &id, "create", started.elapsed(), "ok").await;
             let url = connection_url(&inst, &creds.app_password);
             Ok(Created {
                 instance: view(&inst, None),
@@ -116,7 +116,7 @@ pub async fn create_finish(
             })
         }
         Err(e) => {
-            oplog::record(home, &id, "create", started.elapsed(), "failed");
+            oplog::record_async(home, &id, "create", started.elapsed(), "failed").await;
             let record_failed = |msg: String| {
                 let home = home.clone();
                 let id = id.clone();
@@ -170,10 +170,11 @@ pub async fn create_finish(
 async fn provision_and_start(home: &Home, inst: &Instance, creds: &Credentials) -> Result<()> {
     let dir = home.instance_dir(&inst.id);
     let tag = home.tag();
-    oplog::step(home, &inst.id, "create.provision", async {
-        provision::provision(&dir, inst, creds, &tag)
-    })
-    .await?;
+    let work = {
+        let (dir, inst, creds) = (dir.clone(), inst.clone(), creds.clone());
+        blocking(move || provision::provision(&dir, &inst, &creds, &tag))
+    };
+    oplog::step(home, &inst.id, "create.provision", work).await?;
     let _slot = oplog::step(
         home,
         &inst.id,

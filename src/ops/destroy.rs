@@ -1,7 +1,7 @@
 //! destroy: containers, network, directory (unless kept) and registry entry
 //! go, in that order, so that an interrupted destroy can be run again.
 
-use super::lifecycle::{intending, refuse_if_creating};
+use super::record::{intending, refuse_if_creating};
 use super::{blocking, find};
 use crate::engine;
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use std::time::Instant;
 /// Removes containers, network, directory (unless `keep_data`) and the
 /// registry entry, in that order, so an interrupted destroy can be re-run.
 pub async fn destroy(home: &Home, key: &str, keep_data: bool) -> Result<Instance> {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     refuse_if_creating(&inst)?;
     let intent = if keep_data {
         Intent::DestroyKeepData
@@ -49,13 +49,14 @@ pub async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<(
         }
     })
     .await?;
-    oplog::record(
+    oplog::record_async(
         home,
         id,
         "destroy",
         started.elapsed(),
         if keep_data { "ok (data kept)" } else { "ok" },
-    );
+    )
+    .await;
     Ok(())
 }
 
@@ -78,7 +79,11 @@ pub(super) fn remove_dir(dir: &Path) -> Result<()> {
 /// when the user interrupts `create` (Ctrl-C), so nothing half-made is left.
 pub async fn abandon_own_creates(home: &Home) -> Result<Vec<String>> {
     let me = std::process::id();
-    let reg = registry::load(home)?;
+    let reg = blocking({
+        let home = home.clone();
+        move || registry::load(&home)
+    })
+    .await?;
     let mine: Vec<String> = reg
         .instances
         .iter()

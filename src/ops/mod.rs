@@ -9,6 +9,8 @@ pub mod destroy;
 pub mod doctor;
 pub mod lifecycle;
 pub mod ready;
+pub mod record;
+pub mod recover;
 pub mod views;
 
 pub use crate::db::connect::{connect_host, connection_url, pg_config};
@@ -23,7 +25,9 @@ pub use create::{
     OnFailure, Pending,
 };
 pub use destroy::{abandon_own_creates, destroy, remove_instance};
-pub use lifecycle::{creator_alive, down, interrupted, refuse_if_creating, restart, resume, up};
+pub use lifecycle::{down, restart, up};
+pub use record::{creator_alive, interrupted, refuse_if_creating};
+pub use recover::resume;
 pub use views::{
     list, live_status, show, status_view, top, view, views, InstanceView, Status, TopRow,
 };
@@ -32,9 +36,11 @@ use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::registry::{self, Instance};
 
-/// Resolves NAME-or-id to a registry entry.
-pub fn find(home: &Home, key: &str) -> Result<Instance> {
-    registry::load(home)?.get(key).cloned()
+/// Resolves NAME-or-id to a registry entry (read on a blocking thread:
+/// the registry is a locked file).
+pub async fn find(home: &Home, key: &str) -> Result<Instance> {
+    let (home, key) = (home.clone(), key.to_string());
+    blocking(move || registry::load(&home)?.get(&key).cloned()).await
 }
 
 /// Whether a dbaasctl process (CLI or server) with this pid still runs.

@@ -197,7 +197,7 @@ pub fn views(reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
 }
 
 pub async fn show(home: &Home, key: &str) -> Result<InstanceView> {
-    let inst = find(home, key)?;
+    let inst = find(home, key).await?;
     status_view(home, &inst).await
 }
 
