@@ -13,7 +13,7 @@ pub const DEFAULT_IMAGE: &str = "dbaas/postgres:{version}";
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Monitoring defaults of a new instance: seconds between samples, and
 /// metrics.json's rotation (size, older files kept).
-pub const DEFAULT_METRICS_INTERVAL: u32 = 10;
+pub use crate::validate::DEFAULT_METRICS_INTERVAL;
 pub const DEFAULT_METRICS_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_METRICS_KEEP: u32 = 5;
 /// Bound on one API request; create and start wait for readiness within it.

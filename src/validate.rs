@@ -13,6 +13,15 @@ pub const DEFAULT_MEMORY: &str = "512m";
 pub const DEFAULT_CPUS: &str = "1.0";
 pub const DEFAULT_DATABASE: &str = "app";
 pub const DEFAULT_USER: &str = "app";
+/// Seconds between a new instance's monitoring samples.
+pub const DEFAULT_METRICS_INTERVAL: u32 = 10;
+
+/// What the host can give, that a request is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Host {
+    pub memory: u64,
+    pub cpus: usize,
+}
 
 /// What a user asks for; every field is validated by `validate_create`.
 #[derive(Debug, Clone, Default)]
@@ -42,20 +51,14 @@ pub struct ValidCreate {
 }
 
 /// Every field of a create request, with the defaults filled in.
-pub fn create(req: &CreateRequest) -> Result<ValidCreate> {
+pub fn create(req: &CreateRequest, host: Host) -> Result<ValidCreate> {
     instance_name(&req.name)?;
     let version = match &req.version {
         Some(v) => version(v)?,
         None => DEFAULT_VERSION,
     };
-    let memory = memory(
-        req.memory.as_deref().unwrap_or(DEFAULT_MEMORY),
-        crate::settings::host_memory(),
-    )?;
-    let cpus = cpus(
-        req.cpus.as_deref().unwrap_or(DEFAULT_CPUS),
-        crate::settings::host_cpus(),
-    )?;
+    let memory = memory(req.memory.as_deref().unwrap_or(DEFAULT_MEMORY), host.memory)?;
+    let cpus = cpus(req.cpus.as_deref().unwrap_or(DEFAULT_CPUS), host.cpus)?;
     let port = req.port.map(port).transpose()?;
     let database = req
         .database
@@ -66,7 +69,7 @@ pub fn create(req: &CreateRequest) -> Result<ValidCreate> {
     sql_name("user", &user)?;
     let metrics_interval = match &req.metrics_interval {
         Some(s) => metrics_interval(s)?,
-        None => crate::settings::DEFAULT_METRICS_INTERVAL,
+        None => DEFAULT_METRICS_INTERVAL,
     };
     Ok(ValidCreate {
         metrics_interval,

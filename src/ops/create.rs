@@ -64,10 +64,18 @@ pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
     create_finish(home, pending, on_failure).await
 }
 
+/// This host's memory and CPUs, that a create is checked against.
+fn host() -> crate::validate::Host {
+    crate::validate::Host {
+        memory: crate::settings::host_memory(),
+        cpus: crate::settings::host_cpus(),
+    }
+}
+
 /// The quick, synchronous part of create: validation, the Docker preflight
 /// and the allocation under the registry lock. Errors here change nothing.
 pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
-    let v = crate::validate::create(req)?;
+    let v = crate::validate::create(req, host())?;
     let budget = Budget::of(home);
     budget.check_disk(home)?;
     let image = home.settings.image_for(v.version);
@@ -324,10 +332,13 @@ mod tests {
 
     #[test]
     fn validate_create_defaults_and_errors() {
-        let v = crate::validate::create(&CreateRequest {
-            name: "demo".into(),
-            ..Default::default()
-        })
+        let v = crate::validate::create(
+            &CreateRequest {
+                name: "demo".into(),
+                ..Default::default()
+            },
+            host(),
+        )
         .unwrap();
         assert_eq!((v.version, v.memory, v.cpus), (15, 512 << 20, 1.0));
         assert_eq!((v.database.as_str(), v.user.as_str()), ("app", "app"));
@@ -337,7 +348,7 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            matches!(crate::validate::create(&bad), Err(Error::Invalid { ref field, .. }) if field == "port")
+            matches!(crate::validate::create(&bad, host()), Err(Error::Invalid { ref field, .. }) if field == "port")
         );
     }
 
