@@ -217,7 +217,11 @@ async fn metrics(home: &Home, c: cli::Metrics) -> Result<()> {
             inst.name, inst.metrics_interval
         );
     } else {
-        print::samples(&samples);
+        let typed: Vec<_> = samples
+            .into_iter()
+            .filter_map(dbaas::metrics::Sample::from_value)
+            .collect();
+        print::samples(&typed);
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use dbaas::db::exec::ResultSet;
 use dbaas::home::Home;
+use dbaas::metrics::Sample;
 use dbaas::ops::{self, doctor::Finding};
 
 pub fn json<T: serde::Serialize>(v: &T) {
@@ -132,36 +133,32 @@ pub fn rows(rs: &ResultSet) {
     );
 }
 
-pub fn samples(samples: &[serde_json::Value]) {
+pub fn samples(samples: &[Sample]) {
     println!(
         "{:<24} {:<4} {:>6} {:>7} {:>12} {:>8} {:>10}  error",
         "TS", "UP", "CONNS", "WAITING", "COMMITS", "HIT%", "SIZE"
     );
+    let dash = || "-".to_string();
     for s in samples {
-        let c = &s["counters"];
-        let hit = c["blks_hit"].as_f64().unwrap_or(0.0);
-        let read = c["blks_read"].as_f64().unwrap_or(0.0);
+        let (hit, read) = (s.counter("blks_hit"), s.counter("blks_read"));
         let ratio = if hit + read > 0.0 {
             format!("{:.2}", 100.0 * hit / (hit + read))
         } else {
-            "-".into()
+            dash()
         };
+        let waiting = s.connections.as_ref().and_then(|c| c.waiting);
         println!(
             "{:<24} {:<4} {:>6} {:>7} {:>12} {:>8} {:>10}  {}",
-            escape_controls(s["ts"].as_str().unwrap_or("")),
-            if s["up"] == true { "yes" } else { "no" },
-            s["connections"]["total"]
-                .as_u64()
-                .map_or("-".into(), |n| n.to_string()),
-            s["connections"]["waiting"]
-                .as_u64()
-                .map_or("-".into(), |n| n.to_string()),
-            c["xact_commit"]
-                .as_u64()
-                .map_or("-".into(), |n| n.to_string()),
+            escape_controls(&s.ts),
+            if s.up { "yes" } else { "no" },
+            s.total_connections().map_or_else(dash, |n| n.to_string()),
+            waiting.map_or_else(dash, |n| (n as u64).to_string()),
+            s.counters
+                .get("xact_commit")
+                .map_or_else(dash, |n| (*n as u64).to_string()),
             ratio,
-            s["db_size_bytes"].as_u64().map_or("-".into(), human_size),
-            escape_controls(s["error"].as_str().unwrap_or(""))
+            s.db_size_bytes.map_or_else(dash, |n| human_size(n as u64)),
+            escape_controls(s.error.as_deref().unwrap_or(""))
         );
     }
 }

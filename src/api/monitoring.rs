@@ -109,7 +109,7 @@ fn stream_range(dir: std::path::PathBuf, since: String, until: String) -> Reply 
 pub async fn summary(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
     let inst = find(state, id)?;
     let dir = metrics::dir_of(&state.home, &inst.id);
-    let samples = metrics::read_files(move || tail::last(&dir, 30)).await?;
+    let samples = metrics::read_files(move || tail::last_samples(&dir, 30)).await?;
     Ok(reply::json(200, &metrics::summary::summarize(&samples)))
 }
 
@@ -187,8 +187,8 @@ pub async fn prometheus(state: &Arc<AppState>) -> Result<Reply, Error> {
         running
             .into_iter()
             .filter_map(|id| {
-                let s = tail::last(&metrics::dir_of(&home, &id), 1).pop()?;
-                let age = metrics::age_seconds(&s).unwrap_or(0.0);
+                let s = tail::last_samples(&metrics::dir_of(&home, &id), 1).pop()?;
+                let age = s.age_seconds().unwrap_or(0.0);
                 Some((id, s, age))
             })
             .collect::<Vec<_>>()

@@ -3,8 +3,11 @@
 //! (prom.rs), and the control plane's own request statistics.
 
 pub mod prom;
+pub mod sample;
 pub mod summary;
 pub mod tail;
+
+pub use sample::Sample;
 
 use crate::home::Home;
 use std::collections::HashMap;
@@ -14,16 +17,6 @@ use std::sync::Mutex;
 /// Where an instance's agent writes: instances/<id>/logs/.
 pub fn dir_of(home: &Home, id: &str) -> PathBuf {
     home.instance_dir(id).join("logs")
-}
-
-/// Seconds since a sample's `ts`.
-pub fn age_seconds(sample: &serde_json::Value) -> Option<f64> {
-    let t = summary::epoch(sample["ts"].as_str()?)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs_f64();
-    Some(((now - t).max(0.0) * 1000.0).round() / 1000.0)
 }
 
 /// The agent is stale when its newest sample (or, before the first, the

@@ -3,20 +3,20 @@
 //! ending in `_total`, base units, no timestamps. Instances are labelled
 //! `dbaas_instance` (Prometheus owns `instance`).
 
-use serde_json::Value;
+use super::sample::{Sample, TableSample};
 use std::fmt::Write;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// One sample: name suffix (`_bucket`...), labels, value.
-pub type Sample = (String, Vec<(String, String)>, f64);
+/// One point of a family: name suffix (`_bucket`...), labels, value.
+pub type Point = (String, Vec<(String, String)>, f64);
 
 pub struct Family {
     pub name: &'static str,
     pub help: &'static str,
     /// counter, gauge or histogram
     pub kind: &'static str,
-    pub samples: Vec<Sample>,
+    pub samples: Vec<Point>,
 }
 
 impl Family {
@@ -83,9 +83,137 @@ pub fn render(families: &[Family]) -> String {
     out
 }
 
+/// The counters of pg_stat_database: sample key, family, help.
+const COUNTERS: &[(&str, &str, &str)] = &[
+    (
+        "xact_commit",
+        "dbaas_transactions_committed_total",
+        "Transactions committed",
+    ),
+    (
+        "xact_rollback",
+        "dbaas_transactions_rolled_back_total",
+        "Transactions rolled back",
+    ),
+    (
+        "blks_hit",
+        "dbaas_blocks_hit_total",
+        "Block reads served from shared buffers",
+    ),
+    (
+        "blks_read",
+        "dbaas_blocks_read_total",
+        "Blocks read from disk or the OS cache",
+    ),
+    (
+        "tup_returned",
+        "dbaas_rows_returned_total",
+        "Rows returned by scans",
+    ),
+    (
+        "tup_fetched",
+        "dbaas_rows_fetched_total",
+        "Rows fetched by index scans",
+    ),
+    ("tup_inserted", "dbaas_rows_inserted_total", "Rows inserted"),
+    ("tup_updated", "dbaas_rows_updated_total", "Rows updated"),
+    ("tup_deleted", "dbaas_rows_deleted_total", "Rows deleted"),
+    ("deadlocks", "dbaas_deadlocks_total", "Deadlocks detected"),
+    (
+        "temp_bytes",
+        "dbaas_temp_bytes_total",
+        "Bytes written to temporary files",
+    ),
+];
+
+type TableValue = fn(&TableSample) -> Option<f64>;
+
+/// Per-table families: name, type, help, value.
+const TABLES: &[(&str, &str, &str, TableValue)] = &[
+    (
+        "dbaas_table_size_bytes",
+        "gauge",
+        "Total size of a table (with indexes and TOAST)",
+        |t| t.size_bytes,
+    ),
+    (
+        "dbaas_table_live_rows",
+        "gauge",
+        "Estimated live rows of a table",
+        |t| t.live_rows,
+    ),
+    (
+        "dbaas_table_dead_rows",
+        "gauge",
+        "Estimated dead rows of a table",
+        |t| t.dead_rows,
+    ),
+    (
+        "dbaas_table_seq_scans_total",
+        "counter",
+        "Sequential scans of a table",
+        |t| t.seq_scans,
+    ),
+    (
+        "dbaas_table_idx_scans_total",
+        "counter",
+        "Index scans of a table",
+        |t| t.idx_scans,
+    ),
+];
+
+/// The gauges of one instance, in exposition order: name, help, value.
+type Gauge = (&'static str, &'static str, fn(&Sample) -> Option<f64>);
+
+/// Those that come before the counters...
+const HEAD_GAUGES: &[Gauge] = &[
+    (
+        "dbaas_scrape_duration_seconds",
+        "How long the agent's latest sample took",
+        |s| s.scrape_seconds,
+    ),
+    (
+        "dbaas_postmaster_start_time_seconds",
+        "When the PostgreSQL server started (Unix time)",
+        |s| {
+            s.postmaster_start
+                .as_deref()
+                .and_then(super::summary::epoch)
+        },
+    ),
+];
+
+/// ...and those that come after them.
+const TAIL_GAUGES: &[Gauge] = &[
+    (
+        "dbaas_database_size_bytes",
+        "Size of the app database",
+        |s| s.db_size_bytes,
+    ),
+    ("dbaas_locks_waiting", "Locks not yet granted", |s| {
+        s.locks.as_ref().and_then(|l| l.waiting)
+    }),
+    (
+        "dbaas_blocked_backends",
+        "Backends waiting for another's lock",
+        |s| s.locks.as_ref().and_then(|l| l.blocked_backends),
+    ),
+    (
+        "dbaas_longest_query_seconds",
+        "Runtime of the longest running query",
+        |s| s.longest_query_seconds,
+    ),
+    (
+        "dbaas_longest_transaction_seconds",
+        "Age of the oldest open transaction",
+        |s| s.longest_transaction_seconds,
+    ),
+];
+
 /// Families for the latest sample of each instance: (id, sample, age in
-/// seconds).
-pub fn instance_families(latest: &[(String, Value, f64)]) -> Vec<Family> {
+/// seconds). A sample that did not reach the database gives only `up`, the
+/// age and the scrape's duration.
+pub fn instance_families(latest: &[(String, Sample, f64)]) -> Vec<Family> {
     let mut up = Family::new(
         "dbaas_up",
         "gauge",
@@ -96,197 +224,91 @@ pub fn instance_families(latest: &[(String, Value, f64)]) -> Vec<Family> {
         "gauge",
         "Age of the latest agent sample",
     );
-    let mut scrape = Family::new(
-        "dbaas_scrape_duration_seconds",
-        "gauge",
-        "How long the agent's latest sample took",
-    );
-    let mut start = Family::new(
-        "dbaas_postmaster_start_time_seconds",
-        "gauge",
-        "When the PostgreSQL server started (Unix time)",
-    );
+    let gauges = |list: &[Gauge]| -> Vec<Family> {
+        list.iter()
+            .map(|(n, h, _)| Family::new(n, "gauge", h))
+            .collect()
+    };
+    let (mut head, mut tail) = (gauges(HEAD_GAUGES), gauges(TAIL_GAUGES));
     let mut conns = Family::new(
         "dbaas_connections",
         "gauge",
         "Client connections by state (the agent's own excluded)",
     );
     let mut max = Family::new("dbaas_connections_max", "gauge", "max_connections");
-    let counters: &[(&str, &'static str, &'static str)] = &[
-        (
-            "xact_commit",
-            "dbaas_transactions_committed_total",
-            "Transactions committed",
-        ),
-        (
-            "xact_rollback",
-            "dbaas_transactions_rolled_back_total",
-            "Transactions rolled back",
-        ),
-        (
-            "blks_hit",
-            "dbaas_blocks_hit_total",
-            "Block reads served from shared buffers",
-        ),
-        (
-            "blks_read",
-            "dbaas_blocks_read_total",
-            "Blocks read from disk or the OS cache",
-        ),
-        (
-            "tup_returned",
-            "dbaas_rows_returned_total",
-            "Rows returned by scans",
-        ),
-        (
-            "tup_fetched",
-            "dbaas_rows_fetched_total",
-            "Rows fetched by index scans",
-        ),
-        ("tup_inserted", "dbaas_rows_inserted_total", "Rows inserted"),
-        ("tup_updated", "dbaas_rows_updated_total", "Rows updated"),
-        ("tup_deleted", "dbaas_rows_deleted_total", "Rows deleted"),
-        ("deadlocks", "dbaas_deadlocks_total", "Deadlocks detected"),
-        (
-            "temp_bytes",
-            "dbaas_temp_bytes_total",
-            "Bytes written to temporary files",
-        ),
-    ];
-    let mut counter_fams: Vec<Family> = counters
+    let mut counters: Vec<Family> = COUNTERS
         .iter()
-        .map(|(_, name, help)| Family::new(name, "counter", help))
+        .map(|(_, n, h)| Family::new(n, "counter", h))
         .collect();
-    let mut size = Family::new(
-        "dbaas_database_size_bytes",
-        "gauge",
-        "Size of the app database",
-    );
     let mut locks = Family::new("dbaas_locks", "gauge", "Locks held or awaited, by mode");
-    let mut waiting = Family::new("dbaas_locks_waiting", "gauge", "Locks not yet granted");
-    let mut blocked = Family::new(
-        "dbaas_blocked_backends",
-        "gauge",
-        "Backends waiting for another's lock",
-    );
-    let mut longest_q = Family::new(
-        "dbaas_longest_query_seconds",
-        "gauge",
-        "Runtime of the longest running query",
-    );
-    let mut longest_x = Family::new(
-        "dbaas_longest_transaction_seconds",
-        "gauge",
-        "Age of the oldest open transaction",
-    );
-    let mut t_size = Family::new(
-        "dbaas_table_size_bytes",
-        "gauge",
-        "Total size of a table (with indexes and TOAST)",
-    );
-    let mut t_live = Family::new(
-        "dbaas_table_live_rows",
-        "gauge",
-        "Estimated live rows of a table",
-    );
-    let mut t_dead = Family::new(
-        "dbaas_table_dead_rows",
-        "gauge",
-        "Estimated dead rows of a table",
-    );
-    let mut t_seq = Family::new(
-        "dbaas_table_seq_scans_total",
-        "counter",
-        "Sequential scans of a table",
-    );
-    let mut t_idx = Family::new(
-        "dbaas_table_idx_scans_total",
-        "counter",
-        "Index scans of a table",
-    );
+    let mut tables: Vec<Family> = TABLES
+        .iter()
+        .map(|(n, t, h, _)| Family::new(n, t, h))
+        .collect();
     for (id, s, sample_age) in latest {
         let l = [("dbaas_instance", id.as_str())];
-        let is_up = s["up"] == true;
-        up.add("", &l, if is_up { 1.0 } else { 0.0 });
+        up.add("", &l, if s.up { 1.0 } else { 0.0 });
         age.add("", &l, *sample_age);
-        if let Some(d) = s["scrape_seconds"].as_f64() {
-            scrape.add("", &l, d);
-        }
-        if !is_up {
+        let add = |fams: &mut [Family], list: &[Gauge]| {
+            for (fam, (_, _, value)) in fams.iter_mut().zip(list) {
+                if let Some(n) = value(s) {
+                    fam.add("", &l, n);
+                }
+            }
+        };
+        if !s.up {
+            // The scrape's duration is known even when it failed.
+            add(&mut head[..1], HEAD_GAUGES);
             continue;
         }
-        if let Some(t) = s["postmaster_start"]
-            .as_str()
-            .and_then(super::summary::epoch)
-        {
-            start.add("", &l, t);
-        }
-        for state in ["active", "idle", "idle_in_transaction", "waiting"] {
-            if let Some(n) = s["connections"][state].as_f64() {
-                conns.add("", &[("dbaas_instance", id), ("state", state)], n);
+        add(&mut head, HEAD_GAUGES);
+        if let Some(c) = &s.connections {
+            for (state, n) in c.by_state() {
+                if let Some(n) = n {
+                    conns.add("", &[("dbaas_instance", id), ("state", state)], n);
+                }
+            }
+            if let Some(n) = c.max {
+                max.add("", &l, n);
             }
         }
-        if let Some(n) = s["connections"]["max"].as_f64() {
-            max.add("", &l, n);
+        for ((key, _, _), fam) in COUNTERS.iter().zip(counters.iter_mut()) {
+            if let Some(n) = s.counters.get(*key) {
+                fam.add("", &l, *n);
+            }
         }
-        for ((key, _, _), fam) in counters.iter().zip(counter_fams.iter_mut()) {
-            if let Some(n) = s["counters"][key].as_f64() {
+        add(&mut tail[..1], TAIL_GAUGES);
+        for (mode, n) in s.locks.iter().flat_map(|l| &l.by_mode) {
+            locks.add("", &[("dbaas_instance", id), ("mode", mode)], *n);
+        }
+        add(&mut tail[1..], &TAIL_GAUGES[1..]);
+        add_tables(&mut tables, id, &s.tables);
+    }
+    let mut out = vec![up, age];
+    out.append(&mut head);
+    out.extend([conns, max]);
+    out.append(&mut counters);
+    let mut rest = tail.into_iter();
+    out.extend(rest.next());
+    out.push(locks);
+    out.extend(rest);
+    out.append(&mut tables);
+    out
+}
+
+fn add_tables(fams: &mut [Family], id: &str, tables: &[TableSample]) {
+    for t in tables {
+        let l = [
+            ("dbaas_instance", id),
+            ("schema", t.schema.as_str()),
+            ("table", t.name.as_str()),
+        ];
+        for (fam, (_, _, _, value)) in fams.iter_mut().zip(TABLES) {
+            if let Some(n) = value(t) {
                 fam.add("", &l, n);
             }
         }
-        if let Some(n) = s["db_size_bytes"].as_f64() {
-            size.add("", &l, n);
-        }
-        if let Some(modes) = s["locks"]["by_mode"].as_object() {
-            for (mode, n) in modes {
-                locks.add(
-                    "",
-                    &[("dbaas_instance", id), ("mode", mode)],
-                    n.as_f64().unwrap_or(0.0),
-                );
-            }
-        }
-        if let Some(n) = s["locks"]["waiting"].as_f64() {
-            waiting.add("", &l, n);
-        }
-        if let Some(n) = s["locks"]["blocked_backends"].as_f64() {
-            blocked.add("", &l, n);
-        }
-        if let Some(n) = s["longest_query_seconds"].as_f64() {
-            longest_q.add("", &l, n);
-        }
-        if let Some(n) = s["longest_transaction_seconds"].as_f64() {
-            longest_x.add("", &l, n);
-        }
-        for t in s["tables"].as_array().into_iter().flatten() {
-            let (schema, name) = (
-                t["schema"].as_str().unwrap_or(""),
-                t["name"].as_str().unwrap_or(""),
-            );
-            let tl = [
-                ("dbaas_instance", id.as_str()),
-                ("schema", schema),
-                ("table", name),
-            ];
-            for (fam, key) in [
-                (&mut t_size, "size_bytes"),
-                (&mut t_live, "live_rows"),
-                (&mut t_dead, "dead_rows"),
-                (&mut t_seq, "seq_scans"),
-                (&mut t_idx, "idx_scans"),
-            ] {
-                if let Some(n) = t[key].as_f64() {
-                    fam.add("", &tl, n);
-                }
-            }
-        }
     }
-    let mut out = vec![up, age, scrape, start, conns, max];
-    out.append(&mut counter_fams);
-    out.extend([
-        size, locks, waiting, blocked, longest_q, longest_x, t_size, t_live, t_dead, t_seq, t_idx,
-    ]);
-    out
 }
 
 #[cfg(test)]
@@ -312,6 +334,7 @@ mod tests {
             "connections": {"active": 1, "idle": 2, "idle_in_transaction": 0, "waiting": 0, "max": 100},
             "counters": {"xact_commit": 10}, "locks": {"by_mode": {"AccessShareLock": 3}, "waiting": 0, "blocked_backends": 0},
             "tables": [{"schema": "public", "name": "t", "size_bytes": 8192, "live_rows": 1, "dead_rows": 0, "seq_scans": 1, "idx_scans": 0}]});
+        let s = Sample::from_value(s).unwrap();
         let text = render(&instance_families(&[("db_1".into(), s, 2.0)]));
         assert!(text.contains("dbaas_up{dbaas_instance=\"db_1\"} 1\n"));
         assert!(text.contains("dbaas_transactions_committed_total{dbaas_instance=\"db_1\"} 10\n"));

@@ -2,8 +2,8 @@
 //! same server life. A counter reset (the postmaster start time changed, or a
 //! counter fell) gives no rate rather than a negative one.
 
+use super::Sample;
 use serde::Serialize;
-use serde_json::Value;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Summary {
@@ -46,10 +46,6 @@ const COUNTERS: &[&str] = &[
     "temp_bytes",
 ];
 
-pub fn counter(s: &Value, name: &str) -> f64 {
-    s["counters"][name].as_f64().unwrap_or(0.0)
-}
-
 /// Seconds since the Unix epoch of an RFC 3339 time.
 pub fn epoch(ts: &str) -> Option<f64> {
     humantime::parse_rfc3339_weak(ts)
@@ -68,18 +64,17 @@ fn rate(delta: f64, secs: f64) -> f64 {
 }
 
 /// Whether `b` cannot be compared with the earlier `a`.
-pub fn reset_between(a: &Value, b: &Value) -> bool {
-    a["postmaster_start"] != b["postmaster_start"]
-        || COUNTERS.iter().any(|c| counter(b, c) < counter(a, c))
+pub fn reset_between(a: &Sample, b: &Sample) -> bool {
+    a.postmaster_start != b.postmaster_start || COUNTERS.iter().any(|c| b.counter(c) < a.counter(c))
 }
 
 /// Summarizes samples (oldest first): gauges from the latest, rates from the
 /// latest two that reached the database.
-pub fn summarize(samples: &[Value]) -> Summary {
+pub fn summarize(samples: &[Sample]) -> Summary {
     let latest = samples.last();
     let mut s = Summary {
-        up: latest.is_some_and(|l| l["up"] == true),
-        last_sample: latest.and_then(|l| l["ts"].as_str()).map(str::to_string),
+        up: latest.is_some_and(|l| l.up),
+        last_sample: latest.map(|l| l.ts.clone()),
         window_seconds: None,
         tps: None,
         cache_hit_ratio: None,
@@ -90,20 +85,23 @@ pub fn summarize(samples: &[Value]) -> Summary {
         connection_saturation: None,
         db_size_bytes: None,
         counter_reset: false,
-        error: latest.and_then(|l| l["error"].as_str()).map(str::to_string),
+        error: latest.and_then(|l| l.error.clone()),
     };
-    let ups: Vec<&Value> = samples.iter().filter(|v| v["up"] == true).collect();
+    let ups: Vec<&Sample> = samples.iter().filter(|v| v.up).collect();
     let Some(b) = ups.last() else { return s };
-    s.connections = b["connections"]["total"].as_u64();
-    s.max_connections = b["connections"]["max"].as_u64();
+    s.connections = b.total_connections();
+    s.max_connections = b.max_connections();
     if let (Some(c), Some(m)) = (s.connections, s.max_connections) {
         s.connection_saturation = ratio(c as f64, m as f64);
     }
-    s.db_size_bytes = ups.iter().rev().find_map(|v| v["db_size_bytes"].as_u64());
+    s.db_size_bytes = ups
+        .iter()
+        .rev()
+        .find_map(|v| v.db_size_bytes.map(|n| n as u64));
     // Without an earlier sample, the ratios over the server's life.
     s.cache_hit_ratio = ratio(
-        counter(b, "blks_hit"),
-        counter(b, "blks_hit") + counter(b, "blks_read"),
+        b.counter("blks_hit"),
+        b.counter("blks_hit") + b.counter("blks_read"),
     );
     let Some(a) = ups.len().checked_sub(2).map(|i| ups[i]) else {
         return s;
@@ -112,17 +110,14 @@ pub fn summarize(samples: &[Value]) -> Summary {
         s.counter_reset = true;
         return s;
     }
-    let (Some(ta), Some(tb)) = (
-        a["ts"].as_str().and_then(epoch),
-        b["ts"].as_str().and_then(epoch),
-    ) else {
+    let (Some(ta), Some(tb)) = (epoch(&a.ts), epoch(&b.ts)) else {
         return s;
     };
     let secs = tb - ta;
     if secs <= 0.0 {
         return s;
     }
-    let d = |c: &str| counter(b, c) - counter(a, c);
+    let d = |c: &str| b.counter(c) - a.counter(c);
     s.window_seconds = Some((secs * 1000.0).round() / 1000.0);
     let xacts = d("xact_commit") + d("xact_rollback");
     s.tps = Some(rate(xacts, secs));
@@ -142,12 +137,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn sample(ts: &str, start: &str, commit: u64, hit: u64, read: u64, ins: u64) -> Value {
-        json!({"ts": ts, "v": 1, "up": true, "postmaster_start": start,
+    fn sample(ts: &str, start: &str, commit: u64, hit: u64, read: u64, ins: u64) -> Sample {
+        sample_of(
+            json!({"ts": ts, "v": 1, "up": true, "postmaster_start": start,
                "connections": {"total": 5, "max": 100},
                "counters": {"xact_commit": commit, "xact_rollback": 0, "blks_hit": hit, "blks_read": read,
                             "tup_inserted": ins, "tup_updated": 0, "tup_deleted": 0},
-               "db_size_bytes": 1000})
+               "db_size_bytes": 1000}),
+        )
+    }
+
+    fn sample_of(v: serde_json::Value) -> Sample {
+        Sample::from_value(v).unwrap()
     }
 
     #[test]
@@ -180,12 +181,13 @@ mod tests {
         ]);
         assert!(s.counter_reset && s.tps.is_none());
         // Down samples are skipped for rates; the latest says down.
-        let mut down =
-            json!({"ts": "2026-01-01T00:00:20Z", "v": 1, "up": false, "error": "refused"});
+        let down = sample_of(
+            json!({"ts": "2026-01-01T00:00:20Z", "v": 1, "up": false, "error": "refused"}),
+        );
         let s = summarize(&[
             sample("2026-01-01T00:00:00Z", "x", 100, 900, 100, 0),
             sample("2026-01-01T00:00:10Z", "x", 200, 1000, 100, 0),
-            down.take(),
+            down,
         ]);
         assert!(!s.up);
         assert_eq!((s.tps, s.error.as_deref()), (Some(10.0), Some("refused")));

@@ -158,6 +158,15 @@ pub fn last(dir: &Path, n: usize) -> Vec<Value> {
     out
 }
 
+/// The last `n` samples as typed samples, oldest first: for reading them
+/// (the raw lines of `last` are what the API passes through).
+pub fn last_samples(dir: &Path, n: usize) -> Vec<super::Sample> {
+    last(dir, n)
+        .into_iter()
+        .filter_map(super::Sample::from_value)
+        .collect()
+}
+
 /// The `ts` of a line, without parsing the rest (ranges scan many lines).
 fn ts_of(line: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]

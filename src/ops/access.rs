@@ -7,7 +7,7 @@ use super::{blocking, find, pg_config};
 use crate::engine::{self, Attach, Container, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::metrics::{self, tail};
+use crate::metrics::{self, tail, Sample};
 use crate::provision;
 use crate::registry::{Instance, State};
 use serde::Serialize;
@@ -156,10 +156,10 @@ pub async fn agent_status(
         .and_then(|cs| engine::service_of(cs, &Service::Agent))
         .cloned();
     let dir = metrics::dir_of(home, &inst.id);
-    let recent = metrics::read_files(move || tail::last(&dir, 100)).await?;
+    let recent = metrics::read_files(move || tail::last_samples(&dir, 100)).await?;
     let latest = recent.last();
-    let age = latest.and_then(metrics::age_seconds);
-    let errored = recent.iter().rev().find(|s| s["error"].is_string());
+    let age = latest.and_then(Sample::age_seconds);
+    let errored = recent.iter().rev().find(|s| s.error.is_some());
     let created_age = humantime::parse_rfc3339_weak(&inst.created_at)
         .ok()
         .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
@@ -169,13 +169,11 @@ pub async fn agent_status(
         container: container.as_ref().map(|c| c.name.clone()),
         state: container.map_or("missing".into(), |c| c.state.to_string()),
         interval_seconds: inst.metrics_interval,
-        last_sample: latest.and_then(|s| s["ts"].as_str()).map(str::to_string),
+        last_sample: latest.map(|s| s.ts.clone()),
         last_sample_age_seconds: age,
         stale: metrics::stale(age.unwrap_or(created_age), inst.metrics_interval),
-        last_error: errored
-            .and_then(|s| s["error"].as_str())
-            .map(str::to_string),
-        last_error_at: errored.and_then(|s| s["ts"].as_str()).map(str::to_string),
+        last_error: errored.and_then(|s| s.error.clone()),
+        last_error_at: errored.map(|s| s.ts.clone()),
     })
 }
 

@@ -326,8 +326,8 @@ fn agent(
             )),
         ));
     }
-    let latest = metrics::tail::last(&metrics::dir_of(home, &inst.id), 1);
-    match latest.first().and_then(metrics::age_seconds) {
+    let latest = metrics::tail::last_samples(&metrics::dir_of(home, &inst.id), 1);
+    match latest.first().and_then(metrics::Sample::age_seconds) {
         Some(age) if metrics::stale(age, inst.metrics_interval) => Some(finding(
             Level::Warning,
             "monitoring-agent",

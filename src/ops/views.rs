@@ -223,10 +223,10 @@ pub async fn top(home: &Home) -> Result<Vec<TopRow>> {
         views
             .into_iter()
             .map(|v| {
-                let samples = tail::last(&metrics::dir_of(&home, &v.id), 30);
+                let samples = tail::last_samples(&metrics::dir_of(&home, &v.id), 30);
                 let s = metrics::summary::summarize(&samples);
                 TopRow {
-                    sample_age_seconds: samples.last().and_then(metrics::age_seconds),
+                    sample_age_seconds: samples.last().and_then(metrics::Sample::age_seconds),
                     name: v.name,
                     id: v.id,
                     status: v.status,
