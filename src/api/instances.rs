@@ -263,15 +263,14 @@ pub async fn action(
     let wait = req.flag("wait", true)?;
     // A create holds the lock to its end: its rule is answered at once.
     ops::refuse_if_creating(&inst)?;
-    let guard = state.lock_for(&inst.id).lock_owned().await;
-    // Re-read under the lock: the previous holder may have changed it.
-    let inst = find(state, &inst.id)?;
-    // The instance's connections die with it; start again from a new pool.
-    state.pools.drop_pool(&inst.id);
-    // The operation runs to its end whatever happens to this request.
+    // The operation, waiting for the instance's lock included, runs to its
+    // end whatever happens to this request.
     let st = state.clone();
     let (id, op) = (inst.id.clone(), action.to_string());
     let task = tokio::spawn(async move {
+        let guard = st.lock_for(&id).lock_owned().await;
+        // The instance's connections die with it; start again from a new pool.
+        st.pools.drop_pool(&id);
         let res = match op.as_str() {
             "start" => ops::up(&st.home, &id).await,
             "stop" => ops::down(&st.home, &id).await,
@@ -300,12 +299,13 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
     let keep_data = req.flag("keep_data", false)?;
     let inst = find(state, key)?;
     ops::refuse_if_creating(&inst)?;
-    let guard = state.lock_for(&inst.id).lock_owned().await;
-    state.pools.drop_pool(&inst.id);
-    // Runs to its end whatever happens to this request.
+    // Runs to its end, waiting for the lock included, whatever happens to
+    // this request.
     let st = state.clone();
     let id = inst.id.clone();
     let inst = super::joined(tokio::spawn(async move {
+        let guard = st.lock_for(&id).lock_owned().await;
+        st.pools.drop_pool(&id);
         let res = ops::destroy(&st.home, &id, keep_data).await;
         drop(guard);
         st.status_changed();

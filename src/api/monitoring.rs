@@ -155,13 +155,12 @@ pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Resul
     security(("bearer" = [])))]
 pub async fn agent_restart(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
     let inst = find(state, id)?;
-    // Serialized with the instance's lifecycle: a stop must not remove the
-    // container under the restart.
-    let guard = state.lock_for(&inst.id).lock_owned().await;
-    // Runs to its end whatever happens to this request.
-    let (home, id) = (state.home.clone(), inst.id.clone());
+    // Runs to its end whatever happens to this request, serialized with the
+    // instance's lifecycle: a stop must not remove the container under it.
+    let (st, id) = (state.clone(), inst.id.clone());
     super::joined(tokio::spawn(async move {
-        let res = ops::restart_agent(&home, &id).await;
+        let guard = st.lock_for(&id).lock_owned().await;
+        let res = ops::restart_agent(&st.home, &id).await;
         drop(guard);
         res
     }))

@@ -18,6 +18,8 @@ pub const UP_TIMEOUT: Duration = Duration::from_secs(180);
 /// cleanly.
 pub const DOWN_TIMEOUT: Duration = Duration::from_secs(120);
 pub const STOP_GRACE_SECS: u32 = 30;
+/// A service restarted alone (the agent) holds no data: a short grace.
+const SERVICE_STOP_GRACE_SECS: &str = "5";
 
 pub struct Compose {
     home: Home,
@@ -156,9 +158,13 @@ impl Engine for Compose {
 
     async fn restart_service(&self, id: &str, service: &Service) -> Result<()> {
         let container = self.container_of(id, service).await?;
-        self.run(&["restart", &container], None, QUICK_TIMEOUT)
-            .await
-            .map(|_| ())
+        self.run(
+            &["restart", "--time", SERVICE_STOP_GRACE_SECS, &container],
+            None,
+            QUICK_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Every container of this home, from one `docker ps` call: the status
