@@ -15,4 +15,6 @@ pub mod registry;
 pub mod safe_fs;
 pub mod secrets;
 pub mod settings;
+#[cfg(test)]
+pub mod testing;
 pub mod validate;

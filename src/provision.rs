@@ -264,28 +264,10 @@ mod tests {
     use crate::registry::State;
 
     fn inst() -> Instance {
-        Instance {
-            id: "db_0a1b2c3d".into(),
-            name: "demo".into(),
-            version: 15,
-            image: "dbaas/postgres:15".into(),
-            memory: 512 << 20,
-            cpus: 1.5,
-            port: 5433,
-            bind_address: "127.0.0.1".into(),
-            database: "app".into(),
-            user: "app".into(),
-            state: State::Creating,
-            created_at: "2026-01-01T00:00:00Z".into(),
-            updated_at: "2026-01-01T00:00:00Z".into(),
-            creator_pid: None,
-            intent: None,
-            intent_pid: None,
-            error: None,
-            metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
-            metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,
-            metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
-        }
+        let mut i = Instance::fixture("db_0a1b2c3d", "demo", 5433);
+        i.cpus = 1.5;
+        i.state = State::Creating;
+        i
     }
 
     #[test]

@@ -237,37 +237,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn home() -> (tempdir::Dir, Home) {
-        let d = tempdir::Dir::new();
-        let h = Home::new(crate::settings::Settings::with_root(d.0.clone()));
-        (d, h)
-    }
-
-    // A minimal temp dir (no extra crate): removed on drop.
-    mod tempdir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Dir {
-                let p = std::env::temp_dir().join(format!(
-                    "dbaas-unit-{}-{}",
-                    std::process::id(),
-                    rand::random::<u64>()
-                ));
-                std::fs::create_dir_all(&p).unwrap();
-                Dir(p)
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
-    }
-
-    pub fn sample(id: &str, name: &str, port: u16) -> Instance {
+impl Instance {
+    /// The one instance of the unit tests: running, PostgreSQL 15, 512m,
+    /// app/app on loopback; tests change the fields they care about.
+    pub fn fixture(id: &str, name: &str, port: u16) -> Instance {
         Instance {
             id: id.into(),
             name: name.into(),
@@ -291,18 +264,25 @@ mod tests {
             metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
         }
     }
+}
 
-    #[test]
-    fn missing_file_is_empty() {
-        let (_d, h) = home();
-        assert!(load(&h).unwrap().instances.is_empty());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TempDir;
+
+    fn home() -> (TempDir, Home) {
+        let d = TempDir::new("registry");
+        let h = Home::new(crate::settings::Settings::with_root(d.to_path_buf()));
+        (d, h)
     }
 
     #[test]
     fn update_round_trips_and_finds_by_id_or_name() {
         let (_d, h) = home();
         update(&h, |r| {
-            r.instances.push(sample("db_00000001", "one", 6000));
+            r.instances
+                .push(Instance::fixture("db_00000001", "one", 6000));
             Ok(())
         })
         .unwrap();
@@ -319,7 +299,8 @@ mod tests {
     fn failed_edit_writes_nothing() {
         let (_d, h) = home();
         update(&h, |r| {
-            r.instances.push(sample("db_00000001", "one", 6000));
+            r.instances
+                .push(Instance::fixture("db_00000001", "one", 6000));
             Ok(())
         })
         .unwrap();
@@ -341,7 +322,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..10 {
                         update(&h, |r| {
-                            r.instances.push(sample(
+                            r.instances.push(Instance::fixture(
                                 &format!("db_{t}{i}"),
                                 &format!("n{t}-{i}"),
                                 6000,

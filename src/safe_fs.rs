@@ -28,12 +28,10 @@ mod tests {
 
     #[test]
     fn a_symlink_is_refused() {
-        let dir = std::env::temp_dir().join(format!("dbaas-safe-fs-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::TempDir::new("safe-fs");
         std::fs::write(dir.join("real"), "x").unwrap();
         std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
         assert_eq!(read_to_string(&dir.join("real")).unwrap(), "x");
         assert!(read_to_string(&dir.join("link")).is_err());
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

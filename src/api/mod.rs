@@ -480,10 +480,9 @@ mod routing_tests {
 
     const TOKEN: &str = "0123456789abcdef0123";
 
-    fn state() -> (std::path::PathBuf, Arc<AppState>) {
-        let dir = std::env::temp_dir().join(format!("dbaas-api-unit-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let home = Home::new(crate::settings::Settings::with_root(dir.clone()));
+    fn state() -> (crate::testing::TempDir, Arc<AppState>) {
+        let dir = crate::testing::TempDir::new("api-unit");
+        let home = Home::new(crate::settings::Settings::with_root(dir.to_path_buf()));
         (dir, Arc::new(AppState::new(home, TOKEN.to_string())))
     }
 
@@ -531,7 +530,7 @@ mod routing_tests {
             .reply(&routes(st.clone()))
             .await;
         assert_eq!(res.status(), 200);
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 
     #[tokio::test]
@@ -553,7 +552,7 @@ mod routing_tests {
             assert_eq!((s, code(&v)), (status, c), "{method} {path}: {v}");
             assert!(v["error"]["message"].is_string());
         }
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 
     #[tokio::test]
@@ -601,6 +600,6 @@ mod routing_tests {
         let (s, v) = call(&st, "POST", "/instances", Some(&big), true).await;
         assert_eq!((s, code(&v)), (413, "payload_too_large"));
         assert!(!st.home.registry_path().exists(), "nothing was written");
-        std::fs::remove_dir_all(dir).unwrap();
+        drop(dir);
     }
 }

@@ -133,14 +133,7 @@ where
     F: warp::Filter + Clone + Send + Sync + 'static,
     F::Extract: warp::Reply,
 {
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        Error::Conflict(format!(
-            "cannot listen on {listen}: {e}; choose another --listen"
-        ))
-    })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the listening address", e))?;
+    let (listener, addr) = bind(listen).await?;
     on_listening(addr);
     let service = warp::service(filter);
     let mut http = hyper::server::conn::Http::new();
@@ -151,25 +144,15 @@ where
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let stream = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors, most likely: let some close.
-                    log::warn!("accepting a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            accepted = accept(&listener) => match accepted {
+                Some(s) => s,
+                None => continue,
             },
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            if REFUSED.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
-                log::warn!(
-                    "{max_connections} connections open (DBAAS_MAX_CONNECTIONS): refusing new ones until some close"
-                );
-            }
-            drop(stream);
+            refuse(stream, max_connections);
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -218,6 +201,47 @@ where
     }
     drop(listener);
     let _ = stop_tx.send(true);
+    drain(&permits, max_connections).await;
+    Ok(())
+}
+
+async fn bind(listen: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        Error::Conflict(format!(
+            "cannot listen on {listen}: {e}; choose another --listen"
+        ))
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listening address", e))?;
+    Ok((listener, addr))
+}
+
+/// The next connection; None after a failed accept (out of file
+/// descriptors, most likely), when it is worth pausing to let some close.
+async fn accept(listener: &tokio::net::TcpListener) -> Option<tokio::net::TcpStream> {
+    match listener.accept().await {
+        Ok((stream, _peer)) => Some(stream),
+        Err(e) => {
+            log::warn!("accepting a connection: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// A connection past the cap is closed at once (logged once per thousand).
+fn refuse(stream: tokio::net::TcpStream, max_connections: usize) {
+    if REFUSED.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
+        log::warn!(
+            "{max_connections} connections open (DBAAS_MAX_CONNECTIONS): refusing new ones until some close"
+        );
+    }
+    drop(stream);
+}
+
+/// Waits (at most `DRAIN`) for every connection to finish its requests.
+async fn drain(permits: &Semaphore, max_connections: usize) {
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(DRAIN, permits.acquire_many(all))
         .await
@@ -228,5 +252,4 @@ where
             DRAIN.as_secs()
         );
     }
-    Ok(())
 }

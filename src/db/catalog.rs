@@ -341,74 +341,10 @@ pub fn create(client: &mut impl GenericClient, t: &NewTable) -> Result<(), Failu
                 Error::invalid(&field, format!("column '{}' is given twice", c.name)).into(),
             );
         }
-        let ty = c.ty.trim();
-        let is_serial = SERIALS.contains(&ty.to_ascii_lowercase().as_str());
-        if !type_syntax_ok(ty) {
-            return Err(Error::invalid(
-                format!("{field}.type"),
-                format!(
-                    "'{}' is not a type name (e.g. text, int8, numeric(10,2), timestamptz, text[])",
-                    c.ty
-                ),
-            )
-            .into());
-        }
-        if !is_serial {
-            // NULL for a name PostgreSQL does not know; an error is that error.
-            let known: Option<String> = client
-                .query_one("SELECT to_regtype($1)::text", &[&ty])?
-                .get(0);
-            if known.is_none() {
-                return Err(Error::invalid(
-                    format!("{field}.type"),
-                    format!("PostgreSQL knows no type '{ty}'"),
-                )
-                .into());
-            }
-        }
-        let mut def = format!("{} {ty}", quote_ident(&c.name));
-        if c.nullable == Some(false) || (c.primary_key && c.nullable.is_none()) {
-            def.push_str(" NOT NULL");
-        } else if c.nullable == Some(true) && c.primary_key {
-            return Err(Error::invalid(&field, "a primary-key column cannot be nullable").into());
-        }
-        match (&c.default, &c.default_expr) {
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid(&field, "give default or default_expr, not both").into())
-            }
-            (Some(v), None) if !v.is_null() => {
-                let text = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                let lit: String = client
-                    .query_one("SELECT quote_literal($1::text)", &[&text])?
-                    .get(0);
-                def.push_str(&format!(" DEFAULT {lit}"));
-            }
-            (_, Some(e)) => {
-                let e = e.trim().to_ascii_lowercase();
-                if !DEFAULT_EXPRS.contains(&e.as_str()) {
-                    return Err(Error::invalid(
-                        format!("{field}.default_expr"),
-                        format!(
-                            "use one of {}; or a constant `default`",
-                            DEFAULT_EXPRS.join(", ")
-                        ),
-                    )
-                    .into());
-                }
-                def.push_str(&format!(" DEFAULT {e}"));
-            }
-            _ => {}
-        }
-        if c.unique {
-            def.push_str(" UNIQUE");
-        }
+        defs.push(column_def(client, &field, c)?);
         if c.primary_key {
             pk.push(quote_ident(&c.name));
         }
-        defs.push(def);
     }
     if !pk.is_empty() {
         defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
@@ -426,6 +362,80 @@ pub fn create(client: &mut impl GenericClient, t: &NewTable) -> Result<(), Failu
     );
     client.batch_execute(&sql)?;
     Ok(())
+}
+
+/// One column of CREATE TABLE: its type checked against the catalog, its
+/// default quoted by PostgreSQL itself or taken from the allowed list.
+fn column_def(
+    client: &mut impl GenericClient,
+    field: &str,
+    c: &NewColumn,
+) -> Result<String, Failure> {
+    let ty = c.ty.trim();
+    let is_serial = SERIALS.contains(&ty.to_ascii_lowercase().as_str());
+    if !type_syntax_ok(ty) {
+        return Err(Error::invalid(
+            format!("{field}.type"),
+            format!(
+                "'{}' is not a type name (e.g. text, int8, numeric(10,2), timestamptz, text[])",
+                c.ty
+            ),
+        )
+        .into());
+    }
+    if !is_serial {
+        // NULL for a name PostgreSQL does not know; an error is that error.
+        let known: Option<String> = client
+            .query_one("SELECT to_regtype($1)::text", &[&ty])?
+            .get(0);
+        if known.is_none() {
+            return Err(Error::invalid(
+                format!("{field}.type"),
+                format!("PostgreSQL knows no type '{ty}'"),
+            )
+            .into());
+        }
+    }
+    let mut def = format!("{} {ty}", quote_ident(&c.name));
+    if c.nullable == Some(false) || (c.primary_key && c.nullable.is_none()) {
+        def.push_str(" NOT NULL");
+    } else if c.nullable == Some(true) && c.primary_key {
+        return Err(Error::invalid(field, "a primary-key column cannot be nullable").into());
+    }
+    match (&c.default, &c.default_expr) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(field, "give default or default_expr, not both").into())
+        }
+        (Some(v), None) if !v.is_null() => {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let lit: String = client
+                .query_one("SELECT quote_literal($1::text)", &[&text])?
+                .get(0);
+            def.push_str(&format!(" DEFAULT {lit}"));
+        }
+        (_, Some(e)) => {
+            let e = e.trim().to_ascii_lowercase();
+            if !DEFAULT_EXPRS.contains(&e.as_str()) {
+                return Err(Error::invalid(
+                    format!("{field}.default_expr"),
+                    format!(
+                        "use one of {}; or a constant `default`",
+                        DEFAULT_EXPRS.join(", ")
+                    ),
+                )
+                .into());
+            }
+            def.push_str(&format!(" DEFAULT {e}"));
+        }
+        _ => {}
+    }
+    if c.unique {
+        def.push_str(" UNIQUE");
+    }
+    Ok(def)
 }
 
 pub fn drop(

@@ -3,7 +3,7 @@
 //! ending in `_total`, base units, no timestamps. Instances are labelled
 //! `dbaas_instance` (Prometheus owns `instance`).
 
-use super::sample::{Sample, TableSample};
+use super::sample::{Connections, Sample, TableSample};
 use std::fmt::Write;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -263,14 +263,7 @@ pub fn instance_families(latest: &[(String, Sample, f64)]) -> Vec<Family> {
         }
         add(&mut head, HEAD_GAUGES);
         if let Some(c) = &s.connections {
-            for (state, n) in c.by_state() {
-                if let Some(n) = n {
-                    conns.add("", &[("dbaas_instance", id), ("state", state)], n);
-                }
-            }
-            if let Some(n) = c.max {
-                max.add("", &l, n);
-            }
+            add_connections(&mut conns, &mut max, id, c);
         }
         for ((key, _, _), fam) in COUNTERS.iter().zip(counters.iter_mut()) {
             if let Some(n) = s.counters.get(*key) {
@@ -294,6 +287,17 @@ pub fn instance_families(latest: &[(String, Sample, f64)]) -> Vec<Family> {
     out.extend(rest);
     out.append(&mut tables);
     out
+}
+
+fn add_connections(conns: &mut Family, max: &mut Family, id: &str, c: &Connections) {
+    for (state, n) in c.by_state() {
+        if let Some(n) = n {
+            conns.add("", &[("dbaas_instance", id), ("state", state)], n);
+        }
+    }
+    if let Some(n) = c.max {
+        max.add("", &[("dbaas_instance", id)], n);
+    }
 }
 
 fn add_tables(fams: &mut [Family], id: &str, tables: &[TableSample]) {

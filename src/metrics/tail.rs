@@ -260,10 +260,8 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("dbaas-tail-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn dir() -> crate::testing::TempDir {
+        crate::testing::TempDir::new("tail")
     }
 
     fn sample(i: usize) -> String {
@@ -294,7 +292,6 @@ mod tests {
         assert_eq!(ns(&last(&d, 1)), vec![5]);
         assert_eq!(ns(&last(&d, 3)), vec![3, 4, 5]);
         assert_eq!(ns(&last(&d, 100)), vec![0, 1, 2, 3, 4, 5]);
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
@@ -330,7 +327,6 @@ mod tests {
         // A truncated (empty) current file and a missing one are fine.
         std::fs::write(d.join(FILE), b"").unwrap();
         assert_eq!(ns(&last(&d, 1)), vec![5]);
-        std::fs::remove_dir_all(&d).unwrap();
         assert!(last(&d, 1).is_empty());
     }
 
@@ -350,7 +346,6 @@ mod tests {
         let all = last(&d, 10_000);
         assert_eq!(all.len(), 3000);
         assert_eq!(ns(&all[1499..1503]), vec![1499, 1500, 1501, 1502]);
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::capacity::{Budget, ProvisionSlot};
 use super::destroy::{remove_dir, remove_instance};
 use super::ready::wait_ready;
-use super::record::set_state;
+use super::record::{record_state, set_state};
 use super::views::{view, InstanceView};
 use super::{blocking, connection_url};
 use crate::engine;
@@ -106,73 +106,74 @@ pub async fn create_finish(
         started,
     } = pending;
     let id = inst.id.clone();
-    let result = provision_and_start(home, &inst, &creds).await;
-    match result {
-        Ok(()) => {
-            let inst = blocking({
-                let home = home.clone();
-                let id = id.clone();
-                move || set_state(&home, &id, State::Running, None)
-            })
-            .await?;
-            oplog::record_async(home, &id, "create", started.elapsed(), "ok").await;
-            let url = connection_url(&inst, &creds.app_password);
-            Ok(Created {
-                instance: view(&inst, None),
-                password: creds.app_password,
-                url,
-            })
-        }
-        Err(e) => {
-            oplog::record_async(home, &id, "create", started.elapsed(), "failed").await;
-            let record_failed = |msg: String| {
-                let home = home.clone();
-                let id = id.clone();
-                blocking(move || set_state(&home, &id, State::Failed, Some(msg)))
-            };
-            match on_failure {
-                OnFailure::Keep => {
-                    let _ = record_failed(e.to_string()).await;
-                    Err(Error::CreateFailed {
-                        context: format!(
-                            "creating '{}' ({id}) failed; kept for debugging in {} (`dbaasctl destroy {id}` removes it)",
-                            inst.name,
-                            home.instance_dir(&id).display()
-                        ),
-                        cause: Box::new(e),
-                    })
-                }
-                OnFailure::RollBack | OnFailure::RollBackRecord => {
-                    let rollback = if on_failure == OnFailure::RollBack {
-                        remove_instance(home, &id, false).await
-                    } else {
-                        let dir = home.instance_dir(&id);
-                        match engine::of(home).down(&id).await {
-                            Ok(()) => blocking(move || remove_dir(&dir)).await,
-                            Err(r) => Err(r),
-                        }
-                    };
-                    let note = match rollback {
-                        Ok(()) if on_failure == OnFailure::RollBack => {
-                            "rolled back: no containers, directory or registry entry left".to_string()
-                        }
-                        Ok(()) => "rolled back: containers and directory removed; the entry stays as failed until deleted"
-                            .to_string(),
-                        Err(r) => {
-                            format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up")
-                        }
-                    };
-                    if on_failure == OnFailure::RollBackRecord {
-                        let _ = record_failed(e.to_string()).await;
-                    }
-                    Err(Error::CreateFailed {
-                        context: format!("creating '{}' failed ({note})", inst.name),
-                        cause: Box::new(e),
-                    })
-                }
-            }
-        }
+    if let Err(e) = provision_and_start(home, &inst, &creds).await {
+        oplog::record_async(home, &id, "create", started.elapsed(), "failed").await;
+        let context = match on_failure {
+            OnFailure::Keep => keep(home, &inst, &e).await,
+            OnFailure::RollBack => roll_back(home, &inst).await,
+            OnFailure::RollBackRecord => roll_back_and_record(home, &inst, &e).await,
+        };
+        return Err(Error::CreateFailed {
+            context,
+            cause: Box::new(e),
+        });
     }
+    let inst = record_state(home, &id, State::Running).await?;
+    oplog::record_async(home, &inst.id, "create", started.elapsed(), "ok").await;
+    Ok(Created {
+        instance: view(&inst, None),
+        url: connection_url(&inst, &creds.app_password),
+        password: creds.app_password,
+    })
+}
+
+/// Records the instance as failed, with the reason; best effort (the
+/// create's own error is what the caller hears).
+async fn record_failed(home: &Home, id: &str, e: &Error) {
+    let (home, id, msg) = (home.clone(), id.to_string(), e.to_string());
+    if let Err(r) = blocking(move || set_state(&home, &id, State::Failed, Some(msg))).await {
+        log::warn!("recording the failed create: {r}");
+    }
+}
+
+/// `Keep`: everything stays for debugging, recorded as failed.
+async fn keep(home: &Home, inst: &Instance, e: &Error) -> String {
+    record_failed(home, &inst.id, e).await;
+    format!(
+        "creating '{}' ({}) failed; kept for debugging in {} (`dbaasctl destroy {}` removes it)",
+        inst.name,
+        inst.id,
+        home.instance_dir(&inst.id).display(),
+        inst.id
+    )
+}
+
+/// `RollBack`: containers, directory and registry entry go.
+async fn roll_back(home: &Home, inst: &Instance) -> String {
+    let note = match remove_instance(home, &inst.id, false).await {
+        Ok(()) => "rolled back: no containers, directory or registry entry left".to_string(),
+        Err(r) => format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up"),
+    };
+    format!("creating '{}' failed ({note})", inst.name)
+}
+
+/// `RollBackRecord`: containers and directory go; the entry stays as
+/// failed, with the reason, for the client polling it.
+async fn roll_back_and_record(home: &Home, inst: &Instance, e: &Error) -> String {
+    let dir = home.instance_dir(&inst.id);
+    let removed = match engine::of(home).down(&inst.id).await {
+        Ok(()) => blocking(move || remove_dir(&dir)).await,
+        Err(r) => Err(r),
+    };
+    record_failed(home, &inst.id, e).await;
+    let note = match removed {
+        Ok(()) => {
+            "rolled back: containers and directory removed; the entry stays as failed until deleted"
+                .to_string()
+        }
+        Err(r) => format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up"),
+    };
+    format!("creating '{}' failed ({note})", inst.name)
 }
 
 async fn provision_and_start(home: &Home, inst: &Instance, creds: &Credentials) -> Result<()> {
@@ -294,29 +295,7 @@ mod tests {
     fn reg_with_ports(ports: &[u16]) -> Registry {
         let mut r = Registry::default();
         for (n, p) in ports.iter().enumerate() {
-            let mut i = Instance {
-                id: format!("db_{n:08x}"),
-                name: format!("n{n}"),
-                version: 15,
-                image: "x".into(),
-                memory: 1,
-                cpus: 1.0,
-                port: *p,
-                bind_address: "127.0.0.1".into(),
-                database: "app".into(),
-                user: "app".into(),
-                state: State::Running,
-                created_at: String::new(),
-                updated_at: String::new(),
-                creator_pid: None,
-                intent: None,
-                intent_pid: None,
-                error: None,
-                metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
-                metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,
-                metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
-            };
-            i.port = *p;
+            let i = Instance::fixture(&format!("db_{n:08x}"), &format!("n{n}"), *p);
             r.instances.push(i);
         }
         r

@@ -2,7 +2,7 @@
 //! (record.rs) and leaves the registry saying what it did.
 
 use super::ready::wait_ready;
-use super::record::{intending, refuse_if_unusable, set_state};
+use super::record::{intending, record_state, refuse_if_unusable};
 use super::views::{status_view, InstanceView};
 use super::{blocking, find};
 use crate::engine;
@@ -26,10 +26,20 @@ fn instance_dir_checked(home: &Home, inst: &Instance) -> Result<std::path::PathB
 
 /// Starts the containers and waits for readiness. Idempotent.
 pub async fn up(home: &Home, key: &str) -> Result<InstanceView> {
+    operate(home, key, Intent::Start, |inst| up_inner(home, inst)).await
+}
+
+/// One lifecycle operation: the shared rules first, then `work` with its
+/// intent recorded.
+async fn operate<F, Fut>(home: &Home, key: &str, intent: Intent, work: F) -> Result<InstanceView>
+where
+    F: FnOnce(Instance) -> Fut,
+    Fut: std::future::Future<Output = Result<InstanceView>>,
+{
     let inst = find(home, key).await?;
     refuse_if_unusable(&inst)?;
     let id = inst.id.clone();
-    intending(home, &id, Intent::Start, up_inner(home, inst)).await
+    intending(home, &id, intent, work(inst)).await
 }
 
 async fn up_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
@@ -49,41 +59,25 @@ async fn up_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
         wait_ready(home, &inst, &password),
     )
     .await?;
-    let inst = blocking({
-        let home = home.clone();
-        let id = inst.id.clone();
-        move || set_state(&home, &id, State::Running, None)
-    })
-    .await?;
+    let inst = record_state(home, &inst.id, State::Running).await?;
     status_view(home, &inst).await
 }
 
 /// Stops and removes the containers; data stays. Idempotent: stopping a
 /// stopped instance succeeds.
 pub async fn down(home: &Home, key: &str) -> Result<InstanceView> {
-    let inst = find(home, key).await?;
-    refuse_if_unusable(&inst)?;
-    let id = inst.id.clone();
-    intending(home, &id, Intent::Stop, down_inner(home, inst)).await
+    operate(home, key, Intent::Stop, |inst| down_inner(home, inst)).await
 }
 
 async fn down_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     oplog::step(home, &inst.id, "down", engine::of(home).down(&inst.id)).await?;
-    let inst = blocking({
-        let home = home.clone();
-        let id = inst.id.clone();
-        move || set_state(&home, &id, State::Stopped, None)
-    })
-    .await?;
+    let inst = record_state(home, &inst.id, State::Stopped).await?;
     status_view(home, &inst).await
 }
 
 /// Restarts running containers in place, or brings the instance up.
 pub async fn restart(home: &Home, key: &str) -> Result<InstanceView> {
-    let inst = find(home, key).await?;
-    refuse_if_unusable(&inst)?;
-    let id = inst.id.clone();
-    intending(home, &id, Intent::Restart, restart_inner(home, inst)).await
+    operate(home, key, Intent::Restart, |inst| restart_inner(home, inst)).await
 }
 
 async fn restart_inner(home: &Home, inst: Instance) -> Result<InstanceView> {

@@ -27,6 +27,12 @@ pub(super) fn set_state(
     })
 }
 
+/// `set_state` to a state without an error, on a blocking thread.
+pub(super) async fn record_state(home: &Home, id: &str, state: State) -> Result<Instance> {
+    let (home, id) = (home.clone(), id.to_string());
+    blocking(move || set_state(&home, &id, state, None)).await
+}
+
 /// Records (or clears) the operation this process is about to run on an
 /// instance; clearing an entry that is gone is not an error.
 fn set_intent(home: &Home, id: &str, intent: Option<Intent>) -> Result<()> {
