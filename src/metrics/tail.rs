@@ -327,6 +327,7 @@ mod tests {
         // A truncated (empty) current file and a missing one are fine.
         std::fs::write(d.join(FILE), b"").unwrap();
         assert_eq!(ns(&last(&d, 1)), vec![5]);
+        std::fs::remove_dir_all(&*d).unwrap();
         assert!(last(&d, 1).is_empty());
     }
 
