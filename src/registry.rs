@@ -278,6 +278,12 @@ mod tests {
     }
 
     #[test]
+    fn missing_file_is_empty() {
+        let (_d, h) = home();
+        assert!(load(&h).unwrap().instances.is_empty());
+    }
+
+    #[test]
     fn update_round_trips_and_finds_by_id_or_name() {
         let (_d, h) = home();
         update(&h, |r| {
