@@ -214,164 +214,188 @@ fn api_error_shapes_for_bad_input() {
             .is_some_and(|m| !m.is_empty()));
         v
     };
-    // Every bad value of the lifecycle issue, each naming its field.
-    let long = "a".repeat(64);
-    for (body, field) in [
-        (json!({"name": ""}), "name"),
-        (json!({"name": "Up"}), "name"),
-        (json!({"name": "a b"}), "name"),
-        (json!({"name": "a'b"}), "name"),
-        (json!({"name": "a/b"}), "name"),
-        (json!({"name": ".."}), "name"),
-        (json!({"name": "a:b"}), "name"),
-        (json!({"name": "a\nb"}), "name"),
-        (json!({"name": long}), "name"),
-        (json!({"name": "x", "version": 14}), "version"),
-        (json!({"name": "x", "memory": "abc"}), "memory"),
-        (json!({"name": "x", "memory": "0"}), "memory"),
-        (json!({"name": "x", "memory": "-1g"}), "memory"),
-        (json!({"name": "x", "memory": "1000000t"}), "memory"),
-        (json!({"name": "x", "cpus": 0}), "cpus"),
-        (json!({"name": "x", "cpus": -1}), "cpus"),
-        (json!({"name": "x", "cpus": 99999}), "cpus"),
-        (json!({"name": "x", "port": 80}), "port"),
-        (json!({"name": "x", "port": 70000}), "port"),
-    ] {
-        let v = check(s.post("/instances", &body), 400, "invalid");
-        assert_eq!(v["error"]["detail"]["field"], field, "{body}");
-    }
-    // Malformed JSON, unknown fields, wrong types, a huge body.
-    let raw = |b: &[u8], ct: &str| {
-        http::request(s.port, "POST", "/instances", Some(&s.token), Some(b), ct)
-    };
-    check(raw(b"{\"name\":", "application/json"), 400, "invalid_json");
-    check(
-        raw(br#"{"name":"x","extra":true}"#, "application/json"),
-        400,
-        "invalid_json",
+    let mut sections = Sections::default();
+    sections.run(
+        "Every bad value of the lifecycle issue, each naming its f...",
+        || {
+            // Every bad value of the lifecycle issue, each naming its field.
+            let long = "a".repeat(64);
+            for (body, field) in [
+                (json!({"name": ""}), "name"),
+                (json!({"name": "Up"}), "name"),
+                (json!({"name": "a b"}), "name"),
+                (json!({"name": "a'b"}), "name"),
+                (json!({"name": "a/b"}), "name"),
+                (json!({"name": ".."}), "name"),
+                (json!({"name": "a:b"}), "name"),
+                (json!({"name": "a\nb"}), "name"),
+                (json!({"name": long}), "name"),
+                (json!({"name": "x", "version": 14}), "version"),
+                (json!({"name": "x", "memory": "abc"}), "memory"),
+                (json!({"name": "x", "memory": "0"}), "memory"),
+                (json!({"name": "x", "memory": "-1g"}), "memory"),
+                (json!({"name": "x", "memory": "1000000t"}), "memory"),
+                (json!({"name": "x", "cpus": 0}), "cpus"),
+                (json!({"name": "x", "cpus": -1}), "cpus"),
+                (json!({"name": "x", "cpus": 99999}), "cpus"),
+                (json!({"name": "x", "port": 80}), "port"),
+                (json!({"name": "x", "port": 70000}), "port"),
+            ] {
+                let v = check(s.post("/instances", &body), 400, "invalid");
+                assert_eq!(v["error"]["detail"]["field"], field, "{body}");
+            }
+        },
     );
-    check(
-        raw(br#"{"name":["x"]}"#, "application/json"),
-        400,
-        "invalid_json",
+    sections.run(
+        "Malformed JSON, unknown fields, wrong types, a huge body",
+        || {
+            // Malformed JSON, unknown fields, wrong types, a huge body.
+            let raw = |b: &[u8], ct: &str| {
+                http::request(s.port, "POST", "/instances", Some(&s.token), Some(b), ct)
+            };
+            check(raw(b"{\"name\":", "application/json"), 400, "invalid_json");
+            check(
+                raw(br#"{"name":"x","extra":true}"#, "application/json"),
+                400,
+                "invalid_json",
+            );
+            check(
+                raw(br#"{"name":["x"]}"#, "application/json"),
+                400,
+                "invalid_json",
+            );
+            check(
+                raw(br#"{"name":"x","port":"5432"}"#, "application/json"),
+                400,
+                "invalid_json",
+            );
+            check(raw(b"name=x", "text/plain"), 415, "unsupported_media_type");
+            let huge = format!(r#"{{"name":"{}"}}"#, "a".repeat(2 << 20));
+            check(
+                raw(huge.as_bytes(), "application/json"),
+                413,
+                "payload_too_large",
+            );
+        },
     );
-    check(
-        raw(br#"{"name":"x","port":"5432"}"#, "application/json"),
-        400,
-        "invalid_json",
+    sections.run("Path traversal, unknown routes and methods, auth", || {
+        // Path traversal, unknown routes and methods, auth.
+        check(s.get("/instances/..%2F..%2Fconfig"), 404, "not_found");
+        check(s.get("/instances/%2e%2e"), 404, "not_found");
+        check(s.get("/no/such/route"), 404, "not_found");
+        check(s.delete("/instances"), 405, "method_not_allowed");
+        check(
+            http::request(s.port, "GET", "/instances", None, None, ""),
+            401,
+            "unauthorized",
+        );
+        check(
+            http::request(
+                s.port,
+                "GET",
+                "/instances",
+                Some("wrong-token-000000"),
+                None,
+                "",
+            ),
+            401,
+            "unauthorized",
+        );
+        assert_eq!(h.registry_text(), None, "nothing was written");
+    });
+    sections.run("Conflicts: a taken name, a taken port", || {
+        // Conflicts: a taken name, a taken port.
+        assert_eq!(s.post("/instances", &json!({"name": "one"})).status, 201);
+        check(
+            s.post("/instances", &json!({"name": "one"})),
+            409,
+            "conflict",
+        );
+        check(
+            s.post("/instances", &json!({"name": "two", "port": h.ports.0})),
+            409,
+            "conflict",
+        );
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let busy = listener.local_addr().unwrap().port();
+        check(
+            s.post("/instances", &json!({"name": "two", "port": busy})),
+            409,
+            "conflict",
+        );
+        check(
+            s.post("/instances/one/start?wait=maybe", &json!({})),
+            400,
+            "invalid",
+        );
+    });
+    sections.run(
+        "Docker down: 503; a failing docker compose: 500 with its ...",
+        || {
+            // Docker down: 503; a failing docker compose: 500 with its stderr.
+            let down = Server::start(&h, &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+            let r = down.create_raw(br#"{"name":"x"}"#);
+            check(r, 503, "docker_unavailable");
+        },
     );
-    check(raw(b"name=x", "text/plain"), 415, "unsupported_media_type");
-    let huge = format!(r#"{{"name":"{}"}}"#, "a".repeat(2 << 20));
-    check(
-        raw(huge.as_bytes(), "application/json"),
-        413,
-        "payload_too_large",
+    sections.run(
+        "The image missing, Compose v2 missing: 503 naming the fix",
+        || {
+            // The image missing, Compose v2 missing: 503 naming the fix.
+            let no_image = Server::start(&h, &[("DBAAS_IMAGE", "dbaas/missing-{version}")]);
+            let r = no_image.create_raw(br#"{"name":"x"}"#);
+            let v = check(r, 503, "docker_unavailable");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("dbaas/missing-15"),
+                "{v}"
+            );
+            let no_compose_docker = docker_without_compose(&h);
+            let no_compose = Server::start(&h, &[("DBAAS_DOCKER", &no_compose_docker)]);
+            let r = no_compose.create_raw(br#"{"name":"x"}"#);
+            let v = check(r, 503, "docker_unavailable");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("setup-host.sh"),
+                "{v}"
+            );
+            let failing = docker_failing_up(&h, "Error: simulated compose failure", 9, false);
+            let bad = Server::start(&h, &[("DBAAS_DOCKER", &failing)]);
+            let r = bad.create_raw(br#"{"name":"y"}"#);
+            let v = check(r, 500, "docker_failed");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rolled back"),
+                "{v}"
+            );
+            assert!(
+                v["error"]["detail"]["stderr"]
+                    .as_str()
+                    .unwrap()
+                    .contains("simulated compose failure"),
+                "{v}"
+            );
+            assert!(
+                v["error"]["detail"]["command"]
+                    .as_str()
+                    .unwrap()
+                    .contains("compose"),
+                "{v}"
+            );
+            assert_eq!(
+                s.get("/instances").json().as_array().unwrap().len(),
+                1,
+                "the failed create left nothing"
+            );
+        },
     );
-    // Path traversal, unknown routes and methods, auth.
-    check(s.get("/instances/..%2F..%2Fconfig"), 404, "not_found");
-    check(s.get("/instances/%2e%2e"), 404, "not_found");
-    check(s.get("/no/such/route"), 404, "not_found");
-    check(s.delete("/instances"), 405, "method_not_allowed");
-    check(
-        http::request(s.port, "GET", "/instances", None, None, ""),
-        401,
-        "unauthorized",
-    );
-    check(
-        http::request(
-            s.port,
-            "GET",
-            "/instances",
-            Some("wrong-token-000000"),
-            None,
-            "",
-        ),
-        401,
-        "unauthorized",
-    );
-    assert_eq!(h.registry_text(), None, "nothing was written");
-
-    // Conflicts: a taken name, a taken port.
-    assert_eq!(s.post("/instances", &json!({"name": "one"})).status, 201);
-    check(
-        s.post("/instances", &json!({"name": "one"})),
-        409,
-        "conflict",
-    );
-    check(
-        s.post("/instances", &json!({"name": "two", "port": h.ports.0})),
-        409,
-        "conflict",
-    );
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-    let busy = listener.local_addr().unwrap().port();
-    check(
-        s.post("/instances", &json!({"name": "two", "port": busy})),
-        409,
-        "conflict",
-    );
-    check(
-        s.post("/instances/one/start?wait=maybe", &json!({})),
-        400,
-        "invalid",
-    );
-
-    // Docker down: 503; a failing docker compose: 500 with its stderr.
-    let down = Server::start(&h, &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
-    let r = down.create_raw(br#"{"name":"x"}"#);
-    check(r, 503, "docker_unavailable");
-    // The image missing, Compose v2 missing: 503 naming the fix.
-    let no_image = Server::start(&h, &[("DBAAS_IMAGE", "dbaas/missing-{version}")]);
-    let r = no_image.create_raw(br#"{"name":"x"}"#);
-    let v = check(r, 503, "docker_unavailable");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("dbaas/missing-15"),
-        "{v}"
-    );
-    let no_compose_docker = docker_without_compose(&h);
-    let no_compose = Server::start(&h, &[("DBAAS_DOCKER", &no_compose_docker)]);
-    let r = no_compose.create_raw(br#"{"name":"x"}"#);
-    let v = check(r, 503, "docker_unavailable");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("setup-host.sh"),
-        "{v}"
-    );
-    let failing = docker_failing_up(&h, "Error: simulated compose failure", 9, false);
-    let bad = Server::start(&h, &[("DBAAS_DOCKER", &failing)]);
-    let r = bad.create_raw(br#"{"name":"y"}"#);
-    let v = check(r, 500, "docker_failed");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("rolled back"),
-        "{v}"
-    );
-    assert!(
-        v["error"]["detail"]["stderr"]
-            .as_str()
-            .unwrap()
-            .contains("simulated compose failure"),
-        "{v}"
-    );
-    assert!(
-        v["error"]["detail"]["command"]
-            .as_str()
-            .unwrap()
-            .contains("compose"),
-        "{v}"
-    );
-    assert_eq!(
-        s.get("/instances").json().as_array().unwrap().len(),
-        1,
-        "the failed create left nothing"
-    );
+    sections.finish();
 }
 
 #[test]

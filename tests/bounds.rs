@@ -25,113 +25,126 @@ fn results_queues_and_casts_are_bounded() {
     );
     let sql = |q: &str| s.post("/database/bounded/sql", &json!({ "sql": q }));
 
-    // An endless result: refused once past the bound, and cancelled on the
-    // server (nothing of it still runs).
-    let t = Instant::now();
-    let r = sql("SELECT repeat('x', 10000) FROM generate_series(1, 100000000)");
-    assert_eq!(r.status, 400, "{}", r.text());
-    let msg = r.json()["error"]["message"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    assert!(msg.contains("DBAAS_MAX_RESULT_BYTES"), "{msg}");
-    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        superuser_sql(&id, "app", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%generate_series(1, 100000000)%' AND state = 'active' AND pid <> pg_backend_pid()"),
-        "0"
-    );
-    let r = sql("SELECT g FROM generate_series(1, 20000) g");
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("DBAAS_MAX_ROWS"), "{}", r.text());
-    // The same bound across a transaction's statements.
-    let r = s.post(
-        "/database/bounded/transaction",
-        &json!({"statements": [{"sql": "SELECT g FROM generate_series(1, 6000) g"},
-                               {"sql": "SELECT g FROM generate_series(1, 6000) g"}]}),
-    );
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.text().contains("DBAAS_MAX_ROWS"), "{}", r.text());
-    // The pool still serves.
-    assert_eq!(sql("SELECT 1 AS one").status, 200);
-
-    // 3,000 intervals (no local decoder) in one result: a few batched casts,
-    // not one round trip each.
-    superuser_sql(&id, "app", "SELECT pg_stat_statements_reset()");
-    let r = sql("SELECT make_interval(secs => g) AS i FROM generate_series(1, 3000) g");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let v = r.json();
-    assert_eq!(v["rows"][2999]["i"], "00:50:00");
-    let casts: i64 = superuser_sql(
-        &id,
-        "app",
-        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT $1::text%'",
-    )
-    .parse()
-    .unwrap();
-    assert!(
-        (1..=3).contains(&casts),
-        "{casts} cast statements for 3000 values"
-    );
-
-    // One lane, held by a slow statement: the queue takes 64 more, refuses
-    // the rest at once with Retry-After, and a statement that waited past
-    // the deadline (DBAAS_CONNECT_TIMEOUT) is not run.
-    let port = s.port;
-    let token = s.token.clone();
-    let slow = std::thread::spawn({
-        let token = token.clone();
-        move || {
-            http::request(
-                port,
-                "POST",
-                "/database/bounded/sql",
-                Some(&token),
-                Some(br#"{"sql": "SELECT pg_sleep(4)"}"#),
-                "application/json",
-            )
-        }
+    let mut sections = Sections::default();
+    sections.run("An endless result: refused once past the bound, and cance...", || {
+        // An endless result: refused once past the bound, and cancelled on the
+        // server (nothing of it still runs).
+        let t = Instant::now();
+        let r = sql("SELECT repeat('x', 10000) FROM generate_series(1, 100000000)");
+        assert_eq!(r.status, 400, "{}", r.text());
+        let msg = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(msg.contains("DBAAS_MAX_RESULT_BYTES"), "{msg}");
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            superuser_sql(&id, "app", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%generate_series(1, 100000000)%' AND state = 'active' AND pid <> pg_backend_pid()"),
+            "0"
+        );
+        let r = sql("SELECT g FROM generate_series(1, 20000) g");
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("DBAAS_MAX_ROWS"), "{}", r.text());
     });
-    std::thread::sleep(Duration::from_millis(500));
-    let waiting: Vec<_> = (0..90)
-        .map(|_| {
-            let token = token.clone();
-            std::thread::spawn(move || {
-                let t = Instant::now();
-                let r = http::request(
-                    port,
-                    "POST",
-                    "/database/bounded/sql",
-                    Some(&token),
-                    Some(br#"{"sql": "INSERT INTO pg_temp.nothing VALUES (1)"}"#),
-                    "application/json",
-                );
-                (
-                    r.status,
-                    r.header("retry-after").map(str::to_string),
-                    r.text(),
-                    t.elapsed(),
-                )
-            })
-        })
-        .collect();
-    let results: Vec<_> = waiting.into_iter().map(|t| t.join().unwrap()).collect();
-    assert_eq!(slow.join().unwrap().status, 200);
-    let busy: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
-    assert_eq!(
-        busy.len(),
-        90,
-        "every queued statement was refused or timed out: {:?}",
-        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    sections.run("The same bound across a transaction's statements", || {
+        // The same bound across a transaction's statements.
+        let r = s.post(
+            "/database/bounded/transaction",
+            &json!({"statements": [{"sql": "SELECT g FROM generate_series(1, 6000) g"},
+                                   {"sql": "SELECT g FROM generate_series(1, 6000) g"}]}),
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("DBAAS_MAX_ROWS"), "{}", r.text());
+    });
+    sections.run("The pool still serves", || {
+        // The pool still serves.
+        assert_eq!(sql("SELECT 1 AS one").status, 200);
+    });
+    sections.run("3,000 intervals (no local decoder) in one result: a few b...", || {
+        // 3,000 intervals (no local decoder) in one result: a few batched casts,
+        // not one round trip each.
+        superuser_sql(&id, "app", "SELECT pg_stat_statements_reset()");
+        let r = sql("SELECT make_interval(secs => g) AS i FROM generate_series(1, 3000) g");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["rows"][2999]["i"], "00:50:00");
+        let casts: i64 = superuser_sql(
+            &id,
+            "app",
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT $1::text%'",
+        )
+        .parse()
+        .unwrap();
+        assert!(
+            (1..=3).contains(&casts),
+            "{casts} cast statements for 3000 values"
+        );
+    });
+    sections.run(
+        "One lane, held by a slow statement: the queue takes 64 mo...",
+        || {
+            // One lane, held by a slow statement: the queue takes 64 more, refuses
+            // the rest at once with Retry-After, and a statement that waited past
+            // the deadline (DBAAS_CONNECT_TIMEOUT) is not run.
+            let port = s.port;
+            let token = s.token.clone();
+            let slow = std::thread::spawn({
+                let token = token.clone();
+                move || {
+                    http::request(
+                        port,
+                        "POST",
+                        "/database/bounded/sql",
+                        Some(&token),
+                        Some(br#"{"sql": "SELECT pg_sleep(4)"}"#),
+                        "application/json",
+                    )
+                }
+            });
+            std::thread::sleep(Duration::from_millis(500));
+            let waiting: Vec<_> = (0..90)
+                .map(|_| {
+                    let token = token.clone();
+                    std::thread::spawn(move || {
+                        let t = Instant::now();
+                        let r = http::request(
+                            port,
+                            "POST",
+                            "/database/bounded/sql",
+                            Some(&token),
+                            Some(br#"{"sql": "INSERT INTO pg_temp.nothing VALUES (1)"}"#),
+                            "application/json",
+                        );
+                        (
+                            r.status,
+                            r.header("retry-after").map(str::to_string),
+                            r.text(),
+                            t.elapsed(),
+                        )
+                    })
+                })
+                .collect();
+            let results: Vec<_> = waiting.into_iter().map(|t| t.join().unwrap()).collect();
+            assert_eq!(slow.join().unwrap().status, 200);
+            let busy: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+            assert_eq!(
+                busy.len(),
+                90,
+                "every queued statement was refused or timed out: {:?}",
+                results.iter().map(|r| r.0).collect::<Vec<_>>()
+            );
+            for (_, retry, text, _) in &busy {
+                assert_eq!(retry.as_deref(), Some("1"), "{text}");
+                assert!(text.contains("\"busy\""), "{text}");
+            }
+            let at_once = busy.iter().filter(|r| r.3 < Duration::from_secs(1)).count();
+            assert!(at_once >= 90 - 64, "only {at_once} refused at once");
+            let timed_out = busy.iter().filter(|r| r.2.contains("waited")).count();
+            assert!(timed_out >= 1, "no statement reached its queue deadline");
+        },
     );
-    for (_, retry, text, _) in &busy {
-        assert_eq!(retry.as_deref(), Some("1"), "{text}");
-        assert!(text.contains("\"busy\""), "{text}");
-    }
-    let at_once = busy.iter().filter(|r| r.3 < Duration::from_secs(1)).count();
-    assert!(at_once >= 90 - 64, "only {at_once} refused at once");
-    let timed_out = busy.iter().filter(|r| r.2.contains("waited")).count();
-    assert!(timed_out >= 1, "no statement reached its queue deadline");
+    sections.finish();
 }
 
 #[test]

@@ -73,325 +73,358 @@ fn rows_filters_order_paging_and_writes() {
     assert_eq!(d["primary_key"], json!(["id"]));
     assert_eq!(d["unique"][0]["columns"], json!(["code"]));
     assert!(d["indexes"].as_array().unwrap().len() >= 2);
-    // The same again is a conflict; with if_not_exists it is not.
-    let again = json!({"name": "items", "columns": [{"name": "id", "type": "int8"}]});
-    let r = s.post(t, &again);
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (409, "42P07"),
-        "{}",
-        r.text()
+    let get = |q: &str| s.get(&format!("{t}/items/rows?{q}"));
+    let mut sections = Sections::default();
+    sections.run(
+        "The same again is a conflict; with if_not_exists it is not",
+        || {
+            // The same again is a conflict; with if_not_exists it is not.
+            let again = json!({"name": "items", "columns": [{"name": "id", "type": "int8"}]});
+            let r = s.post(t, &again);
+            assert_eq!(
+                (r.status, code(&r).as_str()),
+                (409, "42P07"),
+                "{}",
+                r.text()
+            );
+            let mut again = again;
+            again["if_not_exists"] = json!(true);
+            assert_eq!(s.post(t, &again).status, 201);
+        },
     );
-    let mut again = again;
-    again["if_not_exists"] = json!(true);
-    assert_eq!(s.post(t, &again).status, 201);
-    // Types are checked against the catalog; names against the limits.
-    for (bad, field) in [
-        (
-            json!({"name": "x", "columns": [{"name": "a", "type": "nosuchtype"}]}),
-            "columns[0].type",
-        ),
-        (
-            json!({"name": "x", "columns": [{"name": "a", "type": "int); DROP TABLE items; --"}]}),
-            "columns[0].type",
-        ),
-        (
-            json!({"name": "x".repeat(64), "columns": [{"name": "a", "type": "int"}]}),
-            "name",
-        ),
-        (json!({"name": "x", "columns": []}), "columns"),
-        (
-            json!({"name": "x", "columns": [{"name": "a", "type": "int", "default_expr": "pg_sleep(10)"}]}),
-            "columns[0].default_expr",
-        ),
-    ] {
-        let r = s.post(t, &bad);
-        assert_eq!(r.status, 400, "{bad}: {}", r.text());
-        assert_eq!(r.json()["error"]["detail"]["field"], field, "{}", r.text());
-    }
-
-    // 10,000 rows in one request, one statement.
-    let rows: Vec<Value> = (1..=10_000)
-        .map(|i| {
-            json!({
-                "id": i,
-                "name": format!("item {i}"),
-                "score": if i % 10 == 0 { Value::Null } else { json!(format!("{}.{:02}", i % 100, i % 7)) },
-                "flag": i % 2 == 0,
-                "code": format!("c{i}")
+    sections.run("Types are checked against the catalog; names against the ...", || {
+        // Types are checked against the catalog; names against the limits.
+        for (bad, field) in [
+            (
+                json!({"name": "x", "columns": [{"name": "a", "type": "nosuchtype"}]}),
+                "columns[0].type",
+            ),
+            (
+                json!({"name": "x", "columns": [{"name": "a", "type": "int); DROP TABLE items; --"}]}),
+                "columns[0].type",
+            ),
+            (
+                json!({"name": "x".repeat(64), "columns": [{"name": "a", "type": "int"}]}),
+                "name",
+            ),
+            (json!({"name": "x", "columns": []}), "columns"),
+            (
+                json!({"name": "x", "columns": [{"name": "a", "type": "int", "default_expr": "pg_sleep(10)"}]}),
+                "columns[0].default_expr",
+            ),
+        ] {
+            let r = s.post(t, &bad);
+            assert_eq!(r.status, 400, "{bad}: {}", r.text());
+            assert_eq!(r.json()["error"]["detail"]["field"], field, "{}", r.text());
+        }
+    });
+    sections.run("10,000 rows in one request, one statement", || {
+        // 10,000 rows in one request, one statement.
+        let rows: Vec<Value> = (1..=10_000)
+            .map(|i| {
+                json!({
+                    "id": i,
+                    "name": format!("item {i}"),
+                    "score": if i % 10 == 0 { Value::Null } else { json!(format!("{}.{:02}", i % 100, i % 7)) },
+                    "flag": i % 2 == 0,
+                    "code": format!("c{i}")
+                })
             })
-        })
-        .collect();
-    let r = s.call(
-        "POST",
-        &format!("{t}/items/rows"),
-        Some(&Value::Array(rows)),
-        &[("Prefer", "return=minimal")],
+            .collect();
+        let r = s.call(
+            "POST",
+            &format!("{t}/items/rows"),
+            Some(&Value::Array(rows)),
+            &[("Prefer", "return=minimal")],
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(r.json(), json!({"count": 10000}));
+        assert_eq!(
+            scalar(&s, "rows", "SELECT count(*) AS n FROM items"),
+            json!(10000)
+        );
+    });
+    sections.run("Defaults applied to omitted columns", || {
+        // Defaults applied to omitted columns.
+        assert_eq!(
+            scalar(
+                &s,
+                "rows",
+                "SELECT count(*) FROM items WHERE note = 'it''s new' AND created IS NOT NULL"
+            ),
+            json!(10000)
+        );
+    });
+    sections.run("Every operator, with and without not", || {
+        // Every operator, with and without not.
+        assert_eq!(ids(&get("id=eq.5")), vec![5]);
+        assert_eq!(ids(&get("id=lt.4&order=id")), vec![1, 2, 3]);
+        assert_eq!(ids(&get("id=lte.3&order=id")), vec![1, 2, 3]);
+        assert_eq!(ids(&get("id=gt.9998&order=id")), vec![9999, 10000]);
+        assert_eq!(ids(&get("id=gte.9999&order=id")), vec![9999, 10000]);
+        assert_eq!(ids(&get("id=lte.3&id=neq.2&order=id")), vec![1, 3]);
+        assert_eq!(ids(&get("id=in.(7,3,99999)&order=id")), vec![3, 7]);
+        assert_eq!(
+            ids(&get("id=lte.5&id=not.in.(1,2)&order=id")),
+            vec![3, 4, 5]
+        );
+        assert_eq!(
+            ids(&get(&format!(
+                "name={}&order=id&limit=1000",
+                enc("like.item 99*")
+            )))
+            .len(),
+            111
+        );
+        assert_eq!(
+            ids(&get(&format!("name={}&order=id", enc("ilike.ITEM 999*")))),
+            vec![999, 9990, 9991, 9992, 9993, 9994, 9995, 9996, 9997, 9998, 9999]
+        );
+        assert_eq!(
+            ids(&get("id=lte.30&score=is.null&order=id")),
+            vec![10, 20, 30]
+        );
+        assert_eq!(
+            ids(&get("id=lte.3&score=is.not_null&order=id")),
+            vec![1, 2, 3]
+        );
+        assert_eq!(ids(&get("id=lte.4&flag=is.true&order=id")), vec![2, 4]);
+        assert_eq!(ids(&get("id=lte.4&flag=is.false&order=id")), vec![1, 3]);
+        assert_eq!(ids(&get("id=lte.4&flag=not.is.true&order=id")), vec![1, 3]);
+        assert_eq!(ids(&get("id=lte.3&id=not.eq.2&order=id.desc")), vec![3, 1]);
+        assert_eq!(ids(&get("id=lte.12&score=gte.10&order=id")), vec![11, 12]);
+    });
+    sections.run("Order with nulls first and last, several keys", || {
+        // Order with nulls first and last, several keys.
+        assert_eq!(
+            ids(&get("id=lte.20&order=score.desc.nullsfirst,id&limit=3")),
+            vec![10, 20, 19]
+        );
+        assert_eq!(
+            ids(&get("id=lte.20&order=score.asc.nullslast,id.desc&limit=2")),
+            vec![1, 2]
+        );
+    });
+    sections.run("Paging and the count", || {
+        // Paging and the count.
+        assert_eq!(ids(&get("order=id&limit=3&offset=10")), vec![11, 12, 13]);
+        assert_eq!(ids(&get("")).len(), 100, "default limit");
+        let r = s.call(
+            "GET",
+            &format!("{t}/items/rows?flag=is.true&order=id&limit=10&offset=20"),
+            None,
+            &[("Prefer", "count=exact")],
+        );
+        assert_eq!(r.header("content-range"), Some("20-29/5000"));
+        let r = get("id=gt.10000");
+        assert_eq!(
+            (r.header("content-range"), r.text().as_str()),
+            (Some("*/*"), "[]")
+        );
+        let r = get("select=id,name&id=eq.1");
+        assert_eq!(r.json(), json!([{"id": 1, "name": "item 1"}]));
+        assert_eq!(get("limit=10001").status, 400);
+        assert_eq!(ids(&get("limit=10000")).len(), 10000);
+    });
+    sections.run(
+        "Errors: unknown column (named), unknown table, bad value,...",
+        || {
+            // Errors: unknown column (named), unknown table, bad value, bad operator.
+            let r = get("nope=eq.1");
+            assert_eq!(
+                (r.status, r.json()["error"]["detail"]["field"].as_str()),
+                (400, Some("nope")),
+                "{}",
+                r.text()
+            );
+            assert!(r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nope"));
+            assert_eq!(s.get(&format!("{t}/nope/rows")).status, 404);
+            let r = get("id=eq.abc");
+            assert_eq!(
+                (r.status, code(&r).as_str()),
+                (400, "22P02"),
+                "{}",
+                r.text()
+            );
+            assert_eq!(get("id=foo.1").status, 400);
+            assert_eq!(get("order=id.sideways").status, 400);
+        },
     );
-    assert_eq!(r.status, 201, "{}", r.text());
-    assert_eq!(r.json(), json!({"count": 10000}));
-    assert_eq!(
-        scalar(&s, "rows", "SELECT count(*) AS n FROM items"),
-        json!(10000)
+    sections.run(
+        "Write errors map SQLSTATEs: duplicate 409, not-null 400",
+        || {
+            // Write errors map SQLSTATEs: duplicate 409, not-null 400.
+            let r = s.post(&format!("{t}/items/rows"), &json!({"id": 1, "name": "dup"}));
+            assert_eq!(
+                (r.status, code(&r).as_str()),
+                (409, "23505"),
+                "{}",
+                r.text()
+            );
+            assert!(r.json()["error"]["detail"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("(id)=(1)"));
+            let r = s.post(&format!("{t}/items/rows"), &json!({"id": 20001}));
+            assert_eq!(
+                (r.status, code(&r).as_str()),
+                (400, "23502"),
+                "{}",
+                r.text()
+            );
+        },
     );
-    // Defaults applied to omitted columns.
-    assert_eq!(
-        scalar(
+    sections.run("Upsert both ways", || {
+        // Upsert both ways.
+        let r = s.call(
+            "POST",
+            &format!("{t}/items/rows"),
+            Some(&json!([{"id": 1, "name": "merged"}, {"id": 20002, "name": "new"}])),
+            &[("Prefer", "resolution=merge-duplicates")],
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(r.json().as_array().unwrap().len(), 2);
+        let r = s.call(
+            "POST",
+            &format!("{t}/items/rows?on_conflict=code"),
+            Some(&json!({"id": 30000, "name": "ignored", "code": "c2"})),
+            &[("Prefer", "resolution=ignore-duplicates")],
+        );
+        assert_eq!((r.status, r.json()), (201, json!([])), "{}", r.text());
+        assert_eq!(
+            get("id=in.(1,2,20002)&select=id,name&order=id").json(),
+            json!([
+            {"id": 1, "name": "merged"}, {"id": 2, "name": "item 2"}, {"id": 20002, "name": "new"}])
+        );
+    });
+    sections.run(
+        "PATCH and DELETE with filters; without any filter they ar...",
+        || {
+            // PATCH and DELETE with filters; without any filter they are refused.
+            let r = s.call(
+                "PATCH",
+                &format!("{t}/items/rows?id=in.(3,4)"),
+                Some(&json!({"name": "patched", "flag": null})),
+                &[],
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+            let patched = r.json();
+            assert_eq!(patched.as_array().unwrap().len(), 2);
+            assert!(patched
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["name"] == "patched" && r["flag"].is_null()));
+            for method in ["PATCH", "DELETE"] {
+                let r = s.call(
+                    method,
+                    &format!("{t}/items/rows"),
+                    Some(&json!({"name": "all"})),
+                    &[],
+                );
+                assert_eq!(r.status, 400, "{method}: {}", r.text());
+                assert!(r.json()["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("all=true"));
+            }
+            assert_eq!(
+                scalar(&s, "rows", "SELECT count(*) FROM items WHERE name = 'all'"),
+                json!(0)
+            );
+            let r = s.call(
+                "DELETE",
+                &format!("{t}/items/rows?id=gt.9995&id=lte.10000"),
+                None,
+                &[("Prefer", "return=minimal")],
+            );
+            assert_eq!(r.json(), json!({"count": 5}));
+            let r = s.call("DELETE", &format!("{t}/items/rows?id=eq.20002"), None, &[]);
+            assert_eq!(r.json()[0]["name"], "new");
+            let r = s.call(
+                "PATCH",
+                &format!("{t}/items/rows?all=true"),
+                Some(&json!({"flag": true})),
+                &[("Prefer", "return=minimal")],
+            );
+            assert_eq!(r.json(), json!({"count": 9995}));
+        },
+    );
+    sections.run("Tables: list, describe, foreign keys, drop with and witho...", || {
+        // Tables: list, describe, foreign keys, drop with and without cascade.
+        let r = s.post(t, &json!({"name": "child", "columns": [{"name": "id", "type": "serial", "primary_key": true}, {"name": "item", "type": "int8"}]}));
+        assert_eq!(r.status, 201);
+        let r = sql(
             &s,
             "rows",
-            "SELECT count(*) FROM items WHERE note = 'it''s new' AND created IS NOT NULL"
-        ),
-        json!(10000)
-    );
-
-    let get = |q: &str| s.get(&format!("{t}/items/rows?{q}"));
-    // Every operator, with and without not.
-    assert_eq!(ids(&get("id=eq.5")), vec![5]);
-    assert_eq!(ids(&get("id=lt.4&order=id")), vec![1, 2, 3]);
-    assert_eq!(ids(&get("id=lte.3&order=id")), vec![1, 2, 3]);
-    assert_eq!(ids(&get("id=gt.9998&order=id")), vec![9999, 10000]);
-    assert_eq!(ids(&get("id=gte.9999&order=id")), vec![9999, 10000]);
-    assert_eq!(ids(&get("id=lte.3&id=neq.2&order=id")), vec![1, 3]);
-    assert_eq!(ids(&get("id=in.(7,3,99999)&order=id")), vec![3, 7]);
-    assert_eq!(
-        ids(&get("id=lte.5&id=not.in.(1,2)&order=id")),
-        vec![3, 4, 5]
-    );
-    assert_eq!(
-        ids(&get(&format!(
-            "name={}&order=id&limit=1000",
-            enc("like.item 99*")
-        )))
-        .len(),
-        111
-    );
-    assert_eq!(
-        ids(&get(&format!("name={}&order=id", enc("ilike.ITEM 999*")))),
-        vec![999, 9990, 9991, 9992, 9993, 9994, 9995, 9996, 9997, 9998, 9999]
-    );
-    assert_eq!(
-        ids(&get("id=lte.30&score=is.null&order=id")),
-        vec![10, 20, 30]
-    );
-    assert_eq!(
-        ids(&get("id=lte.3&score=is.not_null&order=id")),
-        vec![1, 2, 3]
-    );
-    assert_eq!(ids(&get("id=lte.4&flag=is.true&order=id")), vec![2, 4]);
-    assert_eq!(ids(&get("id=lte.4&flag=is.false&order=id")), vec![1, 3]);
-    assert_eq!(ids(&get("id=lte.4&flag=not.is.true&order=id")), vec![1, 3]);
-    assert_eq!(ids(&get("id=lte.3&id=not.eq.2&order=id.desc")), vec![3, 1]);
-    assert_eq!(ids(&get("id=lte.12&score=gte.10&order=id")), vec![11, 12]);
-    // Order with nulls first and last, several keys.
-    assert_eq!(
-        ids(&get("id=lte.20&order=score.desc.nullsfirst,id&limit=3")),
-        vec![10, 20, 19]
-    );
-    assert_eq!(
-        ids(&get("id=lte.20&order=score.asc.nullslast,id.desc&limit=2")),
-        vec![1, 2]
-    );
-    // Paging and the count.
-    assert_eq!(ids(&get("order=id&limit=3&offset=10")), vec![11, 12, 13]);
-    assert_eq!(ids(&get("")).len(), 100, "default limit");
-    let r = s.call(
-        "GET",
-        &format!("{t}/items/rows?flag=is.true&order=id&limit=10&offset=20"),
-        None,
-        &[("Prefer", "count=exact")],
-    );
-    assert_eq!(r.header("content-range"), Some("20-29/5000"));
-    let r = get("id=gt.10000");
-    assert_eq!(
-        (r.header("content-range"), r.text().as_str()),
-        (Some("*/*"), "[]")
-    );
-    let r = get("select=id,name&id=eq.1");
-    assert_eq!(r.json(), json!([{"id": 1, "name": "item 1"}]));
-    assert_eq!(get("limit=10001").status, 400);
-    assert_eq!(ids(&get("limit=10000")).len(), 10000);
-    // Errors: unknown column (named), unknown table, bad value, bad operator.
-    let r = get("nope=eq.1");
-    assert_eq!(
-        (r.status, r.json()["error"]["detail"]["field"].as_str()),
-        (400, Some("nope")),
-        "{}",
-        r.text()
-    );
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("nope"));
-    assert_eq!(s.get(&format!("{t}/nope/rows")).status, 404);
-    let r = get("id=eq.abc");
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (400, "22P02"),
-        "{}",
-        r.text()
-    );
-    assert_eq!(get("id=foo.1").status, 400);
-    assert_eq!(get("order=id.sideways").status, 400);
-
-    // Write errors map SQLSTATEs: duplicate 409, not-null 400.
-    let r = s.post(&format!("{t}/items/rows"), &json!({"id": 1, "name": "dup"}));
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (409, "23505"),
-        "{}",
-        r.text()
-    );
-    assert!(r.json()["error"]["detail"]["detail"]
-        .as_str()
-        .unwrap()
-        .contains("(id)=(1)"));
-    let r = s.post(&format!("{t}/items/rows"), &json!({"id": 20001}));
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (400, "23502"),
-        "{}",
-        r.text()
-    );
-
-    // Upsert both ways.
-    let r = s.call(
-        "POST",
-        &format!("{t}/items/rows"),
-        Some(&json!([{"id": 1, "name": "merged"}, {"id": 20002, "name": "new"}])),
-        &[("Prefer", "resolution=merge-duplicates")],
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-    assert_eq!(r.json().as_array().unwrap().len(), 2);
-    let r = s.call(
-        "POST",
-        &format!("{t}/items/rows?on_conflict=code"),
-        Some(&json!({"id": 30000, "name": "ignored", "code": "c2"})),
-        &[("Prefer", "resolution=ignore-duplicates")],
-    );
-    assert_eq!((r.status, r.json()), (201, json!([])), "{}", r.text());
-    assert_eq!(
-        get("id=in.(1,2,20002)&select=id,name&order=id").json(),
-        json!([
-        {"id": 1, "name": "merged"}, {"id": 2, "name": "item 2"}, {"id": 20002, "name": "new"}])
-    );
-
-    // PATCH and DELETE with filters; without any filter they are refused.
-    let r = s.call(
-        "PATCH",
-        &format!("{t}/items/rows?id=in.(3,4)"),
-        Some(&json!({"name": "patched", "flag": null})),
-        &[],
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let patched = r.json();
-    assert_eq!(patched.as_array().unwrap().len(), 2);
-    assert!(patched
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|r| r["name"] == "patched" && r["flag"].is_null()));
-    for method in ["PATCH", "DELETE"] {
-        let r = s.call(
-            method,
-            &format!("{t}/items/rows"),
-            Some(&json!({"name": "all"})),
-            &[],
+            "ALTER TABLE child ADD FOREIGN KEY (item) REFERENCES items(id)",
+            json!([]),
         );
-        assert_eq!(r.status, 400, "{method}: {}", r.text());
-        assert!(r.json()["error"]["message"]
-            .as_str()
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = s.post(&format!("{t}/child/rows"), &json!({"item": 999999}));
+        assert_eq!(
+            (r.status, code(&r).as_str()),
+            (409, "23503"),
+            "{}",
+            r.text()
+        );
+        let d = s.get(&format!("{t}/child")).json();
+        assert_eq!(d["foreign_keys"][0]["references_table"], "items");
+        assert_eq!(d["foreign_keys"][0]["columns"], json!(["item"]));
+        let list = s.get(t).json();
+        let names: Vec<&str> = list
+            .as_array()
             .unwrap()
-            .contains("all=true"));
-    }
-    assert_eq!(
-        scalar(&s, "rows", "SELECT count(*) FROM items WHERE name = 'all'"),
-        json!(0)
-    );
-    let r = s.call(
-        "DELETE",
-        &format!("{t}/items/rows?id=gt.9995&id=lte.10000"),
-        None,
-        &[("Prefer", "return=minimal")],
-    );
-    assert_eq!(r.json(), json!({"count": 5}));
-    let r = s.call("DELETE", &format!("{t}/items/rows?id=eq.20002"), None, &[]);
-    assert_eq!(r.json()[0]["name"], "new");
-    let r = s.call(
-        "PATCH",
-        &format!("{t}/items/rows?all=true"),
-        Some(&json!({"flag": true})),
-        &[("Prefer", "return=minimal")],
-    );
-    assert_eq!(r.json(), json!({"count": 9995}));
-
-    // Tables: list, describe, foreign keys, drop with and without cascade.
-    let r = s.post(t, &json!({"name": "child", "columns": [{"name": "id", "type": "serial", "primary_key": true}, {"name": "item", "type": "int8"}]}));
-    assert_eq!(r.status, 201);
-    let r = sql(
-        &s,
-        "rows",
-        "ALTER TABLE child ADD FOREIGN KEY (item) REFERENCES items(id)",
-        json!([]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = s.post(&format!("{t}/child/rows"), &json!({"item": 999999}));
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (409, "23503"),
-        "{}",
-        r.text()
-    );
-    let d = s.get(&format!("{t}/child")).json();
-    assert_eq!(d["foreign_keys"][0]["references_table"], "items");
-    assert_eq!(d["foreign_keys"][0]["columns"], json!(["item"]));
-    let list = s.get(t).json();
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, vec!["child", "items"]);
-    assert!(list[1]["total_bytes"].as_i64().unwrap() > 100_000);
-    let r = s.delete(&format!("{t}/items"));
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (409, "2BP01"),
-        "{}",
-        r.text()
-    );
-    assert_eq!(s.delete(&format!("{t}/items?cascade=true")).status, 200);
-    assert_eq!(s.get(&format!("{t}/items/rows")).status, 404);
-    assert_eq!(
-        s.get(&format!("{t}/child")).json()["foreign_keys"],
-        json!([])
-    );
-
-    // The CLI: tables and sql.
-    let out = h.run(&["tables", "rows"]).ok();
-    assert!(out.contains("child"), "{out}");
-    let out = h
-        .run(&[
-            "sql",
-            "rows",
-            "SELECT $1::int + 1 AS answer, $2 AS word",
-            "--param",
-            "41",
-            "--param",
-            "hi",
-        ])
-        .ok();
-    assert!(
-        out.contains("answer")
-            && out.contains("42")
-            && out.contains("hi")
-            && out.contains("(1 row)"),
-        "{out}"
-    );
-    let v = h.run(&["sql", "rows", "SELECT 1 AS a", "--json"]).json();
-    assert_eq!(v["rows"], json!([{"a": 1}]));
-    let r = h.run(&["sql", "rows", "SELECT * FROM nope"]);
-    assert!(r.fails_with(8).contains("42P01"), "{}", r.stderr());
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["child", "items"]);
+        assert!(list[1]["total_bytes"].as_i64().unwrap() > 100_000);
+        let r = s.delete(&format!("{t}/items"));
+        assert_eq!(
+            (r.status, code(&r).as_str()),
+            (409, "2BP01"),
+            "{}",
+            r.text()
+        );
+        assert_eq!(s.delete(&format!("{t}/items?cascade=true")).status, 200);
+        assert_eq!(s.get(&format!("{t}/items/rows")).status, 404);
+        assert_eq!(
+            s.get(&format!("{t}/child")).json()["foreign_keys"],
+            json!([])
+        );
+    });
+    sections.run("The CLI: tables and sql", || {
+        // The CLI: tables and sql.
+        let out = h.run(&["tables", "rows"]).ok();
+        assert!(out.contains("child"), "{out}");
+        let out = h
+            .run(&[
+                "sql",
+                "rows",
+                "SELECT $1::int + 1 AS answer, $2 AS word",
+                "--param",
+                "41",
+                "--param",
+                "hi",
+            ])
+            .ok();
+        assert!(
+            out.contains("answer")
+                && out.contains("42")
+                && out.contains("hi")
+                && out.contains("(1 row)"),
+            "{out}"
+        );
+        let v = h.run(&["sql", "rows", "SELECT 1 AS a", "--json"]).json();
+        assert_eq!(v["rows"], json!([{"a": 1}]));
+        let r = h.run(&["sql", "rows", "SELECT * FROM nope"]);
+        assert!(r.fails_with(8).contains("42P01"), "{}", r.stderr());
+    });
+    sections.finish();
 }
 
 #[test]
@@ -592,100 +625,115 @@ fn every_type_round_trips_through_the_api_and_psql() {
         ),
         ("nul", "text", Value::Null, Value::Null, "NULL"),
     ];
-    let mut columns = vec![json!({"name": "id", "type": "int4", "primary_key": true})];
-    columns.extend(
-        cases
-            .iter()
-            .map(|(c, ty, ..)| json!({"name": c, "type": ty})),
-    );
-    let r = s.post(
-        "/database/types/tables",
-        &json!({"name": "ty", "columns": columns}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-
-    let mut row = serde_json::Map::new();
-    row.insert("id".into(), json!(1));
-    for (c, _, v, ..) in &cases {
-        row.insert(c.to_string(), v.clone());
-    }
-    let r = s.post("/database/types/tables/ty/rows", &Value::Object(row));
-    assert_eq!(r.status, 201, "{}", r.text());
-    let inserted = r.json()[0].clone();
-    let read = s.get("/database/types/tables/ty/rows?id=eq.1").json()[0].clone();
-    for (c, ty, _, out, _) in &cases {
-        assert_eq!(&inserted[c], out, "{c} ({ty}) as returned by the insert");
-        assert_eq!(&read[c], out, "{c} ({ty}) as read back");
-    }
-    // Filters on typed columns bind correctly too.
-    for q in [
-        "u=eq.a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-        "tz=eq.2024-02-29T13:45:30.5Z",
-        "by=eq.AAEC%2F%2F4%3D",
-        "num=gt.1e19",
-        "d=lt.2024-03-01",
-    ] {
-        assert_eq!(
-            ids(&s.get(&format!("/database/types/tables/ty/rows?{q}"))),
-            vec![1],
-            "{q}"
+    let mut sections = Sections::default();
+    sections.run("Every type round-trips through insert and read", || {
+        let mut columns = vec![json!({"name": "id", "type": "int4", "primary_key": true})];
+        columns.extend(
+            cases
+                .iter()
+                .map(|(c, ty, ..)| json!({"name": c, "type": ty})),
         );
-    }
+        let r = s.post(
+            "/database/types/tables",
+            &json!({"name": "ty", "columns": columns}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
 
-    // psql, inside the container, finds exactly the intended values.
-    let checks: Vec<String> = cases
-        .iter()
-        .map(|(c, ty, _, _, lit)| {
-            // json has no equality operator; compare it as jsonb.
-            let ty = if *ty == "json" { "jsonb" } else { ty };
-            format!("('{c}', \"{c}\"::{ty} IS NOT DISTINCT FROM ({lit})::{ty})")
-        })
-        .collect();
-    let q = format!(
-        "SELECT v.name FROM ty, LATERAL (VALUES {}) v(name, ok) WHERE ok IS NOT TRUE",
-        checks.join(", ")
+        let mut row = serde_json::Map::new();
+        row.insert("id".into(), json!(1));
+        for (c, _, v, ..) in &cases {
+            row.insert(c.to_string(), v.clone());
+        }
+        let r = s.post("/database/types/tables/ty/rows", &Value::Object(row));
+        assert_eq!(r.status, 201, "{}", r.text());
+        let inserted = r.json()[0].clone();
+        let read = s.get("/database/types/tables/ty/rows?id=eq.1").json()[0].clone();
+        for (c, ty, _, out, _) in &cases {
+            assert_eq!(&inserted[c], out, "{c} ({ty}) as returned by the insert");
+            assert_eq!(&read[c], out, "{c} ({ty}) as read back");
+        }
+    });
+    sections.run("Filters on typed columns bind correctly too", || {
+        // Filters on typed columns bind correctly too.
+        for q in [
+            "u=eq.a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "tz=eq.2024-02-29T13:45:30.5Z",
+            "by=eq.AAEC%2F%2F4%3D",
+            "num=gt.1e19",
+            "d=lt.2024-03-01",
+        ] {
+            assert_eq!(
+                ids(&s.get(&format!("/database/types/tables/ty/rows?{q}"))),
+                vec![1],
+                "{q}"
+            );
+        }
+    });
+    sections.run(
+        "psql, inside the container, finds exactly the intended va...",
+        || {
+            // psql, inside the container, finds exactly the intended values.
+            let checks: Vec<String> = cases
+                .iter()
+                .map(|(c, ty, _, _, lit)| {
+                    // json has no equality operator; compare it as jsonb.
+                    let ty = if *ty == "json" { "jsonb" } else { ty };
+                    format!("('{c}', \"{c}\"::{ty} IS NOT DISTINCT FROM ({lit})::{ty})")
+                })
+                .collect();
+            let q = format!(
+                "SELECT v.name FROM ty, LATERAL (VALUES {}) v(name, ok) WHERE ok IS NOT TRUE",
+                checks.join(", ")
+            );
+            let out = h.run(&["psql", "types", "-c", &q]).ok();
+            assert!(
+                out.contains("(0 rows)"),
+                "columns differing from what was sent:\n{out}"
+            );
+        },
     );
-    let out = h.run(&["psql", "types", "-c", &q]).ok();
-    assert!(
-        out.contains("(0 rows)"),
-        "columns differing from what was sent:\n{out}"
+    sections.run(
+        "/sql binds JSON parameters to each inferred type and deco...",
+        || {
+            // /sql binds JSON parameters to each inferred type and decodes results.
+            for (c, ty, v, out, _) in &cases {
+                let r = sql(&s, "types", &format!("SELECT $1::{ty} AS v"), json!([v]));
+                assert_eq!(r.status, 200, "{c}: {}", r.text());
+                assert_eq!(&r.json()["rows"][0]["v"], out, "{c} ({ty}) through /sql");
+            }
+        },
     );
-
-    // /sql binds JSON parameters to each inferred type and decodes results.
-    for (c, ty, v, out, _) in &cases {
-        let r = sql(&s, "types", &format!("SELECT $1::{ty} AS v"), json!([v]));
-        assert_eq!(r.status, 200, "{c}: {}", r.text());
-        assert_eq!(&r.json()["rows"][0]["v"], out, "{c} ({ty}) through /sql");
-    }
-
-    // Any other type comes back as PostgreSQL's text for it.
-    let r = sql(
-        &s,
-        "types",
-        "CREATE TYPE mood AS ENUM ('sad', 'happy')",
-        json!([]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = sql(
-        &s,
-        "types",
-        "SELECT interval '1 day 2 hours' AS i, point(1, 2) AS p, inet '10.0.0.1/8' AS n, 12.5::money AS m, \
-         'a fat cat'::tsvector AS tv, B'101' AS bits, int4range(1, 5) AS r, '{{1,2},{3,4}}'::int[] AS md, \
-         'happy'::mood AS e, ARRAY['sad'::mood] AS ea, '10:00+02'::timetz AS ttz, 'NaN'::float8 AS nan, \
-         'infinity'::timestamptz AS inf, '-infinity'::numeric AS ninf",
-        json!([]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        r.json()["rows"][0],
-        json!({"i": "1 day 02:00:00", "p": "(1,2)", "n": "10.0.0.1/8", "m": "$12.50",
-               "tv": "'a' 'cat' 'fat'", "bits": "101", "r": "[1,5)", "md": "{{1,2},{3,4}}",
-               "e": "happy", "ea": ["sad"], "ttz": "10:00:00+02", "nan": "NaN", "inf": "infinity", "ninf": "-Infinity"})
-    );
-    assert_eq!(
-        r.json()["columns"][0],
-        json!({"name": "i", "type": "interval"})
-    );
+    sections.run("Any other type comes back as PostgreSQL's text for it", || {
+        // Any other type comes back as PostgreSQL's text for it.
+        let r = sql(
+            &s,
+            "types",
+            "CREATE TYPE mood AS ENUM ('sad', 'happy')",
+            json!([]),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = sql(
+            &s,
+            "types",
+            "SELECT interval '1 day 2 hours' AS i, point(1, 2) AS p, inet '10.0.0.1/8' AS n, 12.5::money AS m, \
+             'a fat cat'::tsvector AS tv, B'101' AS bits, int4range(1, 5) AS r, '{{1,2},{3,4}}'::int[] AS md, \
+             'happy'::mood AS e, ARRAY['sad'::mood] AS ea, '10:00+02'::timetz AS ttz, 'NaN'::float8 AS nan, \
+             'infinity'::timestamptz AS inf, '-infinity'::numeric AS ninf",
+            json!([]),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.json()["rows"][0],
+            json!({"i": "1 day 02:00:00", "p": "(1,2)", "n": "10.0.0.1/8", "m": "$12.50",
+                   "tv": "'a' 'cat' 'fat'", "bits": "101", "r": "[1,5)", "md": "{{1,2},{3,4}}",
+                   "e": "happy", "ea": ["sad"], "ttz": "10:00:00+02", "nan": "NaN", "inf": "infinity", "ninf": "-Infinity"})
+        );
+        assert_eq!(
+            r.json()["columns"][0],
+            json!({"name": "i", "type": "interval"})
+        );
+    });
+    sections.finish();
 }
 
 #[test]
@@ -732,169 +780,184 @@ fn sql_transactions_errors_and_concurrent_writers() {
     );
     assert_eq!(r.json()["row_count"], 2);
 
-    // Read-only, one statement only, parameter count, syntax, privileges,
-    // the statement timeout, same-named columns: each a clear error.
-    let r = s.post(
-        &format!("/database/{db}/sql"),
-        &json!({"sql": "DELETE FROM acct", "read_only": true}),
+    let mut sections = Sections::default();
+    sections.run(
+        "Read-only, one statement only, parameter count, syntax, p...",
+        || {
+            // Read-only, one statement only, parameter count, syntax, privileges,
+            // the statement timeout, same-named columns: each a clear error.
+            let r = s.post(
+                &format!("/database/{db}/sql"),
+                &json!({"sql": "DELETE FROM acct", "read_only": true}),
+            );
+            assert_eq!(
+                (r.status, code(&r).as_str()),
+                (400, "25006"),
+                "{}",
+                r.text()
+            );
+            let r = sql(&s, db, "SELECT 1; DELETE FROM acct", json!([]));
+            assert_eq!(
+                (r.status, code(&r).as_str()),
+                (400, "42601"),
+                "{}",
+                r.text()
+            );
+            let r = sql(&s, db, "SELECT $1::int, $2::int", json!([1]));
+            assert_eq!(
+                (r.status, r.json()["error"]["detail"]["field"].as_str()),
+                (400, Some("params")),
+                "{}",
+                r.text()
+            );
+            let r = sql(&s, db, "SELEKT 1", json!([]));
+            assert_eq!((r.status, code(&r).as_str()), (400, "42601"));
+            assert!(r.json()["error"]["detail"]["position"].as_u64().is_some());
+            let r = sql(&s, db, "SELECT * FROM pg_authid", json!([]));
+            assert_eq!(
+                (r.status, code(&r).as_str()),
+                (403, "42501"),
+                "{}",
+                r.text()
+            );
+            let r = sql(&s, db, "SELECT pg_sleep(5)", json!([]));
+            assert_eq!(
+                (r.status, code(&r).as_str()),
+                (504, "57014"),
+                "{}",
+                r.text()
+            );
+            let r = sql(&s, db, "SELECT 1 AS a, 2 AS a", json!([]));
+            assert_eq!(r.status, 400, "{}", r.text());
+            let r = s.post(
+                &format!("/database/{db}/sql"),
+                &json!({"sql": "SELECT 1 AS a, 2 AS a", "array_mode": true}),
+            );
+            assert_eq!(r.json()["rows"], json!([[1, 2]]));
+            let r = sql(&s, db, "SELECT $1::bytea", json!(["not base64!"]));
+            assert_eq!(
+                (r.status, r.json()["error"]["detail"]["field"].as_str()),
+                (400, Some("params[0]"))
+            );
+            let r = sql(&s, db, "SELECT 1/0", json!([]));
+            assert_eq!((r.status, code(&r).as_str()), (400, "22012"));
+            assert!(
+                r.json()["error"].as_object().unwrap().contains_key("hint")
+                    && r.json()["error"]["hint"].is_null()
+            );
+            let r = sql(&s, db, "SELECT balanc FROM acct", json!([]));
+            assert_eq!((r.status, code(&r).as_str()), (400, "42703"));
+            assert!(
+                r.json()["error"]["hint"]
+                    .as_str()
+                    .unwrap()
+                    .contains("balance"),
+                "{}",
+                r.text()
+            );
+            let r = sql(&s, db, "SELECT * FROM missing_table", json!([]));
+            assert_eq!((r.status, code(&r).as_str()), (404, "42P01"));
+        },
     );
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (400, "25006"),
-        "{}",
-        r.text()
+    sections.run(
+        "A transaction is all or nothing and names the failing sta...",
+        || {
+            // A transaction is all or nothing and names the failing statement.
+            let t = format!("/database/{db}/transaction");
+            let r = s.post(
+                &t,
+                &json!({"statements": [
+            {"sql": "UPDATE acct SET balance = balance - $1 WHERE id = 1", "params": [30]},
+            {"sql": "UPDATE acct SET balance = balance + $1 WHERE id = 2", "params": [30]},
+            {"sql": "SELECT balance FROM acct WHERE id IN (1, 2) ORDER BY id"}
+        ], "isolation": "serializable"}),
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert_eq!(
+                r.json()["results"][2]["rows"],
+                json!([{"balance": 70}, {"balance": 130}])
+            );
+            let r = s.post(
+                &t,
+                &json!({"statements": [
+                    {"sql": "INSERT INTO acct VALUES (100, 1)"},
+                    {"sql": "UPDATE acct SET balance = balance - 500 WHERE id = 3"},
+                    {"sql": "INSERT INTO acct VALUES (101, 1)"}
+                ]}),
+            );
+            assert_eq!(
+                (r.status, code(&r).as_str()),
+                (400, "23514"),
+                "{}",
+                r.text()
+            );
+            assert_eq!(r.json()["error"]["detail"]["statement"], 1);
+            assert!(r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("statement 1:"));
+            assert_eq!(
+                scalar(&s, db, "SELECT count(*) FROM acct WHERE id >= 100"),
+                json!(0),
+                "nothing left behind"
+            );
+            assert_eq!(
+                scalar(&s, db, "SELECT balance FROM acct WHERE id = 3"),
+                json!(100)
+            );
+            let r = s.post(
+                &t,
+                &json!({"statements": [{"sql": "SELECT 1"}], "isolation": "chaos"}),
+            );
+            assert_eq!((r.status, code(&r).as_str()), (400, "invalid_json"));
+            let r = s.post(&t, &json!({"statements": []}));
+            assert_eq!(r.status, 400);
+        },
     );
-    let r = sql(&s, db, "SELECT 1; DELETE FROM acct", json!([]));
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (400, "42601"),
-        "{}",
-        r.text()
-    );
-    let r = sql(&s, db, "SELECT $1::int, $2::int", json!([1]));
-    assert_eq!(
-        (r.status, r.json()["error"]["detail"]["field"].as_str()),
-        (400, Some("params")),
-        "{}",
-        r.text()
-    );
-    let r = sql(&s, db, "SELEKT 1", json!([]));
-    assert_eq!((r.status, code(&r).as_str()), (400, "42601"));
-    assert!(r.json()["error"]["detail"]["position"].as_u64().is_some());
-    let r = sql(&s, db, "SELECT * FROM pg_authid", json!([]));
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (403, "42501"),
-        "{}",
-        r.text()
-    );
-    let r = sql(&s, db, "SELECT pg_sleep(5)", json!([]));
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (504, "57014"),
-        "{}",
-        r.text()
-    );
-    let r = sql(&s, db, "SELECT 1 AS a, 2 AS a", json!([]));
-    assert_eq!(r.status, 400, "{}", r.text());
-    let r = s.post(
-        &format!("/database/{db}/sql"),
-        &json!({"sql": "SELECT 1 AS a, 2 AS a", "array_mode": true}),
-    );
-    assert_eq!(r.json()["rows"], json!([[1, 2]]));
-    let r = sql(&s, db, "SELECT $1::bytea", json!(["not base64!"]));
-    assert_eq!(
-        (r.status, r.json()["error"]["detail"]["field"].as_str()),
-        (400, Some("params[0]"))
-    );
-    let r = sql(&s, db, "SELECT 1/0", json!([]));
-    assert_eq!((r.status, code(&r).as_str()), (400, "22012"));
-    assert!(
-        r.json()["error"].as_object().unwrap().contains_key("hint")
-            && r.json()["error"]["hint"].is_null()
-    );
-    let r = sql(&s, db, "SELECT balanc FROM acct", json!([]));
-    assert_eq!((r.status, code(&r).as_str()), (400, "42703"));
-    assert!(
-        r.json()["error"]["hint"]
-            .as_str()
-            .unwrap()
-            .contains("balance"),
-        "{}",
-        r.text()
-    );
-    let r = sql(&s, db, "SELECT * FROM missing_table", json!([]));
-    assert_eq!((r.status, code(&r).as_str()), (404, "42P01"));
-
-    // A transaction is all or nothing and names the failing statement.
-    let t = format!("/database/{db}/transaction");
-    let r = s.post(
-        &t,
-        &json!({"statements": [
-        {"sql": "UPDATE acct SET balance = balance - $1 WHERE id = 1", "params": [30]},
-        {"sql": "UPDATE acct SET balance = balance + $1 WHERE id = 2", "params": [30]},
-        {"sql": "SELECT balance FROM acct WHERE id IN (1, 2) ORDER BY id"}
-    ], "isolation": "serializable"}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        r.json()["results"][2]["rows"],
-        json!([{"balance": 70}, {"balance": 130}])
-    );
-    let r = s.post(
-        &t,
-        &json!({"statements": [
-            {"sql": "INSERT INTO acct VALUES (100, 1)"},
-            {"sql": "UPDATE acct SET balance = balance - 500 WHERE id = 3"},
-            {"sql": "INSERT INTO acct VALUES (101, 1)"}
-        ]}),
-    );
-    assert_eq!(
-        (r.status, code(&r).as_str()),
-        (400, "23514"),
-        "{}",
-        r.text()
-    );
-    assert_eq!(r.json()["error"]["detail"]["statement"], 1);
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("statement 1:"));
-    assert_eq!(
-        scalar(&s, db, "SELECT count(*) FROM acct WHERE id >= 100"),
-        json!(0),
-        "nothing left behind"
-    );
-    assert_eq!(
-        scalar(&s, db, "SELECT balance FROM acct WHERE id = 3"),
-        json!(100)
-    );
-    let r = s.post(
-        &t,
-        &json!({"statements": [{"sql": "SELECT 1"}], "isolation": "chaos"}),
-    );
-    assert_eq!((r.status, code(&r).as_str()), (400, "invalid_json"));
-    let r = s.post(&t, &json!({"statements": []}));
-    assert_eq!(r.status, 400);
-
-    // Concurrent writers: 8 threads x 25 single-row inserts, and 8 x 25
-    // increments in transactions; nothing is lost.
-    let r = sql(
-        &s,
-        db,
-        "CREATE TABLE ev (id bigserial PRIMARY KEY, who int, n int)",
-        json!([]),
-    );
-    assert_eq!(r.status, 200);
-    std::thread::scope(|scope| {
-        for w in 0..8 {
-            let s = &s;
-            scope.spawn(move || {
-                for n in 0..25 {
-                    let r = s.post(
-                        &format!("/database/{db}/tables/ev/rows"),
-                        &json!({"who": w, "n": n}),
-                    );
-                    assert_eq!(r.status, 201, "{}", r.text());
-                    let r = s.post(
-                        &format!("/database/{db}/transaction"),
-                        &json!({"statements": [
-                        {"sql": "UPDATE acct SET balance = balance + 1 WHERE id = 10"},
-                        {"sql": "SELECT balance FROM acct WHERE id = 10"}]}),
-                    );
-                    assert_eq!(r.status, 200, "{}", r.text());
+    sections.run(
+        "Concurrent writers: 8 threads x 25 single-row inserts, an...",
+        || {
+            // Concurrent writers: 8 threads x 25 single-row inserts, and 8 x 25
+            // increments in transactions; nothing is lost.
+            let r = sql(
+                &s,
+                db,
+                "CREATE TABLE ev (id bigserial PRIMARY KEY, who int, n int)",
+                json!([]),
+            );
+            assert_eq!(r.status, 200);
+            std::thread::scope(|scope| {
+                for w in 0..8 {
+                    let s = &s;
+                    scope.spawn(move || {
+                        for n in 0..25 {
+                            let r = s.post(
+                                &format!("/database/{db}/tables/ev/rows"),
+                                &json!({"who": w, "n": n}),
+                            );
+                            assert_eq!(r.status, 201, "{}", r.text());
+                            let r = s.post(
+                                &format!("/database/{db}/transaction"),
+                                &json!({"statements": [
+                            {"sql": "UPDATE acct SET balance = balance + 1 WHERE id = 10"},
+                            {"sql": "SELECT balance FROM acct WHERE id = 10"}]}),
+                            );
+                            assert_eq!(r.status, 200, "{}", r.text());
+                        }
+                    });
                 }
             });
-        }
-    });
-    assert_eq!(
-        scalar(&s, db, "SELECT count(DISTINCT (who, n)) FROM ev"),
-        json!(200)
+            assert_eq!(
+                scalar(&s, db, "SELECT count(DISTINCT (who, n)) FROM ev"),
+                json!(200)
+            );
+            assert_eq!(
+                scalar(&s, db, "SELECT balance FROM acct WHERE id = 10"),
+                json!(300)
+            );
+        },
     );
-    assert_eq!(
-        scalar(&s, db, "SELECT balance FROM acct WHERE id = 10"),
-        json!(300)
-    );
+    sections.finish();
 }
 
 #[test]

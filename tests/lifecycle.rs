@@ -18,117 +18,134 @@ fn create_write_down_up_restart_read_destroy() {
         "lowest port of the range: {url}"
     );
 
-    // The instance directory and its secrets.
     let dir = h.root.join("instances").join(&id);
-    for f in [
-        "docker-compose.yml",
-        ".env",
-        "data",
-        "logs",
-        "scripts/01-init-users.sql",
-        "scripts/02-monitoring-setup.sql",
-    ] {
-        assert!(dir.join(f).exists(), "{f} missing");
-    }
-    let mode = std::fs::metadata(dir.join(".env"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600, ".env must be 0600");
-    let reg = h.registry_text().unwrap();
     let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
-    assert!(!reg.contains(password), "no secret in the registry");
-    let log = std::fs::read_to_string(h.root.join("logs/provisioning.log")).unwrap();
-    assert!(
-        log.contains(&id) && log.contains("create.compose_up"),
-        "{log}"
+    let mut sections = Sections::default();
+    sections.run("The instance directory and its secrets", || {
+        // The instance directory and its secrets.
+        for f in [
+            "docker-compose.yml",
+            ".env",
+            "data",
+            "logs",
+            "scripts/01-init-users.sql",
+            "scripts/02-monitoring-setup.sql",
+        ] {
+            assert!(dir.join(f).exists(), "{f} missing");
+        }
+        let mode = std::fs::metadata(dir.join(".env"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, ".env must be 0600");
+        let reg = h.registry_text().unwrap();
+        assert!(!reg.contains(password), "no secret in the registry");
+        let log = std::fs::read_to_string(h.root.join("logs/provisioning.log")).unwrap();
+        assert!(
+            log.contains(&id) && log.contains("create.compose_up"),
+            "{log}"
+        );
+        assert!(!log.contains(password), "no secret in the log");
+    });
+    sections.run("The app user is not a superuser, owns its database and ca...", || {
+        // The app user is not a superuser, owns its database and can write.
+        let mut c = connect(&url);
+        let row = c
+            .query_one(
+                "SELECT rolsuper, current_user::text FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .unwrap();
+        assert!(!row.get::<_, bool>(0));
+        assert_eq!(row.get::<_, String>(1), "app");
+        let owner: String = c
+            .query_one("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = current_database()", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(owner, "app");
+        c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 100) g;")
+            .unwrap();
+        drop(c);
+    });
+    sections.run("The monitoring role exists with pg_monitor and a connecti...", || {
+        // The monitoring role exists with pg_monitor and a connection limit.
+        let mut c = connect(&url);
+        let row = c
+            .query_one(
+                "SELECT r.rolconnlimit, pg_has_role(r.oid, 'pg_monitor', 'member') FROM pg_roles r WHERE rolname = 'dbaas_monitor'",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, i32>(0), 3);
+        assert!(row.get::<_, bool>(1));
+        drop(c);
+    });
+    sections.run(
+        "down keeps the data and is idempotent; up brings it back",
+        || {
+            // down keeps the data and is idempotent; up brings it back.
+            h.run(&["down", "cycle"]).ok();
+            h.run(&["down", "cycle"]).ok();
+            assert!(h.containers_of(&id).is_empty(), "down removes containers");
+            let show = h.run(&["show", "cycle", "--json"]).json();
+            assert_eq!(show["status"], "stopped");
+            h.run(&["up", "cycle"]).ok();
+            h.run(&["up", id.as_str()]).ok();
+            let n: i64 = connect(&url)
+                .query_one("SELECT count(*) FROM t", &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(n, 100, "rows survive down/up");
+
+            h.run(&["restart", "cycle"]).ok();
+            let mut c = connect(&url);
+            let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
+            assert_eq!(n, 100, "rows survive restart");
+            drop(c);
+        },
     );
-    assert!(!log.contains(password), "no secret in the log");
-
-    // The app user is not a superuser, owns its database and can write.
-    let mut c = connect(&url);
-    let row = c
-        .query_one(
-            "SELECT rolsuper, current_user::text FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
-        .unwrap();
-    assert!(!row.get::<_, bool>(0));
-    assert_eq!(row.get::<_, String>(1), "app");
-    let owner: String = c
-        .query_one("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = current_database()", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(owner, "app");
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 100) g;")
-        .unwrap();
-    drop(c);
-
-    // The monitoring role exists with pg_monitor and a connection limit.
-    let mut c = connect(&url);
-    let row = c
-        .query_one(
-            "SELECT r.rolconnlimit, pg_has_role(r.oid, 'pg_monitor', 'member') FROM pg_roles r WHERE rolname = 'dbaas_monitor'",
-            &[],
-        )
-        .unwrap();
-    assert_eq!(row.get::<_, i32>(0), 3);
-    assert!(row.get::<_, bool>(1));
-    drop(c);
-
-    // down keeps the data and is idempotent; up brings it back.
-    h.run(&["down", "cycle"]).ok();
-    h.run(&["down", "cycle"]).ok();
-    assert!(h.containers_of(&id).is_empty(), "down removes containers");
-    let show = h.run(&["show", "cycle", "--json"]).json();
-    assert_eq!(show["status"], "stopped");
-    h.run(&["up", "cycle"]).ok();
-    h.run(&["up", id.as_str()]).ok();
-    let n: i64 = connect(&url)
-        .query_one("SELECT count(*) FROM t", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 100, "rows survive down/up");
-
-    h.run(&["restart", "cycle"]).ok();
-    let mut c = connect(&url);
-    let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
-    assert_eq!(n, 100, "rows survive restart");
-    drop(c);
-
-    // url, show, list, logs and psql.
-    assert_eq!(h.run(&["url", "cycle"]).ok().trim(), url);
-    let show = h.run(&["show", "cycle", "--json"]).json();
-    assert!(
-        show.get("password").is_none(),
-        "no password without --show-password"
+    sections.run("url, show, list, logs and psql", || {
+        // url, show, list, logs and psql.
+        assert_eq!(h.run(&["url", "cycle"]).ok().trim(), url);
+        let show = h.run(&["show", "cycle", "--json"]).json();
+        assert!(
+            show.get("password").is_none(),
+            "no password without --show-password"
+        );
+        let show = h
+            .run(&["show", "cycle", "--json", "--show-password"])
+            .json();
+        assert_eq!(show["url"], url.as_str());
+        let text = h.run(&["show", "cycle"]).ok();
+        assert!(text.contains(&id) && !text.contains(password), "{text}");
+    });
+    sections.run(
+        "docker logs replays the container's stderr (PostgreSQL's ...",
+        || {
+            // docker logs replays the container's stderr (PostgreSQL's log) on stderr.
+            let logs = h.run(&["logs", "cycle", "--tail", "5"]);
+            logs.ok();
+            assert!(
+                logs.stderr().contains("database system is ready"),
+                "{}",
+                logs.stderr()
+            );
+            let out = h
+                .run(&["psql", "cycle", "-c", "SELECT count(*) AS n FROM t"])
+                .ok();
+            assert!(out.contains("100"), "{out}");
+        },
     );
-    let show = h
-        .run(&["show", "cycle", "--json", "--show-password"])
-        .json();
-    assert_eq!(show["url"], url.as_str());
-    let text = h.run(&["show", "cycle"]).ok();
-    assert!(text.contains(&id) && !text.contains(password), "{text}");
-    // docker logs replays the container's stderr (PostgreSQL's log) on stderr.
-    let logs = h.run(&["logs", "cycle", "--tail", "5"]);
-    logs.ok();
-    assert!(
-        logs.stderr().contains("database system is ready"),
-        "{}",
-        logs.stderr()
-    );
-    let out = h
-        .run(&["psql", "cycle", "-c", "SELECT count(*) AS n FROM t"])
-        .ok();
-    assert!(out.contains("100"), "{out}");
-
-    // destroy removes everything.
-    h.run(&["destroy", "cycle"]).fails_with(2); // stdin is not a terminal: needs --yes
-    h.run(&["destroy", "cycle", "--yes"]).ok();
-    assert!(h.containers_of(&id).is_empty());
-    assert!(!dir.exists());
-    assert_eq!(h.registry()["instances"].as_array().unwrap().len(), 0);
-    h.run(&["show", "cycle"]).fails_with(3);
+    sections.run("destroy removes everything", || {
+        // destroy removes everything.
+        h.run(&["destroy", "cycle"]).fails_with(2); // stdin is not a terminal: needs --yes
+        h.run(&["destroy", "cycle", "--yes"]).ok();
+        assert!(h.containers_of(&id).is_empty());
+        assert!(!dir.exists());
+        assert_eq!(h.registry()["instances"].as_array().unwrap().len(), 0);
+        h.run(&["show", "cycle"]).fails_with(3);
+    });
+    sections.finish();
 }
 
 #[test]

@@ -60,221 +60,249 @@ fn agent_samples_counters_locks_restarts_and_prometheus() {
     let first = wait_sample(&s, "mon", 5, "up after create", |v| {
         v["up"] == true && v["ts"].as_str().unwrap() >= created.as_str()
     });
-    assert_eq!(first["v"], 1);
-    assert_eq!(first["instance"], id.as_str());
-    for key in [
-        "postmaster_start",
-        "connections",
-        "counters",
-        "locks",
-        "tables",
-        "scrape_seconds",
-        "longest_query_seconds",
-        "longest_transaction_seconds",
-    ] {
-        assert!(!first[key].is_null(), "{key} missing in {first}");
-    }
-    assert!(first["db_size_bytes"].as_u64().unwrap() > 1_000_000);
-    assert_eq!(first["connections"]["max"], 100);
-
-    // The agent connects as the monitoring role, named dbaas-agent, and
-    // leaves itself out of the connection counts.
     let mut c = connect(&url);
-    let roles: Vec<(String, String)> = c
-        .query("SELECT usename::text, application_name FROM pg_stat_activity WHERE application_name = 'dbaas-agent'", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    assert!(
-        roles.is_empty() || roles.iter().all(|(u, _)| u == "dbaas_monitor"),
-        "{roles:?}"
-    );
-
-    // A known workload moves the counters by the expected amounts.
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        .unwrap();
-    let mark = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let before = wait_sample(&s, "mon", 6, "a sample after CREATE TABLE", |v| {
-        v["up"] == true && v["ts"].as_str().unwrap() > mark.as_str()
+    let mut sections = Sections::default();
+    sections.run("The first sample has every field", || {
+        assert_eq!(first["v"], 1);
+        assert_eq!(first["instance"], id.as_str());
+        for key in [
+            "postmaster_start",
+            "connections",
+            "counters",
+            "locks",
+            "tables",
+            "scrape_seconds",
+            "longest_query_seconds",
+            "longest_transaction_seconds",
+        ] {
+            assert!(!first[key].is_null(), "{key} missing in {first}");
+        }
+        assert!(first["db_size_bytes"].as_u64().unwrap() > 1_000_000);
+        assert_eq!(first["connections"]["max"], 100);
     });
-    c.batch_execute("BEGIN; INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g; COMMIT;")
-        .unwrap();
-    let mark = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let after = wait_sample(&s, "mon", 6, "a sample after the inserts", |v| {
-        v["up"] == true && v["ts"].as_str().unwrap() > mark.as_str()
-    });
-    let inserted = counter(&after, "tup_inserted") - counter(&before, "tup_inserted");
-    assert!(
-        (1000..1100).contains(&inserted),
-        "tup_inserted moved by {inserted}"
-    );
-    assert!(counter(&after, "xact_commit") > counter(&before, "xact_commit"));
-    let t = after["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "t")
-        .cloned();
-    assert!(
-        t.is_some_and(|t| t["size_bytes"].as_u64().unwrap() > 8192),
-        "{after}"
-    );
-    let sum = s.get("/monitoring/mon/metrics/summary").json();
-    assert!(
-        sum["tps"].as_f64().unwrap() >= 0.0 && sum["cache_hit_ratio"].as_f64().unwrap() <= 1.0,
-        "{sum}"
-    );
-    assert_eq!(
-        (sum["up"].clone(), sum["counter_reset"].clone()),
-        (json!(true), json!(false))
-    );
-    assert!(sum["connection_saturation"].as_f64().unwrap() < 1.0);
-
-    // A lock held by one session while another waits.
-    let mut holder = connect(&url);
-    holder
-        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;")
-        .unwrap();
-    let waiter_url = url.clone();
-    let waiter = std::thread::spawn(move || {
-        let mut w = connect(&waiter_url);
-        w.query_one("SELECT count(*) FROM t", &[])
+    sections.run("The agent connects as the monitoring role, named dbaas-ag...", || {
+        // The agent connects as the monitoring role, named dbaas-agent, and
+        // leaves itself out of the connection counts.
+        let roles: Vec<(String, String)> = c
+            .query("SELECT usename::text, application_name FROM pg_stat_activity WHERE application_name = 'dbaas-agent'", &[])
             .unwrap()
-            .get::<_, i64>(0)
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert!(
+            roles.is_empty() || roles.iter().all(|(u, _)| u == "dbaas_monitor"),
+            "{roles:?}"
+        );
     });
-    let locked = wait_sample(&s, "mon", 10, "a waiting backend", |v| {
-        v["connections"]["waiting"].as_u64().unwrap_or(0) >= 1
-            && v["locks"]["blocked_backends"].as_u64().unwrap_or(0) >= 1
-            && v["locks"]["waiting"].as_u64().unwrap_or(0) >= 1
+    sections.run(
+        "A known workload moves the counters by the expected amounts",
+        || {
+            // A known workload moves the counters by the expected amounts.
+            c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+                .unwrap();
+            let mark = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            let before = wait_sample(&s, "mon", 6, "a sample after CREATE TABLE", |v| {
+                v["up"] == true && v["ts"].as_str().unwrap() > mark.as_str()
+            });
+            c.batch_execute(
+                "BEGIN; INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g; COMMIT;",
+            )
+            .unwrap();
+            let mark = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+            let after = wait_sample(&s, "mon", 6, "a sample after the inserts", |v| {
+                v["up"] == true && v["ts"].as_str().unwrap() > mark.as_str()
+            });
+            let inserted = counter(&after, "tup_inserted") - counter(&before, "tup_inserted");
+            assert!(
+                (1000..1100).contains(&inserted),
+                "tup_inserted moved by {inserted}"
+            );
+            assert!(counter(&after, "xact_commit") > counter(&before, "xact_commit"));
+            let t = after["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == "t")
+                .cloned();
+            assert!(
+                t.is_some_and(|t| t["size_bytes"].as_u64().unwrap() > 8192),
+                "{after}"
+            );
+            let sum = s.get("/monitoring/mon/metrics/summary").json();
+            assert!(
+                sum["tps"].as_f64().unwrap() >= 0.0
+                    && sum["cache_hit_ratio"].as_f64().unwrap() <= 1.0,
+                "{sum}"
+            );
+            assert_eq!(
+                (sum["up"].clone(), sum["counter_reset"].clone()),
+                (json!(true), json!(false))
+            );
+            assert!(sum["connection_saturation"].as_f64().unwrap() < 1.0);
+        },
+    );
+    sections.run("A lock held by one session while another waits", || {
+        // A lock held by one session while another waits.
+        let mut holder = connect(&url);
+        holder
+            .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;")
+            .unwrap();
+        let waiter_url = url.clone();
+        let waiter = std::thread::spawn(move || {
+            let mut w = connect(&waiter_url);
+            w.query_one("SELECT count(*) FROM t", &[])
+                .unwrap()
+                .get::<_, i64>(0)
+        });
+        let locked = wait_sample(&s, "mon", 10, "a waiting backend", |v| {
+            v["connections"]["waiting"].as_u64().unwrap_or(0) >= 1
+                && v["locks"]["blocked_backends"].as_u64().unwrap_or(0) >= 1
+                && v["locks"]["waiting"].as_u64().unwrap_or(0) >= 1
+        });
+        assert!(
+            locked["locks"]["by_mode"]["AccessExclusiveLock"]
+                .as_u64()
+                .unwrap()
+                >= 1,
+            "{locked}"
+        );
+        assert!(locked["longest_transaction_seconds"].as_f64().unwrap() > 0.0);
+        holder.batch_execute("COMMIT").unwrap();
+        assert_eq!(waiter.join().unwrap(), 1000);
+        drop((c, holder));
     });
-    assert!(
-        locked["locks"]["by_mode"]["AccessExclusiveLock"]
-            .as_u64()
+    sections.run("Prometheus: promtool accepts the exposition; the instance...", || {
+        // Prometheus: promtool accepts the exposition; the instance is there.
+        let r = s.get("/metrics");
+        assert_eq!(r.status, 200);
+        assert!(r
+            .header("content-type")
             .unwrap()
-            >= 1,
-        "{locked}"
-    );
-    assert!(locked["longest_transaction_seconds"].as_f64().unwrap() > 0.0);
-    holder.batch_execute("COMMIT").unwrap();
-    assert_eq!(waiter.join().unwrap(), 1000);
-    drop((c, holder));
-
-    // Prometheus: promtool accepts the exposition; the instance is there.
-    let r = s.get("/metrics");
-    assert_eq!(r.status, 200);
-    assert!(r
-        .header("content-type")
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
-    let text = r.text();
-    assert!(
-        text.contains(&format!("dbaas_up{{dbaas_instance=\"{id}\"}} 1\n")),
-        "{text}"
-    );
-    assert!(text.contains("dbaas_table_live_rows{"), "{text}");
-    assert!(text.contains("dbaas_instances{status=\"running\"} 1\n"));
-    assert!(text.contains("dbaas_http_requests_total{route=\"/monitoring/{id}/metrics\",method=\"GET\",status=\"200\"}"), "{text}");
-    let path = h.root.join("metrics.txt");
-    std::fs::write(&path, &text).unwrap();
-    let out = std::process::Command::new(PROMTOOL)
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&path).unwrap())
-        .output()
-        .expect("promtool (scripts/setup-host.sh installs it)");
-    assert!(
-        out.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(s.call("GET", "/metrics", None, &[]).status, 200);
-    let r = http::request(s.port, "GET", "/metrics", None, None, "");
-    assert_eq!(r.status, 401, "metrics need the token");
-
-    // The database restarts under the agent: up: false lines, then up again.
-    let db = db_container(&h, &id);
-    let out = std::process::Command::new("docker")
-        .args(["stop", &db])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let down = wait_sample(&s, "mon", 15, "up: false", |v| v["up"] == false);
-    assert!(down["error"].as_str().unwrap().contains("psql"), "{down}");
-    let out = std::process::Command::new("docker")
-        .args(["start", &db])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let back = wait_sample(&s, "mon", 30, "up again", |v| {
-        v["up"] == true && v["postmaster_start"] != first["postmaster_start"]
+            .starts_with("text/plain; version=0.0.4"));
+        let text = r.text();
+        assert!(
+            text.contains(&format!("dbaas_up{{dbaas_instance=\"{id}\"}} 1\n")),
+            "{text}"
+        );
+        assert!(text.contains("dbaas_table_live_rows{"), "{text}");
+        assert!(text.contains("dbaas_instances{status=\"running\"} 1\n"));
+        assert!(text.contains("dbaas_http_requests_total{route=\"/monitoring/{id}/metrics\",method=\"GET\",status=\"200\"}"), "{text}");
+        let path = h.root.join("metrics.txt");
+        std::fs::write(&path, &text).unwrap();
+        let out = std::process::Command::new(PROMTOOL)
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(&path).unwrap())
+            .output()
+            .expect("promtool (scripts/setup-host.sh installs it)");
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(s.call("GET", "/metrics", None, &[]).status, 200);
+        let r = http::request(s.port, "GET", "/metrics", None, None, "");
+        assert_eq!(r.status, 401, "metrics need the token");
     });
-    assert!(counter(&back, "xact_commit") >= 0);
-    let sum = s.get("/monitoring/mon/metrics/summary").json();
-    assert!(
-        sum["tps"].is_null() || sum["tps"].as_f64().unwrap() >= 0.0,
-        "never a negative rate: {sum}"
+    sections.run(
+        "The database restarts under the agent: up: false lines, t...",
+        || {
+            // The database restarts under the agent: up: false lines, then up again.
+            let db = db_container(&h, &id);
+            let out = std::process::Command::new("docker")
+                .args(["stop", &db])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            let down = wait_sample(&s, "mon", 15, "up: false", |v| v["up"] == false);
+            assert!(down["error"].as_str().unwrap().contains("psql"), "{down}");
+            let out = std::process::Command::new("docker")
+                .args(["start", &db])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            let back = wait_sample(&s, "mon", 30, "up again", |v| {
+                v["up"] == true && v["postmaster_start"] != first["postmaster_start"]
+            });
+            assert!(counter(&back, "xact_commit") >= 0);
+            let sum = s.get("/monitoring/mon/metrics/summary").json();
+            assert!(
+                sum["tps"].is_null() || sum["tps"].as_f64().unwrap() >= 0.0,
+                "never a negative rate: {sum}"
+            );
+        },
     );
-
-    // Agent management.
-    let a = s.get("/monitoring/mon/agent").json();
-    assert_eq!(
-        (a["state"].as_str(), a["stale"].as_bool()),
-        (Some("running"), Some(false)),
-        "{a}"
-    );
-    assert!(a["last_error"].as_str().unwrap().contains("psql"), "{a}");
-    assert!(a["last_sample_age_seconds"].as_f64().unwrap() < 6.0);
-    let r = s.get("/monitoring/mon/agent/logs?tail=5");
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.json()["lines"].is_array());
-    let r = s.post_empty("/monitoring/mon/agent/restart");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let mark = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    wait_sample(&s, "mon", 10, "a sample after the agent restart", |v| {
-        v["up"] == true && v["ts"].as_str().unwrap() > mark.as_str()
+    sections.run("Agent management", || {
+        // Agent management.
+        let a = s.get("/monitoring/mon/agent").json();
+        assert_eq!(
+            (a["state"].as_str(), a["stale"].as_bool()),
+            (Some("running"), Some(false)),
+            "{a}"
+        );
+        assert!(a["last_error"].as_str().unwrap().contains("psql"), "{a}");
+        assert!(a["last_sample_age_seconds"].as_f64().unwrap() < 6.0);
+        let r = s.get("/monitoring/mon/agent/logs?tail=5");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.json()["lines"].is_array());
+        let r = s.post_empty("/monitoring/mon/agent/restart");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let mark = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        wait_sample(&s, "mon", 10, "a sample after the agent restart", |v| {
+            v["up"] == true && v["ts"].as_str().unwrap() > mark.as_str()
+        });
     });
-    // Stale once it stops writing for three intervals.
-    let agent = h
-        .containers_of(&id)
-        .into_iter()
-        .find(|c| c.ends_with("-agent-1"))
-        .unwrap();
-    assert!(std::process::Command::new("docker")
-        .args(["stop", "-t", "1", &agent])
-        .status()
-        .unwrap()
-        .success());
-    std::thread::sleep(Duration::from_secs(7));
-    let a = s.get("/monitoring/mon/agent").json();
-    assert_eq!(
-        (a["stale"].as_bool(), a["state"].as_str()),
-        (Some(true), Some("exited")),
-        "{a}"
+    sections.run("Stale once it stops writing for three intervals", || {
+        // Stale once it stops writing for three intervals.
+        let agent = h
+            .containers_of(&id)
+            .into_iter()
+            .find(|c| c.ends_with("-agent-1"))
+            .unwrap();
+        assert!(std::process::Command::new("docker")
+            .args(["stop", "-t", "1", &agent])
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(Duration::from_secs(7));
+        let a = s.get("/monitoring/mon/agent").json();
+        assert_eq!(
+            (a["stale"].as_bool(), a["state"].as_str()),
+            (Some(true), Some("exited")),
+            "{a}"
+        );
+    });
+    sections.run(
+        "doctor warns about it (a warning: its exit status stays 0)",
+        || {
+            // doctor warns about it (a warning: its exit status stays 0).
+            let report = h.run(&["doctor"]).ok();
+            assert!(
+                report.contains("monitoring-agent") && report.contains("not running"),
+                "{report}"
+            );
+        },
     );
-    // doctor warns about it (a warning: its exit status stays 0).
-    let report = h.run(&["doctor"]).ok();
-    assert!(
-        report.contains("monitoring-agent") && report.contains("not running"),
-        "{report}"
-    );
-
-    // The CLI.
-    let out = h.run(&["metrics", "mon", "--last", "2"]).ok();
-    assert!(out.contains("COMMITS") && out.lines().count() == 3, "{out}");
-    let v = h.run(&["metrics", "mon", "--last", "3", "--json"]).json();
-    assert_eq!(v.as_array().unwrap().len(), 3);
-    let top = h.run(&["top"]).ok();
-    assert!(
-        top.contains("mon") && top.contains("running") && top.contains("/100"),
-        "{top}"
-    );
-
-    // Bad requests.
-    assert_eq!(s.get("/monitoring/nope/metrics").status, 404);
-    assert_eq!(s.get("/monitoring/mon/metrics?last=0").status, 400);
-    assert_eq!(s.get("/monitoring/mon/metrics?since=yesterday").status, 400);
-    assert_eq!(s.post_empty("/monitoring/mon/metrics").status, 405);
+    sections.run("The CLI", || {
+        // The CLI.
+        let out = h.run(&["metrics", "mon", "--last", "2"]).ok();
+        assert!(out.contains("COMMITS") && out.lines().count() == 3, "{out}");
+        let v = h.run(&["metrics", "mon", "--last", "3", "--json"]).json();
+        assert_eq!(v.as_array().unwrap().len(), 3);
+        let top = h.run(&["top"]).ok();
+        assert!(
+            top.contains("mon") && top.contains("running") && top.contains("/100"),
+            "{top}"
+        );
+    });
+    sections.run("Bad requests", || {
+        // Bad requests.
+        assert_eq!(s.get("/monitoring/nope/metrics").status, 404);
+        assert_eq!(s.get("/monitoring/mon/metrics?last=0").status, 400);
+        assert_eq!(s.get("/monitoring/mon/metrics?since=yesterday").status, 400);
+        assert_eq!(s.post_empty("/monitoring/mon/metrics").status, 405);
+    });
+    sections.finish();
 }
 
 #[test]

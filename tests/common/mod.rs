@@ -633,3 +633,30 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The parts of a long scenario on one instance: each runs even when an
+/// earlier one failed, so one failure does not hide later checks; `finish`
+/// fails the test naming every part that failed.
+#[derive(Default)]
+pub struct Sections {
+    failed: Vec<String>,
+}
+
+impl Sections {
+    pub fn run(&mut self, name: &str, part: impl FnOnce()) {
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(part));
+        if res.is_err() {
+            eprintln!("--- part failed: {name} (the panic is printed above)");
+            self.failed.push(name.to_string());
+        }
+    }
+
+    pub fn finish(self) {
+        assert!(
+            self.failed.is_empty(),
+            "{} part(s) failed: {:?}",
+            self.failed.len(),
+            self.failed
+        );
+    }
+}
