@@ -76,13 +76,16 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// The route of decoded path segments, with its `{…}` parts in order.
+/// The route of decoded path segments, with its `{…}` parts in order (and,
+/// for a `*` route, the segments it matched).
 pub fn lookup<'a>(segments: &[&'a str]) -> Option<(&'static Route, Vec<&'a str>)> {
     ROUTES.iter().find_map(|r| {
         let pattern: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
         let mut params = vec![];
         for (i, p) in pattern.iter().enumerate() {
             if *p == "*" {
+                // The rest, segment by segment (the docs' file path).
+                params.extend(segments.get(i..).unwrap_or_default());
                 return Some((r, params));
             }
             let seg = segments.get(i)?;
@@ -117,7 +120,8 @@ mod tests {
             ("/database/{id}/tables/{table}/rows", vec!["a", "t"])
         );
         assert_eq!(lookup(&["docs"]).unwrap().0.label(), "/docs");
-        assert_eq!(lookup(&["docs", "a", "b.js"]).unwrap().0.label(), "/docs");
+        let (r, p) = lookup(&["docs", "a", "b.js"]).unwrap();
+        assert_eq!((r.label(), p), ("/docs", vec!["a", "b.js"]));
         assert!(lookup(&["instances", "x", "y", "z"]).is_none());
         assert!(lookup(&["nope"]).is_none());
         assert!(lookup(&[]).is_none());

@@ -199,12 +199,7 @@ impl Engine for Compose {
         let args: Vec<String> = match what {
             Attach::Logs { tail, follow } => {
                 let container = self.container_of(id, &Service::Db).await?;
-                let mut a = vec!["logs".into(), "--tail".into(), tail.to_string()];
-                if follow {
-                    a.push("--follow".into());
-                }
-                a.push(container);
-                a
+                docker::logs_args(&container, tail, follow)
             }
             Attach::Psql {
                 user,

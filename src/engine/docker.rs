@@ -123,8 +123,9 @@ pub async fn logs_tail(
     max_bytes: usize,
 ) -> Result<Vec<String>> {
     use tokio::io::AsyncReadExt;
-    let n = tail.to_string();
-    let (cmdline, mut child) = spawn(docker, &["logs", "--tail", &n, container], None)?;
+    let args = logs_args(container, tail, false);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (cmdline, mut child) = spawn(docker, &args, None)?;
     let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::Failed(format!("{cmdline}: no pipes")));
     };
@@ -176,6 +177,16 @@ pub async fn logs_tail(
         .collect();
     lines.reverse();
     Ok(lines)
+}
+
+/// `docker logs --tail N [--follow] CONTAINER`: both streams of a container.
+pub fn logs_args(container: &str, tail: u32, follow: bool) -> Vec<String> {
+    let mut a = vec!["logs".to_string(), "--tail".to_string(), tail.to_string()];
+    if follow {
+        a.push("--follow".into());
+    }
+    a.push(container.to_string());
+    a
 }
 
 /// Recognizes "no daemon" and "no compose v2" so the message names the fix.
