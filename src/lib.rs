@@ -7,6 +7,7 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod home;
+pub mod layers;
 pub mod metrics;
 pub mod oplog;
 pub mod ops;
