@@ -16,4 +16,8 @@ SELECT count(*) > 0 AS has_pg_stat_statements
   FROM pg_available_extensions WHERE name = 'pg_stat_statements' \gset
 \if :has_pg_stat_statements
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+-- Without its comment, a dump (`dbaasctl dump`) carries only CREATE
+-- EXTENSION IF NOT EXISTS, which the app user's import passes; a COMMENT ON
+-- EXTENSION would need the superuser.
+COMMENT ON EXTENSION pg_stat_statements IS NULL;
 \endif

@@ -31,6 +31,8 @@ pub enum Command {
     Tables(Tables),
     Metrics(Metrics),
     Top(Top),
+    Dump(Dump),
+    Import(Import),
 }
 
 #[derive(FromArgs, Debug)]
@@ -170,6 +172,32 @@ pub struct Psql {
     /// run one command and exit (psql -c)
     #[argh(option, short = 'c')]
     pub command: Option<String>,
+}
+
+#[derive(FromArgs, Debug)]
+/// Write the app database to standard output with pg_dump (redirect it to a
+/// file): dbaasctl dump NAME > app.dump.
+#[argh(subcommand, name = "dump")]
+pub struct Dump {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// custom (compressed, for pg_restore; the default) or plain (SQL)
+    #[argh(option, default = "String::from(\"custom\")")]
+    pub format: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Load a dump (custom or plain, told apart by its first bytes) into the app
+/// database; stops at the first error.
+#[argh(subcommand, name = "import")]
+pub struct Import {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// the dump file
+    #[argh(positional)]
+    pub file: std::path::PathBuf,
 }
 
 #[derive(FromArgs, Debug)]

@@ -106,6 +106,17 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             }
         }
         Command::Doctor(c) => return doctor(home, c).await,
+        Command::Dump(c) => {
+            let format = ops::dump::DumpFormat::parse(&c.format)?;
+            if format == ops::dump::DumpFormat::Custom && std::io::stdout().is_terminal() {
+                return Err(Error::invalid(
+                    "output",
+                    "a custom-format dump is binary: redirect it to a file (dbaasctl dump NAME > app.dump), or use --format plain",
+                ));
+            }
+            return ops::dump::dump(home, &c.name, format).await;
+        }
+        Command::Import(c) => return ops::dump::import(home, &c.name, &c.file).await,
     }
     Ok(0)
 }

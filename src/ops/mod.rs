@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod create;
 pub mod destroy;
 pub mod doctor;
+pub mod dump;
 pub mod lifecycle;
 pub mod ready;
 pub mod record;
