@@ -4,7 +4,7 @@
 //! package drf-spectacular-sidecar). Nothing is loaded from a CDN.
 
 use super::reply::{self, Reply};
-use super::{database, instances, monitoring};
+use super::{database, dumps, instances, monitoring};
 use std::sync::{Arc, OnceLock};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -24,6 +24,8 @@ use warp::http::StatusCode;
         instances::restart_doc,
         instances::destroy,
         instances::logs,
+        dumps::dump,
+        dumps::import,
         database::list_tables,
         database::create_table,
         database::describe_table,
@@ -49,6 +51,7 @@ use warp::http::StatusCode;
         crate::ops::Credentials,
         reply::LogLines,
         instances::Deleted,
+        dumps::Imported,
         reply::ErrorBody,
         reply::ErrorInfo,
         database::SqlBody,

@@ -7,6 +7,7 @@
 /// A handler's early return: the value, or the error as a reply.
 pub mod database;
 pub mod docs;
+pub mod dumps;
 pub mod instances;
 pub mod monitoring;
 pub mod reply;
@@ -115,32 +116,15 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
              state: Arc<AppState>| async move {
                 let started = std::time::Instant::now();
                 let method_name = crate::metrics::method_name(&method);
-                let limit = if path.as_str().starts_with("/database/") {
-                    MAX_DB_BODY
-                } else {
-                    MAX_BODY
+                let req = Request {
+                    method,
+                    path: path.as_str().to_string(),
+                    query,
+                    headers,
+                    body: vec![],
+                    stream: std::sync::Mutex::new(None),
                 };
-                // The token is checked before the body is read: without it, a
-                // request costs no more than its headers.
-                let reply = if !is_public(path.as_str()) && !state.authorized(&headers) {
-                    unauthorized()
-                } else {
-                    let read = tokio::time::timeout(BODY_TIMEOUT, read_body(body, limit));
-                    match read.await {
-                        Err(_) => body_too_slow(),
-                        Ok(Err(r)) => r,
-                        Ok(Ok(bytes)) => {
-                            let req = Request {
-                                method,
-                                path: path.as_str().to_string(),
-                                query,
-                                headers,
-                                body: bytes,
-                            };
-                            guarded(&state, &req).await
-                        }
-                    }
-                };
+                let reply = serve_request(&state, req, body).await;
                 let elapsed = started.elapsed();
                 state.requests.record(
                     route_template(path.as_str()),
@@ -159,6 +143,43 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
         )
         .recover(recover)
         .unify()
+}
+
+/// A request's body as a stream of chunks, for the routes that take it
+/// that way (an import is not held whole).
+pub type BodyStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = std::result::Result<bytes::Bytes, warp::Error>> + Send>,
+>;
+
+/// The token is checked before the body is read: without it, a request
+/// costs no more than its headers. Then the body is read (bounded in size
+/// and time), or handed on as a stream to a route that streams it.
+async fn serve_request<S, B>(state: &Arc<AppState>, mut req: Request, body: S) -> Reply
+where
+    S: futures_util::Stream<Item = std::result::Result<B, warp::Error>> + Unpin + Send + 'static,
+    B: Buf + Send + 'static,
+{
+    if !is_public(&req.path) && !state.authorized(&req.headers) {
+        return unauthorized();
+    }
+    if streams_body(&req.path) {
+        let stream = body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining())));
+        req.stream = std::sync::Mutex::new(Some(Box::pin(stream)));
+        return guarded(state, &req).await;
+    }
+    let limit = if req.path.starts_with("/database/") {
+        MAX_DB_BODY
+    } else {
+        MAX_BODY
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read_body(body, limit)).await {
+        Err(_) => body_too_slow(),
+        Ok(Err(r)) => r,
+        Ok(Ok(bytes)) => {
+            req.body = bytes;
+            guarded(state, &req).await
+        }
+    }
 }
 
 /// `handle` within the request's time bound, and a panic in it answered as
@@ -211,6 +232,15 @@ fn body_too_slow() -> Reply {
         ),
         serde_json::Value::Null,
     )
+}
+
+/// Whether the route takes its body as a stream (the table says which).
+fn streams_body(path: &str) -> bool {
+    let Some(seg) = segments(path) else {
+        return false;
+    };
+    let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
+    routes::lookup(&seg).is_some_and(|(r, _)| r.streams_body)
 }
 
 /// Routes anyone may call (the table says which): health and the docs.
@@ -288,10 +318,18 @@ pub struct Request {
     pub path: String,
     pub query: String,
     pub headers: HeaderMap,
+    /// The body, read whole; empty for a route that streams it.
     pub body: Vec<u8>,
+    /// The body of a route that streams it, for its handler to take.
+    pub stream: std::sync::Mutex<Option<BodyStream>>,
 }
 
 impl Request {
+    /// The streamed body (once).
+    pub fn take_stream(&self) -> Option<BodyStream> {
+        self.stream.lock().ok()?.take()
+    }
+
     pub fn query_param(&self, name: &str) -> Option<String> {
         serde_urlencoded::from_str::<Vec<(String, String)>>(&self.query)
             .ok()?
@@ -401,6 +439,8 @@ async fn dispatch(
         "/instances/{id}/start" => instances::action(state, req, id, "start").await,
         "/instances/{id}/stop" => instances::action(state, req, id, "stop").await,
         "/instances/{id}/restart" => instances::action(state, req, id, "restart").await,
+        "/instances/{id}/dump" => dumps::dump(state, req, id).await,
+        "/instances/{id}/import" => dumps::import(state, req, id).await,
         "/database/{id}/tables" if *m == Method::GET => database::list_tables(state, req, id).await,
         "/database/{id}/tables" => database::create_table(state, req, id).await,
         "/database/{id}/tables/{table}" if *m == Method::GET => {

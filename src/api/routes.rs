@@ -14,6 +14,9 @@ pub struct Route {
     pub public: bool,
     /// Described in /openapi.json.
     pub documented: bool,
+    /// The handler reads the body as a stream (no size bound; a bound on
+    /// the wait for each chunk instead).
+    pub streams_body: bool,
 }
 
 const fn route(path: &'static str, methods: &'static [Method]) -> Route {
@@ -22,6 +25,7 @@ const fn route(path: &'static str, methods: &'static [Method]) -> Route {
         methods,
         public: false,
         documented: true,
+        streams_body: false,
     }
 }
 
@@ -31,6 +35,7 @@ const fn public(path: &'static str, documented: bool) -> Route {
         methods: &[Method::GET],
         public: true,
         documented,
+        streams_body: false,
     }
 }
 
@@ -50,6 +55,14 @@ pub const ROUTES: &[Route] = &[
     route("/instances/{id}/start", POST),
     route("/instances/{id}/stop", POST),
     route("/instances/{id}/restart", POST),
+    route("/instances/{id}/dump", GET),
+    Route {
+        path: "/instances/{id}/import",
+        methods: POST,
+        public: false,
+        documented: true,
+        streams_body: true,
+    },
     route("/database/{id}/tables", &[Method::GET, Method::POST]),
     route(
         "/database/{id}/tables/{table}",
@@ -73,6 +86,7 @@ pub const ROUTES: &[Route] = &[
         methods: POST,
         public: false,
         documented: false,
+        streams_body: false,
     },
 ];
 

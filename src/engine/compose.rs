@@ -245,6 +245,27 @@ impl Engine for Compose {
         .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?
     }
 
+    fn exec_piped(
+        &self,
+        id: &str,
+        service: &Service,
+        argv: &[String],
+    ) -> Result<tokio::process::Child> {
+        let file = self.file(id).to_string_lossy().into_owned();
+        let mut args = vec![
+            "compose",
+            "-p",
+            id,
+            "-f",
+            &file,
+            "exec",
+            "-T",
+            service.name(),
+        ];
+        args.extend(argv.iter().map(String::as_str));
+        docker::spawn_piped(self.docker(), &args, &self.home.instance_dir(id))
+    }
+
     async fn host_checks(&self) -> Vec<HostCheck> {
         let daemon = self
             .run(

@@ -53,11 +53,26 @@ fn spawn(
     args: &[&str],
     cwd: Option<&Path>,
 ) -> Result<(String, tokio::process::Child)> {
+    spawn_with(docker, args, cwd, Stdio::null())
+}
+
+/// `docker ARGS` with all three pipes, for a caller that streams through
+/// it (a dump out, an import in); killed when dropped.
+pub fn spawn_piped(docker: &str, args: &[&str], cwd: &Path) -> Result<tokio::process::Child> {
+    spawn_with(docker, args, Some(cwd), Stdio::piped()).map(|(_, c)| c)
+}
+
+fn spawn_with(
+    docker: &str,
+    args: &[&str],
+    cwd: Option<&Path>,
+    stdin: Stdio,
+) -> Result<(String, tokio::process::Child)> {
     let cmdline = format!("{docker} {}", args.join(" "));
     log::debug!("running {cmdline}");
     let mut cmd = Command::new(docker);
     cmd.args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);

@@ -205,6 +205,14 @@ pub trait Engine: Send + Sync {
     ) -> Result<Vec<String>>;
     /// Runs with the user's terminal attached; returns the exit status.
     async fn attach(&self, id: &str, what: Attach<'_>) -> Result<i32>;
+    /// A program in a service's container with all three pipes, for the
+    /// caller to stream through; killed when the child is dropped.
+    fn exec_piped(
+        &self,
+        id: &str,
+        service: &Service,
+        argv: &[String],
+    ) -> Result<tokio::process::Child>;
     /// The host checks of `doctor`, in order.
     async fn host_checks(&self) -> Vec<HostCheck>;
     /// Whether an image is present where the engine runs containers.

@@ -55,6 +55,15 @@ async fn serving(home: &Home, key: &str) -> Result<Instance> {
 /// any instance whatever its user is called.
 pub async fn dump(home: &Home, key: &str, format: DumpFormat) -> Result<i32> {
     let inst = serving(home, key).await?;
+    let what = Attach::Run {
+        service: Service::Db,
+        argv: dump_argv(&inst, format),
+        stdin: None,
+    };
+    engine::of(home).attach(&inst.id, what).await
+}
+
+fn dump_argv(inst: &Instance, format: DumpFormat) -> Vec<String> {
     let mut argv = vec![
         "pg_dump".to_string(),
         "--no-owner".into(),
@@ -67,12 +76,7 @@ pub async fn dump(home: &Home, key: &str, format: DumpFormat) -> Result<i32> {
     if format == DumpFormat::Custom {
         argv.push("-Fc".into());
     }
-    let what = Attach::Run {
-        service: Service::Db,
-        argv,
-        stdin: None,
-    };
-    engine::of(home).attach(&inst.id, what).await
+    argv
 }
 
 /// A dump file into the app database, as the app user: pg_restore for the
@@ -82,8 +86,17 @@ pub async fn dump(home: &Home, key: &str, format: DumpFormat) -> Result<i32> {
 pub async fn import(home: &Home, key: &str, file: &Path) -> Result<i32> {
     let (input, custom) = open_dump(file)?;
     let inst = serving(home, key).await?;
+    let what = Attach::Run {
+        service: Service::Db,
+        argv: import_argv(&inst, custom),
+        stdin: Some(input),
+    };
+    engine::of(home).attach(&inst.id, what).await
+}
+
+fn import_argv(inst: &Instance, custom: bool) -> Vec<String> {
     let (user, db) = (inst.user.clone(), inst.database.clone());
-    let argv: Vec<String> = if custom {
+    if custom {
         [
             "pg_restore",
             "--no-owner",
@@ -101,13 +114,91 @@ pub async fn import(home: &Home, key: &str, file: &Path) -> Result<i32> {
             .into_iter()
             .chain(["-U".into(), user, "-d".into(), db])
             .collect()
-    };
-    let what = Attach::Run {
-        service: Service::Db,
-        argv,
-        stdin: Some(input),
-    };
-    engine::of(home).attach(&inst.id, what).await
+    }
+}
+
+/// Whether a dump's first bytes are a custom-format archive's.
+pub fn is_custom(head: &[u8]) -> bool {
+    head.starts_with(CUSTOM_MAGIC)
+}
+
+/// A dump or import running for the API: the tool inside the container
+/// with its stdin and stdout for the caller to stream through, and its
+/// stderr gathered (the last 64 KiB) for the error message.
+pub struct Piped {
+    pub child: tokio::process::Child,
+    stderr: tokio::task::JoinHandle<String>,
+    tool: &'static str,
+}
+
+/// The most of a tool's stderr kept for its error message.
+const STDERR_KEEP: usize = 64 * 1024;
+
+impl Piped {
+    fn start(home: &Home, inst: &Instance, argv: Vec<String>) -> Result<Piped> {
+        let tool = match argv.first().map(String::as_str) {
+            Some("pg_dump") => "pg_dump",
+            Some("pg_restore") => "pg_restore",
+            _ => "psql",
+        };
+        let mut child = engine::of(home).exec_piped(&inst.id, &Service::Db, &argv)?;
+        let mut err = child.stderr.take();
+        let stderr = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut kept = Vec::new();
+            let mut chunk = [0u8; 8192];
+            while let Some(e) = err.as_mut() {
+                match e.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        kept.extend_from_slice(&chunk[..n]);
+                        let over = kept.len().saturating_sub(STDERR_KEEP);
+                        kept.drain(..over);
+                    }
+                }
+            }
+            String::from_utf8_lossy(&kept).trim().to_string()
+        });
+        Ok(Piped {
+            child,
+            stderr,
+            tool,
+        })
+    }
+
+    /// Waits for the tool; its failure names it with its last words. An
+    /// import that fails is the dump's fault (invalid); a dump that fails
+    /// is ours.
+    pub async fn finish(mut self) -> Result<()> {
+        drop(self.child.stdin.take());
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| Error::io(format!("waiting for {}", self.tool), e))?;
+        let stderr = self.stderr.await.unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        let reason = format!("{} failed ({status}): {stderr}", self.tool);
+        Err(match self.tool {
+            "pg_dump" => Error::Failed(reason),
+            _ => Error::invalid("dump", reason),
+        })
+    }
+}
+
+/// `dump` for the API: pg_dump's output on the child's stdout.
+pub async fn dump_piped(home: &Home, key: &str, format: DumpFormat) -> Result<Piped> {
+    let inst = serving(home, key).await?;
+    Piped::start(home, &inst, dump_argv(&inst, format))
+}
+
+/// `import` for the API: the caller writes the dump (custom or not, as its
+/// first bytes say) to the child's stdin, then calls `finish`.
+pub async fn import_piped(home: &Home, key: &str, custom: bool) -> Result<Piped> {
+    let inst = serving(home, key).await?;
+    Piped::start(home, &inst, import_argv(&inst, custom))
 }
 
 /// The file, opened, and whether it is a custom-format archive; a missing
@@ -119,7 +210,7 @@ fn open_dump(file: &Path) -> Result<(std::fs::File, bool)> {
     };
     let mut head = [0u8; 5];
     let n = open()?.read(&mut head).unwrap_or(0);
-    Ok((open()?, &head[..n] == CUSTOM_MAGIC))
+    Ok((open()?, is_custom(&head[..n])))
 }
 
 #[cfg(test)]
