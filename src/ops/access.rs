@@ -177,13 +177,9 @@ pub async fn agent_status(
     })
 }
 
-/// For the CLI: one connection (no pool) as the app user of a running
-/// instance, used by `f` on the blocking thread pool.
-pub async fn with_client<T, F>(home: &Home, key: &str, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut postgres::Client) -> Result<T, crate::db::Failure> + Send + 'static,
-{
+/// The instance, which must be serving (SQL, a dump or an import needs
+/// its PostgreSQL): otherwise a conflict that says how to start it.
+pub(super) async fn serving(home: &Home, key: &str) -> Result<Instance> {
     let inst = find(home, key).await?;
     let view = status_view(home, &inst).await?;
     if !view.status.serves() {
@@ -192,6 +188,17 @@ where
             inst.name, view.status, inst.name
         )));
     }
+    Ok(inst)
+}
+
+/// For the CLI: one connection (no pool) as the app user of a running
+/// instance, used by `f` on the blocking thread pool.
+pub async fn with_client<T, F>(home: &Home, key: &str, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut postgres::Client) -> Result<T, crate::db::Failure> + Send + 'static,
+{
+    let inst = serving(home, key).await?;
     let dir = home.instance_dir(&inst.id);
     let password = blocking(move || provision::app_password(&dir)).await?;
     let settings = &home.settings.db;

@@ -2,8 +2,7 @@
 //! `pg_restore`/`psql` inside the instance's container, as its app user,
 //! streamed between the container and the user's file (never held whole).
 
-use super::find;
-use super::views::status_view;
+use super::access::serving;
 use crate::engine::{self, Attach, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
@@ -35,20 +34,6 @@ impl DumpFormat {
 
 /// Custom-format archives start with these bytes.
 const CUSTOM_MAGIC: &[u8] = b"PGDMP";
-
-/// The instance, which must be serving: a dump or an import needs its
-/// PostgreSQL.
-async fn serving(home: &Home, key: &str) -> Result<Instance> {
-    let inst = find(home, key).await?;
-    let view = status_view(home, &inst).await?;
-    if !view.status.serves() {
-        return Err(Error::Conflict(format!(
-            "instance '{}' is {}, not running; start it with `dbaasctl up {}`",
-            inst.name, view.status, inst.name
-        )));
-    }
-    Ok(inst)
-}
 
 /// The app database, to the user's standard output; returns pg_dump's exit
 /// status. Ownership and grants are left out, so that the dump imports into
