@@ -116,7 +116,10 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             }
             return ops::dump::dump(home, &c.name, format).await;
         }
-        Command::Import(c) => return ops::dump::import(home, &c.name, &c.file).await,
+        Command::Import(c) => {
+            ops::dump::import(home, &c.name, &c.file).await?;
+            eprintln!("imported {} into '{}'", c.file.display(), c.name);
+        }
     }
     Ok(0)
 }

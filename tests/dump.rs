@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use std::io::Write;
 use std::process::Stdio;
 
 const SCHEMA: &str = "CREATE TABLE t (
@@ -123,6 +124,34 @@ fn dumps_round_trip_between_instances_in_both_formats() {
         assert!(bad.text().contains("psql"), "{}", bad.text());
         assert_eq!(rows(&dst), want);
         assert_eq!(post(b"").status, 400);
+        // A client that leaves part-way through a plain dump: nothing of it
+        // is committed.
+        connect(&dst).batch_execute("DROP TABLE t").unwrap();
+        // Cut where a statement ends (before the table's data), so that what
+        // arrived is valid SQL that would create the table if committed.
+        let text = plain.text();
+        let cut = text.find("COPY public.t ").expect("the dump copies t");
+        let half = &plain.body[..cut];
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        let head = format!(
+            "POST /instances/dst/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/sql\r\nContent-Length: {}\r\n\r\n",
+            s.token,
+            plain.body.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(half).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        drop(c);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let t: Option<String> = connect(&dst)
+            .query_one("SELECT to_regclass('t')::text", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(t, None, "half a dump was committed");
+        let ok = post(&plain.body);
+        assert_eq!(ok.status, 200, "{}", ok.text());
+        assert_eq!(ok.json()["format"], "plain");
+        assert_eq!(rows(&dst), want);
         assert_eq!(get("/instances/src/dump?format=tar").status, 400);
         assert_eq!(get("/instances/nosuch/dump").status, 404);
     });

@@ -9,7 +9,7 @@ use crate::ops::dump::{self, DumpFormat};
 use futures_util::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// Bytes read from pg_dump at a time.
 const CHUNK: usize = 64 * 1024;
@@ -121,25 +121,18 @@ pub async fn import(state: &Arc<AppState>, req: &Request, key: &str) -> Result<R
         ));
     }
     let custom = dump::is_custom(&head);
-    let mut piped = dump::import_piped(&state.home, key, custom).await?;
-    let mut stdin = piped
-        .child
-        .stdin
-        .take()
-        .ok_or_else(|| Error::Failed("the import has no input pipe".into()))?;
+    let mut importer = dump::Importer::start(&state.home, key, custom).await?;
     let mut bytes = head.len() as u64;
     let mut chunk = Some(bytes::Bytes::from(head));
+    // Any error here drops the importer unfinished: nothing is committed.
     while let Some(c) = chunk {
-        // A tool that stopped reading (it failed) ends the copy; `finish`
-        // says why.
-        if stdin.write_all(&c).await.is_err() {
+        if !importer.write(&c).await {
             break;
         }
         chunk = next_chunk(&mut body).await?;
         bytes += chunk.as_ref().map_or(0, |c| c.len() as u64);
     }
-    drop(stdin);
-    piped.finish().await?;
+    importer.finish().await?;
     let format = if custom { "custom" } else { "plain" };
     Ok(reply::json(
         200,

@@ -64,19 +64,30 @@ fn dump_argv(inst: &Instance, format: DumpFormat) -> Vec<String> {
     argv
 }
 
-/// A dump file into the app database, as the app user: pg_restore for the
-/// custom format (told apart by its first bytes), psql for plain SQL. Both
-/// run it in one transaction and stop at the first error, so a failed
-/// import changes nothing. Returns the tool's exit status.
-pub async fn import(home: &Home, key: &str, file: &Path) -> Result<i32> {
-    let (input, custom) = open_dump(file)?;
-    let inst = serving(home, key).await?;
-    let what = Attach::Run {
-        service: Service::Db,
-        argv: import_argv(&inst, custom),
-        stdin: Some(input),
-    };
-    engine::of(home).attach(&inst.id, what).await
+/// A dump file into the app database, as the app user, streamed through an
+/// `Importer`: nothing is changed unless the whole file went in and the
+/// tool succeeded.
+pub async fn import(home: &Home, key: &str, file: &Path) -> Result<()> {
+    let (mut input, custom) = open_dump(file)?;
+    let mut importer = Importer::start(home, key, custom).await?;
+    loop {
+        let (chunk, back) = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let n = input.read(&mut buf).map(|n| {
+                buf.truncate(n);
+                buf
+            });
+            (n, input)
+        })
+        .await
+        .map_err(|e| Error::Failed(format!("reading the dump failed: {e}")))?;
+        input = back;
+        let chunk = chunk.map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
+        if chunk.is_empty() || !importer.write(&chunk).await {
+            break;
+        }
+    }
+    importer.finish().await
 }
 
 fn import_argv(inst: &Instance, custom: bool) -> Vec<String> {
@@ -94,7 +105,7 @@ fn import_argv(inst: &Instance, custom: bool) -> Vec<String> {
         .chain(["-U".into(), user, "-d".into(), db])
         .collect()
     } else {
-        ["psql", "-q", "-X", "-1", "-v", "ON_ERROR_STOP=1"]
+        ["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1"]
             .map(String::from)
             .into_iter()
             .chain(["-U".into(), user, "-d".into(), db])
@@ -179,11 +190,56 @@ pub async fn dump_piped(home: &Home, key: &str, format: DumpFormat) -> Result<Pi
     Piped::start(home, &inst, dump_argv(&inst, format))
 }
 
-/// `import` for the API: the caller writes the dump (custom or not, as its
-/// first bytes say) to the child's stdin, then calls `finish`.
-pub async fn import_piped(home: &Home, key: &str, custom: bool) -> Result<Piped> {
-    let inst = serving(home, key).await?;
-    Piped::start(home, &inst, import_argv(&inst, custom))
+/// An import under way. pg_restore runs the archive in one transaction of
+/// its own (a cut archive is an error, so a rollback). For plain SQL the
+/// transaction is ours: BEGIN goes first, and COMMIT only after the whole
+/// input, from `finish`. Dropped before `finish` (the client left, the
+/// request timed out, dbaasctl was killed), the tool is killed and its
+/// input ends without a COMMIT: PostgreSQL rolls everything back. (psql's
+/// own `-1` would COMMIT whatever it had read by then.)
+pub struct Importer {
+    piped: Piped,
+    stdin: tokio::process::ChildStdin,
+    plain: bool,
+}
+
+impl Importer {
+    /// `custom` as the dump's first bytes say (`is_custom`).
+    pub async fn start(home: &Home, key: &str, custom: bool) -> Result<Importer> {
+        let inst = serving(home, key).await?;
+        let mut piped = Piped::start(home, &inst, import_argv(&inst, custom))?;
+        let stdin = piped
+            .child
+            .stdin
+            .take()
+            .ok_or_else(|| Error::Failed("the import has no input pipe".into()))?;
+        let mut importer = Importer {
+            piped,
+            stdin,
+            plain: !custom,
+        };
+        if importer.plain {
+            importer.write(b"BEGIN;\n").await;
+        }
+        Ok(importer)
+    }
+
+    /// The next part of the dump; false once the tool stopped reading (it
+    /// failed: `finish` says why).
+    pub async fn write(&mut self, chunk: &[u8]) -> bool {
+        use tokio::io::AsyncWriteExt;
+        self.stdin.write_all(chunk).await.is_ok()
+    }
+
+    /// The whole dump went in: commit (plain SQL), wait for the tool, and
+    /// name its failure with its last words.
+    pub async fn finish(mut self) -> Result<()> {
+        if self.plain {
+            self.write(b"\nCOMMIT;\n").await;
+        }
+        drop(self.stdin);
+        self.piped.finish().await
+    }
 }
 
 /// The file, opened, and whether it is a custom-format archive; a missing
