@@ -327,6 +327,6 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
     security(("bearer" = [])))]
 pub async fn logs(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
     let tail = reply::tail_param(req)?;
-    let lines = ops::logs(&state.home, key, tail).await?;
+    let lines = ops::logs(&state.home, key, &ops::Service::Db, tail).await?;
     Ok(reply::json(200, &LogLines { lines }))
 }

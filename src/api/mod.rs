@@ -116,6 +116,7 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
              state: Arc<AppState>| async move {
                 let started = std::time::Instant::now();
                 let method_name = crate::metrics::method_name(&method);
+                let (route, params, label) = resolve(path.as_str());
                 let req = Request {
                     method,
                     path: path.as_str().to_string(),
@@ -123,11 +124,13 @@ pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = I
                     headers,
                     body: vec![],
                     stream: std::sync::Mutex::new(None),
+                    route,
+                    params,
                 };
                 let reply = serve_request(&state, req, body).await;
                 let elapsed = started.elapsed();
                 state.requests.record(
-                    route_template(path.as_str()),
+                    label,
                     method_name,
                     reply.status().as_u16(),
                     elapsed.as_secs_f64(),
@@ -159,10 +162,11 @@ where
     S: futures_util::Stream<Item = std::result::Result<B, warp::Error>> + Unpin + Send + 'static,
     B: Buf + Send + 'static,
 {
-    if !is_public(&req.path) && !state.authorized(&req.headers) {
+    let route = req.route;
+    if !route.is_some_and(|r| r.public) && !state.authorized(&req.headers) {
         return unauthorized();
     }
-    if streams_body(&req.path) {
+    if route.is_some_and(|r| r.streams_body) {
         let stream = body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining())));
         req.stream = std::sync::Mutex::new(Some(Box::pin(stream)));
         return guarded(state, &req).await;
@@ -232,24 +236,6 @@ fn body_too_slow() -> Reply {
         ),
         serde_json::Value::Null,
     )
-}
-
-/// Whether the route takes its body as a stream (the table says which).
-fn streams_body(path: &str) -> bool {
-    let Some(seg) = segments(path) else {
-        return false;
-    };
-    let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
-    routes::lookup(&seg).is_some_and(|(r, _)| r.streams_body)
-}
-
-/// Routes anyone may call (the table says which): health and the docs.
-fn is_public(path: &str) -> bool {
-    let Some(seg) = segments(path) else {
-        return false;
-    };
-    let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
-    routes::lookup(&seg).is_some_and(|(r, _)| r.public)
 }
 
 fn unauthorized() -> Reply {
@@ -322,6 +308,9 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The body of a route that streams it, for its handler to take.
     pub stream: std::sync::Mutex<Option<BodyStream>>,
+    /// The route the path matched, and its `{…}` values.
+    pub route: Option<&'static routes::Route>,
+    pub params: Vec<String>,
 }
 
 impl Request {
@@ -352,18 +341,23 @@ impl Request {
     }
 }
 
-/// The route a path matched, with its variable parts named, for the request
-/// metrics (a label per instance or per unknown path would grow without
-/// bound).
-pub fn route_template(path: &str) -> &'static str {
+/// The route of a path, found once per request: its entry in the table
+/// (public? streamed body? methods), its `{…}` values, and the label of the
+/// request metrics (the template, never the values: a label per instance or
+/// per unknown path would grow without bound).
+fn resolve(path: &str) -> (Option<&'static routes::Route>, Vec<String>, &'static str) {
     let Some(seg) = segments(path) else {
-        return "unmatched";
+        return (None, vec![], "unmatched");
     };
     let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
     match routes::lookup(&seg) {
-        Some((r, _)) => r.label(),
-        None if seg.is_empty() => "/",
-        None => "unmatched",
+        Some((r, p)) => (
+            Some(r),
+            p.into_iter().map(String::from).collect(),
+            r.label(),
+        ),
+        None if seg.is_empty() => (None, vec![], "/"),
+        None => (None, vec![], "unmatched"),
     }
 }
 
@@ -397,17 +391,13 @@ fn percent_decode(s: &str) -> Option<String> {
 /// one handler for it; every handler's error is answered in the JSON error
 /// shape here, by `reply::from_error`.
 async fn handle(state: &Arc<AppState>, req: &Request) -> Reply {
-    let Some(seg) = segments(&req.path) else {
-        return no_such_route(req);
-    };
-    let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
-    let Some((route, p)) = routes::lookup(&seg) else {
+    let Some(route) = req.route else {
         return no_such_route(req);
     };
     if !route.methods.contains(&req.method) {
         return method_not_allowed(route.methods);
     }
-    dispatch(state, req, route.path, &p)
+    dispatch(state, req, route.path, &req.params)
         .await
         .unwrap_or_else(|e| reply::from_error(&e))
 }
@@ -417,9 +407,9 @@ async fn dispatch(
     state: &Arc<AppState>,
     req: &Request,
     route: &str,
-    p: &[&str],
+    p: &[String],
 ) -> std::result::Result<Reply, Error> {
-    let param = |i: usize| p.get(i).copied().unwrap_or_default();
+    let param = |i: usize| p.get(i).map_or("", String::as_str);
     let (id, table) = (param(0), param(1));
     let m = &req.method;
     match route {

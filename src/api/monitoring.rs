@@ -12,9 +12,6 @@ use crate::ops::{self, AgentStatus};
 use crate::registry::{Instance, State};
 use std::sync::Arc;
 
-/// The most samples `?last=` returns.
-pub const MAX_LAST: usize = 10_000;
-
 #[utoipa::path(get, path = "/monitoring/{id}/metrics", tag = "monitoring",
     params(("id" = String, Path, description = "Instance id or name"),
         ("last" = Option<u32>, Query, description = "the latest N samples (default 1, at most 10000)"),
@@ -30,13 +27,9 @@ pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Result<R
     if since.is_none() && until.is_none() {
         let last = match req.query_param("last").map(|v| v.parse::<usize>()) {
             None => 1,
-            Some(Ok(n)) if (1..=MAX_LAST).contains(&n) => n,
-            Some(_) => {
-                return Err(Error::invalid(
-                    "last",
-                    format!("use a whole number from 1 to {MAX_LAST}"),
-                ))
-            }
+            Some(Ok(n)) => ops::check_last(n)?,
+            // Not a number at all: the same error as one out of bounds.
+            Some(Err(_)) => ops::check_last(0)?,
         };
         let got = metrics::read_files(move || tail::last(&dir, last)).await?;
         return Ok(reply::json(200, &got));
@@ -143,7 +136,7 @@ pub async fn agent(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
     security(("bearer" = [])))]
 pub async fn agent_logs(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply, Error> {
     let tail = reply::tail_param(req)?;
-    let lines = ops::agent_logs(&state.home, id, tail).await?;
+    let lines = ops::logs(&state.home, id, &ops::Service::Agent, tail).await?;
     Ok(reply::json(200, &reply::LogLines { lines }))
 }
 

@@ -4,9 +4,9 @@
 //! process may write it), and container status is refreshed in the
 //! background every STATUS_REFRESH.
 
-use crate::engine::{self, PsMap};
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
+use crate::ops::{self, PsMap};
 use crate::registry::{self, Registry};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -132,7 +132,7 @@ impl AppState {
 
     /// One `docker ps` into the cache; its success is Docker's health.
     pub async fn refresh_status(&self) -> Result<Arc<PsMap>> {
-        let res = engine::of(&self.home).ps(None).await;
+        let res = ops::containers(&self.home).await;
         *self.docker_health.lock().expect("docker health") = Some((Instant::now(), res.is_ok()));
         let map = Arc::new(res?);
         *self.status.lock().expect("status cache") = Some((Instant::now(), map.clone()));

@@ -196,7 +196,6 @@ impl Engine for Compose {
     async fn attach(&self, id: &str, what: Attach<'_>) -> Result<i32> {
         let dir = self.home.instance_dir(id);
         let (docker, root) = (self.docker().to_string(), self.home.root.clone());
-        let mut input = None;
         let args: Vec<String> = match what {
             Attach::Logs { tail, follow } => {
                 let container = self.container_of(id, &Service::Db).await?;
@@ -221,25 +220,20 @@ impl Engine for Compose {
                 }
                 a
             }
-            Attach::Run {
-                service,
-                argv,
-                stdin,
-            } => {
+            Attach::Run { service, argv } => {
                 let file = self.file(id).to_string_lossy().into_owned();
                 let mut a: Vec<String> = ["compose", "-p", id, "-f", &file, "exec", "-T"]
                     .map(String::from)
                     .into();
                 a.push(service.name().to_string());
                 a.extend(argv);
-                input = stdin;
                 a
             }
         };
         let cwd = if dir.is_dir() { dir } else { root };
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            docker::interactive(&docker, &args, &cwd, input)
+            docker::interactive(&docker, &args, &cwd)
         })
         .await
         .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?

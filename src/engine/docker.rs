@@ -257,18 +257,10 @@ pub fn tail(s: &str, n: usize) -> String {
 
 /// Runs docker with the terminal attached (logs -f, psql) and returns its
 /// exit code; no timeout, the user ends it.
-pub fn interactive(
-    docker: &str,
-    args: &[&str],
-    cwd: &Path,
-    stdin: Option<std::fs::File>,
-) -> Result<i32> {
-    let mut cmd = std::process::Command::new(docker);
-    cmd.args(args).current_dir(cwd);
-    if let Some(f) = stdin {
-        cmd.stdin(f);
-    }
-    let status = cmd
+pub fn interactive(docker: &str, args: &[&str], cwd: &Path) -> Result<i32> {
+    let status = std::process::Command::new(docker)
+        .args(args)
+        .current_dir(cwd)
         .status()
         .map_err(|e| Error::io(format!("running {docker} {}", args.join(" ")), e))?;
     Ok(status.code().unwrap_or(1))

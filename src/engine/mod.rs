@@ -152,13 +152,9 @@ pub enum Attach<'a> {
     },
     /// The db container's log.
     Logs { tail: u32, follow: bool },
-    /// A program in a service's container, stdout to the user's, stdin from
-    /// a file when given (streamed both ways, never held whole).
-    Run {
-        service: Service,
-        argv: Vec<String>,
-        stdin: Option<std::fs::File>,
-    },
+    /// A program in a service's container, its output streamed to the
+    /// user's (never held whole).
+    Run { service: Service, argv: Vec<String> },
 }
 
 /// One check of the host the engine needs, for `doctor`.

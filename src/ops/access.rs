@@ -67,21 +67,13 @@ fn check_tail(tail: u32) -> Result<u32> {
     Ok(tail)
 }
 
-/// The newest `tail` lines of PostgreSQL's log (at most 1 MiB).
-pub async fn logs(home: &Home, key: &str, tail: u32) -> Result<Vec<String>> {
+/// The newest `tail` lines of a service's log (PostgreSQL's, the agent's),
+/// at most 1 MiB.
+pub async fn logs(home: &Home, key: &str, service: &Service, tail: u32) -> Result<Vec<String>> {
     let inst = find(home, key).await?;
     let tail = check_tail(tail)?;
     engine::of(home)
-        .logs(&inst.id, &Service::Db, tail, MAX_LOG_BYTES)
-        .await
-}
-
-/// The newest `tail` lines of the monitoring agent's log.
-pub async fn agent_logs(home: &Home, key: &str, tail: u32) -> Result<Vec<String>> {
-    let inst = find(home, key).await?;
-    let tail = check_tail(tail)?;
-    engine::of(home)
-        .logs(&inst.id, &Service::Agent, tail, MAX_LOG_BYTES)
+        .logs(&inst.id, service, tail, MAX_LOG_BYTES)
         .await
 }
 
@@ -115,15 +107,21 @@ pub async fn restart_agent(home: &Home, key: &str) -> Result<()> {
         .await
 }
 
-/// The newest `last` monitoring samples, oldest first.
-pub async fn samples(home: &Home, key: &str, last: usize) -> Result<Vec<Value>> {
-    let inst = find(home, key).await?;
+/// The bound on how many samples one read returns.
+pub fn check_last(last: usize) -> Result<usize> {
     if last == 0 || last > MAX_SAMPLES {
         return Err(Error::invalid(
             "last",
-            format!("use a number from 1 to {MAX_SAMPLES}"),
+            format!("use a whole number from 1 to {MAX_SAMPLES}"),
         ));
     }
+    Ok(last)
+}
+
+/// The newest `last` monitoring samples, oldest first.
+pub async fn samples(home: &Home, key: &str, last: usize) -> Result<Vec<Value>> {
+    let inst = find(home, key).await?;
+    let last = check_last(last)?;
     let dir = metrics::dir_of(home, &inst.id);
     metrics::read_files(move || tail::last(&dir, last)).await
 }

@@ -7,7 +7,6 @@ use crate::engine::{self, Attach, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::registry::Instance;
-use std::io::Read;
 use std::path::Path;
 
 /// pg_dump's formats that a file can hold and `import` reads back.
@@ -43,7 +42,6 @@ pub async fn dump(home: &Home, key: &str, format: DumpFormat) -> Result<i32> {
     let what = Attach::Run {
         service: Service::Db,
         argv: dump_argv(&inst, format),
-        stdin: None,
     };
     engine::of(home).attach(&inst.id, what).await
 }
@@ -68,22 +66,17 @@ fn dump_argv(inst: &Instance, format: DumpFormat) -> Vec<String> {
 /// `Importer`: nothing is changed unless the whole file went in and the
 /// tool succeeded.
 pub async fn import(home: &Home, key: &str, file: &Path) -> Result<()> {
-    let (mut input, custom) = open_dump(file)?;
+    use tokio::io::AsyncReadExt;
+    let (input, custom) = open_dump(file)?;
+    let mut input = tokio::fs::File::from_std(input);
     let mut importer = Importer::start(home, key, custom).await?;
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let (chunk, back) = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            let n = input.read(&mut buf).map(|n| {
-                buf.truncate(n);
-                buf
-            });
-            (n, input)
-        })
-        .await
-        .map_err(|e| Error::Failed(format!("reading the dump failed: {e}")))?;
-        input = back;
-        let chunk = chunk.map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
-        if chunk.is_empty() || !importer.write(&chunk).await {
+        let n = input
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
+        if n == 0 || !importer.write(&buf[..n]).await {
             break;
         }
     }
@@ -124,19 +117,18 @@ pub fn is_custom(head: &[u8]) -> bool {
 pub struct Piped {
     pub child: tokio::process::Child,
     stderr: tokio::task::JoinHandle<String>,
-    tool: &'static str,
+    /// The tool's name, for its messages.
+    tool: String,
+    /// A failed import is the dump's fault (invalid); a failed dump ours.
+    import: bool,
 }
 
 /// The most of a tool's stderr kept for its error message.
 const STDERR_KEEP: usize = 64 * 1024;
 
 impl Piped {
-    fn start(home: &Home, inst: &Instance, argv: Vec<String>) -> Result<Piped> {
-        let tool = match argv.first().map(String::as_str) {
-            Some("pg_dump") => "pg_dump",
-            Some("pg_restore") => "pg_restore",
-            _ => "psql",
-        };
+    fn start(home: &Home, inst: &Instance, argv: Vec<String>, import: bool) -> Result<Piped> {
+        let tool = argv.first().cloned().unwrap_or_default();
         let mut child = engine::of(home).exec_piped(&inst.id, &Service::Db, &argv)?;
         let mut err = child.stderr.take();
         let stderr = tokio::spawn(async move {
@@ -159,12 +151,11 @@ impl Piped {
             child,
             stderr,
             tool,
+            import,
         })
     }
 
-    /// Waits for the tool; its failure names it with its last words. An
-    /// import that fails is the dump's fault (invalid); a dump that fails
-    /// is ours.
+    /// Waits for the tool; its failure names it with its last words.
     pub async fn finish(mut self) -> Result<()> {
         drop(self.child.stdin.take());
         let status = self
@@ -177,9 +168,10 @@ impl Piped {
             return Ok(());
         }
         let reason = format!("{} failed ({status}): {stderr}", self.tool);
-        Err(match self.tool {
-            "pg_dump" => Error::Failed(reason),
-            _ => Error::invalid("dump", reason),
+        Err(if self.import {
+            Error::invalid("dump", reason)
+        } else {
+            Error::Failed(reason)
         })
     }
 }
@@ -187,7 +179,7 @@ impl Piped {
 /// `dump` for the API: pg_dump's output on the child's stdout.
 pub async fn dump_piped(home: &Home, key: &str, format: DumpFormat) -> Result<Piped> {
     let inst = serving(home, key).await?;
-    Piped::start(home, &inst, dump_argv(&inst, format))
+    Piped::start(home, &inst, dump_argv(&inst, format), false)
 }
 
 /// An import under way. pg_restore runs the archive in one transaction of
@@ -207,7 +199,7 @@ impl Importer {
     /// `custom` as the dump's first bytes say (`is_custom`).
     pub async fn start(home: &Home, key: &str, custom: bool) -> Result<Importer> {
         let inst = serving(home, key).await?;
-        let mut piped = Piped::start(home, &inst, import_argv(&inst, custom))?;
+        let mut piped = Piped::start(home, &inst, import_argv(&inst, custom), true)?;
         let stdin = piped
             .child
             .stdin
@@ -245,13 +237,17 @@ impl Importer {
 /// The file, opened, and whether it is a custom-format archive; a missing
 /// or unreadable file is the user's error, found before anything runs.
 fn open_dump(file: &Path) -> Result<(std::fs::File, bool)> {
-    let open = || {
-        std::fs::File::open(file)
-            .map_err(|e| Error::invalid("file", format!("cannot read {}: {e}", file.display())))
-    };
-    let mut head = [0u8; 5];
-    let n = open()?.read(&mut head).unwrap_or(0);
-    Ok((open()?, is_custom(&head[..n])))
+    use std::io::{Read, Seek};
+    let unreadable =
+        |e: std::io::Error| Error::invalid("file", format!("cannot read {}: {e}", file.display()));
+    let mut f = std::fs::File::open(file).map_err(unreadable)?;
+    let mut head = Vec::with_capacity(CUSTOM_MAGIC.len());
+    (&mut f)
+        .take(CUSTOM_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(unreadable)?;
+    f.rewind().map_err(unreadable)?;
+    Ok((f, is_custom(&head)))
 }
 
 #[cfg(test)]

@@ -15,9 +15,9 @@ pub mod recover;
 pub mod views;
 
 pub use crate::db::connect::{connect_host, connection_url, pg_config};
-pub use crate::engine::PsMap;
+pub use crate::engine::{PsMap, Service};
 pub use access::{
-    agent_logs, agent_status, attach_logs, credentials, logs, psql, restart_agent, samples,
+    agent_status, attach_logs, check_last, credentials, logs, psql, restart_agent, samples,
     with_client, AgentStatus, Credentials,
 };
 pub use capacity::{Budget, ProvisionSlot};
@@ -30,7 +30,8 @@ pub use lifecycle::{down, restart, up};
 pub use record::{creator_alive, interrupted, refuse_if_creating};
 pub use recover::resume;
 pub use views::{
-    list, live_status, show, status_view, top, view, views, InstanceView, Status, TopRow,
+    containers, list, live_status, show, status_view, top, view, views, InstanceView, Status,
+    TopRow,
 };
 
 use crate::error::{Error, Result};

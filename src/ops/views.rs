@@ -184,9 +184,15 @@ pub async fn list(home: &Home) -> Result<Vec<InstanceView>> {
     let ps: PsMap = if reg.instances.is_empty() {
         HashMap::new()
     } else {
-        engine::of(home).ps(None).await?
+        containers(home).await?
     };
     Ok(views(&reg, &ps))
+}
+
+/// The containers of every instance of this home, from one engine call
+/// (what the API's status cache holds).
+pub async fn containers(home: &Home) -> Result<PsMap> {
+    engine::of(home).ps(None).await
 }
 
 pub fn views(reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
