@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds dbaas/postgres:VERSION offline from Debian's packages: mmdebstrap makes a
-# minimal root filesystem with postgresql-VERSION and our entrypoint, and
+# minimal root filesystem with postgresql-VERSION, pgBackRest (the version of
+# the same Debian release; the backup sidecar reads its JSON with jq) and our
+# entrypoint, and
 # `docker import` turns it into an image with the official image's contract
 # (POSTGRES_USER/PASSWORD/DB, PGDATA, /docker-entrypoint-initdb.d).
 #   scripts/build-image.sh 15        MIRROR=<url> overrides the host's mirror
@@ -18,7 +20,7 @@ say "building $tag from Debian $suite (postgresql-$v)"
 start=$(date +%s)
 # The cluster that postgresql-common creates at install is removed: the
 # entrypoint runs initdb itself into PGDATA.
-mmdebstrap --quiet --variant=minbase --include="postgresql-$v" \
+mmdebstrap --quiet --variant=minbase --include="postgresql-$v,pgbackrest,jq" \
     --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
@@ -35,7 +37,7 @@ ENV PG_MAJOR=$v
 ENV PATH=/usr/lib/postgresql/$v/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ENV PGDATA=/var/lib/postgresql/data
 ENV LANG=C.UTF-8
-LABEL dbaas.image=postgres dbaas.pg_major=$v dbaas.entrypoint_sha=$(entrypoint_sha)
+LABEL dbaas.image=postgres dbaas.pg_major=$v dbaas.recipe_sha=$(recipe_sha)
 STOPSIGNAL SIGINT
 EXPOSE 5432
 ENTRYPOINT ["docker-entrypoint.sh"]

@@ -49,6 +49,9 @@ if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
     fi
     mkdir -p "$PGDATA" /var/run/postgresql
     chown postgres:postgres "$PGDATA" /var/run/postgresql
+    # dbaas mounts the instance's backup directory here (archive_command
+    # pushes WAL into it as postgres); its contents are postgres's already.
+    if [ -d /var/lib/pgbackrest ]; then chown postgres:postgres /var/lib/pgbackrest; chmod 0700 /var/lib/pgbackrest; fi
     chmod 0700 "$PGDATA"
     chmod 2777 /var/run/postgresql
     exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"

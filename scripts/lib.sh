@@ -37,10 +37,12 @@ suite_for_version() {
 
 SUPPORTED_VERSIONS="13 15 17"
 
-# Images carry the hash of the entrypoint they were built with, so that
-# setup-host.sh rebuilds them when the entrypoint changes.
-entrypoint_sha() {
-    sha256sum "$(dirname "${BASH_SOURCE[0]}")/docker-entrypoint.sh" | cut -c1-16
+# Images carry the hash of their recipe (this build script and the
+# entrypoint), so that setup-host.sh rebuilds them when either changes.
+recipe_sha() {
+    local d
+    d=$(dirname "${BASH_SOURCE[0]}")
+    cat "$d/build-image.sh" "$d/docker-entrypoint.sh" | sha256sum | cut -c1-16
 }
 
 # For the benchmarks and checks: a throwaway DBAAS_HOME on its own port range

@@ -103,8 +103,8 @@ fi
 
 # 6. The images.
 for v in ${VERSIONS:-$SUPPORTED_VERSIONS}; do
-    have=$(docker image inspect -f '{{ index .Config.Labels "dbaas.entrypoint_sha" }}' "dbaas/postgres:$v" 2>/dev/null || true)
-    if [ "$have" = "$(entrypoint_sha)" ]; then
+    have=$(docker image inspect -f '{{ index .Config.Labels "dbaas.recipe_sha" }}' "dbaas/postgres:$v" 2>/dev/null || true)
+    if [ "$have" = "$(recipe_sha)" ]; then
         say "image dbaas/postgres:$v present"
     else
         "$here/build-image.sh" "$v"

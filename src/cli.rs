@@ -33,6 +33,10 @@ pub enum Command {
     Top(Top),
     Dump(Dump),
     Import(Import),
+    Backup(crate::backup_cli::Backup),
+    Backups(crate::backup_cli::Backups),
+    Restore(crate::backup_cli::Restore),
+    Clone(crate::backup_cli::Clone),
 }
 
 #[derive(FromArgs, Debug)]
@@ -64,6 +68,15 @@ pub struct Create {
     /// seconds between monitoring samples, 1-3600 (default 10)
     #[argh(option)]
     pub metrics_interval: Option<String>,
+    /// when full backups are taken: 24h (default), 6h, 30m or daily@HH:MM (UTC)
+    #[argh(option)]
+    pub backup_schedule: Option<String>,
+    /// how long backups are kept: 7d (default; days of recovery) or a number of full backups
+    #[argh(option)]
+    pub backup_retention: Option<String>,
+    /// no WAL archiving and no backups
+    #[argh(switch)]
+    pub no_backups: bool,
     /// keep containers and files if creation fails, for debugging
     #[argh(switch)]
     pub keep_on_failure: bool,
@@ -109,6 +122,9 @@ pub struct Destroy {
     /// keep instances/<id>/ (and so the data) on disk
     #[argh(switch)]
     pub keep_data: bool,
+    /// also delete its backups (kept by default in backups/<id>/)
+    #[argh(switch)]
+    pub delete_backups: bool,
     /// do not ask for confirmation (required when stdin is not a terminal)
     #[argh(switch, short = 'y')]
     pub yes: bool,

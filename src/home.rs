@@ -75,6 +75,14 @@ impl Home {
     pub fn instances_dir(&self) -> PathBuf {
         self.root.join("instances")
     }
+    /// Backups live outside instances/, so that destroying an instance
+    /// keeps them unless asked.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+    pub fn backup_dir(&self, id: &str) -> PathBuf {
+        self.backups_dir().join(id)
+    }
     pub fn instance_dir(&self, id: &str) -> PathBuf {
         self.instances_dir().join(id)
     }

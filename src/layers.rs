@@ -1,5 +1,5 @@
 //! The layering rule, checked: faces (api) -> ops -> services (engine, db,
-//! metrics, registry, provision, oplog) -> base (settings, home, validate,
+//! metrics, registry, provision, oplog, backups) -> base (settings, home, validate,
 //! error, secrets, safe_fs). A module may use its own layer and the ones
 //! below, never one above. Also: no function of the library is much longer
 //! than a screen. Both are read from the source text by unit tests.
@@ -23,6 +23,7 @@ mod tests {
         ("registry", 1),
         ("provision", 1),
         ("oplog", 1),
+        ("backups", 1),
         ("ops", 2),
         ("api", 3),
     ];

@@ -3,6 +3,7 @@
 //! server), the integration tests and the benchmarks.
 
 pub mod api;
+pub mod backups;
 pub mod db;
 pub mod engine;
 pub mod error;

@@ -2,6 +2,7 @@
 //! command, print the result (print.rs) or the error with its cause chain,
 //! and exit with the error kind's code.
 
+mod backup_cli;
 mod cli;
 mod print;
 
@@ -120,6 +121,10 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             ops::dump::import(home, &c.name, &c.file).await?;
             eprintln!("imported {} into '{}'", c.file.display(), c.name);
         }
+        Command::Backup(c) => backup_cli::backup(home, c).await?,
+        Command::Backups(c) => backup_cli::backups(home, c).await?,
+        Command::Restore(c) => return backup_cli::restore(home, c).await,
+        Command::Clone(c) => return backup_cli::clone(home, c).await,
     }
     Ok(0)
 }
@@ -138,6 +143,9 @@ async fn create(home: &Home, c: cli::Create) -> Result<i32> {
             user: c.user,
             keep_on_failure: c.keep_on_failure,
             metrics_interval: c.metrics_interval,
+            backup_schedule: c.backup_schedule,
+            backup_retention: c.backup_retention,
+            no_backups: c.no_backups,
         },
     );
     let created = tokio::select! {
@@ -167,7 +175,7 @@ async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
     if !c.yes {
         confirm_destroy(&inst, c.keep_data)?;
     }
-    let inst = ops::destroy(home, &inst.id, c.keep_data).await?;
+    let inst = ops::destroy(home, &inst.id, c.keep_data, c.delete_backups).await?;
     if c.keep_data {
         eprintln!(
             "destroyed '{}' ({}); data kept in {}",
@@ -177,6 +185,14 @@ async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
         );
     } else {
         eprintln!("destroyed '{}' ({})", inst.name, inst.id);
+    }
+    let kept = home.backup_dir(&inst.id);
+    if kept.is_dir() {
+        eprintln!(
+            "its backups are kept in {} (`dbaasctl restore {} --to NEW` restores them; `dbaasctl destroy` with --delete-backups would have removed them)",
+            kept.display(),
+            inst.id
+        );
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use crate::error::{IoContext, Result};
 use crate::registry::{write_atomic, Instance};
+use crate::validate::{BackupPolicy, Retention};
 use askama::Template;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -55,6 +56,29 @@ pub struct ComposeFile<'a> {
     pub metrics_keep: u32,
     pub temp_file_limit: String,
     pub agent_uid: u32,
+    pub backups: bool,
+    pub backup_schedule: &'a str,
+}
+
+/// The pgBackRest configuration of an instance with backups.
+#[derive(Template)]
+#[template(path = "pgbackrest.conf", escape = "none")]
+pub struct PgBackRestConf<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub retention: Retention,
+}
+
+pub const PGBACKREST_CONF: &str = "pgbackrest.conf";
+
+pub fn render_pgbackrest(inst: &Instance, policy: &BackupPolicy) -> String {
+    PgBackRestConf {
+        id: &inst.id,
+        name: &inst.name,
+        retention: policy.retention(),
+    }
+    .render()
+    .expect("pgbackrest template renders")
 }
 
 /// The monitoring agent, copied into instances/<id>/agent/ so the directory
@@ -62,6 +86,8 @@ pub struct ComposeFile<'a> {
 pub const AGENT_FILES: &[(&str, &str, u32)] = &[
     ("agent.sh", include_str!("../agent/agent.sh"), 0o755),
     ("sample.sql", include_str!("../agent/sample.sql"), 0o644),
+    ("backup.sh", include_str!("../agent/backup.sh"), 0o755),
+    ("recover.sh", include_str!("../agent/recover.sh"), 0o755),
 ];
 
 /// The secrets of one instance, kept only in instances/<id>/secrets/
@@ -119,6 +145,8 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
         // disk per session (at least 1 GB), not fill the host's disk.
         temp_file_limit: format!("{}MB", ((inst.memory * 4) >> 20).max(1024)),
         agent_uid: AGENT_UID,
+        backups: inst.backups.is_some(),
+        backup_schedule: inst.backups.as_ref().map_or("", |b| b.schedule.as_str()),
     }
     .render()
     .expect("compose template renders")
@@ -206,6 +234,9 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         std::os::unix::fs::chown(&logs, Some(AGENT_UID), Some(AGENT_UID))
             .ctx(|| format!("handing {} to the agent's user", logs.display()))?;
     }
+    if inst.backups.is_some() {
+        provision_backups(dir, inst)?;
+    }
     for (name, body) in INIT_SCRIPTS {
         write_atomic(&dir.join("scripts").join(name), body.as_bytes(), 0o644)?;
     }
@@ -213,6 +244,75 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         write_atomic(&dir.join("agent").join(name), body.as_bytes(), *mode)?;
     }
     Ok(())
+}
+
+/// What an instance with backups has besides: run/ (the socket directory
+/// db and the sidecar share), verify/ (the sidecar's scratch restores),
+/// pgbackrest.conf, and the repository directory backups/<id>/ next to
+/// instances/ (which may exist: restoring from a destroyed instance's
+/// backups reuses nothing of it, but a re-created id is never reused).
+pub fn provision_backups(dir: &Path, inst: &Instance) -> Result<()> {
+    let Some(policy) = &inst.backups else {
+        return Ok(());
+    };
+    for (sub, mode) in [("run", 0o755), ("verify", 0o700)] {
+        let p = dir.join(sub);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(&p)
+            .ctx(|| format!("creating {}", p.display()))?;
+    }
+    let repo = backup_repo_dir(dir, &inst.id);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&repo)
+        .ctx(|| format!("creating {}", repo.display()))?;
+    write_atomic(
+        &dir.join(PGBACKREST_CONF),
+        render_pgbackrest(inst, policy).as_bytes(),
+        0o644,
+    )?;
+    // What restoring these backups needs once the instance is gone.
+    let about = serde_json::json!({
+        "id": inst.id, "name": inst.name, "version": inst.version, "image": inst.image,
+        "database": inst.database, "user": inst.user, "memory": inst.memory, "cpus": inst.cpus,
+        "created_at": inst.created_at,
+    });
+    write_atomic(
+        &repo.join(BACKUP_ABOUT),
+        format!("{about:#}\n").as_bytes(),
+        0o644,
+    )
+}
+
+/// backups/<id>/instance.json: the instance a repository belongs to.
+pub const BACKUP_ABOUT: &str = "instance.json";
+
+/// instances/<id>/ -> backups/<id>/ (the compose file names it relatively).
+pub fn backup_repo_dir(instance_dir: &Path, id: &str) -> std::path::PathBuf {
+    instance_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("backups")
+        .join(id)
+}
+
+/// Rewrites the generated files of an existing instance (its compose
+/// file, the agent's scripts, the backup files) from its registry entry;
+/// data and secrets are untouched.
+pub fn rewrite(dir: &Path, inst: &Instance, home_tag: &str) -> Result<()> {
+    write_atomic(
+        &dir.join(COMPOSE_FILE),
+        render_compose(inst, home_tag).as_bytes(),
+        0o644,
+    )?;
+    for (name, body, mode) in AGENT_FILES {
+        write_atomic(&dir.join("agent").join(name), body.as_bytes(), *mode)?;
+    }
+    provision_backups(dir, inst)
 }
 
 /// Reads KEY=VALUE lines of instances/<id>/.env.

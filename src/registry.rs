@@ -37,6 +37,8 @@ pub enum Intent {
     Restart,
     Destroy,
     DestroyKeepData,
+    /// An in-place restore (or its undo).
+    Restore,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +77,10 @@ pub struct Instance {
     /// ...keeping this many older files.
     #[serde(default = "default_metrics_keep")]
     pub metrics_keep: u32,
+    /// Continuous archiving and scheduled, verified backups; none for an
+    /// instance made with `--no-backups` or before backups existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<crate::validate::BackupPolicy>,
 }
 
 pub use crate::settings::{
@@ -262,6 +268,7 @@ impl Instance {
             metrics_interval: crate::registry::DEFAULT_METRICS_INTERVAL,
             metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,
             metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
+            backups: None,
         }
     }
 }

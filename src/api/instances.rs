@@ -46,6 +46,16 @@ pub struct CreateBody {
     /// Seconds between monitoring samples, 1-3600 (default 10).
     #[schema(value_type = Option<u32>)]
     pub metrics_interval: Option<serde_json::Value>,
+    /// When full backups are taken: "24h" (default), "6h", "30m" or
+    /// "daily@HH:MM" (UTC).
+    pub backup_schedule: Option<String>,
+    /// How long backups are kept: "7d" (default, days of recovery) or a
+    /// count of full backups such as "3".
+    #[schema(value_type = Option<String>)]
+    pub backup_retention: Option<serde_json::Value>,
+    /// No WAL archiving and no backups (default false).
+    #[serde(default)]
+    pub no_backups: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -159,6 +169,9 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Result<Reply, Error
         port: body.port,
         database: body.database,
         user: body.user,
+        backup_schedule: body.backup_schedule,
+        backup_retention: scalar(body.backup_retention, "backup_retention")?,
+        no_backups: body.no_backups,
         keep_on_failure: false,
     };
     // The create runs as a task of its own, to its end (ready, or rolled
@@ -291,12 +304,14 @@ pub async fn action(
 
 #[utoipa::path(delete, path = "/instances/{id}", tag = "instances",
     params(("id" = String, Path, description = "Instance id or name"),
-        ("keep_data" = Option<bool>, Query, description = "keep instances/<id>/ and its data")),
+        ("keep_data" = Option<bool>, Query, description = "keep instances/<id>/ and its data"),
+        ("delete_backups" = Option<bool>, Query, description = "also delete its backups (kept in backups/<id>/ by default)")),
     responses((status = 200, body = Deleted), (status = 400, description = "Invalid query parameter", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
     let keep_data = req.flag("keep_data", false)?;
+    let delete_backups = req.flag("delete_backups", false)?;
     let inst = find(state, key)?;
     ops::refuse_if_creating(&inst)?;
     // Runs to its end, waiting for the lock included, whatever happens to
@@ -306,7 +321,7 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
     let inst = super::joined(tokio::spawn(async move {
         let guard = st.lock_for(&id).lock_owned().await;
         st.pools.drop_pool(&id);
-        let res = ops::destroy(&st.home, &id, keep_data).await;
+        let res = ops::destroy(&st.home, &id, keep_data, delete_backups).await;
         drop(guard);
         st.status_changed();
         res

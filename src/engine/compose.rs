@@ -3,7 +3,7 @@
 //! `docker compose -p <id>`; status comes from one `docker ps` for the home.
 
 use super::docker::{self, QUICK_TIMEOUT};
-use super::{Attach, Container, ContainerState, Engine, Health, HostCheck, PsMap, Service};
+use super::{Attach, Container, ContainerState, Engine, Health, HostCheck, Mount, PsMap, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::provision::COMPOSE_FILE;
@@ -51,6 +51,15 @@ impl Compose {
         let mut all = vec!["compose", "-p", id, "-f", file.as_str()];
         all.extend_from_slice(args);
         self.run(&all, Some(&dir), timeout).await.map(|_| ())
+    }
+
+    /// `docker compose -p ID -f FILE ARGS...` with its standard output.
+    async fn project_output(&self, id: &str, args: &[&str], timeout: Duration) -> Result<String> {
+        let dir = self.home.instance_dir(id);
+        let file = self.file(id).to_string_lossy().into_owned();
+        let mut all = vec!["compose", "-p", id, "-f", file.as_str()];
+        all.extend_from_slice(args);
+        self.run(&all, Some(&dir), timeout).await
     }
 
     async fn compose_version(&self) -> Result<String> {
@@ -165,6 +174,42 @@ impl Engine for Compose {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        service: &Service,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<String> {
+        let mut args = vec!["exec", "-T", service.name()];
+        args.extend(argv.iter().map(String::as_str));
+        self.project_output(id, &args, timeout).await
+    }
+
+    async fn run_once(
+        &self,
+        id: &str,
+        service: &Service,
+        mounts: &[Mount],
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<String> {
+        let volumes: Vec<String> = mounts
+            .iter()
+            .map(|m| {
+                let ro = if m.read_only { ":ro" } else { "" };
+                format!("{}:{}{ro}", m.host.display(), m.target)
+            })
+            .collect();
+        let mut args = vec!["run", "--rm", "--no-deps", "-T"];
+        for v in &volumes {
+            args.extend(["-v", v.as_str()]);
+        }
+        args.push(service.name());
+        args.extend(argv.iter().map(String::as_str));
+        self.project_output(id, &args, timeout).await
     }
 
     /// Every container of this home, from one `docker ps` call: the status
@@ -345,16 +390,21 @@ pub fn parse_ps(stdout: &str) -> PsMap {
         let Some(instance) = labels.get("dbaas.instance") else {
             continue;
         };
+        let service = labels
+            .get("com.docker.compose.service")
+            .copied()
+            .unwrap_or("");
+        // A one-off (`compose run`, such as a recovery) is not the service.
+        let service = if labels.get("com.docker.compose.oneoff") == Some(&"True") {
+            Service::Other(format!("{service}-run"))
+        } else {
+            Service::parse(service)
+        };
         map.entry(instance.to_string())
             .or_default()
             .push(Container {
                 name: p.names,
-                service: Service::parse(
-                    labels
-                        .get("com.docker.compose.service")
-                        .copied()
-                        .unwrap_or(""),
-                ),
+                service,
                 state: ContainerState::parse(&p.state),
                 health: health_of(&p.status),
                 status: p.status,

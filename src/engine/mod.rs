@@ -19,6 +19,8 @@ pub enum Service {
     Db,
     /// The monitoring agent.
     Agent,
+    /// The backup sidecar (instances with backups).
+    Backup,
     /// Anything else a project holds (none today).
     Other(String),
 }
@@ -28,6 +30,7 @@ impl Service {
         match s {
             "db" => Service::Db,
             "agent" => Service::Agent,
+            "backup" => Service::Backup,
             other => Service::Other(other.to_string()),
         }
     }
@@ -36,6 +39,7 @@ impl Service {
         match self {
             Service::Db => "db",
             Service::Agent => "agent",
+            Service::Backup => "backup",
             Service::Other(s) => s,
         }
     }
@@ -157,6 +161,13 @@ pub enum Attach<'a> {
     Run { service: Service, argv: Vec<String> },
 }
 
+/// A host directory mounted into a one-off container.
+pub struct Mount {
+    pub host: std::path::PathBuf,
+    pub target: &'static str,
+    pub read_only: bool,
+}
+
 /// One check of the host the engine needs, for `doctor`.
 pub struct HostCheck {
     pub check: &'static str,
@@ -209,6 +220,27 @@ pub trait Engine: Send + Sync {
         service: &Service,
         argv: &[String],
     ) -> Result<tokio::process::Child>;
+    /// A program in a running service's container, to its end (bounded by
+    /// `timeout`); returns its standard output. A failure carries the tail
+    /// of its standard error.
+    async fn exec(
+        &self,
+        id: &str,
+        service: &Service,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<String>;
+    /// A program in a new, one-off container of `service` (its image,
+    /// volumes, secrets and limits, plus `mounts`; no other service is
+    /// started and no port published), removed when it ends.
+    async fn run_once(
+        &self,
+        id: &str,
+        service: &Service,
+        mounts: &[Mount],
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<String>;
     /// The host checks of `doctor`, in order.
     async fn host_checks(&self) -> Vec<HostCheck>;
     /// Whether an image is present where the engine runs containers.

@@ -3,9 +3,10 @@
 //! Any failure after the registry entry exists follows an `OnFailure`.
 
 use super::capacity::{Budget, ProvisionSlot};
-use super::destroy::{remove_dir, remove_instance};
+use super::destroy::{remove_backups, remove_dir, remove_instance};
 use super::ready::wait_ready;
 use super::record::{record_state, set_state};
+use super::restore::Recovery;
 use super::views::{view, InstanceView};
 use super::{blocking, connection_url};
 use crate::engine;
@@ -43,6 +44,8 @@ pub struct Pending {
     pub instance: Instance,
     creds: Credentials,
     started: Instant,
+    /// A restore into this new instance, run before its first start.
+    pub recovery: Option<Recovery>,
 }
 
 impl Pending {
@@ -91,6 +94,7 @@ pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
         instance: inst,
         creds: Credentials::generate(),
         started,
+        recovery: None,
     })
 }
 
@@ -104,9 +108,10 @@ pub async fn create_finish(
         instance: inst,
         creds,
         started,
+        recovery,
     } = pending;
     let id = inst.id.clone();
-    if let Err(e) = provision_and_start(home, &inst, &creds).await {
+    if let Err(e) = provision_and_start(home, &inst, &creds, recovery.as_ref()).await {
         oplog::record_async(home, &id, "create", started.elapsed(), "failed").await;
         let context = match on_failure {
             OnFailure::Keep => keep(home, &inst, &e).await,
@@ -150,7 +155,11 @@ async fn keep(home: &Home, inst: &Instance, e: &Error) -> String {
 
 /// `RollBack`: containers, directory and registry entry go.
 async fn roll_back(home: &Home, inst: &Instance) -> String {
-    let note = match remove_instance(home, &inst.id, false).await {
+    let removed = match remove_instance(home, &inst.id, false).await {
+        Ok(()) => remove_backups(home, &inst.id).await,
+        Err(e) => Err(e),
+    };
+    let note = match removed {
         Ok(()) => "rolled back: no containers, directory or registry entry left".to_string(),
         Err(r) => format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up"),
     };
@@ -162,7 +171,10 @@ async fn roll_back(home: &Home, inst: &Instance) -> String {
 async fn roll_back_and_record(home: &Home, inst: &Instance, e: &Error) -> String {
     let dir = home.instance_dir(&inst.id);
     let removed = match engine::of(home).down(&inst.id).await {
-        Ok(()) => blocking(move || remove_dir(&dir)).await,
+        Ok(()) => match blocking(move || remove_dir(&dir)).await {
+            Ok(()) => remove_backups(home, &inst.id).await,
+            Err(e) => Err(e),
+        },
         Err(r) => Err(r),
     };
     record_failed(home, &inst.id, e).await;
@@ -176,7 +188,12 @@ async fn roll_back_and_record(home: &Home, inst: &Instance, e: &Error) -> String
     format!("creating '{}' failed ({note})", inst.name)
 }
 
-async fn provision_and_start(home: &Home, inst: &Instance, creds: &Credentials) -> Result<()> {
+async fn provision_and_start(
+    home: &Home,
+    inst: &Instance,
+    creds: &Credentials,
+    recovery: Option<&Recovery>,
+) -> Result<()> {
     let dir = home.instance_dir(&inst.id);
     let tag = home.tag();
     let work = {
@@ -184,6 +201,15 @@ async fn provision_and_start(home: &Home, inst: &Instance, creds: &Credentials) 
         blocking(move || provision::provision(&dir, &inst, &creds, &tag))
     };
     oplog::step(home, &inst.id, "create.provision", work).await?;
+    if let Some(rec) = recovery {
+        oplog::step(
+            home,
+            &inst.id,
+            "create.recover",
+            super::restore::recover(home, &inst.id, rec),
+        )
+        .await?;
+    }
     let _slot = oplog::step(
         home,
         &inst.id,
@@ -272,6 +298,7 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Resul
             metrics_interval: v.metrics_interval,
             metrics_max_bytes: home.settings.metrics_max_bytes,
             metrics_keep: home.settings.metrics_keep,
+            backups: v.backups.clone(),
         };
         reg.instances.push(inst.clone());
         Ok(inst)

@@ -13,7 +13,13 @@ use std::time::Instant;
 
 /// Removes containers, network, directory (unless `keep_data`) and the
 /// registry entry, in that order, so an interrupted destroy can be re-run.
-pub async fn destroy(home: &Home, key: &str, keep_data: bool) -> Result<Instance> {
+/// Its backups (backups/<id>/) stay unless `delete_backups`.
+pub async fn destroy(
+    home: &Home,
+    key: &str,
+    keep_data: bool,
+    delete_backups: bool,
+) -> Result<Instance> {
     let inst = find(home, key).await?;
     refuse_if_creating(&inst)?;
     let intent = if keep_data {
@@ -28,6 +34,9 @@ pub async fn destroy(home: &Home, key: &str, keep_data: bool) -> Result<Instance
         remove_instance(home, &inst.id, keep_data),
     )
     .await?;
+    if delete_backups {
+        remove_backups(home, &inst.id).await?;
+    }
     Ok(inst)
 }
 
@@ -58,6 +67,13 @@ pub async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<(
     )
     .await;
     Ok(())
+}
+
+/// backups/<id>/: on `--delete-backups`, and when a create is rolled back
+/// (an instance that never ran has nothing worth keeping).
+pub async fn remove_backups(home: &Home, id: &str) -> Result<()> {
+    let repo = home.backup_dir(id);
+    blocking(move || remove_dir(&repo)).await
 }
 
 pub(super) fn remove_dir(dir: &Path) -> Result<()> {

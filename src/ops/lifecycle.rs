@@ -31,7 +31,12 @@ pub async fn up(home: &Home, key: &str) -> Result<InstanceView> {
 
 /// One lifecycle operation: the shared rules first, then `work` with its
 /// intent recorded.
-async fn operate<F, Fut>(home: &Home, key: &str, intent: Intent, work: F) -> Result<InstanceView>
+pub(super) async fn operate<F, Fut>(
+    home: &Home,
+    key: &str,
+    intent: Intent,
+    work: F,
+) -> Result<InstanceView>
 where
     F: FnOnce(Instance) -> Fut,
     Fut: std::future::Future<Output = Result<InstanceView>>,
@@ -42,7 +47,7 @@ where
     intending(home, &id, intent, work(inst)).await
 }
 
-async fn up_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
+pub(super) async fn up_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     let dir = instance_dir_checked(home, &inst)?;
     let password = blocking(move || provision::app_password(&dir)).await?;
     oplog::step(

@@ -3,6 +3,7 @@
 //! renders; nothing here knows about HTTP or terminals.
 
 pub mod access;
+pub mod backup;
 pub mod capacity;
 pub mod create;
 pub mod destroy;
@@ -12,6 +13,7 @@ pub mod lifecycle;
 pub mod ready;
 pub mod record;
 pub mod recover;
+pub mod restore;
 pub mod views;
 
 pub use crate::db::connect::{connect_host, connection_url, pg_config};

@@ -87,6 +87,7 @@ pub fn interrupted(inst: &Instance) -> Option<&'static str> {
             Intent::Stop => "stop",
             Intent::Restart => "restart",
             Intent::Destroy | Intent::DestroyKeepData => "destroy",
+            Intent::Restore => "restore",
         }),
         _ => None,
     }

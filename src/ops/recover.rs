@@ -22,12 +22,16 @@ pub async fn resume(home: &Home, id: &str) -> Result<Option<String>> {
         return Ok(None);
     };
     match (what, inst.intent) {
-        ("create", _) => remove_instance(home, id, false).await?,
+        ("create", _) => {
+            remove_instance(home, id, false).await?;
+            super::destroy::remove_backups(home, id).await?
+        }
         (_, Some(Intent::Start)) => drop(up(home, id).await?),
         (_, Some(Intent::Stop)) => drop(down(home, id).await?),
         (_, Some(Intent::Restart)) => drop(restart(home, id).await?),
         (_, Some(Intent::Destroy)) => remove_instance(home, id, false).await?,
         (_, Some(Intent::DestroyKeepData)) => remove_instance(home, id, true).await?,
+        (_, Some(Intent::Restore)) => super::restore::resume_restore(home, id).await?,
         _ => return Ok(None),
     }
     let done = if what == "create" {

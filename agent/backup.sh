@@ -1,0 +1,250 @@
+#!/bin/bash
+# dbaas backup sidecar: the compose service `backup` of an instance, in the
+# instance's own image (pgBackRest and jq are there), as the postgres user. It
+# reaches the server through the shared socket directory (/var/run/postgresql)
+# and reads the data directory read-only, as pgBackRest's backup needs.
+#
+#   backup.sh run                 the sidecar: stanza, first full backup, the
+#                                 schedule, retention on a timer
+#   backup.sh backup [full|diff|incr]   one backup now, then its verification;
+#                                 prints the backup's JSON line
+#   backup.sh verify LABEL        restores LABEL into /verify and checks it
+#   backup.sh check               forces a WAL switch and waits until the
+#                                 segment is archived (the latest point is then
+#                                 restorable)
+#
+# Every backup and every verification is one JSON line appended to
+# $DBAAS_BACKUP_LOG (/var/lib/pgbackrest/backups.json, which is
+# DBAAS_HOME/backups/<id>/backups.json on the host). A verification restores
+# the backup into a scratch directory, starts a throw-away PostgreSQL on it
+# (unix socket in /tmp only, no TCP), replays WAL to the end of the backup,
+# and checks that it promotes, that the canary row written just before the
+# backup is there, that every table of the app database reads, and that
+# amcheck finds the btree indexes sound.
+set -u
+# Started as root (the compose service, or `docker compose exec`) only to hand
+# the scratch directory and the repository to postgres; the rest runs as
+# postgres.
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p /verify /var/lib/pgbackrest
+    chown postgres:postgres /verify /var/lib/pgbackrest
+    exec setpriv --reuid=postgres --regid=postgres --init-groups bash "$0" "$@"
+fi
+stanza=${DBAAS_INSTANCE:?DBAAS_INSTANCE is not set}
+log=${DBAAS_BACKUP_LOG:-/var/lib/pgbackrest/backups.json}
+schedule=${DBAAS_BACKUP_SCHEDULE:-24h}
+database=${DBAAS_DATABASE:-postgres}
+tick=${DBAAS_BACKUP_TICK:-30}
+expire_every=${DBAAS_BACKUP_EXPIRE_EVERY:-3600}
+max_indexes=${DBAAS_VERIFY_MAX_INDEXES:-500}
+scratch=${DBAAS_VERIFY_DIR:-/verify}/data
+sock=${PGHOST:-/var/run/postgresql}
+lock=/tmp/dbaas-backup.lock
+export LC_ALL=C
+
+trap 'exit 0' TERM INT
+
+now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+epoch() { date -u +%s; }
+say() { printf '%s backup: %s\n' "$(now)" "$*" >&2; }
+record() { printf '%s\n' "$1" >>"$log"; }
+psql_main() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$sock" -U postgres "$@"; }
+pgbr() { pgbackrest --stanza="$stanza" "$@"; }
+# The last lines of a command's output, as one line.
+tail_of() { printf '%s' "$1" | tail -n 4 | tr '\n\t' '  ' | cut -c1-600; }
+
+# The server proper, not the entrypoint's first-start server (which listens
+# on this socket too, but on no TCP address, while the init scripts run).
+wait_for_server() {
+    until [ "$(psql_main -d postgres -c 'SHOW listen_addresses' 2>/dev/null)" = '*' ]; do sleep 1; done
+}
+
+ensure_stanza() {
+    local out
+    until out=$(pgbr stanza-create 2>&1); do
+        say "stanza-create failed, retrying in 10 s: $(tail_of "$out")"
+        sleep 10
+    done
+}
+
+# The newest backup in the repository (pgbackrest info), as JSON, or empty.
+newest_backup() {
+    pgbr info --output=json 2>/dev/null | jq -c '.[0].backup // [] | last // empty'
+}
+
+# The canary: a row with a fresh token in the postgres database, written just
+# before a backup; the verification of that backup must find it.
+write_canary() {
+    local token=$1
+    psql_main -d postgres -v token="$token" <<'SQL'
+CREATE TABLE IF NOT EXISTS dbaas_backup_canary (token text PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now());
+REVOKE ALL ON dbaas_backup_canary FROM PUBLIC;
+DELETE FROM dbaas_backup_canary WHERE written_at < now() - interval '30 days';
+INSERT INTO dbaas_backup_canary (token) VALUES (:'token');
+SQL
+}
+
+# One backup of TYPE, then its verification. Prints the backup's JSON line.
+do_backup() {
+    local type=$1 reason=$2 token started out rc line b took
+    token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    started=$(epoch)
+    if ! out=$(write_canary "$token" 2>&1); then
+        line=$(jq -cn --arg ts "$(now)" --arg type "$type" --arg reason "$reason" --arg error "canary: $(tail_of "$out")" \
+            '{ts: $ts, event: "backup", ok: false, type: $type, reason: $reason, error: $error}')
+        record "$line"; printf '%s\n' "$line"; return 1
+    fi
+    out=$(pgbr backup --type="$type" 2>&1); rc=$?
+    took=$(($(epoch) - started))
+    if [ $rc -ne 0 ]; then
+        line=$(jq -cn --arg ts "$(now)" --arg type "$type" --arg reason "$reason" --arg error "$(tail_of "$out")" \
+            --argjson took "$took" '{ts: $ts, event: "backup", ok: false, type: $type, reason: $reason, duration_s: $took, error: $error}')
+        record "$line"; printf '%s\n' "$line"; return 1
+    fi
+    b=$(newest_backup)
+    line=$(jq -cn --arg ts "$(now)" --arg reason "$reason" --arg token "$token" --argjson took "$took" --argjson b "${b:-null}" \
+        '{ts: $ts, event: "backup", ok: true, "label": $b.label, type: $b.type, reason: $reason,
+          start: ($b.timestamp.start | todate), stop: ($b.timestamp.stop | todate),
+          start_lsn: $b.lsn.start, stop_lsn: $b.lsn.stop, start_wal: $b.archive.start, stop_wal: $b.archive.stop,
+          size_bytes: $b.info.size, repo_size_bytes: $b.info.repository.delta, duration_s: $took, canary: $token}')
+    record "$line"
+    printf '%s\n' "$line"
+    # The backup is taken whatever its verification says (which is recorded).
+    verify "$(jq -r .label <<<"$line")" "$token" || true
+}
+
+# Restores LABEL into the scratch directory, starts a throw-away server on
+# it and checks it. Prints (and records) the verification's JSON line.
+verify() {
+    local label=$1 token=${2:-} started out reason="" restore_s tables=0 indexes=0 line ok=false tmpsock=/tmp/verify
+    started=$(epoch)
+    rm -rf "$scratch" "$tmpsock"; mkdir -p "$scratch" "$tmpsock"; chmod 0700 "$scratch"
+    if ! out=$(pgbr restore --set="$label" --pg1-path="$scratch" --type=immediate --target-action=promote 2>&1); then
+        reason="restore failed: $(tail_of "$out")"
+    else
+        # No TCP, no archiving, small memory; hot_standby off, so the server
+        # accepts connections only once recovery has ended and it promoted.
+        if ! out=$(pg_ctl -D "$scratch" -w -t 600 -l /tmp/verify-server.log -s start -o \
+            "-c listen_addresses= -c unix_socket_directories=$tmpsock -c archive_mode=off -c hot_standby=off -c shared_buffers=32MB -c max_wal_size=256MB -c shared_preload_libraries= -c logging_collector=off" 2>&1); then
+            reason="the restored server did not start: $(tail_of "$(tail -n 6 /tmp/verify-server.log 2>/dev/null)")"
+        fi
+    fi
+    if [ -z "$reason" ]; then
+        local q=(psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$tmpsock" -U postgres)
+        # pg_ctl returns while WAL is replayed (the server takes no
+        # connections yet): wait, bounded, for the promotion.
+        local until=$(($(epoch) + ${DBAAS_VERIFY_TIMEOUT:-3600}))
+        until [ "$("${q[@]}" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do
+            if ! pg_ctl -D "$scratch" -s status >/dev/null 2>&1; then
+                reason="the restored server stopped during recovery: $(tail_of "$(tail -n 6 /tmp/verify-server.log 2>/dev/null)")"
+                break
+            fi
+            if [ "$(epoch)" -ge "$until" ]; then reason="recovery did not end within ${DBAAS_VERIFY_TIMEOUT:-3600} s"; break; fi
+            sleep 0.2
+        done
+        restore_s=$(($(epoch) - started))
+    fi
+    if [ -z "$reason" ]; then
+        if [ -n "$token" ] && [ "$("${q[@]}" -d postgres -v t="$token" <<<"SELECT count(*) FROM dbaas_backup_canary WHERE token = :'t';" 2>&1)" != 1 ]; then
+            reason="the canary row written before the backup is missing"
+        elif ! tables=$("${q[@]}" -d "$database" 2>&1 <<'SQL'
+SET statement_timeout = '10min';
+SELECT format('SELECT count(*) FROM ONLY %I.%I', n.nspname, c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg_toast%' \gexec
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema');
+SQL
+        ); then
+            reason="a table does not read: $(tail_of "$tables")"
+        elif ! indexes=$("${q[@]}" -d "$database" -v max="$max_indexes" 2>&1 <<'SQL'
+SET statement_timeout = '10min';
+CREATE EXTENSION IF NOT EXISTS amcheck;
+SELECT count(bt_index_check(s.oid)) FROM (
+  SELECT c.oid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    JOIN pg_am a ON a.oid = c.relam
+   WHERE a.amname = 'btree' AND c.relpersistence <> 't' AND i.indisready AND i.indisvalid
+   ORDER BY random() LIMIT :max) s;
+SQL
+        ); then
+            reason="amcheck: $(tail_of "$indexes")"
+        else
+            ok=true
+            tables=$(tail -n 1 <<<"$tables")
+            indexes=$(tail -n 1 <<<"$indexes")
+        fi
+    fi
+    pg_ctl -D "$scratch" -m immediate -s stop >/dev/null 2>&1
+    rm -rf "$scratch" "$tmpsock"
+    [[ $tables =~ ^[0-9]+$ ]] || tables=0
+    [[ $indexes =~ ^[0-9]+$ ]] || indexes=0
+    line=$(jq -cn --arg ts "$(now)" --arg lbl "$label" --argjson ok "$ok" --arg reason "$reason" \
+        --argjson took "$(($(epoch) - started))" --argjson restore "${restore_s:-null}" \
+        --argjson tables "$tables" --argjson indexes "$indexes" \
+        '{ts: $ts, event: "verify", "label": $lbl, verified: $ok, duration_s: $took, restore_s: $restore,
+          tables: $tables, indexes_checked: $indexes} + (if $ok then {} else {reason: $reason} end)')
+    record "$line"
+    printf '%s\n' "$line"
+    $ok
+}
+
+# Seconds since the epoch at which the schedule wants the next full backup,
+# given the stop time of the last one (0: none yet). SCHEDULE is "Nh"/"Nm"/
+# "Nd" (every N since the last full backup) or "daily@HH:MM" (UTC).
+due_at() {
+    local last=$1 n unit slot
+    [ "$last" -gt 0 ] || { echo 0; return; }
+    case "$schedule" in
+        daily@*)
+            slot=$(date -u -d "today ${schedule#daily@}" +%s)
+            [ "$(epoch)" -ge "$slot" ] || slot=$((slot - 86400))
+            if [ "$last" -lt "$slot" ]; then echo "$slot"; else echo $((slot + 86400)); fi ;;
+        *[0-9][mhd])
+            n=${schedule%?}; unit=${schedule: -1}
+            case $unit in m) n=$((n * 60)) ;; h) n=$((n * 3600)) ;; d) n=$((n * 86400)) ;; esac
+            echo $((last + n)) ;;
+        *) echo 9999999999 ;;
+    esac
+}
+
+run() {
+    local last expired_at=0 failed_at=0 full
+    mkdir -p "$(dirname "$log")"
+    say "instance $stanza: schedule $schedule; waiting for the server"
+    wait_for_server
+    ensure_stanza
+    while :; do
+        full=$(pgbr info --output=json 2>/dev/null | jq -r '[.[0].backup // [] | .[] | select(.type == "full") | .timestamp.stop] | max // 0')
+        last=${full:-0}
+        # A failed backup is retried after ten minutes, not at every tick.
+        if [ "$(epoch)" -ge "$(due_at "$last")" ] && [ $(($(epoch) - failed_at)) -ge 600 ]; then
+            reason=scheduled; [ "$last" -gt 0 ] || reason=first
+            ( flock 9; do_backup full "$reason" >/dev/null ) 9>"$lock" || failed_at=$(epoch)
+            expired_at=$(epoch)
+        elif [ $(($(epoch) - expired_at)) -ge "$expire_every" ]; then
+            # Retention on a timer, so that time-based retention prunes even
+            # when no backup is taken.
+            ( flock 9; pgbr expire >/dev/null 2>&1 || say "expire failed" ) 9>"$lock"
+            expired_at=$(epoch)
+        fi
+        sleep "$tick" &
+        wait $!
+    done
+}
+
+case "${1:-run}" in
+    run) run ;;
+    backup)
+        type=${2:-full}
+        case "$type" in full | diff | incr) ;; *) echo "backup type must be full, diff or incr" >&2; exit 2 ;; esac
+        wait_for_server
+        ensure_stanza
+        # The JSON line says whether it worked; the exit status says only
+        # whether the script ran.
+        ( flock 9; do_backup "$type" on-demand ) 9>"$lock"
+        exit 0 ;;
+    verify) ( flock 9; verify "${2:?usage: backup.sh verify LABEL}" "" ) 9>"$lock" ;;
+    check) pgbr check ;;
+    *) echo "usage: backup.sh [run | backup [full|diff|incr] | verify LABEL | check]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,337 @@
+//! An instance's backups as the host sees them, from files alone (so also
+//! for a destroyed instance): the sidecar's JSON lines
+//! (backups/<id>/backups.json), joined with what pgBackRest's repository
+//! still holds (backups/<id>/repo), and the recoverable window.
+
+use crate::error::{IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::SystemTime;
+
+/// The sidecar's record of backups and verifications, one JSON line each.
+pub const LOG: &str = "backups.json";
+/// The log read from its end: enough for years of daily backups.
+const LOG_MAX_BYTES: u64 = 8 << 20;
+
+/// One backup still in the repository, with its latest verification.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Backup {
+    pub label: String,
+    /// full, diff or incr.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// first, scheduled or on-demand.
+    pub reason: String,
+    pub start: String,
+    pub stop: String,
+    pub start_lsn: String,
+    pub stop_lsn: String,
+    /// The size of the database it holds.
+    pub size_bytes: u64,
+    /// What it added to the repository (compressed).
+    pub repo_size_bytes: u64,
+    pub duration_s: u64,
+    /// None until its verification has run.
+    pub verified: Option<bool>,
+    pub verification: Option<Verification>,
+}
+
+/// A restore of a backup into a scratch directory, checked.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Verification {
+    pub ts: String,
+    pub verified: bool,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub duration_s: u64,
+    /// Until the restored server had replayed WAL and promoted.
+    pub restore_s: Option<u64>,
+    pub tables: u64,
+    pub indexes_checked: u64,
+}
+
+/// A backup that failed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Failure {
+    pub ts: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub error: String,
+}
+
+/// The times recovery can reach: from the end of the oldest backup to the
+/// last WAL segment in the repository.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Window {
+    pub earliest: String,
+    pub latest: String,
+}
+
+/// Everything known about one instance's backups.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Report {
+    /// Oldest first.
+    pub backups: Vec<Backup>,
+    pub window: Option<Window>,
+    /// The latest failed backup, when no backup succeeded after it.
+    pub last_failure: Option<Failure>,
+}
+
+impl Report {
+    /// The newest backup whose verification passed.
+    pub fn last_verified(&self) -> Option<&Backup> {
+        self.backups.iter().rev().find(|b| b.verified == Some(true))
+    }
+    /// The newest verification, whatever its backup.
+    pub fn latest_verification(&self) -> Option<&Verification> {
+        self.backups
+            .iter()
+            .filter_map(|b| b.verification.as_ref())
+            .max_by(|a, b| a.ts.cmp(&b.ts))
+    }
+}
+
+#[derive(Deserialize)]
+struct Line {
+    #[serde(default)]
+    ts: String,
+    event: String,
+    #[serde(default)]
+    ok: Option<bool>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    stop: Option<String>,
+    #[serde(default)]
+    start_lsn: Option<String>,
+    #[serde(default)]
+    stop_lsn: Option<String>,
+    #[serde(default)]
+    size_bytes: Option<u64>,
+    #[serde(default)]
+    repo_size_bytes: Option<u64>,
+    #[serde(default)]
+    duration_s: Option<u64>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Parses the log: backups and the latest verification of each, oldest
+/// first, and the last failure if nothing succeeded after it. Lines that do
+/// not parse (a torn last line) are skipped.
+pub fn parse_log(text: &str) -> (Vec<Backup>, Option<Failure>) {
+    let mut backups: Vec<Backup> = Vec::new();
+    let mut failure = None;
+    for raw in text.lines().filter(|l| l.starts_with('{')) {
+        let Ok(l) = serde_json::from_str::<Line>(raw) else {
+            continue;
+        };
+        match (l.event.as_str(), l.ok) {
+            ("backup", Some(true)) => {
+                failure = None;
+                let Some(label) = l.label else { continue };
+                backups.retain(|b| b.label != label);
+                backups.push(Backup {
+                    label,
+                    kind: l.kind.unwrap_or_default(),
+                    reason: l.reason.unwrap_or_default(),
+                    start: l.start.unwrap_or_default(),
+                    stop: l.stop.unwrap_or_default(),
+                    start_lsn: l.start_lsn.unwrap_or_default(),
+                    stop_lsn: l.stop_lsn.unwrap_or_default(),
+                    size_bytes: l.size_bytes.unwrap_or(0),
+                    repo_size_bytes: l.repo_size_bytes.unwrap_or(0),
+                    duration_s: l.duration_s.unwrap_or(0),
+                    verified: None,
+                    verification: None,
+                });
+            }
+            ("backup", _) => {
+                failure = Some(Failure {
+                    ts: l.ts,
+                    kind: l.kind.unwrap_or_default(),
+                    error: l.error.unwrap_or_default(),
+                })
+            }
+            ("verify", _) => {
+                let Ok(v) = serde_json::from_str::<Verification>(raw) else {
+                    continue;
+                };
+                if let Some(b) = backups
+                    .iter_mut()
+                    .find(|b| Some(&b.label) == l.label.as_ref())
+                {
+                    b.verified = Some(v.verified);
+                    b.verification = Some(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    (backups, failure)
+}
+
+/// The report of the repository in `dir` (backups/<id>) for stanza `id`.
+pub fn report(dir: &Path, id: &str) -> Result<Report> {
+    let text = read_tail(&dir.join(LOG))?;
+    let (mut backups, last_failure) = parse_log(&text);
+    // Expired backups are in the log but no longer in the repository.
+    let in_repo = dir.join("repo").join("backup").join(id);
+    backups.retain(|b| in_repo.join(&b.label).is_dir());
+    let newest_wal = newest_segment_time(&dir.join("repo").join("archive").join(id));
+    let window = window(&backups, newest_wal);
+    Ok(Report {
+        backups,
+        window,
+        last_failure,
+    })
+}
+
+fn window(backups: &[Backup], newest_wal: Option<SystemTime>) -> Option<Window> {
+    let earliest = backups.iter().map(|b| b.stop.as_str()).min()?.to_string();
+    let from_wal = newest_wal.map(|t| {
+        // A segment's commits all precede its archiving; a second of margin
+        // for the time between the switch and the push.
+        let t = t - std::time::Duration::from_secs(1);
+        humantime::format_rfc3339_seconds(t).to_string()
+    });
+    let newest_stop = backups.iter().map(|b| b.stop.as_str()).max()?;
+    let latest = match from_wal {
+        Some(w) if w.as_str() > newest_stop => w,
+        _ => newest_stop.to_string(),
+    };
+    Some(Window { earliest, latest })
+}
+
+/// The newest archive time of a WAL segment (24 hex digits, then pgBackRest's
+/// checksum and extension) under archive/<stanza>/<version>/<timeline+hi>/.
+fn newest_segment_time(archive: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    for version in std::fs::read_dir(archive).ok()?.flatten() {
+        let Ok(dirs) = std::fs::read_dir(version.path()) else {
+            continue;
+        };
+        for d in dirs.flatten().filter(|d| d.path().is_dir()) {
+            let Ok(files) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name();
+                let name = name.to_string_lossy();
+                let segment = name.len() > 24
+                    && name.as_bytes()[..24].iter().all(u8::is_ascii_hexdigit)
+                    && name.as_bytes()[24] == b'-';
+                if !segment {
+                    continue;
+                }
+                if let Ok(t) = f.metadata().and_then(|m| m.modified()) {
+                    newest = newest.max(Some(t));
+                }
+            }
+        }
+    }
+    newest
+}
+
+/// The end of a file (at most LOG_MAX_BYTES), empty when it does not exist.
+fn read_tail(path: &Path) -> Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => {
+            return Err(crate::error::Error::io(
+                format!("reading {}", path.display()),
+                e,
+            ))
+        }
+    };
+    let len = f
+        .metadata()
+        .ctx(|| format!("reading {}", path.display()))?
+        .len();
+    if len > LOG_MAX_BYTES {
+        f.seek(SeekFrom::Start(len - LOG_MAX_BYTES))
+            .ctx(|| format!("reading {}", path.display()))?;
+    }
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .ctx(|| format!("reading {}", path.display()))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG_TEXT: &str = r#"{"ts":"2020-01-01T00:27:21Z","event":"backup","ok":true,"label":"A","type":"full","reason":"first","start":"2020-01-01T00:27:17Z","stop":"2020-01-01T00:27:21Z","start_lsn":"0/2","stop_lsn":"0/3","size_bytes":30,"repo_size_bytes":3,"duration_s":4}
+{"ts":"2020-01-01T00:27:30Z","event":"verify","label":"A","verified":true,"duration_s":6,"restore_s":4,"tables":1,"indexes_checked":164}
+{"ts":"2020-01-01T01:00:00Z","event":"backup","ok":false,"type":"full","reason":"scheduled","error":"repo gone"}
+{"ts":"2020-01-01T02:00:00Z","event":"backup","ok":true,"label":"B","type":"full","reason":"on-demand","start":"2020-01-01T01:59:00Z","stop":"2020-01-01T02:00:00Z","start_lsn":"0/5","stop_lsn":"0/6","size_bytes":31,"repo_size_bytes":4,"duration_s":5}
+{"ts":"2020-01-01T02:00:09Z","event":"verify","label":"B","verified":false,"reason":"the canary row written before the backup is missing","duration_s":6,"restore_s":4,"tables":0,"indexes_checked":0}
+{"ts":"2020-01-01T03:00:00Z","event":"backu"#;
+
+    #[test]
+    fn joins_verifications_and_forgets_failures_followed_by_success() {
+        let (b, failure) = parse_log(LOG_TEXT);
+        assert_eq!(b.len(), 2);
+        assert_eq!((b[0].label.as_str(), b[0].verified), ("A", Some(true)));
+        assert_eq!((b[1].label.as_str(), b[1].verified), ("B", Some(false)));
+        assert!(b[1]
+            .verification
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("canary"));
+        assert!(failure.is_none(), "a later success clears the failure");
+        let (_, failure) = parse_log(&LOG_TEXT.lines().take(3).collect::<Vec<_>>().join("\n"));
+        assert_eq!(failure.unwrap().error, "repo gone");
+    }
+
+    #[test]
+    fn window_runs_from_the_oldest_backup_to_the_newest_segment() {
+        let (b, _) = parse_log(LOG_TEXT);
+        let w = window(&b, None).unwrap();
+        assert_eq!(w.earliest, "2020-01-01T00:27:21Z");
+        assert_eq!(w.latest, "2020-01-01T02:00:00Z");
+        let later = humantime::parse_rfc3339("2020-01-01T05:00:01Z").unwrap();
+        assert_eq!(
+            window(&b, Some(later)).unwrap().latest,
+            "2020-01-01T05:00:00Z"
+        );
+        assert!(window(&[], Some(later)).is_none());
+    }
+
+    #[test]
+    fn report_keeps_only_backups_still_in_the_repository() {
+        let t = crate::testing::TempDir::new("backups");
+        std::fs::write(t.path().join(LOG), LOG_TEXT).unwrap();
+        std::fs::create_dir_all(t.path().join("repo/backup/db_1/B")).unwrap();
+        let seg = t.path().join("repo/archive/db_1/15-1/0000000100000000");
+        std::fs::create_dir_all(&seg).unwrap();
+        std::fs::write(seg.join("000000010000000000000002-abc.zst"), b"x").unwrap();
+        std::fs::write(seg.join("00000002.history"), b"x").unwrap();
+        let r = report(t.path(), "db_1").unwrap();
+        assert_eq!(r.backups.len(), 1);
+        assert_eq!(r.backups[0].label, "B");
+        let w = r.window.unwrap();
+        assert_eq!(w.earliest, "2020-01-01T02:00:00Z");
+        assert!(
+            w.latest.as_str() > "2020-01-01T02:00:00Z",
+            "the segment written now"
+        );
+        assert!(report(&t.path().join("none"), "db_1")
+            .unwrap()
+            .backups
+            .is_empty());
+    }
+}

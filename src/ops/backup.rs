@@ -1,0 +1,312 @@
+//! Backups: listing them (also those of destroyed instances), taking one on
+//! demand through the instance's backup sidecar, and turning backups on or
+//! reconfiguring them. Restores are in restore.rs.
+
+use super::access::serving;
+use super::lifecycle::operate;
+use super::views::InstanceView;
+use super::{blocking, find};
+use crate::backups::{self, Backup, Report};
+use crate::engine::{self, Service};
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::provision;
+use crate::registry::{self, Instance, Intent, State};
+use crate::validate::BackupPolicy;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A backup and its verification, however big the database: the bound only
+/// catches a hung sidecar.
+pub const BACKUP_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+/// `pgbackrest check`: a WAL switch and its archiving.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The backups of one instance (live or destroyed).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BackupList {
+    pub instance: String,
+    pub name: String,
+    /// The instance is gone; its backups stay until deleted.
+    pub destroyed: bool,
+    /// Backups and archiving are on (false for a destroyed instance).
+    pub enabled: bool,
+    pub schedule: Option<String>,
+    pub retention: Option<String>,
+    #[serde(flatten)]
+    pub report: Report,
+}
+
+/// What a repository says about the instance it belongs to
+/// (backups/<id>/instance.json), enough to restore it once it is gone.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Source {
+    pub id: String,
+    pub name: String,
+    pub version: u32,
+    pub image: String,
+    pub database: String,
+    pub user: String,
+    pub memory: u64,
+    pub cpus: f64,
+    #[serde(skip)]
+    pub live: Option<Instance>,
+}
+
+impl Source {
+    pub fn of(inst: &Instance) -> Source {
+        Source {
+            id: inst.id.clone(),
+            name: inst.name.clone(),
+            version: inst.version,
+            image: inst.image.clone(),
+            database: inst.database.clone(),
+            user: inst.user.clone(),
+            memory: inst.memory,
+            cpus: inst.cpus,
+            live: Some(inst.clone()),
+        }
+    }
+}
+
+/// The instance NAME-or-id, or a destroyed one whose backups are kept (by
+/// id, or by name: the most recently created of that name).
+pub async fn source(home: &Home, key: &str) -> Result<Source> {
+    match find(home, key).await {
+        Ok(inst) => return Ok(Source::of(&inst)),
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let (h, k) = (home.clone(), key.to_string());
+    let found = blocking(move || {
+        Ok(destroyed(&h)?
+            .into_iter()
+            .filter(|s| s.id == k || s.name == k)
+            .max_by(|a, b| a.id.cmp(&b.id)))
+    })
+    .await?;
+    found.ok_or_else(|| Error::NotFound {
+        what: format!("instance '{key}'"),
+        hint: "no instance and no kept backups have this name or id; `dbaasctl list` and `dbaasctl backups --all` list them".into(),
+    })
+}
+
+/// Repositories under backups/ whose instance is no longer in the registry.
+fn destroyed(home: &Home) -> Result<Vec<Source>> {
+    let reg = registry::load(home)?;
+    let mut out = vec![];
+    let Ok(dirs) = std::fs::read_dir(home.backups_dir()) else {
+        return Ok(out);
+    };
+    for d in dirs.flatten() {
+        let id = d.file_name().to_string_lossy().into_owned();
+        if reg.find(&id).is_some() || crate::validate::instance_id(&id).is_err() {
+            continue;
+        }
+        let about = d.path().join(provision::BACKUP_ABOUT);
+        match crate::safe_fs::read_to_string(&about)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Source>(&t).ok())
+        {
+            Some(s) if s.id == id => out.push(s),
+            _ => log::warn!("{} is missing or damaged; skipped", about.display()),
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+fn list_of(home: &Home, src: &Source) -> Result<BackupList> {
+    let report = backups::report(&home.backup_dir(&src.id), &src.id)?;
+    let policy = src.live.as_ref().and_then(|i| i.backups.clone());
+    Ok(BackupList {
+        instance: src.id.clone(),
+        name: src.name.clone(),
+        destroyed: src.live.is_none(),
+        enabled: policy.is_some(),
+        schedule: policy.as_ref().map(|p| p.schedule.clone()),
+        retention: policy.map(|p| p.retention),
+        report,
+    })
+}
+
+/// The backups of an instance (or of a destroyed one), oldest first, and
+/// the recoverable window.
+pub async fn list(home: &Home, key: &str) -> Result<BackupList> {
+    let src = source(home, key).await?;
+    let home = home.clone();
+    blocking(move || list_of(&home, &src)).await
+}
+
+/// The backups of every instance and of every destroyed one.
+pub async fn list_all(home: &Home) -> Result<Vec<BackupList>> {
+    let home = home.clone();
+    blocking(move || {
+        let mut all: Vec<Source> = registry::load(&home)?
+            .instances
+            .iter()
+            .map(Source::of)
+            .collect();
+        all.extend(destroyed(&home)?);
+        all.iter().map(|s| list_of(&home, s)).collect()
+    })
+    .await
+}
+
+/// One backup, by label.
+pub async fn get(home: &Home, key: &str, label: &str) -> Result<Backup> {
+    crate::validate::backup_label(label)?;
+    let list = list(home, key).await?;
+    list.report
+        .backups
+        .into_iter()
+        .find(|b| b.label == label)
+        .ok_or_else(|| Error::NotFound {
+            what: format!("backup {label} of '{}'", list.name),
+            hint: format!("`dbaasctl backups {}` lists them", list.name),
+        })
+}
+
+/// The backup policy of an instance, or the error that says how to turn
+/// backups on.
+pub(super) fn policy_of(inst: &Instance) -> Result<BackupPolicy> {
+    inst.backups.clone().ok_or_else(|| {
+        Error::Conflict(format!(
+            "instance '{}' has no backups; turn them on with `dbaasctl backup enable {}`",
+            inst.name, inst.name
+        ))
+    })
+}
+
+/// Takes a backup now (full, diff or incr) and verifies it; returns it
+/// with its verification. The instance must be running.
+pub async fn take(home: &Home, key: &str, kind: &str) -> Result<Backup> {
+    if !matches!(kind, "full" | "diff" | "incr") {
+        return Err(Error::invalid(
+            "type",
+            format!(
+                "'{}' is not a backup type; use full, diff or incr",
+                crate::validate::printable(kind)
+            ),
+        ));
+    }
+    let inst = serving(home, key).await?;
+    policy_of(&inst)?;
+    let argv: Vec<String> = ["bash", "/agent/backup.sh", "backup", kind]
+        .map(String::from)
+        .into();
+    let out = engine::of(home)
+        .exec(&inst.id, &Service::Backup, &argv, BACKUP_TIMEOUT)
+        .await?;
+    let line = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "backup")
+        .ok_or_else(|| {
+            Error::Failed(format!(
+                "the backup sidecar said nothing usable: {}",
+                out.trim()
+            ))
+        })?;
+    if line["ok"] != true {
+        return Err(Error::Failed(format!(
+            "the backup of '{}' failed: {}",
+            inst.name,
+            line["error"].as_str().unwrap_or("no reason given")
+        )));
+    }
+    let label = line["label"].as_str().unwrap_or_default().to_string();
+    get(home, &inst.id, &label).await
+}
+
+/// Forces a WAL switch on a running instance and waits until the segment
+/// is archived, so that everything committed so far is restorable. A
+/// failure is logged, not fatal: what is archived is still restorable.
+pub(super) async fn archive_now(home: &Home, inst: &Instance) -> bool {
+    let argv: Vec<String> = ["bash", "/agent/backup.sh", "check"]
+        .map(String::from)
+        .into();
+    match engine::of(home)
+        .exec(&inst.id, &Service::Backup, &argv, CHECK_TIMEOUT)
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or_default().to_string();
+            log::warn!(
+                "{}: could not force the current WAL segment out (is it running?); restoring what is archived ({first})",
+                inst.name
+            );
+            false
+        }
+    }
+}
+
+/// What `backup enable` and `backup config` did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Configured {
+    pub instance: InstanceView,
+    pub schedule: String,
+    pub retention: String,
+    /// PostgreSQL was restarted (once, to turn archiving on).
+    pub restarted: bool,
+}
+
+/// Turns backups on for an instance made without them (or before they
+/// existed): rewrites its generated files and restarts it once. With
+/// backups on already, it changes the schedule or retention only (no
+/// restart of PostgreSQL).
+pub async fn configure(
+    home: &Home,
+    key: &str,
+    schedule: Option<&str>,
+    retention: Option<&str>,
+) -> Result<Configured> {
+    let inst = find(home, key).await?;
+    let old = inst.backups.clone();
+    let base = old.clone().unwrap_or_default();
+    let policy = crate::validate::backup_policy(
+        Some(schedule.unwrap_or(&base.schedule)),
+        Some(retention.unwrap_or(&base.retention)),
+        false,
+    )?
+    .unwrap_or_default();
+    let restarted = old.is_none() && inst.state == State::Running;
+    let view = operate(home, &inst.id, Intent::Start, move |inst| async move {
+        apply_policy(home, inst, policy).await
+    })
+    .await?;
+    let policy = find(home, key).await?.backups.unwrap_or_default();
+    Ok(Configured {
+        instance: view,
+        schedule: policy.schedule,
+        retention: policy.retention,
+        restarted,
+    })
+}
+
+async fn apply_policy(home: &Home, inst: Instance, policy: BackupPolicy) -> Result<InstanceView> {
+    let id = inst.id.clone();
+    let updated = blocking({
+        let (home, policy) = (home.clone(), policy.clone());
+        move || {
+            registry::update(&home, |reg| {
+                let i = reg.find_mut(&id).ok_or_else(|| registry::not_found(&id))?;
+                i.backups = Some(policy);
+                Ok(i.clone())
+            })
+        }
+    })
+    .await?;
+    let (dir, tag) = (home.instance_dir(&updated.id), home.tag());
+    let inst2 = updated.clone();
+    blocking(move || provision::rewrite(&dir, &inst2, &tag)).await?;
+    if inst.state == State::Running {
+        // Compose recreates what changed: db once when archiving is turned
+        // on, the sidecar alone when only its schedule changed.
+        super::lifecycle::up_inner(home, updated).await
+    } else {
+        super::views::status_view(home, &updated).await
+    }
+}

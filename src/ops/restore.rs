@@ -1,0 +1,432 @@
+//! Restores: into a new instance (`restore --to`, `clone`), which recovers
+//! in a one-off container before its first start; in place (the current
+//! data directory kept aside); and undoing an in-place restore.
+
+use super::backup::{archive_now, policy_of, source, Source};
+use super::create::{create_begin, Pending};
+use super::lifecycle::{operate, up_inner};
+use super::views::InstanceView;
+use super::{blocking, find};
+use crate::backups;
+use crate::engine::{self, Mount, Service};
+use crate::error::{Error, IoContext, Result};
+use crate::home::Home;
+use crate::registry::{Instance, Intent};
+use crate::validate::CreateRequest;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Restoring and replaying WAL into a one-off container: bounded only to
+/// catch a hang.
+pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+/// Where an in-place restore keeps the data directory it replaced.
+pub const ASIDE: &str = "data.before-restore";
+
+/// The point a restore recovers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Everything archived (after forcing the current WAL segment out, when
+    /// the source runs).
+    Latest,
+    /// A time, as PostgreSQL reads it (UTC).
+    Time(String),
+    Lsn(String),
+    /// The end of one backup.
+    Backup(String),
+}
+
+impl Target {
+    /// At most one of `time`, `lsn` and `backup`; none is the latest.
+    pub fn parse(time: Option<&str>, lsn: Option<&str>, backup: Option<&str>) -> Result<Target> {
+        match (time, lsn, backup) {
+            (None, None, None) => Ok(Target::Latest),
+            (Some(t), None, None) => Ok(Target::Time(parse_time(t)?)),
+            (None, Some(l), None) => {
+                let ok = l.split_once('/').is_some_and(|(a, b)| {
+                    (1..=8).contains(&a.len())
+                        && (1..=8).contains(&b.len())
+                        && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_hexdigit())
+                });
+                if ok {
+                    Ok(Target::Lsn(l.to_ascii_uppercase()))
+                } else {
+                    Err(Error::invalid(
+                        "lsn",
+                        format!(
+                            "'{}' is not an LSN such as 0/3000060",
+                            crate::validate::printable(l)
+                        ),
+                    ))
+                }
+            }
+            (None, None, Some(b)) => {
+                crate::validate::backup_label(b)?;
+                Ok(Target::Backup(b.to_string()))
+            }
+            _ => Err(Error::invalid(
+                "time",
+                "give at most one of a time, an LSN and a backup label",
+            )),
+        }
+    }
+
+    /// The arguments of agent/recover.sh after the stanza.
+    fn args(&self) -> Vec<String> {
+        match self {
+            Target::Latest => vec![],
+            Target::Time(t) => vec!["--time".into(), t.clone()],
+            Target::Lsn(l) => vec!["--lsn".into(), l.clone()],
+            Target::Backup(b) => vec!["--set".into(), b.clone()],
+        }
+    }
+}
+
+/// An RFC 3339 time in UTC (`2026-11-29T01:02:03Z`, fractions allowed, or
+/// with a space for the T), as PostgreSQL reads it.
+pub fn parse_time(s: &str) -> Result<String> {
+    let t = humantime::parse_rfc3339_weak(s.trim().trim_end_matches('Z')).map_err(|_| {
+        Error::invalid(
+            "time",
+            format!(
+                "'{}' is not a time; use RFC 3339 in UTC such as 2026-11-29T01:02:03Z",
+                crate::validate::printable(s)
+            ),
+        )
+    })?;
+    let micros = humantime::format_rfc3339_micros(t).to_string();
+    Ok(micros.replacen('T', " ", 1).replace('Z', "+00"))
+}
+
+/// RFC 3339 form of a time as `parse_time` returns it.
+fn rfc3339(pg: &str) -> String {
+    pg.replacen(' ', "T", 1).replace("+00", "Z")
+}
+
+/// What a restore into a new instance recovers, set on its `Pending`
+/// create: done between provisioning and the first start.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub source_id: String,
+    pub source_repo: PathBuf,
+    pub target: Target,
+}
+
+/// Checks a target against the source's backups, forcing the current WAL
+/// out first when the source runs (so the latest second is restorable).
+async fn check_target(home: &Home, src: &Source, target: &Target) -> Result<()> {
+    if let Some(inst) = &src.live {
+        if inst.backups.is_some() && matches!(target, Target::Latest | Target::Time(_)) {
+            archive_now(home, inst).await;
+        }
+    }
+    let (dir, id) = (home.backup_dir(&src.id), src.id.clone());
+    let report = blocking(move || backups::report(&dir, &id)).await?;
+    let Some(window) = &report.window else {
+        return Err(Error::Conflict(format!(
+            "'{}' has no backup to restore from; take one with `dbaasctl backup {}`",
+            src.name, src.name
+        )));
+    };
+    match target {
+        Target::Time(t) => {
+            let t = rfc3339(t);
+            // Second precision: the window's ends are whole seconds.
+            let second = &t[..19.min(t.len())];
+            if second < &window.earliest[..19] || second > &window.latest[..19] {
+                return Err(Error::invalid(
+                    "time",
+                    format!(
+                        "{t} is outside the recoverable window of '{}': {} to {}",
+                        src.name, window.earliest, window.latest
+                    ),
+                ));
+            }
+        }
+        Target::Backup(b) if !report.backups.iter().any(|x| &x.label == b) => {
+            return Err(Error::NotFound {
+                what: format!("backup {b} of '{}'", src.name),
+                hint: format!("`dbaasctl backups {}` lists them", src.name),
+            });
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The first, quick part of a restore into a new instance (`restore --to`,
+/// `clone`): the source and target checked, the new instance allocated as
+/// `creating` with its recovery to run before its first start. Errors here
+/// change nothing. `create_finish` does the rest.
+pub async fn restore_begin(
+    home: &Home,
+    key: &str,
+    new_name: &str,
+    target: Target,
+) -> Result<Pending> {
+    crate::validate::instance_name(new_name)?;
+    let src = source(home, key).await?;
+    if let Some(inst) = &src.live {
+        super::record::refuse_if_creating(inst)?;
+    }
+    // The name is checked again under the registry lock; this is the early,
+    // cheap refusal before any WAL is forced out.
+    if find(home, new_name).await.is_ok() {
+        return Err(Error::Conflict(format!(
+            "an instance named '{new_name}' already exists; choose another name"
+        )));
+    }
+    check_target(home, &src, &target).await?;
+    let policy = src
+        .live
+        .as_ref()
+        .and_then(|i| i.backups.clone())
+        .unwrap_or_default();
+    let req = CreateRequest {
+        name: new_name.to_string(),
+        version: Some(src.version.to_string()),
+        memory: Some(crate::validate::format_bytes(src.memory)),
+        cpus: Some(src.cpus.to_string()),
+        database: Some(src.database.clone()),
+        user: Some(src.user.clone()),
+        backup_schedule: Some(policy.schedule),
+        backup_retention: Some(policy.retention),
+        ..Default::default()
+    };
+    let mut pending = create_begin(home, &req).await?;
+    pending.recovery = Some(Recovery {
+        source_id: src.id.clone(),
+        source_repo: home.backup_dir(&src.id),
+        target,
+    });
+    Ok(pending)
+}
+
+/// Runs the recovery of a new or emptied instance: agent/recover.sh in a
+/// one-off db container, with the source's repository at /source.
+pub(super) async fn recover(home: &Home, id: &str, rec: &Recovery) -> Result<()> {
+    let mounts = [
+        Mount {
+            host: rec.source_repo.clone(),
+            target: "/source",
+            read_only: true,
+        },
+        Mount {
+            host: home.instance_dir(id).join("agent"),
+            target: "/agent",
+            read_only: true,
+        },
+    ];
+    let mut argv: Vec<String> = vec![
+        "bash".into(),
+        "/agent/recover.sh".into(),
+        rec.source_id.clone(),
+    ];
+    argv.extend(rec.target.args());
+    engine::of(home)
+        .run_once(id, &Service::Db, &mounts, &argv, RECOVERY_TIMEOUT)
+        .await
+        .map(|_| ())
+}
+
+/// What an in-place restore (or its undo) did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InPlace {
+    pub instance: InstanceView,
+    /// Where the data directory it replaced is kept (`restore --undo` puts
+    /// it back).
+    pub kept_aside: String,
+}
+
+/// Stops the instance, keeps its data directory aside, recovers into an
+/// empty one from its own backups, starts. On failure the data directory
+/// is put back and the instance started again.
+pub async fn restore_in_place(home: &Home, key: &str, target: Target) -> Result<InPlace> {
+    let inst = find(home, key).await?;
+    policy_of(&inst)?;
+    let src = Source::of(&inst);
+    check_target(home, &src, &target).await?;
+    let rec = Recovery {
+        source_id: inst.id.clone(),
+        source_repo: home.backup_dir(&inst.id),
+        target,
+    };
+    let view = operate(home, key, Intent::Restore, |inst| {
+        in_place_inner(home, inst, rec)
+    })
+    .await?;
+    Ok(InPlace {
+        instance: view,
+        kept_aside: home
+            .instance_dir(&inst.id)
+            .join(ASIDE)
+            .display()
+            .to_string(),
+    })
+}
+
+async fn in_place_inner(home: &Home, inst: Instance, rec: Recovery) -> Result<InstanceView> {
+    let dir = home.instance_dir(&inst.id);
+    engine::of(home).down(&inst.id).await?;
+    let d = dir.clone();
+    blocking(move || set_aside(&d)).await?;
+    if let Err(e) = recover(home, &inst.id, &rec).await {
+        let d = dir.clone();
+        let back = blocking(move || put_back(&d)).await;
+        let restarted = match back {
+            Ok(()) => up_inner(home, inst.clone()).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let note = match restarted {
+            Ok(()) => "the data directory was put back and the instance started again".to_string(),
+            Err(r) => format!(
+                "putting the data directory back failed too ({r}); it is in {}",
+                dir.join(ASIDE).display()
+            ),
+        };
+        return Err(Error::Failed(format!(
+            "the restore of '{}' failed ({note}): {e}",
+            inst.name
+        )));
+    }
+    up_inner(home, inst).await
+}
+
+/// data/ -> data.before-restore/ (replacing an older one), and a new, empty
+/// data/.
+fn set_aside(dir: &Path) -> Result<()> {
+    let (data, aside) = (dir.join("data"), dir.join(ASIDE));
+    if aside.exists() {
+        super::destroy::remove_dir(&aside)?;
+    }
+    if data.exists() {
+        std::fs::rename(&data, &aside).ctx(|| format!("moving {} aside", data.display()))?;
+    }
+    make_data_dir(&data)
+}
+
+fn make_data_dir(data: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(data)
+        .ctx(|| format!("creating {}", data.display()))
+}
+
+/// After a failed recovery: the half-restored data/ goes, the kept one
+/// comes back.
+fn put_back(dir: &Path) -> Result<()> {
+    let (data, aside) = (dir.join("data"), dir.join(ASIDE));
+    if aside.exists() {
+        if data.exists() {
+            super::destroy::remove_dir(&data)?;
+        }
+        std::fs::rename(&aside, &data).ctx(|| format!("putting {} back", aside.display()))?;
+    }
+    Ok(())
+}
+
+/// Swaps the data directory with the one an in-place restore kept aside
+/// (so a second undo swaps them back), and starts the instance.
+pub async fn undo(home: &Home, key: &str) -> Result<InPlace> {
+    let inst = find(home, key).await?;
+    let dir = home.instance_dir(&inst.id);
+    if !dir.join(ASIDE).is_dir() {
+        return Err(Error::Conflict(format!(
+            "'{}' has no data directory kept by an in-place restore ({} does not exist); nothing to undo",
+            inst.name,
+            dir.join(ASIDE).display()
+        )));
+    }
+    let view = operate(home, key, Intent::Restore, |inst| async move {
+        engine::of(home).down(&inst.id).await?;
+        let d = home.instance_dir(&inst.id);
+        blocking(move || swap(&d)).await?;
+        up_inner(home, inst).await
+    })
+    .await?;
+    Ok(InPlace {
+        instance: view,
+        kept_aside: dir.join(ASIDE).display().to_string(),
+    })
+}
+
+fn swap(dir: &Path) -> Result<()> {
+    let (data, aside, tmp) = (dir.join("data"), dir.join(ASIDE), dir.join("data.swap"));
+    if tmp.exists() {
+        super::destroy::remove_dir(&tmp)?;
+    }
+    if data.exists() {
+        std::fs::rename(&data, &tmp).ctx(|| format!("moving {}", data.display()))?;
+    }
+    std::fs::rename(&aside, &data).ctx(|| format!("moving {}", aside.display()))?;
+    if tmp.exists() {
+        std::fs::rename(&tmp, &aside).ctx(|| format!("moving {}", tmp.display()))?;
+    }
+    Ok(())
+}
+
+/// An interrupted in-place restore (its process killed): a data directory
+/// left without a finished recovery is replaced by the kept one; then the
+/// instance is started.
+pub async fn resume_restore(home: &Home, id: &str) -> Result<()> {
+    let dir = home.instance_dir(id);
+    let d = dir.clone();
+    blocking(move || {
+        let data = d.join("data");
+        let finished = data.join("PG_VERSION").exists() && !data.join("recovery.signal").exists();
+        if !finished {
+            put_back(&d)?;
+        }
+        Ok(())
+    })
+    .await?;
+    super::lifecycle::up(home, id).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_and_refuse_clearly() {
+        assert_eq!(Target::parse(None, None, None).unwrap(), Target::Latest);
+        assert_eq!(
+            Target::parse(Some("2026-11-29T01:02:03Z"), None, None).unwrap(),
+            Target::Time("2026-11-29 01:02:03.000000+00".into())
+        );
+        assert_eq!(
+            Target::parse(Some("2026-11-29 01:02:03.25"), None, None).unwrap(),
+            Target::Time("2026-11-29 01:02:03.250000+00".into())
+        );
+        assert_eq!(
+            Target::parse(None, Some("0/3000060"), None).unwrap(),
+            Target::Lsn("0/3000060".into())
+        );
+        assert!(Target::parse(Some("yesterday"), None, None).is_err());
+        assert!(Target::parse(None, Some("3000060"), None).is_err());
+        assert!(Target::parse(None, None, Some("x; rm -rf /")).is_err());
+        assert!(Target::parse(Some("2026-11-29T01:02:03Z"), Some("0/1"), None).is_err());
+        assert_eq!(
+            rfc3339("2026-11-29 01:02:03.250000+00"),
+            "2026-11-29T01:02:03.250000Z"
+        );
+    }
+
+    #[test]
+    fn aside_swap_and_put_back() {
+        let t = crate::testing::TempDir::new("aside");
+        let dir = t.path();
+        std::fs::create_dir(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/old"), b"1").unwrap();
+        set_aside(dir).unwrap();
+        assert!(dir.join(ASIDE).join("old").exists());
+        std::fs::write(dir.join("data/new"), b"2").unwrap();
+        swap(dir).unwrap();
+        assert!(dir.join("data/old").exists() && dir.join(ASIDE).join("new").exists());
+        swap(dir).unwrap();
+        assert!(dir.join("data/new").exists());
+        put_back(dir).unwrap();
+        assert!(dir.join("data/old").exists() && !dir.join(ASIDE).exists());
+    }
+}
