@@ -10,12 +10,13 @@ use dbaas::ops;
 use dbaas::ops::restore::Target;
 
 #[derive(FromArgs, Debug)]
-/// Take a backup now and verify it (backup NAME); turn backups on for an
-/// instance made without them (backup enable NAME; restarts it once); change
-/// the schedule or retention (backup config NAME).
+/// Take a backup now and verify it (backup NAME); verify one again (backup
+/// verify NAME [LABEL]); turn backups on for an instance made without them
+/// (backup enable NAME; restarts it once); change the schedule or retention
+/// (backup config NAME).
 #[argh(subcommand, name = "backup")]
 pub struct Backup {
-    /// NAME, enable NAME, or config NAME
+    /// NAME, verify NAME [LABEL], enable NAME, or config NAME
     #[argh(positional)]
     pub args: Vec<String>,
     /// full (default), diff or incr
@@ -120,6 +121,22 @@ pub async fn backup(home: &Home, c: Backup) -> Result<()> {
             }
             Ok(())
         }
+        ["verify", name, rest @ ..] if rest.len() <= 1 => {
+            let b = ops::backup::verify(home, name, rest.first().copied()).await?;
+            if c.json {
+                print::json(&b);
+            } else {
+                eprintln!("{}", describe(&b));
+            }
+            match &b.verification {
+                Some(v) if !v.verified => Err(Error::Failed(format!(
+                    "backup {} of '{name}' failed its verification: {}",
+                    b.label,
+                    v.reason.as_deref().unwrap_or("no reason given")
+                ))),
+                _ => Ok(()),
+            }
+        }
         [name] => {
             if c.schedule.is_some() || c.retention.is_some() {
                 return Err(Error::invalid(
@@ -138,7 +155,7 @@ pub async fn backup(home: &Home, c: Backup) -> Result<()> {
         }
         _ => Err(Error::invalid(
             "arguments",
-            "use `dbaasctl backup NAME`, `dbaasctl backup enable NAME` or `dbaasctl backup config NAME`",
+            "use `dbaasctl backup NAME`, `backup verify NAME [LABEL]`, `backup enable NAME` or `backup config NAME`",
         )),
     }
 }

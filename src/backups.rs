@@ -26,6 +26,9 @@ pub struct Backup {
     pub stop: String,
     pub start_lsn: String,
     pub stop_lsn: String,
+    /// The first and last WAL segment it needs.
+    pub start_wal: String,
+    pub stop_wal: String,
     /// The size of the database it holds.
     pub size_bytes: u64,
     /// What it added to the repository (compressed).
@@ -92,6 +95,86 @@ impl Report {
     }
 }
 
+/// A backup without a passed verification for this long is a concern (a
+/// daily schedule, plus two hours of slack).
+pub const STALE_AFTER_SECS: u64 = 26 * 3600;
+
+/// Something wrong with an instance's backups, for doctor and top.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Concern {
+    /// The newest verification failed.
+    VerificationFailed { label: String, reason: String },
+    /// No backup passed its verification in STALE_AFTER_SECS (None: never).
+    Stale { hours: Option<u64> },
+    /// The latest backup failed and none succeeded since.
+    BackupFailed { ts: String, error: String },
+}
+
+impl std::fmt::Display for Concern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Concern::VerificationFailed { label, reason } => {
+                write!(f, "the verification of backup {label} failed: {reason}")
+            }
+            Concern::Stale { hours: Some(h) } => {
+                write!(f, "the last verified backup is {h} h old")
+            }
+            Concern::Stale { hours: None } => f.write_str("no backup has been verified yet"),
+            Concern::BackupFailed { ts, error } => write!(f, "the backup at {ts} failed: {error}"),
+        }
+    }
+}
+
+impl Report {
+    /// What doctor and top flag; `since` is when backups began (the
+    /// instance's creation), so a new instance is not stale.
+    pub fn concerns(&self, now: SystemTime, since: SystemTime) -> Vec<Concern> {
+        let mut out = vec![];
+        let newest = self
+            .backups
+            .iter()
+            .filter(|b| b.verification.is_some())
+            .max_by(|a, b| verified_at(a).cmp(verified_at(b)));
+        if let Some(b) = newest.filter(|b| b.verified == Some(false)) {
+            out.push(Concern::VerificationFailed {
+                label: b.label.clone(),
+                reason: b
+                    .verification
+                    .as_ref()
+                    .and_then(|v| v.reason.clone())
+                    .unwrap_or_default(),
+            });
+        }
+        let age = |ts: &str| {
+            humantime::parse_rfc3339_weak(ts.trim_end_matches('Z'))
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .map(|d| d.as_secs())
+        };
+        let stale_after = std::time::Duration::from_secs(STALE_AFTER_SECS);
+        match self.last_verified().and_then(|b| age(&b.stop)) {
+            Some(secs) if secs > STALE_AFTER_SECS => out.push(Concern::Stale {
+                hours: Some(secs / 3600),
+            }),
+            None if now.duration_since(since).is_ok_and(|d| d > stale_after) => {
+                out.push(Concern::Stale { hours: None })
+            }
+            _ => {}
+        }
+        if let Some(f) = &self.last_failure {
+            out.push(Concern::BackupFailed {
+                ts: f.ts.clone(),
+                error: f.error.clone(),
+            });
+        }
+        out
+    }
+}
+
+fn verified_at(b: &Backup) -> &str {
+    b.verification.as_ref().map_or("", |v| v.ts.as_str())
+}
+
 #[derive(Deserialize)]
 struct Line {
     #[serde(default)]
@@ -113,6 +196,10 @@ struct Line {
     start_lsn: Option<String>,
     #[serde(default)]
     stop_lsn: Option<String>,
+    #[serde(default)]
+    start_wal: Option<String>,
+    #[serde(default)]
+    stop_wal: Option<String>,
     #[serde(default)]
     size_bytes: Option<u64>,
     #[serde(default)]
@@ -146,6 +233,8 @@ pub fn parse_log(text: &str) -> (Vec<Backup>, Option<Failure>) {
                     stop: l.stop.unwrap_or_default(),
                     start_lsn: l.start_lsn.unwrap_or_default(),
                     stop_lsn: l.stop_lsn.unwrap_or_default(),
+                    start_wal: l.start_wal.unwrap_or_default(),
+                    stop_wal: l.stop_wal.unwrap_or_default(),
                     size_bytes: l.size_bytes.unwrap_or(0),
                     repo_size_bytes: l.repo_size_bytes.unwrap_or(0),
                     duration_s: l.duration_s.unwrap_or(0),
@@ -309,6 +398,29 @@ mod tests {
             "2020-01-01T05:00:00Z"
         );
         assert!(window(&[], Some(later)).is_none());
+    }
+
+    #[test]
+    fn concerns_name_the_failed_verification_and_staleness() {
+        let (backups, _) = parse_log(LOG_TEXT);
+        let r = Report {
+            backups,
+            ..Default::default()
+        };
+        let at = |s: &str| humantime::parse_rfc3339(s).unwrap();
+        let c = r.concerns(at("2020-01-01T03:00:00Z"), at("2020-01-01T00:00:00Z"));
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].to_string().contains("backup B failed: the canary"));
+        let c = r.concerns(at("2020-01-03T00:00:00Z"), at("2020-01-01T00:00:00Z"));
+        assert!(c.contains(&Concern::Stale { hours: Some(47) }), "{c:?}");
+        let empty = Report::default();
+        assert!(empty
+            .concerns(at("2020-01-01T03:00:00Z"), at("2020-01-01T00:00:00Z"))
+            .is_empty());
+        assert_eq!(
+            empty.concerns(at("2020-01-03T00:00:00Z"), at("2020-01-01T00:00:00Z")),
+            vec![Concern::Stale { hours: None }]
+        );
     }
 
     #[test]

@@ -367,6 +367,7 @@ mod tests {
         let mut i = Instance::fixture("db_0a1b2c3d", "demo", 5433);
         i.cpus = 1.5;
         i.state = State::Creating;
+        i.backups = Some(BackupPolicy::default());
         i
     }
 
@@ -415,10 +416,75 @@ mod tests {
             db["healthcheck"].get("start_interval").is_none(),
             "needs Engine 25"
         );
-        // Relative paths only, so the directory runs by hand.
+        // Relative paths only, so the directory runs by hand; the backup
+        // repository is next to instances/, outside the instance directory.
         for v in db["volumes"].as_sequence().unwrap() {
-            assert!(v.as_str().unwrap().starts_with("./"), "{v:?}");
+            let v = v.as_str().unwrap();
+            assert!(
+                v.starts_with("./") || v.starts_with("../../backups/db_0a1b2c3d:"),
+                "{v:?}"
+            );
         }
+        assert!(command.contains(&"archive_mode=on"), "{command:?}");
+        assert!(command.contains(&"archive_timeout=60"), "{command:?}");
+        assert!(
+            command.contains(&"archive_command=pgbackrest --stanza=db_0a1b2c3d archive-push %p")
+        );
+        let backup = &y["services"]["backup"];
+        assert_eq!(backup["network_mode"].as_str(), Some("none"));
+        assert_eq!(backup["cap_drop"][0].as_str(), Some("ALL"));
+        assert_eq!(backup["mem_limit"].as_str(), Some("256m"));
+        assert!(
+            backup.get("secrets").is_none(),
+            "the sidecar holds no password"
+        );
+        assert_eq!(
+            backup["environment"]["DBAAS_BACKUP_SCHEDULE"].as_str(),
+            Some("24h")
+        );
+        let volumes: Vec<&str> = backup["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            volumes.contains(&"./data:/var/lib/postgresql/data:ro"),
+            "{volumes:?}"
+        );
+        // Without backups: no archiving, no sidecar, no repository.
+        let mut plain = inst();
+        plain.backups = None;
+        let text = render_compose(&plain, "abc123abc123");
+        let y: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+        assert!(y["services"].get("backup").is_none());
+        assert!(
+            !text.contains("archive") && !text.contains("backups/"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn pgbackrest_conf_names_the_stanza_and_the_retention() {
+        let mut i = inst();
+        let conf = render_pgbackrest(&i, i.backups.as_ref().unwrap());
+        assert!(
+            conf.contains("\n[db_0a1b2c3d]\npg1-path=/var/lib/postgresql/data\n"),
+            "{conf}"
+        );
+        assert!(
+            conf.contains("repo1-retention-full-type=time\nrepo1-retention-full=7\n"),
+            "{conf}"
+        );
+        i.backups = Some(BackupPolicy {
+            schedule: "6h".into(),
+            retention: "3".into(),
+        });
+        let conf = render_pgbackrest(&i, i.backups.as_ref().unwrap());
+        assert!(
+            conf.contains("repo1-retention-full-type=count\nrepo1-retention-full=3\n"),
+            "{conf}"
+        );
     }
 
     #[test]

@@ -193,11 +193,16 @@ fn limits_labels_and_port_binding_as_docker_sees_them() {
             "clerk",
         ],
     );
-    // The PostgreSQL container and the monitoring agent's.
+    // The PostgreSQL container, the monitoring agent's and the backup
+    // sidecar's (no network, a small limit, a low CPU weight).
     let containers = h.containers_of(&id);
-    assert_eq!(containers.len(), 2, "{containers:?}");
+    assert_eq!(containers.len(), 3, "{containers:?}");
     let db = containers.iter().find(|c| c.ends_with("-db-1")).unwrap();
     assert!(containers.iter().any(|c| c.ends_with("-agent-1")));
+    let sidecar = docker_inspect(&format!("{id}-backup-1"));
+    assert_eq!(sidecar["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(sidecar["HostConfig"]["Memory"], 256 * 1024 * 1024);
+    assert_eq!(sidecar["HostConfig"]["CpuShares"], 256);
     let c = docker_inspect(db);
     assert_eq!(c["HostConfig"]["Memory"], 256 * 1024 * 1024);
     assert_eq!(c["HostConfig"]["NanoCpus"], 500_000_000);

@@ -4,7 +4,7 @@
 //! package drf-spectacular-sidecar). Nothing is loaded from a CDN.
 
 use super::reply::{self, Reply};
-use super::{database, dumps, instances, monitoring};
+use super::{backups, database, dumps, instances, monitoring};
 use std::sync::{Arc, OnceLock};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -26,6 +26,12 @@ use warp::http::StatusCode;
         instances::logs,
         dumps::dump,
         dumps::import,
+        backups::list,
+        backups::list_all,
+        backups::get,
+        backups::take,
+        backups::restore,
+        backups::clone,
         database::list_tables,
         database::create_table,
         database::describe_table,
@@ -52,6 +58,18 @@ use warp::http::StatusCode;
         reply::LogLines,
         instances::Deleted,
         dumps::Imported,
+        backups::BackupBody,
+        backups::RestoreBody,
+        backups::CloneBody,
+        crate::ops::backup::BackupList,
+        crate::ops::backup::Configured,
+        crate::ops::restore::InPlace,
+        crate::backups::Backup,
+        crate::backups::Verification,
+        crate::backups::Failure,
+        crate::backups::Window,
+        crate::backups::Report,
+        crate::validate::BackupPolicy,
         reply::ErrorBody,
         reply::ErrorInfo,
         database::SqlBody,
@@ -78,6 +96,7 @@ use warp::http::StatusCode;
     modifiers(&BearerAuth),
     tags((name = "instances", description = "Instance lifecycle"),
         (name = "database", description = "Tables, rows (PostgREST's grammar), SQL and transactions on a running instance, as its app user"),
+        (name = "backups", description = "pgBackRest backups, each verified by a restore; point-in-time restore, in place or into a new instance; clones"),
         (name = "monitoring", description = "The agent's samples, summaries, the agent itself, and Prometheus /metrics"),
         (name = "health"))
 )]

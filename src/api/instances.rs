@@ -174,15 +174,34 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Result<Reply, Error
         no_backups: body.no_backups,
         keep_on_failure: false,
     };
-    // The create runs as a task of its own, to its end (ready, or rolled
-    // back) whatever happens to this request; the request only watches it.
+    let name = creq.name.clone();
+    provision(state, wait, name, move |st| async move {
+        ops::create_begin(&st.home, &creq).await
+    })
+    .await
+}
+
+/// A create, or a restore into a new instance: `begin` allocates it (errors
+/// there change nothing), then the rest runs as a task of its own, to its
+/// end (ready, or rolled back) whatever happens to this request; the
+/// request only watches it (`wait`) or answers 202 at once.
+pub(super) async fn provision<F, Fut>(
+    state: &Arc<AppState>,
+    wait: bool,
+    name: String,
+    begin: F,
+) -> Result<Reply, Error>
+where
+    F: FnOnce(Arc<AppState>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = crate::error::Result<ops::Pending>> + Send,
+{
     let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
     let st = state.clone();
     let task = tokio::spawn(async move {
         // Creates of one name are serialized: the second sees the name taken.
-        let name_lock = st.lock_for(&format!("name:{}", creq.name));
+        let name_lock = st.lock_for(&format!("name:{name}"));
         let name_guard = name_lock.lock().await;
-        let pending = ops::create_begin(&st.home, &creq).await?;
+        let pending = begin(st.clone()).await?;
         drop(name_guard);
         let id = pending.instance.id.clone();
         let guard = st.lock_for(&id).lock_owned().await;

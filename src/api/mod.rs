@@ -5,6 +5,7 @@
 //! as the CLI.
 
 /// A handler's early return: the value, or the error as a reply.
+pub mod backups;
 pub mod database;
 pub mod docs;
 pub mod dumps;
@@ -431,6 +432,12 @@ async fn dispatch(
         "/instances/{id}/restart" => instances::action(state, req, id, "restart").await,
         "/instances/{id}/dump" => dumps::dump(state, req, id).await,
         "/instances/{id}/import" => dumps::import(state, req, id).await,
+        "/instances/{id}/backups" if *m == Method::GET => backups::list(state, id).await,
+        "/instances/{id}/backups" => backups::take(state, req, id).await,
+        "/instances/{id}/backups/{label}" => backups::get(state, id, table).await,
+        "/instances/{id}/restore" => backups::restore(state, req, id).await,
+        "/instances/{id}/clone" => backups::clone(state, req, id).await,
+        "/backups" => backups::list_all(state).await,
         "/database/{id}/tables" if *m == Method::GET => database::list_tables(state, req, id).await,
         "/database/{id}/tables" => database::create_table(state, req, id).await,
         "/database/{id}/tables/{table}" if *m == Method::GET => {

@@ -63,6 +63,11 @@ pub const ROUTES: &[Route] = &[
         documented: true,
         streams_body: true,
     },
+    route("/instances/{id}/backups", &[Method::GET, Method::POST]),
+    route("/instances/{id}/backups/{label}", GET),
+    route("/instances/{id}/restore", POST),
+    route("/instances/{id}/clone", POST),
+    route("/backups", GET),
     route("/database/{id}/tables", &[Method::GET, Method::POST]),
     route(
         "/database/{id}/tables/{table}",

@@ -219,6 +219,48 @@ pub async fn take(home: &Home, key: &str, kind: &str) -> Result<Backup> {
     get(home, &inst.id, &label).await
 }
 
+/// Verifies a backup again (the newest when no label is given): restored
+/// into the sidecar's scratch directory and checked, as after every backup.
+/// Returns the backup with the new verification, passed or not.
+pub async fn verify(home: &Home, key: &str, label: Option<&str>) -> Result<Backup> {
+    let inst = serving(home, key).await?;
+    policy_of(&inst)?;
+    let label = match label {
+        Some(l) => get(home, &inst.id, l).await?.label,
+        None => list(home, &inst.id)
+            .await?
+            .report
+            .backups
+            .last()
+            .map(|b| b.label.clone())
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "'{}' has no backup to verify; take one with `dbaasctl backup {}`",
+                    inst.name, inst.name
+                ))
+            })?,
+    };
+    let argv: Vec<String> = ["bash", "/agent/backup.sh", "verify", &label]
+        .map(String::from)
+        .into();
+    // A failed verification exits non-zero but is recorded: the record is
+    // the answer, the exit status is not.
+    if let Err(e) = engine::of(home)
+        .exec(&inst.id, &Service::Backup, &argv, BACKUP_TIMEOUT)
+        .await
+    {
+        log::info!("verification of {label} ended with: {e}");
+    }
+    let b = get(home, &inst.id, &label).await?;
+    if b.verification.is_none() {
+        return Err(Error::Failed(format!(
+            "the verification of {label} recorded nothing; see `docker compose logs backup` in {}",
+            home.instance_dir(&inst.id).display()
+        )));
+    }
+    Ok(b)
+}
+
 /// Forces a WAL switch on a running instance and waits until the segment
 /// is archived, so that everything committed so far is restorable. A
 /// failure is logged, not fatal: what is archived is still restorable.
@@ -309,4 +351,21 @@ async fn apply_policy(home: &Home, inst: Instance, policy: BackupPolicy) -> Resu
     } else {
         super::views::status_view(home, &updated).await
     }
+}
+
+/// The concerns about an instance's backups (none when they are off).
+pub fn concerns(home: &Home, inst: &Instance) -> Vec<backups::Concern> {
+    if inst.backups.is_none() {
+        return vec![];
+    }
+    let report = match backups::report(&home.backup_dir(&inst.id), &inst.id) {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn!("{}: reading its backups: {e}", inst.name);
+            return vec![];
+        }
+    };
+    let since = humantime::parse_rfc3339_weak(inst.created_at.trim_end_matches('Z'))
+        .unwrap_or(std::time::SystemTime::now());
+    report.concerns(std::time::SystemTime::now(), since)
 }

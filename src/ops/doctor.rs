@@ -3,6 +3,7 @@
 //! repairs what is safe (never deletes a data directory that might matter).
 
 use super::{creator_alive, interrupted, remove_instance, resume};
+use crate::backups::Concern;
 use crate::engine::{self, Container, Engine, PsMap, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
@@ -236,6 +237,21 @@ async fn instance(
     out.push(consistency(inst, running, &label));
     if inst.state == State::Running && running {
         out.extend(agent(home, engine, inst, containers, &label));
+    }
+    for c in super::backup::concerns(home, inst) {
+        let level = match c {
+            Concern::Stale { .. } => Level::Warning,
+            _ => Level::Error,
+        };
+        out.push(finding(
+            level,
+            "backups",
+            format!("{label}: {c}"),
+            Some(format!(
+                "dbaasctl backups {} shows them; dbaasctl backup {} takes and verifies a new one",
+                inst.name, inst.name
+            )),
+        ));
     }
     out
 }

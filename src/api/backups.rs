@@ -1,0 +1,206 @@
+//! Backups over HTTP: list and take them, restore (into a new instance, in
+//! place, or undo), clone. The same `ops` calls as the CLI; long operations
+//! answer 202 with `wait=false` and run to their end whatever happens to
+//! the request.
+
+use super::reply::{self, ErrorBody, Reply};
+use super::state::AppState;
+use super::Request;
+use crate::backups::Backup;
+use crate::error::Error;
+use crate::ops;
+use crate::ops::backup::BackupList;
+use crate::ops::restore::{InPlace, Target};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Body of `POST /instances/{id}/backups` (optional).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupBody {
+    /// full (default), diff or incr.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// Body of `POST /instances/{id}/restore`: exactly one of `to`, `in_place`
+/// and `undo`; at most one of `time`, `lsn` and `backup` (none: latest).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBody {
+    /// Name of a new instance to restore into (the source keeps running).
+    pub to: Option<String>,
+    /// Stop the instance, keep its data directory aside, recover, start.
+    #[serde(default)]
+    pub in_place: bool,
+    /// Swap back the data directory an in-place restore kept aside.
+    #[serde(default)]
+    pub undo: bool,
+    /// RFC 3339 time in UTC, such as 2026-11-29T01:02:03Z.
+    pub time: Option<String>,
+    /// A WAL position such as 0/3000060.
+    pub lsn: Option<String>,
+    /// A backup label: recover to the end of that backup.
+    pub backup: Option<String>,
+}
+
+/// Body of `POST /instances/{id}/clone`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneBody {
+    /// Name of the new instance.
+    pub name: String,
+    /// RFC 3339 time in UTC (default: the latest).
+    pub time: Option<String>,
+}
+
+#[utoipa::path(get, path = "/instances/{id}/backups", tag = "backups",
+    params(("id" = String, Path, description = "Instance id or name, or a destroyed instance's id")),
+    responses((status = 200, description = "Backups (oldest first) with their verification, and the recoverable window", body = BackupList),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(state: &Arc<AppState>, key: &str) -> Result<Reply, Error> {
+    Ok(reply::json(
+        200,
+        &ops::backup::list(&state.home, key).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/backups", tag = "backups",
+    responses((status = 200, description = "The backups of every instance and of every destroyed one", body = Vec<BackupList>),
+        (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_all(state: &Arc<AppState>) -> Result<Reply, Error> {
+    Ok(reply::json(200, &ops::backup::list_all(&state.home).await?))
+}
+
+#[utoipa::path(get, path = "/instances/{id}/backups/{label}", tag = "backups",
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("label" = String, Path, description = "Backup label, such as 20261129-002717F")),
+    responses((status = 200, body = Backup), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(state: &Arc<AppState>, key: &str, label: &str) -> Result<Reply, Error> {
+    Ok(reply::json(
+        200,
+        &ops::backup::get(&state.home, key, label).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/instances/{id}/backups", tag = "backups", request_body = Option<BackupBody>,
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("wait" = Option<bool>, Query, description = "wait for the backup and its verification (default true)")),
+    responses((status = 201, description = "Taken, with its verification", body = Backup),
+        (status = 202, description = "Started (wait=false): GET /instances/{id}/backups shows it when done", body = BackupList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Not running, or backups are off", body = ErrorBody), (status = 500, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn take(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
+    let wait = req.flag("wait", true)?;
+    let body: BackupBody = if req.body.is_empty() {
+        BackupBody::default()
+    } else {
+        reply::json_body(&req.headers, &req.body, "backup request")?
+    };
+    let kind = body.kind.unwrap_or_else(|| "full".into());
+    if !wait {
+        // The quick refusals (not running, backups off, bad type) first.
+        let list = ops::backup::list(&state.home, key).await?;
+        if !matches!(kind.as_str(), "full" | "diff" | "incr") || !list.enabled {
+            return Ok(reply::json(
+                201,
+                &ops::backup::take(&state.home, key, &kind).await?,
+            ));
+        }
+        let (st, key) = (state.clone(), key.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = ops::backup::take(&st.home, &key, &kind).await {
+                log::warn!("backup of {key} failed: {e}");
+            }
+        });
+        return Ok(reply::json(202, &list));
+    }
+    let (st, key) = (state.clone(), key.to_string());
+    let task = tokio::spawn(async move { ops::backup::take(&st.home, &key, &kind).await });
+    Ok(reply::json(201, &super::joined(task).await?))
+}
+
+#[utoipa::path(post, path = "/instances/{id}/restore", tag = "backups", request_body = RestoreBody,
+    params(("id" = String, Path, description = "Instance id or name, or a destroyed instance's id"),
+        ("wait" = Option<bool>, Query, description = "wait until the restored instance accepts connections (default true)")),
+    responses((status = 201, description = "Restored into a new instance (to)", body = crate::ops::Created),
+        (status = 200, description = "Restored in place, or undone", body = InPlace),
+        (status = 202, description = "Accepted (wait=false): poll GET /instances/{id}", body = crate::ops::InstanceView),
+        (status = 400, description = "Bad target, or a time outside the recoverable window (named)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The new name exists, no backups, or nothing to undo", body = ErrorBody),
+        (status = 500, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn restore(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
+    let wait = req.flag("wait", true)?;
+    let b: RestoreBody = reply::json_body(&req.headers, &req.body, "restore request")?;
+    let target = Target::parse(b.time.as_deref(), b.lsn.as_deref(), b.backup.as_deref())?;
+    match (b.to, b.in_place, b.undo) {
+        (Some(to), false, false) => {
+            let key = key.to_string();
+            super::instances::provision(state, wait, to.clone(), move |st| async move {
+                ops::restore::restore_begin(&st.home, &key, &to, target).await
+            })
+            .await
+        }
+        (None, true, false) => in_place(state, key, wait, Some(target)).await,
+        (None, false, true) if target == Target::Latest => in_place(state, key, wait, None).await,
+        (None, false, true) => Err(Error::invalid("undo", "undo takes no time, lsn or backup")),
+        _ => Err(Error::invalid(
+            "to",
+            "give exactly one of to, in_place and undo",
+        )),
+    }
+}
+
+/// An in-place restore (or, without a target, its undo) under the
+/// instance's lock, as a task that runs to its end.
+async fn in_place(
+    state: &Arc<AppState>,
+    key: &str,
+    wait: bool,
+    target: Option<Target>,
+) -> Result<Reply, Error> {
+    let inst = super::instances::find(state, key)?;
+    let (st, id) = (state.clone(), inst.id.clone());
+    let task = tokio::spawn(async move {
+        let guard = st.lock_for(&id).lock_owned().await;
+        st.pools.drop_pool(&id);
+        let res = match target {
+            Some(t) => ops::restore::restore_in_place(&st.home, &id, t).await,
+            None => ops::restore::undo(&st.home, &id).await,
+        };
+        drop(guard);
+        st.status_changed();
+        res
+    });
+    if !wait {
+        return Ok(reply::json(202, &ops::view(&inst, None)));
+    }
+    Ok(reply::json(200, &super::joined(task).await?))
+}
+
+#[utoipa::path(post, path = "/instances/{id}/clone", tag = "backups", request_body = CloneBody,
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("wait" = Option<bool>, Query, description = "wait until the clone accepts connections (default true)")),
+    responses((status = 201, description = "Cloned", body = crate::ops::Created),
+        (status = 202, description = "Accepted (wait=false): poll GET /instances/{id} of the clone", body = crate::ops::Created),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The name exists, or no backups", body = ErrorBody), (status = 500, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn clone(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
+    let wait = req.flag("wait", true)?;
+    let b: CloneBody = reply::json_body(&req.headers, &req.body, "clone request")?;
+    let target = Target::parse(b.time.as_deref(), None, None)?;
+    let key = key.to_string();
+    let name = b.name.clone();
+    super::instances::provision(state, wait, name, move |st| async move {
+        ops::restore::restore_begin(&st.home, &key, &b.name, target).await
+    })
+    .await
+}

@@ -1,0 +1,517 @@
+//! Backups (issue 12) on real instances: pgBackRest in the sidecar, WAL
+//! archived by the server, restores in one-off containers. Point-in-time
+//! recovery to the row, a clone under write load, a lost data volume, a
+//! corrupted repository caught by verification, retention, and restoring a
+//! destroyed instance's backups.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The instance's backups once its first backup has been taken and
+/// verified (the sidecar takes it right after the first start).
+fn first_backup(h: &TestHome, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let v = h.run(&["backups", name, "--json"]).json();
+        let done = v["backups"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty() && b[0]["verified"].is_boolean());
+        if done {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no verified first backup of {name} after 180 s: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn ids(url: &str) -> Vec<i64> {
+    connect(url)
+        .query("SELECT id FROM w ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A writer: one row per 100 ms, each committed on its own, until stopped.
+/// At row `mark` it reads the server's clock once, after that row's commit
+/// and before the next insert: every row before is committed before it,
+/// every row after, after it.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<(i64, Option<String>)>>,
+}
+
+impl Writer {
+    fn start(url: &str, mark: i64) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, url) = (stop.clone(), url.to_string());
+        let handle = std::thread::spawn(move || {
+            let mut c = connect(&url);
+            let (mut n, mut t) = (0, None);
+            while !s.load(Ordering::Relaxed) {
+                c.execute("INSERT INTO w (at) VALUES (clock_timestamp())", &[])
+                    .unwrap();
+                n += 1;
+                if n == mark {
+                    let r = c
+                        .query_one(
+                            "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                            &[],
+                        )
+                        .unwrap();
+                    t = Some(r.get(0));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (n, t)
+        });
+        Writer {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self) -> (i64, Option<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .unwrap()
+            .join()
+            .expect("the writer failed")
+    }
+}
+
+#[test]
+fn point_in_time_recovery_to_the_row_and_a_clone_under_write_load() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("pitr");
+    let (_, src) = h.create("src", &[]);
+    connect(&src)
+        .batch_execute("CREATE TABLE w (id bigserial PRIMARY KEY, at timestamptz NOT NULL)")
+        .unwrap();
+    first_backup(&h, "src");
+    let mut sections = Sections::default();
+
+    // Rows 1..=30 committed before T, the rest after.
+    let writer = Writer::start(&src, 30);
+    std::thread::sleep(Duration::from_secs(6));
+    let (written, t) = writer.finish();
+    let t = t.expect("the writer reached its mark");
+    assert!(written > 40, "only {written} rows written");
+
+    sections.run("restore --to at a time: exactly the rows before it", || {
+        let v = h
+            .run(&["restore", "src", "--to", "pitr", "--time", &t, "--json"])
+            .json();
+        let url = v["url"].as_str().unwrap();
+        assert_eq!(ids(url), (1..=30).collect::<Vec<i64>>(), "restored to {t}");
+        // Its own passwords: the source's do not open it.
+        let src_pw = src.split(':').nth(2).unwrap().split('@').next().unwrap();
+        let foreign = url.replacen(
+            url.split(':').nth(2).unwrap().split('@').next().unwrap(),
+            src_pw,
+            1,
+        );
+        assert!(postgres::Client::connect(&foreign, postgres::NoTls).is_err());
+        assert_ne!(
+            v["instance"]["port"],
+            h.run(&["show", "src", "--json"]).json()["port"]
+        );
+    });
+
+    sections.run("clone while the source takes writes", || {
+        let before = ids(&src).len() as i64;
+        let writer = Writer::start(&src, 0);
+        std::thread::sleep(Duration::from_millis(500));
+        let url = h.run(&["clone", "src", "copy", "--json"]).json()["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        std::thread::sleep(Duration::from_millis(500));
+        let (more, _) = writer.finish();
+        let got = ids(&url);
+        let n = got.len() as i64;
+        assert_eq!(
+            got,
+            (1..=n).collect::<Vec<i64>>(),
+            "a prefix of the source's rows"
+        );
+        assert!(
+            n >= before + 5,
+            "the clone has {n} rows, {before} before the writes began"
+        );
+        assert!(
+            n <= before + more,
+            "the clone cannot have rows the source never wrote"
+        );
+        assert_eq!(
+            ids(&src).len() as i64,
+            before + more,
+            "the source kept every write"
+        );
+    });
+
+    sections.run("bad targets change nothing", || {
+        let out = h
+            .run(&[
+                "restore",
+                "src",
+                "--to",
+                "early",
+                "--time",
+                "2001-01-01T00:00:00Z",
+            ])
+            .fails_with(2);
+        assert!(
+            out.contains("outside the recoverable window") && out.contains(" to "),
+            "{out}"
+        );
+        let out = h.run(&["restore", "src", "--to", "copy"]).fails_with(4);
+        assert!(out.contains("already exists"), "{out}");
+        let out = h
+            .run(&["restore", "src", "--to", "x", "--time", "noon"])
+            .fails_with(2);
+        assert!(out.contains("RFC 3339"), "{out}");
+        let out = h
+            .run(&[
+                "restore",
+                "src",
+                "--to",
+                "x",
+                "--backup",
+                "20260101-000000F",
+            ])
+            .fails_with(3);
+        assert!(out.contains("backups src"), "{out}");
+        let out = h
+            .run(&["restore", "src", "--to", "x", "--in-place"])
+            .fails_with(2);
+        assert!(out.contains("exactly one of"), "{out}");
+        let names: Vec<String> = h
+            .run(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    });
+    sections.finish();
+}
+
+#[test]
+fn lost_data_volume_restored_in_place_then_undone() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("inplace");
+    let (id, url) = h.create("vol", &[]);
+    connect(&url)
+        .batch_execute("CREATE TABLE w (id bigserial PRIMARY KEY, at timestamptz NOT NULL)")
+        .unwrap();
+    first_backup(&h, "vol");
+    let mut sections = Sections::default();
+
+    sections.run("every row committed archive_timeout before the kill is back", || {
+        // A steady writer for longer than archive_timeout (60 s).
+        let writer = Writer::start(&url, 0);
+        std::thread::sleep(Duration::from_secs(75));
+        let (written, _) = writer.finish();
+        let rows: Vec<(i64, f64)> = connect(&url)
+            .query("SELECT id, extract(epoch FROM at)::float8 FROM w ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(rows.len() as i64, written);
+        let killed_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        docker_ok(&["kill", &format!("{id}-db-1")]);
+        let data = h.root.join("instances").join(&id).join("data");
+        for e in std::fs::read_dir(&data).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).unwrap();
+            } else {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        h.run(&["restore", "vol", "--in-place"]).ok();
+        let back = ids(&url);
+        let must: Vec<i64> = rows.iter().filter(|(_, at)| *at < killed_at - 60.0).map(|r| r.0).collect();
+        assert!(!must.is_empty());
+        assert!(must.iter().all(|i| back.contains(i)), "rows older than 60 s are missing");
+        let newest_back = rows.iter().filter(|r| back.contains(&r.0)).map(|r| r.1).fold(0.0, f64::max);
+        eprintln!(
+            "figure: RPO after a lost data volume under 10 writes/s: {:.1} s of commits lost ({} of {written} rows back)",
+            killed_at - newest_back,
+            back.len()
+        );
+    });
+
+    sections.run("in place to a time, and --undo swaps the data back", || {
+        let all = ids(&url);
+        let t = connect(&url)
+            .query_one("SELECT to_char(max(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM w WHERE id <= $1", &[&all[all.len() / 2]])
+            .unwrap()
+            .get::<_, String>(0);
+        h.run(&["restore", "vol", "--in-place", "--time", &t]).ok();
+        let half = ids(&url);
+        // T is the insert time of the middle row: its commit came after T.
+        assert_eq!(half, all[..all.len() / 2].to_vec());
+        let kept = h.root.join("instances").join(&id).join("data.before-restore");
+        assert!(kept.join("PG_VERSION").is_file(), "the replaced data directory is kept");
+        h.run(&["restore", "vol", "--undo"]).ok();
+        assert_eq!(ids(&url), all);
+        assert_eq!(h.run(&["show", "vol", "--json"]).json()["status"], "running");
+    });
+    sections.finish();
+}
+
+#[test]
+fn verification_catches_a_corrupted_backup_and_retention_prunes() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("verify");
+    let (id, url) = h.create("ver", &["--backup-retention", "2"]);
+    connect(&url)
+        .batch_execute("CREATE TABLE w (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now()); INSERT INTO w (at) SELECT now() FROM generate_series(1, 1000)")
+        .unwrap();
+    let first = first_backup(&h, "ver");
+    assert_eq!(first["backups"][0]["verified"], true, "{first}");
+    let repo = h.root.join("backups").join(&id).join("repo");
+    let mut sections = Sections::default();
+
+    sections.run(
+        "retention keeps the last 2 full backups and the WAL they need",
+        || {
+            let oldest = first["backups"][0]["label"].as_str().unwrap().to_string();
+            let b2 = h.run(&["backup", "ver"]).ok().trim().to_string();
+            let b3 = h.run(&["backup", "ver"]).ok().trim().to_string();
+            let v = h.run(&["backups", "ver", "--json"]).json();
+            let labels: Vec<&str> = v["backups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["label"].as_str().unwrap())
+                .collect();
+            assert_eq!(labels, vec![b2.as_str(), b3.as_str()]);
+            assert!(
+                !repo.join("backup").join(&id).join(&oldest).exists(),
+                "the oldest backup is expired"
+            );
+            // WAL before the oldest kept backup is gone; from its start on,
+            // every segment is kept.
+            let kept_from = v["backups"][0]["start_wal"].as_str().unwrap().to_string();
+            let expired_from = first["backups"][0]["start_wal"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(expired_from < kept_from, "{expired_from} {kept_from}");
+            let segments: Vec<String> = walk(&repo.join("archive"))
+                .into_iter()
+                .filter(|n| n.len() > 24 && n.as_bytes()[24] == b'-')
+                .map(|n| n[..24].to_string())
+                .collect();
+            assert!(
+                !segments.iter().any(|s| s < &kept_from),
+                "WAL before {kept_from} is left: {segments:?}"
+            );
+            for b in v["backups"].as_array().unwrap() {
+                let (a, z) = (
+                    b["start_wal"].as_str().unwrap(),
+                    b["stop_wal"].as_str().unwrap(),
+                );
+                assert!(
+                    segments.iter().any(|s| s == a) && segments.iter().any(|s| s == z),
+                    "{a}..{z} kept: {segments:?}"
+                );
+            }
+            assert_eq!(v["backups"][1]["verified"], true);
+        },
+    );
+
+    sections.run(
+        "a corrupted file in the repository fails the verification, named",
+        || {
+            let label = h.run(&["backups", "ver", "--json"]).json()["backups"][1]["label"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            // The biggest file of the backup: a table or index of the app data.
+            let dir = repo.join("backup").join(&id).join(&label).join("pg_data");
+            let victim = biggest_file(&dir);
+            std::fs::write(&victim, b"not what pgBackRest wrote").unwrap();
+            let out = h.run(&["backup", "verify", "ver", &label]);
+            assert_eq!(out.code(), 1, "{}", out.stderr());
+            assert!(
+                out.stderr().contains(&label) && out.stderr().contains("failed its verification"),
+                "{}",
+                out.stderr()
+            );
+            let v = h.run(&["backups", "ver", "--json"]).json();
+            let b = v["backups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["label"] == label.as_str())
+                .unwrap()
+                .clone();
+            assert_eq!(b["verified"], false);
+            assert!(
+                b["verification"]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("restore failed"),
+                "{b}"
+            );
+            let doctor = h.run(&["doctor", "--json"]);
+            assert!(
+                doctor.stdout().contains(&label) && doctor.stdout().contains("verification"),
+                "{}",
+                doctor.stdout()
+            );
+        },
+    );
+    sections.finish();
+}
+
+#[test]
+fn a_destroyed_instance_is_restored_from_its_kept_backups() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("kept");
+    let (id, url) = h.create("gone", &["--database", "shop", "--user", "clerk"]);
+    connect(&url)
+        .batch_execute("CREATE TABLE w (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now()); INSERT INTO w (at) SELECT now() FROM generate_series(1, 500)")
+        .unwrap();
+    first_backup(&h, "gone");
+    h.run(&["backup", "gone"]).ok();
+    let err = h.run(&["destroy", "gone", "--yes"]).stderr();
+    assert!(err.contains("backups are kept"), "{err}");
+    let all = h.run(&["backups", "--all", "--json"]).json();
+    let kept = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["instance"] == id.as_str())
+        .expect("listed")
+        .clone();
+    assert_eq!(kept["destroyed"], true);
+    assert_eq!(kept["name"], "gone");
+    let v = h
+        .run(&["restore", "gone", "--to", "again", "--json"])
+        .json();
+    assert_eq!(v["instance"]["database"], "shop");
+    let url = v["url"].as_str().unwrap();
+    assert!(url.contains("clerk:") && url.ends_with("/shop"), "{url}");
+    assert_eq!(ids(url).len(), 500);
+    // --delete-backups removes them.
+    h.run(&["destroy", "again", "--yes", "--delete-backups"])
+        .ok();
+    let new_id = v["instance"]["id"].as_str().unwrap();
+    assert!(!h.root.join("backups").join(new_id).exists());
+    assert!(
+        h.root.join("backups").join(&id).exists(),
+        "only its own backups go"
+    );
+}
+
+#[test]
+fn backups_off_and_bad_policies() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("nobackup");
+    for (args, want) in [
+        (
+            vec!["--backup-schedule", "often"],
+            "invalid backup_schedule",
+        ),
+        (
+            vec!["--backup-schedule", "daily@25:00"],
+            "not a time of day",
+        ),
+        (vec!["--backup-retention", "0"], "invalid backup_retention"),
+        (
+            vec!["--no-backups", "--backup-retention", "3"],
+            "no backups",
+        ),
+    ] {
+        let mut all = vec!["create", "x"];
+        all.extend(args);
+        let out = h.run(&all).fails_with(2);
+        assert!(out.contains(want), "{out}");
+    }
+    assert!(h.instance_dirs().is_empty());
+    let (id, _) = h.create("plain", &["--no-backups"]);
+    let svc = h.containers_of(&id);
+    assert_eq!(svc.len(), 2, "db and agent only: {svc:?}");
+    let out = h.run(&["backup", "plain"]).fails_with(4);
+    assert!(out.contains("backup enable plain"), "{out}");
+    let err = h
+        .run(&["backup", "enable", "plain", "--schedule", "6h"])
+        .stderr();
+    assert!(err.contains("restarted once"), "{err}");
+    assert_eq!(h.containers_of(&id).len(), 3);
+    let v = first_backup(&h, "plain");
+    assert_eq!(v["schedule"], "6h");
+    assert_eq!(v["backups"][0]["reason"], "first");
+    let err = h
+        .run(&["backup", "config", "plain", "--retention", "3"])
+        .stderr();
+    assert!(!err.contains("restarted"), "{err}");
+    assert_eq!(
+        h.run(&["backups", "plain", "--json"]).json()["retention"],
+        "3"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+fn biggest_file(dir: &std::path::Path) -> std::path::PathBuf {
+    fn go(dir: &std::path::Path, best: &mut (u64, std::path::PathBuf)) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                go(&p, best);
+            } else {
+                let len = e.metadata().unwrap().len();
+                if len > best.0 {
+                    *best = (len, p);
+                }
+            }
+        }
+    }
+    let mut best = (0, dir.to_path_buf());
+    go(dir, &mut best);
+    best.1
+}
