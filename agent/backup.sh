@@ -209,18 +209,30 @@ due_at() {
 }
 
 run() {
-    local last expired_at=0 failed_at=0 full
+    local last expired_at=0 failed_at=0 backoff=60 full
     mkdir -p "$(dirname "$log")"
     say "instance $stanza: schedule $schedule; waiting for the server"
     wait_for_server
     ensure_stanza
+    # A segment the server tried to archive before the stanza existed is
+    # pushed now: check switches WAL, which wakes the archiver, and waits
+    # until that segment (and so every earlier one) is in the repository.
+    pgbr check >/dev/null 2>&1 || say "the first archive check failed; archiving is retried by the server"
     while :; do
         full=$(pgbr info --output=json 2>/dev/null | jq -r '[.[0].backup // [] | .[] | select(.type == "full") | .timestamp.stop] | max // 0')
         last=${full:-0}
-        # A failed backup is retried after ten minutes, not at every tick.
-        if [ "$(epoch)" -ge "$(due_at "$last")" ] && [ $(($(epoch) - failed_at)) -ge 600 ]; then
+        # A failed backup (the server restarting under it, the repository
+        # down) is retried after a minute, then after twice as long each
+        # time up to half an hour, not at every tick.
+        if [ "$(epoch)" -ge "$(due_at "$last")" ] && [ $(($(epoch) - failed_at)) -ge "$backoff" ]; then
             reason=scheduled; [ "$last" -gt 0 ] || reason=first
-            ( flock 9; do_backup full "$reason" >/dev/null ) 9>"$lock" || failed_at=$(epoch)
+            if ( flock 9; do_backup full "$reason" >/dev/null ) 9>"$lock"; then
+                failed_at=0 backoff=60
+            else
+                [ "$failed_at" -eq 0 ] || backoff=$((backoff * 2 > 1800 ? 1800 : backoff * 2))
+                failed_at=$(epoch)
+                wait_for_server
+            fi
             expired_at=$(epoch)
         elif [ $(($(epoch) - expired_at)) -ge "$expire_every" ]; then
             # Retention on a timer, so that time-based retention prunes even

@@ -4,7 +4,7 @@
 -- backend is excluded.
 SELECT jsonb_build_object(
     'ts', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-    'v', 1,
+    'v', 2,
     'instance', :'instance',
     'up', true,
     'postmaster_start', to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
@@ -66,6 +66,18 @@ SELECT jsonb_build_object(
                 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
                ORDER BY 3 DESC
                LIMIT :top) t),
+    -- Schema 2: the WAL archiver (archiving fails while its last failure is
+    -- newer than its last success).
+    'archiver', (
+        SELECT jsonb_build_object(
+            'mode', current_setting('archive_mode'),
+            'archived_count', archived_count,
+            'last_archived_wal', last_archived_wal,
+            'last_archived_time', to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+            'failed_count', failed_count,
+            'last_failed_wal', last_failed_wal,
+            'last_failed_time', to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+        FROM pg_stat_archiver),
     'scrape_seconds', round(extract(epoch FROM clock_timestamp() - statement_timestamp())::numeric, 3),
     'error', NULL
 )::text;

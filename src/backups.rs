@@ -11,7 +11,7 @@ use std::time::SystemTime;
 /// The sidecar's record of backups and verifications, one JSON line each.
 pub const LOG: &str = "backups.json";
 /// The log read from its end: enough for years of daily backups.
-const LOG_MAX_BYTES: u64 = 8 << 20;
+const LOG_MAX_BYTES: u64 = 1 << 20;
 
 /// One backup still in the repository, with its latest verification.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -108,6 +108,8 @@ pub enum Concern {
     Stale { hours: Option<u64> },
     /// The latest backup failed and none succeeded since.
     BackupFailed { ts: String, error: String },
+    /// The server's last attempt to archive a WAL segment failed.
+    ArchiveFailing { wal: String, at: String },
 }
 
 impl std::fmt::Display for Concern {
@@ -121,6 +123,10 @@ impl std::fmt::Display for Concern {
             }
             Concern::Stale { hours: None } => f.write_str("no backup has been verified yet"),
             Concern::BackupFailed { ts, error } => write!(f, "the backup at {ts} failed: {error}"),
+            Concern::ArchiveFailing { wal, at } => write!(
+                f,
+                "WAL archiving fails (segment {wal} at {at}); WAL accumulates in pg_wal until the repository works again"
+            ),
         }
     }
 }
@@ -173,6 +179,32 @@ impl Report {
 
 fn verified_at(b: &Backup) -> &str {
     b.verification.as_ref().map_or("", |v| v.ts.as_str())
+}
+
+/// The state of an instance's backups in brief, for the summary, top and
+/// Prometheus.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// When the newest backup finished.
+    pub last_success: Option<String>,
+    /// When the newest backup that passed its verification finished.
+    pub last_verified: Option<String>,
+    /// The database size the newest backup holds.
+    pub size_bytes: Option<u64>,
+    /// What doctor flags, in words.
+    pub concerns: Vec<String>,
+}
+
+impl Report {
+    pub fn health(&self, concerns: &[Concern]) -> Health {
+        let newest = self.backups.last();
+        Health {
+            last_success: newest.map(|b| b.stop.clone()),
+            last_verified: self.last_verified().map(|b| b.stop.clone()),
+            size_bytes: newest.map(|b| b.size_bytes),
+            concerns: concerns.iter().map(Concern::to_string).collect(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -269,16 +301,23 @@ pub fn parse_log(text: &str) -> (Vec<Backup>, Option<Failure>) {
 
 /// The report of the repository in `dir` (backups/<id>) for stanza `id`.
 pub fn report(dir: &Path, id: &str) -> Result<Report> {
+    let mut r = report_brief(dir, id)?;
+    let newest_wal = newest_segment_time(&dir.join("repo").join("archive").join(id));
+    r.window = window(&r.backups, newest_wal);
+    Ok(r)
+}
+
+/// The report without the recoverable window (which lists the archive):
+/// for doctor, top and /metrics.
+pub fn report_brief(dir: &Path, id: &str) -> Result<Report> {
     let text = read_tail(&dir.join(LOG))?;
     let (mut backups, last_failure) = parse_log(&text);
     // Expired backups are in the log but no longer in the repository.
     let in_repo = dir.join("repo").join("backup").join(id);
     backups.retain(|b| in_repo.join(&b.label).is_dir());
-    let newest_wal = newest_segment_time(&dir.join("repo").join("archive").join(id));
-    let window = window(&backups, newest_wal);
     Ok(Report {
         backups,
-        window,
+        window: None,
         last_failure,
     })
 }

@@ -165,13 +165,13 @@ pub fn samples(samples: &[Sample]) {
 
 pub fn top(rows: &[ops::TopRow]) {
     println!(
-        "{:<20} {:<12} {:<11} {:>9} {:>9} {:>7} {:>10} {:>8}",
+        "{:<20} {:<12} {:<11} {:>9} {:>9} {:>7} {:>10} {:>8}  BACKUPS",
         "NAME", "ID", "STATUS", "CONNS", "TPS", "HIT%", "SIZE", "SAMPLE"
     );
     let dash = || "-".to_string();
     for r in rows {
         println!(
-            "{:<20} {:<12} {:<11} {:>9} {:>9} {:>7} {:>10} {:>8}",
+            "{:<20} {:<12} {:<11} {:>9} {:>9} {:>7} {:>10} {:>8}  {}",
             escape_controls(&r.name),
             r.id,
             r.status,
@@ -185,6 +185,11 @@ pub fn top(rows: &[ops::TopRow]) {
             r.db_size_bytes.map_or_else(dash, human_size),
             r.sample_age_seconds
                 .map_or_else(dash, |a| human_age(a as u64)),
+            match &r.backup_concerns {
+                None => "off".to_string(),
+                Some(c) if c.is_empty() => "ok".to_string(),
+                Some(c) => format!("ATTENTION: {}", c.join("; ")),
+            },
         );
     }
     if rows.is_empty() {
@@ -274,6 +279,28 @@ pub fn show(home: &Home, v: &ops::InstanceView, creds: Option<&ops::Credentials>
     println!("directory:  {}", home.instance_dir(&v.id).display());
     if let Some(e) = &v.error {
         println!("error:      {e}");
+    }
+    match (&v.backups, &v.backup_health) {
+        (None, _) => println!("backups:    off (`dbaasctl backup enable {}`)", v.name),
+        (Some(p), h) => {
+            println!(
+                "backups:    full every {}, kept {}; repository {}",
+                p.schedule,
+                p.retention,
+                home.backup_dir(&v.id).display()
+            );
+            if let Some(h) = h {
+                let dash = || "none yet".to_string();
+                println!(
+                    "            last {}, last verified {}",
+                    h.last_success.clone().unwrap_or_else(dash),
+                    h.last_verified.clone().unwrap_or_else(dash)
+                );
+                for c in &h.concerns {
+                    println!("            ATTENTION: {c}");
+                }
+            }
+        }
     }
     match creds {
         Some(c) => println!("url:        {}", c.url),

@@ -31,6 +31,26 @@ fn first_backup(h: &TestHome, name: &str) -> Value {
     }
 }
 
+/// An instance with the table `w` holding `rows` rows, once its first
+/// backup is verified: (id, url, the backups as `backups --json` lists them).
+fn with_rows(h: &TestHome, name: &str, extra: &[&str], rows: i64) -> (String, String, Value) {
+    let (id, url) = h.create(name, extra);
+    connect(&url)
+        .execute(
+            "CREATE TABLE w (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
+            &[],
+        )
+        .unwrap();
+    connect(&url)
+        .execute(
+            "INSERT INTO w (at) SELECT now() FROM generate_series(1, $1::bigint)",
+            &[&rows],
+        )
+        .unwrap();
+    let backups = first_backup(h, name);
+    (id, url, backups)
+}
+
 fn ids(url: &str) -> Vec<i64> {
     connect(url)
         .query("SELECT id FROM w ORDER BY id", &[])
@@ -95,11 +115,7 @@ fn point_in_time_recovery_to_the_row_and_a_clone_under_write_load() {
         return;
     }
     let h = TestHome::new("pitr");
-    let (_, src) = h.create("src", &[]);
-    connect(&src)
-        .batch_execute("CREATE TABLE w (id bigserial PRIMARY KEY, at timestamptz NOT NULL)")
-        .unwrap();
-    first_backup(&h, "src");
+    let (_, src, _) = with_rows(&h, "src", &[], 0);
     let mut sections = Sections::default();
 
     // Rows 1..=30 committed before T, the rest after.
@@ -216,11 +232,7 @@ fn lost_data_volume_restored_in_place_then_undone() {
         return;
     }
     let h = TestHome::new("inplace");
-    let (id, url) = h.create("vol", &[]);
-    connect(&url)
-        .batch_execute("CREATE TABLE w (id bigserial PRIMARY KEY, at timestamptz NOT NULL)")
-        .unwrap();
-    first_backup(&h, "vol");
+    let (id, url, _) = with_rows(&h, "vol", &[], 0);
     let mut sections = Sections::default();
 
     sections.run("every row committed archive_timeout before the kill is back", || {
@@ -287,11 +299,7 @@ fn verification_catches_a_corrupted_backup_and_retention_prunes() {
         return;
     }
     let h = TestHome::new("verify");
-    let (id, url) = h.create("ver", &["--backup-retention", "2"]);
-    connect(&url)
-        .batch_execute("CREATE TABLE w (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now()); INSERT INTO w (at) SELECT now() FROM generate_series(1, 1000)")
-        .unwrap();
-    let first = first_backup(&h, "ver");
+    let (id, _, first) = with_rows(&h, "ver", &["--backup-retention", "2"], 1000);
     assert_eq!(first["backups"][0]["verified"], true, "{first}");
     let repo = h.root.join("backups").join(&id).join("repo");
     let mut sections = Sections::default();
@@ -396,11 +404,7 @@ fn a_destroyed_instance_is_restored_from_its_kept_backups() {
         return;
     }
     let h = TestHome::new("kept");
-    let (id, url) = h.create("gone", &["--database", "shop", "--user", "clerk"]);
-    connect(&url)
-        .batch_execute("CREATE TABLE w (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now()); INSERT INTO w (at) SELECT now() FROM generate_series(1, 500)")
-        .unwrap();
-    first_backup(&h, "gone");
+    let (id, _, _) = with_rows(&h, "gone", &["--database", "shop", "--user", "clerk"], 500);
     h.run(&["backup", "gone"]).ok();
     let err = h.run(&["destroy", "gone", "--yes"]).stderr();
     assert!(err.contains("backups are kept"), "{err}");
@@ -514,4 +518,190 @@ fn biggest_file(dir: &std::path::Path) -> std::path::PathBuf {
     let mut best = (0, dir.to_path_buf());
     go(dir, &mut best);
     best.1
+}
+
+#[test]
+fn a_dead_repository_shows_within_two_archive_timeouts_while_the_database_serves() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("deadrepo");
+    let (id, url, _) = with_rows(&h, "arch", &["--metrics-interval", "2"], 0);
+    // The repository refuses the server's writes (as a full or dead disk
+    // would): archive-push fails.
+    let archive = h
+        .root
+        .join("backups")
+        .join(&id)
+        .join("repo")
+        .join("archive");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let broken = Instant::now();
+    let failing = |v: &Value| {
+        v["backup_health"]["concerns"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c.as_str().unwrap().contains("WAL archiving fails"))
+        })
+    };
+    let mut client = connect(&url);
+    let seen = loop {
+        // Writes go on, one per second; archive_timeout switches segments.
+        client.execute("INSERT INTO w DEFAULT VALUES", &[]).unwrap();
+        if failing(&h.run(&["show", "arch", "--json"]).json()) {
+            break broken.elapsed();
+        }
+        assert!(
+            broken.elapsed() < Duration::from_secs(120),
+            "not flagged within 2 x archive_timeout"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    eprintln!(
+        "figure: a dead repository flagged after {:.1} s (archive_timeout 60 s)",
+        seen.as_secs_f64()
+    );
+    let doctor = h.run(&["doctor", "--json"]).stdout();
+    assert!(doctor.contains("WAL archiving fails"), "{doctor}");
+    let top = h.run(&["top", "--json"]).json();
+    assert!(
+        top[0]["backup_concerns"]
+            .to_string()
+            .contains("WAL archiving fails"),
+        "{top}"
+    );
+    // The server serves on, and archiving recovers once the repository works.
+    std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while failing(&h.run(&["show", "arch", "--json"]).json()) {
+        client.execute("INSERT INTO w DEFAULT VALUES", &[]).unwrap();
+        assert!(Instant::now() < deadline, "archiving did not recover");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM w", &[])
+        .unwrap()
+        .get(0);
+    assert!(n > 10);
+}
+
+#[test]
+fn the_api_lists_takes_restores_and_clones() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("backupapi");
+    let (id, url, _) = with_rows(&h, "web", &[], 100);
+    let s = Server::start(&h, &[]);
+    let mut sections = Sections::default();
+
+    sections.run("take one, list, get by label", || {
+        let r = s.post(
+            "/instances/web/backups",
+            &serde_json::json!({"type": "full"}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let b = r.json();
+        assert_eq!(b["verified"], true, "{b}");
+        assert!(b["verification"]["indexes_checked"].as_u64().unwrap() > 0);
+        let label = b["label"].as_str().unwrap();
+        let list = s.get("/instances/web/backups").json();
+        assert_eq!(list["backups"].as_array().unwrap().len(), 2, "{list}");
+        assert!(list["window"]["earliest"].is_string() && list["window"]["latest"].is_string());
+        assert_eq!(
+            s.get(&format!("/instances/{id}/backups/{label}")).json()["label"],
+            label
+        );
+        assert_eq!(s.get("/instances/web/backups/20200101-000000F").status, 404);
+        assert_eq!(s.get("/instances/web/backups/nonsense").status, 400);
+        let r = s.post(
+            "/instances/web/backups",
+            &serde_json::json!({"type": "weekly"}),
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(s.get("/backups").json().as_array().unwrap().len(), 1);
+    });
+
+    sections.run(
+        "clone with wait=false: 202, then running with the rows",
+        || {
+            let r = s.post(
+                "/instances/web/clone?wait=false",
+                &serde_json::json!({"name": "twin"}),
+            );
+            assert_eq!(r.status, 202, "{}", r.text());
+            let twin_url = r.json()["url"].as_str().unwrap().to_string();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while s.get("/instances/twin").json()["status"] != "running" {
+                assert!(
+                    Instant::now() < deadline,
+                    "{}",
+                    s.get("/instances/twin").text()
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            assert_eq!(ids(&twin_url).len(), 100);
+        },
+    );
+
+    sections.run("restore: errors named, to a time, and in place", || {
+        let r = s.post(
+            "/instances/web/restore",
+            &serde_json::json!({"to": "old", "time": "2001-01-01T00:00:00Z"}),
+        );
+        assert_eq!(r.status, 400);
+        assert!(
+            r.text().contains("outside the recoverable window"),
+            "{}",
+            r.text()
+        );
+        let r = s.post("/instances/web/restore", &serde_json::json!({"to": "twin"}));
+        assert_eq!(r.status, 409, "{}", r.text());
+        let r = s.post(
+            "/instances/web/restore",
+            &serde_json::json!({"to": "x", "in_place": true}),
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+        let r = s.post(
+            "/instances/web/restore",
+            &serde_json::json!({"in_place": true}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.json()["kept_aside"]
+            .as_str()
+            .unwrap()
+            .ends_with("data.before-restore"));
+        assert_eq!(ids(&url).len(), 100);
+    });
+
+    sections.run("the summary, show and /metrics carry the backups", || {
+        let sum = s.get("/monitoring/web/metrics/summary").json();
+        assert!(sum["backups"]["last_verified"].is_string(), "{sum}");
+        let show = s.get("/instances/web").json();
+        assert_eq!(show["backups"]["schedule"], "24h");
+        assert!(
+            show["backup_health"]["concerns"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{show}"
+        );
+        let m = s.get("/metrics").text();
+        for family in [
+            "dbaas_backup_last_success_timestamp_seconds",
+            "dbaas_backup_last_verified_timestamp_seconds",
+            "dbaas_backup_size_bytes",
+            "dbaas_backup_concerns",
+        ] {
+            assert!(
+                m.contains(&format!("{family}{{dbaas_instance=\"{id}\"}}")),
+                "{family} missing"
+            );
+        }
+        assert!(
+            m.contains("# TYPE dbaas_wal_archive_failures_total counter"),
+            "archiver families"
+        );
+    });
+    sections.finish();
 }

@@ -69,6 +69,7 @@ use warp::http::StatusCode;
         crate::backups::Failure,
         crate::backups::Window,
         crate::backups::Report,
+        crate::backups::Health,
         crate::validate::BackupPolicy,
         reply::ErrorBody,
         reply::ErrorInfo,

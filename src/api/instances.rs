@@ -118,7 +118,8 @@ pub async fn show(state: &Arc<AppState>, key: &str) -> Result<Reply, Error> {
         &[]
     };
     let ps = state.status_for(should_run).await?;
-    Ok(reply::json(200, &ops::view(&inst, ps.get(&inst.id))))
+    let v = ops::views::view_with_backups(&state.home, &inst, ps.get(&inst.id)).await?;
+    Ok(reply::json(200, &v))
 }
 
 #[utoipa::path(get, path = "/instances/{id}/credentials", tag = "instances",

@@ -102,8 +102,14 @@ fn stream_range(dir: std::path::PathBuf, since: String, until: String) -> Reply 
 pub async fn summary(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
     let inst = find(state, id)?;
     let dir = metrics::dir_of(&state.home, &inst.id);
-    let samples = metrics::read_files(move || tail::last_samples(&dir, 30)).await?;
-    Ok(reply::json(200, &metrics::summary::summarize(&samples)))
+    let home = state.home.clone();
+    let summary = metrics::read_files(move || {
+        let mut s = metrics::summary::summarize(&tail::last_samples(&dir, 30));
+        s.backups = ops::backup::health(&home, &inst);
+        s
+    })
+    .await?;
+    Ok(reply::json(200, &summary))
 }
 
 async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentStatus, Error> {
@@ -175,18 +181,30 @@ pub async fn prometheus(state: &Arc<AppState>) -> Result<Reply, Error> {
         .filter(|i| i.state == State::Running)
         .map(|i| i.id.clone())
         .collect();
-    let latest = metrics::read_files(move || {
-        running
+    let with_backups: Vec<crate::registry::Instance> = reg
+        .instances
+        .iter()
+        .filter(|i| i.backups.is_some())
+        .cloned()
+        .collect();
+    let (latest, backups) = metrics::read_files(move || {
+        let latest = running
             .into_iter()
             .filter_map(|id| {
                 let s = tail::last_samples(&metrics::dir_of(&home, &id), 1).pop()?;
                 let age = s.age_seconds().unwrap_or(0.0);
                 Some((id, s, age))
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        let backups = with_backups
+            .iter()
+            .filter_map(|i| Some((i.id.clone(), ops::backup::health(&home, i)?)))
+            .collect::<Vec<_>>();
+        (latest, backups)
     })
     .await?;
     let mut families = prom::instance_families(&latest);
+    families.extend(prom::backup_families(&backups));
     let mut by_status = prom::Family::new(
         "dbaas_instances",
         "gauge",

@@ -279,6 +279,7 @@ pub fn instance_families(latest: &[(String, Sample, f64)]) -> Vec<Family> {
     }
     let mut out = vec![up, age];
     out.append(&mut head);
+    out.extend(archiver_families(latest));
     out.extend([conns, max]);
     out.append(&mut counters);
     let mut rest = tail.into_iter();
@@ -287,6 +288,72 @@ pub fn instance_families(latest: &[(String, Sample, f64)]) -> Vec<Family> {
     out.extend(rest);
     out.append(&mut tables);
     out
+}
+
+/// pg_stat_archiver of the instances that archive.
+fn archiver_families(latest: &[(String, Sample, f64)]) -> [Family; 2] {
+    let mut age = Family::new(
+        "dbaas_wal_archive_age_seconds",
+        "gauge",
+        "Seconds since the last WAL segment was archived (grows on an idle instance: a segment is switched only after writes)",
+    );
+    let mut failures = Family::new(
+        "dbaas_wal_archive_failures_total",
+        "counter",
+        "Failed attempts to archive a WAL segment since the server started",
+    );
+    for (id, s, _) in latest.iter().filter(|(_, s, _)| s.up) {
+        let Some(a) = s.archiver.as_ref().filter(|a| a.on()) else {
+            continue;
+        };
+        let l = [("dbaas_instance", id.as_str())];
+        if let Some(n) = super::summary::epoch(&s.ts).and_then(|now| a.age_seconds(now)) {
+            age.add("", &l, n);
+        }
+        if let Some(n) = a.failed_count {
+            failures.add("", &l, n);
+        }
+    }
+    [age, failures]
+}
+
+/// The backups of each instance that has them.
+pub fn backup_families(health: &[(String, crate::backups::Health)]) -> Vec<Family> {
+    let mut success = Family::new(
+        "dbaas_backup_last_success_timestamp_seconds",
+        "gauge",
+        "When the newest backup finished (Unix time)",
+    );
+    let mut verified = Family::new(
+        "dbaas_backup_last_verified_timestamp_seconds",
+        "gauge",
+        "When the newest backup that passed its restore verification finished (Unix time)",
+    );
+    let mut size = Family::new(
+        "dbaas_backup_size_bytes",
+        "gauge",
+        "Size of the database in the newest backup",
+    );
+    let mut concerns = Family::new(
+        "dbaas_backup_concerns",
+        "gauge",
+        "Problems doctor reports about an instance's backups (0 when all is well)",
+    );
+    for (id, h) in health {
+        let l = [("dbaas_instance", id.as_str())];
+        let epoch = |t: &Option<String>| t.as_deref().and_then(super::summary::epoch);
+        if let Some(t) = epoch(&h.last_success) {
+            success.add("", &l, t);
+        }
+        if let Some(t) = epoch(&h.last_verified) {
+            verified.add("", &l, t);
+        }
+        if let Some(n) = h.size_bytes {
+            size.add("", &l, n as f64);
+        }
+        concerns.add("", &l, h.concerns.len() as f64);
+    }
+    vec![success, verified, size, concerns]
 }
 
 fn add_connections(conns: &mut Family, max: &mut Family, id: &str, c: &Connections) {

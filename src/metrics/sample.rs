@@ -1,4 +1,4 @@
-//! One line of metrics.json (schema version 1, written by agent/sample.sql
+//! One line of metrics.json (schema version 2, written by agent/sample.sql
 //! and agent.sh), as a type: what the summary, the Prometheus exposition,
 //! `doctor`, `top` and `metrics` read. The API's raw sample routes pass the
 //! lines through untouched; fields a later version adds are ignored here.
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 #[serde(default)]
 pub struct Sample {
     pub ts: String,
-    /// Schema version; 1 today.
+    /// Schema version: 2 adds `archiver`.
     pub v: u32,
     pub instance: Option<String>,
     /// Whether this sample reached the database.
@@ -29,6 +29,44 @@ pub struct Sample {
     pub longest_query_seconds: Option<f64>,
     pub longest_transaction_seconds: Option<f64>,
     pub tables: Vec<TableSample>,
+    /// pg_stat_archiver (schema 2).
+    pub archiver: Option<Archiver>,
+}
+
+/// The WAL archiver's state, from pg_stat_archiver.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Archiver {
+    /// archive_mode: on or off.
+    pub mode: Option<String>,
+    pub archived_count: Option<f64>,
+    pub last_archived_wal: Option<String>,
+    pub last_archived_time: Option<String>,
+    pub failed_count: Option<f64>,
+    pub last_failed_wal: Option<String>,
+    pub last_failed_time: Option<String>,
+}
+
+impl Archiver {
+    /// Archiving is on.
+    pub fn on(&self) -> bool {
+        matches!(self.mode.as_deref(), Some("on" | "always"))
+    }
+
+    /// The last attempt failed: its failure is newer than its last success.
+    pub fn failing(&self) -> bool {
+        match (&self.last_failed_time, &self.last_archived_time) {
+            (Some(f), Some(a)) => f > a,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+
+    /// Seconds since the last segment was archived, at `now` (Unix time).
+    pub fn age_seconds(&self, now: f64) -> Option<f64> {
+        let t = super::summary::epoch(self.last_archived_time.as_deref()?)?;
+        Some((now - t).max(0.0))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -139,5 +177,24 @@ mod tests {
         assert!(!down.up);
         assert_eq!(down.error.as_deref(), Some("refused"));
         assert!(down.connections.is_none() && down.tables.is_empty());
+    }
+
+    #[test]
+    fn the_archiver_fails_while_its_last_failure_is_newer() {
+        let s: Sample = serde_json::from_str(
+            r#"{"ts":"2026-01-01T00:00:00.000Z","v":2,"up":true,"archiver":{"mode":"on","archived_count":3,
+               "last_archived_time":"2026-01-01T00:00:00.000Z","failed_count":2,"last_failed_time":"2026-01-01T00:01:00.000Z"}}"#,
+        )
+        .unwrap();
+        let a = s.archiver.unwrap();
+        assert!(a.on() && a.failing());
+        let now = super::super::summary::epoch("2026-01-01T00:02:00.000Z").unwrap();
+        assert_eq!(a.age_seconds(now), Some(120.0));
+        let ok = Archiver {
+            last_failed_time: Some("2026-01-01T00:00:00.000Z".into()),
+            last_archived_time: Some("2026-01-01T00:01:00.000Z".into()),
+            ..Default::default()
+        };
+        assert!(!ok.failing() && !ok.on());
     }
 }

@@ -30,6 +30,16 @@ pub struct Summary {
     pub counter_reset: bool,
     /// The latest sample's error, when it has one.
     pub error: Option<String>,
+    /// Seconds since the last WAL segment was archived (archiving on).
+    pub wal_archive_age_seconds: Option<f64>,
+    /// Failed archive attempts since the server started.
+    pub wal_archive_failures: Option<u64>,
+    /// The last archive attempt failed (WAL piles up in pg_wal until it
+    /// works again; the database keeps serving).
+    pub wal_archive_failing: bool,
+    /// The instance's backups (filled in by the API; none when they are off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups: Option<crate::backups::Health>,
 }
 
 const COUNTERS: &[&str] = &[
@@ -86,9 +96,18 @@ pub fn summarize(samples: &[Sample]) -> Summary {
         db_size_bytes: None,
         counter_reset: false,
         error: latest.and_then(|l| l.error.clone()),
+        wal_archive_age_seconds: None,
+        wal_archive_failures: None,
+        wal_archive_failing: false,
+        backups: None,
     };
     let ups: Vec<&Sample> = samples.iter().filter(|v| v.up).collect();
     let Some(b) = ups.last() else { return s };
+    if let Some(a) = b.archiver.as_ref().filter(|a| a.on()) {
+        s.wal_archive_age_seconds = epoch(&b.ts).and_then(|now| a.age_seconds(now));
+        s.wal_archive_failures = a.failed_count.map(|n| n as u64);
+        s.wal_archive_failing = a.failing();
+    }
     s.connections = b.total_connections();
     s.max_connections = b.max_connections();
     if let (Some(c), Some(m)) = (s.connections, s.max_connections) {

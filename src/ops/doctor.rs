@@ -238,9 +238,12 @@ async fn instance(
     if inst.state == State::Running && running {
         out.extend(agent(home, engine, inst, containers, &label));
     }
-    for c in super::backup::concerns(home, inst) {
+    for c in super::backup::concerns(home, inst).0 {
+        // A failed backup is retried by the sidecar (after a minute, then
+        // less often): a warning; no verified backup, or archiving failing, is
+        // an error.
         let level = match c {
-            Concern::Stale { .. } => Level::Warning,
+            Concern::Stale { .. } | Concern::BackupFailed { .. } => Level::Warning,
             _ => Level::Error,
         };
         out.push(finding(

@@ -35,6 +35,12 @@ pub struct InstanceView {
     pub error: Option<String>,
     /// Seconds between the monitoring agent's samples.
     pub metrics_interval: u32,
+    /// The backup schedule and retention; null when backups are off.
+    pub backups: Option<crate::validate::BackupPolicy>,
+    /// The state of its backups and WAL archiving (`show` and GET
+    /// /instances/{id} only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_health: Option<crate::backups::Health>,
     /// Where clients connect (loopback for a wildcard bind): for printing.
     #[serde(skip)]
     pub connect_host: String,
@@ -67,8 +73,27 @@ pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceVie
             .unwrap_or_default(),
         error: inst.error.clone(),
         metrics_interval: inst.metrics_interval,
+        backups: inst.backups.clone(),
+        backup_health: None,
         connect_host: super::connect_host(inst),
     }
+}
+
+/// `view` with the state of its backups (files only: the repository's log
+/// and the agent's latest sample).
+pub async fn view_with_backups(
+    home: &Home,
+    inst: &Instance,
+    containers: Option<&Vec<Container>>,
+) -> Result<InstanceView> {
+    let mut v = view(inst, containers);
+    v.backup_health = backup_health(home, inst).await?;
+    Ok(v)
+}
+
+async fn backup_health(home: &Home, inst: &Instance) -> Result<Option<crate::backups::Health>> {
+    let (home, inst) = (home.clone(), inst.clone());
+    crate::metrics::read_files(move || super::backup::health(&home, &inst)).await
 }
 
 /// The live status of an instance, as `list`, `show` and the API report it.
@@ -176,6 +201,12 @@ pub async fn status_view(home: &Home, inst: &Instance) -> Result<InstanceView> {
 
 /// All instances with their live status: one registry read, one docker call.
 pub async fn list(home: &Home) -> Result<Vec<InstanceView>> {
+    let (reg, ps) = registry_and_containers(home).await?;
+    Ok(views(&reg, &ps))
+}
+
+/// The registry and, when it has instances, their containers.
+async fn registry_and_containers(home: &Home) -> Result<(Registry, PsMap)> {
     let reg = blocking({
         let home = home.clone();
         move || registry::load(&home)
@@ -186,7 +217,7 @@ pub async fn list(home: &Home) -> Result<Vec<InstanceView>> {
     } else {
         containers(home).await?
     };
-    Ok(views(&reg, &ps))
+    Ok((reg, ps))
 }
 
 /// The containers of every instance of this home, from one engine call
@@ -204,7 +235,9 @@ pub fn views(reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
 
 pub async fn show(home: &Home, key: &str) -> Result<InstanceView> {
     let inst = find(home, key).await?;
-    status_view(home, &inst).await
+    let mut v = status_view(home, &inst).await?;
+    v.backup_health = backup_health(home, &inst).await?;
+    Ok(v)
 }
 
 /// One line of `top`: an instance with figures from its latest samples.
@@ -219,16 +252,21 @@ pub struct TopRow {
     pub cache_hit_ratio: Option<f64>,
     pub db_size_bytes: Option<u64>,
     pub sample_age_seconds: Option<f64>,
+    /// What is wrong with its backups (empty: nothing); None when they are
+    /// off.
+    pub backup_concerns: Option<Vec<String>>,
 }
 
 /// Every instance with its load, from the last 30 samples of each.
 pub async fn top(home: &Home) -> Result<Vec<TopRow>> {
-    let views = list(home).await?;
+    let (reg, ps) = registry_and_containers(home).await?;
+    let views = views(&reg, &ps);
     let home = home.clone();
     crate::metrics::read_files(move || {
         views
             .into_iter()
-            .map(|v| {
+            .zip(reg.instances.iter())
+            .map(|(v, inst)| {
                 let samples = tail::last_samples(&metrics::dir_of(&home, &v.id), 30);
                 let s = metrics::summary::summarize(&samples);
                 TopRow {
@@ -241,6 +279,7 @@ pub async fn top(home: &Home) -> Result<Vec<TopRow>> {
                     tps: s.tps,
                     cache_hit_ratio: s.cache_hit_ratio,
                     db_size_bytes: s.db_size_bytes,
+                    backup_concerns: super::backup::health(&home, inst).map(|h| h.concerns),
                 }
             })
             .collect()
