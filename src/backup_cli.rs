@@ -104,7 +104,7 @@ pub async fn backup(home: &Home, c: Backup) -> Result<()> {
     let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
     match args.as_slice() {
         [action @ ("enable" | "config"), name] => {
-            let r = ops::backup::configure(home, name, c.schedule.as_deref(), c.retention.as_deref()).await?;
+            let r = ops::backup_policy::configure(home, name, c.schedule.as_deref(), c.retention.as_deref()).await?;
             if c.json {
                 print::json(&r);
             } else {

@@ -705,3 +705,66 @@ fn the_api_lists_takes_restores_and_clones() {
     });
     sections.finish();
 }
+
+#[test]
+fn restores_cut_short_leave_the_source_untouched_and_the_target_cleanable() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("cutrestore");
+    let (_, url, _) = with_rows(&h, "origin", &[], 300);
+    for delay in [1500u64, 3500] {
+        // Killed (SIGKILL) while it provisions or recovers the new instance.
+        let mut child = h
+            .command(&["restore", "origin", "--to", "half"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        h.run(&["doctor", "--fix"]);
+        let names: Vec<String> = h
+            .run(&["list", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect();
+        // Either the restore finished before the kill, or nothing is left.
+        if names.contains(&"half".to_string()) {
+            assert_eq!(
+                h.run(&["show", "half", "--json"]).json()["status"],
+                "running"
+            );
+            h.run(&["destroy", "half", "--yes", "--delete-backups"])
+                .ok();
+        }
+        assert_eq!(
+            h.instance_dirs().len(),
+            1,
+            "cut at {delay} ms: {:?}",
+            h.instance_dirs()
+        );
+        let open = open_findings(&h);
+        assert!(open.is_empty(), "cut at {delay} ms: {open:?}");
+        let kept: Vec<String> = std::fs::read_dir(h.root.join("backups"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            kept.len(),
+            1,
+            "no repository of a rolled-back target: {kept:?}"
+        );
+        assert_eq!(ids(&url).len(), 300, "the source is untouched");
+    }
+    // And one to its end, that the cut ones did not disturb.
+    let v = h
+        .run(&["restore", "origin", "--to", "whole", "--json"])
+        .json();
+    assert_eq!(ids(v["url"].as_str().unwrap()).len(), 300);
+}

@@ -62,7 +62,7 @@ use warp::http::StatusCode;
         backups::RestoreBody,
         backups::CloneBody,
         crate::ops::backup::BackupList,
-        crate::ops::backup::Configured,
+        crate::ops::backup_policy::Configured,
         crate::ops::restore::InPlace,
         crate::backups::Backup,
         crate::backups::Verification,

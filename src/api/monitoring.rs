@@ -105,7 +105,7 @@ pub async fn summary(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
     let home = state.home.clone();
     let summary = metrics::read_files(move || {
         let mut s = metrics::summary::summarize(&tail::last_samples(&dir, 30));
-        s.backups = ops::backup::health(&home, &inst);
+        s.backups = ops::protection::health(&home, &inst);
         s
     })
     .await?;
@@ -198,7 +198,7 @@ pub async fn prometheus(state: &Arc<AppState>) -> Result<Reply, Error> {
             .collect::<Vec<_>>();
         let backups = with_backups
             .iter()
-            .filter_map(|i| Some((i.id.clone(), ops::backup::health(&home, i)?)))
+            .filter_map(|i| Some((i.id.clone(), ops::protection::health(&home, i)?)))
             .collect::<Vec<_>>();
         (latest, backups)
     })

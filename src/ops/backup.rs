@@ -3,15 +3,13 @@
 //! reconfiguring them. Restores are in restore.rs.
 
 use super::access::serving;
-use super::lifecycle::operate;
-use super::views::InstanceView;
 use super::{blocking, find};
 use crate::backups::{self, Backup, Report};
 use crate::engine::{self, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::provision;
-use crate::registry::{self, Instance, Intent, State};
+use crate::registry::{self, Instance};
 use crate::validate::BackupPolicy;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -283,121 +281,4 @@ pub(super) async fn archive_now(home: &Home, inst: &Instance) -> bool {
             false
         }
     }
-}
-
-/// What `backup enable` and `backup config` did.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Configured {
-    pub instance: InstanceView,
-    pub schedule: String,
-    pub retention: String,
-    /// PostgreSQL was restarted (once, to turn archiving on).
-    pub restarted: bool,
-}
-
-/// Turns backups on for an instance made without them (or before they
-/// existed): rewrites its generated files and restarts it once. With
-/// backups on already, it changes the schedule or retention only (no
-/// restart of PostgreSQL).
-pub async fn configure(
-    home: &Home,
-    key: &str,
-    schedule: Option<&str>,
-    retention: Option<&str>,
-) -> Result<Configured> {
-    let inst = find(home, key).await?;
-    let old = inst.backups.clone();
-    let base = old.clone().unwrap_or_default();
-    let policy = crate::validate::backup_policy(
-        Some(schedule.unwrap_or(&base.schedule)),
-        Some(retention.unwrap_or(&base.retention)),
-        false,
-    )?
-    .unwrap_or_default();
-    let restarted = old.is_none() && inst.state == State::Running;
-    let view = operate(home, &inst.id, Intent::Start, move |inst| async move {
-        apply_policy(home, inst, policy).await
-    })
-    .await?;
-    let policy = find(home, key).await?.backups.unwrap_or_default();
-    Ok(Configured {
-        instance: view,
-        schedule: policy.schedule,
-        retention: policy.retention,
-        restarted,
-    })
-}
-
-async fn apply_policy(home: &Home, inst: Instance, policy: BackupPolicy) -> Result<InstanceView> {
-    let id = inst.id.clone();
-    let updated = blocking({
-        let (home, policy) = (home.clone(), policy.clone());
-        move || {
-            registry::update(&home, |reg| {
-                let i = reg.find_mut(&id).ok_or_else(|| registry::not_found(&id))?;
-                i.backups = Some(policy);
-                Ok(i.clone())
-            })
-        }
-    })
-    .await?;
-    let (dir, tag) = (home.instance_dir(&updated.id), home.tag());
-    let inst2 = updated.clone();
-    blocking(move || provision::rewrite(&dir, &inst2, &tag)).await?;
-    if inst.state == State::Running {
-        // Compose recreates what changed: db once when archiving is turned
-        // on, the sidecar alone when only its schedule changed.
-        super::lifecycle::up_inner(home, updated).await
-    } else {
-        super::views::status_view(home, &updated).await
-    }
-}
-
-/// The concerns about an instance's backups (none when they are off), and
-/// its report: from the repository's files and the agent's latest sample
-/// (the archiver's state).
-pub fn concerns(home: &Home, inst: &Instance) -> (Vec<backups::Concern>, Report) {
-    if inst.backups.is_none() {
-        return (vec![], Report::default());
-    }
-    let report = match backups::report_brief(&home.backup_dir(&inst.id), &inst.id) {
-        Ok(r) => r,
-        Err(e) => {
-            log::warn!("{}: reading its backups: {e}", inst.name);
-            return (vec![], Report::default());
-        }
-    };
-    let since = humantime::parse_rfc3339_weak(inst.created_at.trim_end_matches('Z'))
-        .unwrap_or(std::time::SystemTime::now());
-    let mut out = report.concerns(std::time::SystemTime::now(), since);
-    let latest = crate::metrics::tail::last_samples(&crate::metrics::dir_of(home, &inst.id), 1);
-    let archiver = latest.last().and_then(|s| Some((s, s.archiver.as_ref()?)));
-    if let Some((_, a)) = archiver.filter(|(s, a)| a.on() && a.failing() && !starting_up(s, a)) {
-        out.push(backups::Concern::ArchiveFailing {
-            wal: a.last_failed_wal.clone().unwrap_or_default(),
-            at: a.last_failed_time.clone().unwrap_or_default(),
-        });
-    }
-    (out, report)
-}
-
-/// A failure in the server's first 30 s: a segment tried before the
-/// sidecar had created the stanza, which the sidecar's first check pushes.
-/// A repository that stays dead fails again at the archiver's next retry.
-fn starting_up(s: &crate::metrics::Sample, a: &crate::metrics::sample::Archiver) -> bool {
-    use crate::metrics::summary::epoch;
-    match (
-        s.postmaster_start.as_deref().and_then(epoch),
-        a.last_failed_time.as_deref().and_then(epoch),
-    ) {
-        (Some(start), Some(failed)) => failed - start < 30.0,
-        _ => false,
-    }
-}
-
-/// The brief state of an instance's backups (None when they are off).
-pub fn health(home: &Home, inst: &Instance) -> Option<backups::Health> {
-    inst.backups.as_ref()?;
-    let (concerns, report) = concerns(home, inst);
-    Some(report.health(&concerns))
 }

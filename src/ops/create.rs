@@ -6,7 +6,7 @@ use super::capacity::{Budget, ProvisionSlot};
 use super::destroy::{remove_backups, remove_dir, remove_instance};
 use super::ready::wait_ready;
 use super::record::{record_state, set_state};
-use super::restore::Recovery;
+use super::recovery::Recovery;
 use super::views::{view, InstanceView};
 use super::{blocking, connection_url};
 use crate::engine;
@@ -206,7 +206,7 @@ async fn provision_and_start(
             home,
             &inst.id,
             "create.recover",
-            super::restore::recover(home, &inst.id, rec),
+            super::recovery::recover(home, &inst.id, rec),
         )
         .await?;
     }

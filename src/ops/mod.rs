@@ -4,15 +4,18 @@
 
 pub mod access;
 pub mod backup;
+pub mod backup_policy;
 pub mod capacity;
 pub mod create;
 pub mod destroy;
 pub mod doctor;
 pub mod dump;
 pub mod lifecycle;
+pub mod protection;
 pub mod ready;
 pub mod record;
 pub mod recover;
+pub mod recovery;
 pub mod restore;
 pub mod views;
 

@@ -93,7 +93,7 @@ pub async fn view_with_backups(
 
 async fn backup_health(home: &Home, inst: &Instance) -> Result<Option<crate::backups::Health>> {
     let (home, inst) = (home.clone(), inst.clone());
-    crate::metrics::read_files(move || super::backup::health(&home, &inst)).await
+    crate::metrics::read_files(move || super::protection::health(&home, &inst)).await
 }
 
 /// The live status of an instance, as `list`, `show` and the API report it.
@@ -279,7 +279,7 @@ pub async fn top(home: &Home) -> Result<Vec<TopRow>> {
                     tps: s.tps,
                     cache_hit_ratio: s.cache_hit_ratio,
                     db_size_bytes: s.db_size_bytes,
-                    backup_concerns: super::backup::health(&home, inst).map(|h| h.concerns),
+                    backup_concerns: super::protection::health(&home, inst).map(|h| h.concerns),
                 }
             })
             .collect()
