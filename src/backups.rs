@@ -184,7 +184,7 @@ fn verified_at(b: &Backup) -> &str {
 /// The state of an instance's backups in brief, for the summary, top and
 /// Prometheus.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct Health {
+pub struct BackupHealth {
     /// When the newest backup finished.
     pub last_success: Option<String>,
     /// When the newest backup that passed its verification finished.
@@ -196,9 +196,9 @@ pub struct Health {
 }
 
 impl Report {
-    pub fn health(&self, concerns: &[Concern]) -> Health {
+    pub fn health(&self, concerns: &[Concern]) -> BackupHealth {
         let newest = self.backups.last();
-        Health {
+        BackupHealth {
             last_success: newest.map(|b| b.stop.clone()),
             last_verified: self.last_verified().map(|b| b.stop.clone()),
             size_bytes: newest.map(|b| b.size_bytes),

@@ -63,7 +63,9 @@ fn agent_samples_counters_locks_restarts_and_prometheus() {
     let mut c = connect(&url);
     let mut sections = Sections::default();
     sections.run("The first sample has every field", || {
-        assert_eq!(first["v"], 1);
+        assert_eq!(first["v"], 2);
+        assert_eq!(first["archiver"]["mode"], "on", "{first}");
+        assert!(first["archiver"]["failed_count"].is_number(), "{first}");
         assert_eq!(first["instance"], id.as_str());
         for key in [
             "postmaster_start",

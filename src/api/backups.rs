@@ -93,7 +93,8 @@ pub async fn get(state: &Arc<AppState>, key: &str, label: &str) -> Result<Reply,
     responses((status = 201, description = "Taken, with its verification", body = Backup),
         (status = 202, description = "Started (wait=false): GET /instances/{id}/backups shows it when done", body = BackupList),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "Not running, or backups are off", body = ErrorBody), (status = 500, body = ErrorBody)),
+        (status = 409, description = "Not running, or backups are off", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn take(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
     let wait = req.flag("wait", true)?;
@@ -134,7 +135,7 @@ pub async fn take(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Rep
         (status = 400, description = "Bad target, or a time outside the recoverable window (named)", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "The new name exists, no backups, or nothing to undo", body = ErrorBody),
-        (status = 500, body = ErrorBody)),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn restore(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
     let wait = req.flag("wait", true)?;
@@ -191,7 +192,8 @@ async fn in_place(
     responses((status = 201, description = "Cloned", body = crate::ops::Created),
         (status = 202, description = "Accepted (wait=false): poll GET /instances/{id} of the clone", body = crate::ops::Created),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "The name exists, or no backups", body = ErrorBody), (status = 500, body = ErrorBody)),
+        (status = 409, description = "The name exists, or no backups", body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn clone(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
     let wait = req.flag("wait", true)?;

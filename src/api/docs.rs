@@ -69,7 +69,7 @@ use warp::http::StatusCode;
         crate::backups::Failure,
         crate::backups::Window,
         crate::backups::Report,
-        crate::backups::Health,
+        crate::backups::BackupHealth,
         crate::validate::BackupPolicy,
         reply::ErrorBody,
         reply::ErrorInfo,
@@ -205,5 +205,26 @@ mod tests {
         }
         assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
         assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
+    }
+
+    /// utoipa keys schemas by their type's bare name: two types of one name
+    /// would silently replace each other (a backup's `Health` once replaced
+    /// /health's). Each schema here has the property its own type has.
+    #[test]
+    fn schemas_of_one_name_do_not_replace_each_other() {
+        let spec: serde_json::Value = serde_json::from_slice(openapi_bytes()).unwrap();
+        let schemas = &spec["components"]["schemas"];
+        for (schema, property) in [
+            ("Health", "docker"),
+            ("BackupHealth", "concerns"),
+            ("Backup", "verification"),
+            ("Created", "password"),
+            ("InstanceView", "backup_health"),
+        ] {
+            assert!(
+                schemas[schema]["properties"][property].is_object(),
+                "{schema} lacks {property}: another type of that name replaced it"
+            );
+        }
     }
 }

@@ -318,7 +318,7 @@ fn archiver_families(latest: &[(String, Sample, f64)]) -> [Family; 2] {
 }
 
 /// The backups of each instance that has them.
-pub fn backup_families(health: &[(String, crate::backups::Health)]) -> Vec<Family> {
+pub fn backup_families(health: &[(String, crate::backups::BackupHealth)]) -> Vec<Family> {
     let mut success = Family::new(
         "dbaas_backup_last_success_timestamp_seconds",
         "gauge",

@@ -39,7 +39,7 @@ pub struct Summary {
     pub wal_archive_failing: bool,
     /// The instance's backups (filled in by the API; none when they are off).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub backups: Option<crate::backups::Health>,
+    pub backups: Option<crate::backups::BackupHealth>,
 }
 
 const COUNTERS: &[&str] = &[

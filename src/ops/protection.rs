@@ -50,7 +50,7 @@ fn starting_up(s: &crate::metrics::Sample, a: &crate::metrics::sample::Archiver)
 }
 
 /// The brief state of an instance's backups (None when they are off).
-pub fn health(home: &Home, inst: &Instance) -> Option<backups::Health> {
+pub fn health(home: &Home, inst: &Instance) -> Option<backups::BackupHealth> {
     inst.backups.as_ref()?;
     let (concerns, report) = concerns(home, inst);
     Some(report.health(&concerns))

@@ -40,7 +40,7 @@ pub struct InstanceView {
     /// The state of its backups and WAL archiving (`show` and GET
     /// /instances/{id} only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub backup_health: Option<crate::backups::Health>,
+    pub backup_health: Option<crate::backups::BackupHealth>,
     /// Where clients connect (loopback for a wildcard bind): for printing.
     #[serde(skip)]
     pub connect_host: String,
@@ -91,7 +91,10 @@ pub async fn view_with_backups(
     Ok(v)
 }
 
-async fn backup_health(home: &Home, inst: &Instance) -> Result<Option<crate::backups::Health>> {
+async fn backup_health(
+    home: &Home,
+    inst: &Instance,
+) -> Result<Option<crate::backups::BackupHealth>> {
     let (home, inst) = (home.clone(), inst.clone());
     crate::metrics::read_files(move || super::protection::health(&home, &inst)).await
 }
