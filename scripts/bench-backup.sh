@@ -2,7 +2,8 @@
 # Backup benchmark, every figure next to a baseline from the same run:
 #   1. a full pgBackRest backup of a ~1 GB database (pgbench -i -s 70) against
 #      pg_basebackup of the same instance to the same disk (target <= 1.2x);
-#   2. its verification (restore + checks) and a restore of it into a new
+#   2. its verification (restore + checks; the sidecar's record, whole
+#      seconds) and a restore of it into a new
 #      instance until that accepts connections (RTO; target <= 60 s);
 #   3. pgbench -N TPS with WAL archiving against the same instance size
 #      without (target >= 90%).
@@ -38,16 +39,19 @@ compose exec -T -u postgres backup pg_basebackup -h /var/run/postgresql -U postg
 base_s=$(since "$t")
 base_bytes=$(du -sb "$dir/verify/basebackup" | cut -f1)
 compose exec -T -u postgres backup rm -rf /verify/basebackup
-t=$(now)
-compose exec -T -u postgres backup pgbackrest --stanza="$id" --type=full backup
-full_s=$(since "$t")
-repo_bytes=$(du -sb "$home/backups/$id/repo/backup" | cut -f1)
+# dbaas's own backup (canary, pgBackRest full backup, then the verification),
+# as `dbaasctl backup` runs it; the backup's and the verification's times
+# are the sidecar's record.
+"$bin" backup big --json >"$home/backup.json"
+field() { json "$1" <"$home/backup.json"; }
+full_s=$(field 'd["duration_s"]')
+verify_s=$(field 'd["verification"]["duration_s"]')
+label=$(field 'd["label"]')
+[ "$(field 'd["verified"]')" = True ] || { echo "the backup failed its verification" >&2; exit 1; }
+repo_bytes=$(field 'd["repo_size_bytes"]')
 
-# 2. Verification of that backup, and a restore into a new instance.
-label=$("$bin" backups big --json | json 'd["backups"][-1]["label"]')
-t=$(now)
-"$bin" backup verify big "$label" >/dev/null
-verify_s=$(since "$t")
+# 2. A restore of that backup into a new instance, until it accepts
+#    connections as its app user.
 t=$(now)
 "$bin" restore big --to rto --backup "$label" >/dev/null
 rto_s=$(since "$t")
@@ -64,7 +68,7 @@ with=$(awk -v a="$a1" -v b="$a2" 'BEGIN { printf "%.0f", (a + b) / 2 }')
 without=$(awk -v a="$p1" -v b="$p2" 'BEGIN { printf "%.0f", (a + b) / 2 }')
 
 echo "--- backup benchmark (scale $scale, database $(awk -v b="$size" 'BEGIN { printf "%.2f GB", b / 1e9 }')) ---"
-printf 'full backup (pgBackRest, zstd):  %6.1f s, %s in the repository\n' "$full_s" "$(awk -v b="$repo_bytes" 'BEGIN { printf "%.0f MB", b / 1e6 }')"
+printf 'full backup (pgBackRest, lz4):   %6.1f s, %s in the repository\n' "$full_s" "$(awk -v b="$repo_bytes" 'BEGIN { printf "%.0f MB", b / 1e6 }')"
 printf 'pg_basebackup (baseline):        %6.1f s, %s\n' "$base_s" "$(awk -v b="$base_bytes" 'BEGIN { printf "%.0f MB", b / 1e6 }')"
 printf 'ratio backup / pg_basebackup:    %6.2f   (target <= 1.2)\n' "$(awk -v a="$full_s" -v b="$base_s" 'BEGIN { print a / b }')"
 printf 'verification (restore + checks): %6.1f s\n' "$verify_s"
