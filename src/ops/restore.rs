@@ -41,8 +41,8 @@ async fn check_target(home: &Home, src: &Source, target: &Target) -> Result<()> 
         Target::Time(t) => {
             let t = rfc3339(t);
             // Second precision: the window's ends are whole seconds.
-            let second = &t[..19.min(t.len())];
-            if second < &window.earliest[..19] || second > &window.latest[..19] {
+            let second = |s: &str| s.get(..19).unwrap_or(s).to_string();
+            if second(&t) < second(&window.earliest) || second(&t) > second(&window.latest) {
                 return Err(Error::invalid(
                     "time",
                     format!(
