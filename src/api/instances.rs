@@ -255,7 +255,7 @@ impl Drop for Unfinished {
         if let Some((home, id)) = self.0.take() {
             log::error!("the create of {id} ended unfinished; rolling it back");
             tokio::spawn(async move {
-                if let Err(e) = ops::remove_instance(&home, &id, false).await {
+                if let Err(e) = ops::destroy::remove_unfinished(&home, &id).await {
                     log::error!("rolling back {id}: {e}");
                 }
             });

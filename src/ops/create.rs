@@ -3,7 +3,7 @@
 //! Any failure after the registry entry exists follows an `OnFailure`.
 
 use super::capacity::{Budget, ProvisionSlot};
-use super::destroy::{remove_backups, remove_dir, remove_instance};
+use super::destroy::{remove_backups, remove_dir, remove_unfinished};
 use super::ready::wait_ready;
 use super::record::{record_state, set_state};
 use super::recovery::Recovery;
@@ -155,11 +155,7 @@ async fn keep(home: &Home, inst: &Instance, e: &Error) -> String {
 
 /// `RollBack`: containers, directory and registry entry go.
 async fn roll_back(home: &Home, inst: &Instance) -> String {
-    let removed = match remove_instance(home, &inst.id, false).await {
-        Ok(()) => remove_backups(home, &inst.id).await,
-        Err(e) => Err(e),
-    };
-    let note = match removed {
+    let note = match remove_unfinished(home, &inst.id).await {
         Ok(()) => "rolled back: no containers, directory or registry entry left".to_string(),
         Err(r) => format!("rollback also failed ({r}); `dbaasctl doctor --fix` cleans up"),
     };

@@ -69,8 +69,15 @@ pub async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<(
     Ok(())
 }
 
-/// backups/<id>/: on `--delete-backups`, and when a create is rolled back
+/// Rolls back a create that did not finish (or a restore into a new
+/// instance): everything `remove_instance` removes, and its repository
 /// (an instance that never ran has nothing worth keeping).
+pub async fn remove_unfinished(home: &Home, id: &str) -> Result<()> {
+    remove_instance(home, id, false).await?;
+    remove_backups(home, id).await
+}
+
+/// backups/<id>/: on `--delete-backups`, and when a create is rolled back.
 pub async fn remove_backups(home: &Home, id: &str) -> Result<()> {
     let repo = home.backup_dir(id);
     blocking(move || remove_dir(&repo)).await
@@ -107,7 +114,7 @@ pub async fn abandon_own_creates(home: &Home) -> Result<Vec<String>> {
         .map(|i| i.id.clone())
         .collect();
     for id in &mine {
-        remove_instance(home, id, false).await?;
+        remove_unfinished(home, id).await?;
     }
     Ok(mine)
 }

@@ -280,8 +280,8 @@ async fn creating(home: &Home, inst: &Instance, label: &str, fix: bool) -> Findi
     );
     if fix {
         f.fixed = Some(Fixed::from(
-            remove_instance(home, &inst.id, false).await,
-            |_| "removed containers, directory and registry entry".into(),
+            super::destroy::remove_unfinished(home, &inst.id).await,
+            |_| "removed containers, directory, repository and registry entry".into(),
         ));
     }
     f

@@ -22,10 +22,7 @@ pub async fn resume(home: &Home, id: &str) -> Result<Option<String>> {
         return Ok(None);
     };
     match (what, inst.intent) {
-        ("create", _) => {
-            remove_instance(home, id, false).await?;
-            super::destroy::remove_backups(home, id).await?
-        }
+        ("create", _) => super::destroy::remove_unfinished(home, id).await?,
         (_, Some(Intent::Start)) => drop(up(home, id).await?),
         (_, Some(Intent::Stop)) => drop(down(home, id).await?),
         (_, Some(Intent::Restart)) => drop(restart(home, id).await?),
