@@ -299,23 +299,5 @@ pub async fn clone(home: &Home, c: Clone) -> Result<i32> {
 /// The long part of a restore into a new instance; Ctrl-C rolls it back.
 async fn finish_new(home: &Home, pending: ops::Pending, json: bool) -> Result<i32> {
     let finish = ops::create_finish(home, pending, ops::OnFailure::RollBack);
-    let created = tokio::select! {
-        r = finish => r?,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted: rolling back");
-            ops::abandon_own_creates(home).await?;
-            return Ok(130);
-        }
-    };
-    if json {
-        print::json(&created);
-    } else {
-        let i = &created.instance;
-        eprintln!(
-            "restored into '{}' ({}): PostgreSQL {} on {}:{}",
-            i.name, i.id, i.version, i.bind_address, i.port
-        );
-        println!("{}", created.url);
-    }
-    Ok(0)
+    crate::created_or_rolled_back(home, finish, json, "restored into").await
 }

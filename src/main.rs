@@ -148,8 +148,19 @@ async fn create(home: &Home, c: cli::Create) -> Result<i32> {
             no_backups: c.no_backups,
         },
     );
+    created_or_rolled_back(home, create, json, "created").await
+}
+
+/// A create (or a restore into a new instance) to its end, printed; Ctrl-C
+/// rolls back what this process was creating (exit 130).
+pub(crate) async fn created_or_rolled_back(
+    home: &Home,
+    work: impl std::future::Future<Output = Result<ops::Created>>,
+    json: bool,
+    verb: &str,
+) -> Result<i32> {
     let created = tokio::select! {
-        r = create => r?,
+        r = work => r?,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted: rolling back");
             let undone = ops::abandon_own_creates(home).await?;
@@ -162,7 +173,7 @@ async fn create(home: &Home, c: cli::Create) -> Result<i32> {
     } else {
         let i = &created.instance;
         eprintln!(
-            "created '{}' ({}): PostgreSQL {} on {}:{}",
+            "{verb} '{}' ({}): PostgreSQL {} on {}:{}",
             i.name, i.id, i.version, i.bind_address, i.port
         );
         println!("{}", created.url);
