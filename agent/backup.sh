@@ -6,12 +6,12 @@
 #
 #   backup.sh run                 the sidecar: stanza, first full backup, the
 #                                 schedule, retention on a timer
-#   backup.sh backup [full|diff|incr]   one backup now, then its verification;
-#                                 prints the backup's JSON line
-#   backup.sh verify LABEL        restores LABEL into /verify and checks it
-#   backup.sh check               forces a WAL switch and waits until the
-#                                 segment is archived (the latest point is then
-#                                 restorable)
+#   backup.sh backup [full|diff|incr]   one backup now into each repository,
+#                                 each then verified; prints the JSON lines
+#   backup.sh verify LABEL [REPO] restores LABEL into /verify and checks it
+#   backup.sh check [REPO]        forces a WAL switch and waits until the
+#                                 segment is archived (in REPO alone if given;
+#                                 the latest point is then restorable)
 #
 # Every backup and every verification is one JSON line appended to
 # $DBAAS_BACKUP_LOG (/var/lib/pgbackrest/backups.json, which is
@@ -21,6 +21,10 @@
 # and checks that it promotes, that the canary row written just before the
 # backup is there, that every table of the app database reads, and that
 # amcheck finds the btree indexes sound.
+#
+# DBAAS_REPOS is "1", or "1 2" with the S3 repository: every backup goes to
+# each, and each is verified from its own repository (WAL included). The
+# local repository keeps working when S3 cannot be reached.
 set -u
 # Started as root (the compose service, or `docker compose exec`) only to hand
 # the scratch directory and the repository to postgres; the rest runs as
@@ -28,6 +32,17 @@ set -u
 if [ "$(id -u)" = 0 ]; then
     mkdir -p /verify /var/lib/pgbackrest
     chown postgres:postgres /verify /var/lib/pgbackrest
+    # The S3 repository's keys, readable by postgres alone. Root here has no
+    # DAC_OVERRIDE: the directory is root's while the file goes in.
+    if [ -r /run/secrets/pgbackrest_s3 ]; then
+        mkdir -p /etc/pgbackrest/conf.d
+        chown root:root /etc/pgbackrest/conf.d
+        chmod 0700 /etc/pgbackrest/conf.d
+        rm -f /etc/pgbackrest/conf.d/s3.conf
+        install -m 0400 /run/secrets/pgbackrest_s3 /etc/pgbackrest/conf.d/s3.conf
+        chown postgres:postgres /etc/pgbackrest/conf.d/s3.conf
+        chown postgres:postgres /etc/pgbackrest/conf.d
+    fi
     exec setpriv --reuid=postgres --regid=postgres --init-groups bash "$0" "$@"
 fi
 stanza=${DBAAS_INSTANCE:?DBAAS_INSTANCE is not set}
@@ -39,6 +54,8 @@ expire_every=${DBAAS_BACKUP_EXPIRE_EVERY:-3600}
 max_indexes=${DBAAS_VERIFY_MAX_INDEXES:-500}
 scratch=${DBAAS_VERIFY_DIR:-/verify}/data
 sock=${PGHOST:-/var/run/postgresql}
+repos=${DBAAS_REPOS:-1}
+s3_stanza=0
 lock=/tmp/dbaas-backup.lock
 export LC_ALL=C
 
@@ -50,6 +67,17 @@ say() { printf '%s backup: %s\n' "$(now)" "$*" >&2; }
 record() { printf '%s\n' "$1" >>"$log"; }
 psql_main() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$sock" -U postgres "$@"; }
 pgbr() { pgbackrest --stanza="$stanza" "$@"; }
+# One repository alone, for the commands without --repo (stanza-create and
+# check work on every repository or fail): the configuration without the
+# other's lines (and, for the local one, without S3's keys).
+pgbr_only() {
+    local repo=$1 other=2 include=/etc/pgbackrest/conf.d
+    shift
+    [ "$repo" = 1 ] || other=1
+    grep -v "^repo$other-" /etc/pgbackrest/pgbackrest.conf >"/tmp/pgbackrest-repo$repo.conf"
+    if [ "$repo" = 1 ]; then include=/tmp/no-include; mkdir -p "$include"; fi
+    pgbackrest --config="/tmp/pgbackrest-repo$repo.conf" --config-include-path="$include" --stanza="$stanza" "$@"
+}
 # The last lines of a command's output, as one line.
 tail_of() { printf '%s' "$1" | tail -n 4 | tr '\n\t' '  ' | cut -c1-600; }
 
@@ -62,14 +90,19 @@ wait_for_server() {
 ensure_stanza() {
     local out
     until out=$(pgbr stanza-create 2>&1); do
+        if [ "$repos" != 1 ] && pgbr_only 1 stanza-create >/dev/null 2>&1; then
+            say "stanza-create in S3 failed (retried before the next S3 backup): $(tail_of "$out")"
+            return 0
+        fi
         say "stanza-create failed, retrying in 10 s: $(tail_of "$out")"
         sleep 10
     done
+    s3_stanza=1
 }
 
-# The newest backup in the repository (pgbackrest info), as JSON, or empty.
+# The newest backup in repository REPO (pgbackrest info), as JSON, or empty.
 newest_backup() {
-    pgbr info --output=json 2>/dev/null | jq -c '.[0].backup // [] | last // empty'
+    pgbr info --repo="$1" --output=json 2>/dev/null | jq -c '.[0].backup // [] | last // empty'
 }
 
 # The canary: a row with a fresh token in the postgres database, written just
@@ -84,42 +117,62 @@ INSERT INTO dbaas_backup_canary (token) VALUES (:'token');
 SQL
 }
 
-# One backup of TYPE, then its verification. Prints the backup's JSON line.
+# One backup of TYPE into REPO, then its verification. Prints the
+# backup's JSON line.
 do_backup() {
-    local type=$1 reason=$2 token started out rc line b took
+    local type=$1 reason=$2 repo=${3:-1} token started out rc line b took
     token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
     started=$(epoch)
     if ! out=$(write_canary "$token" 2>&1); then
         line=$(jq -cn --arg ts "$(now)" --arg type "$type" --arg reason "$reason" --arg error "canary: $(tail_of "$out")" \
-            '{ts: $ts, event: "backup", ok: false, type: $type, reason: $reason, error: $error}')
+            --argjson repo "$repo" '{ts: $ts, event: "backup", ok: false, repo: $repo, type: $type, reason: $reason, error: $error}')
         record "$line"; printf '%s\n' "$line"; return 1
     fi
-    out=$(pgbr backup --type="$type" 2>&1); rc=$?
+    if [ "$repo" != 1 ] && [ "$s3_stanza" != 1 ]; then
+        out=$(pgbr stanza-create 2>&1) && s3_stanza=1
+    fi
+    if [ "$repo" = 1 ] || [ "$s3_stanza" = 1 ]; then
+        out=$(pgbr backup --repo="$repo" --type="$type" 2>&1); rc=$?
+    else
+        rc=1
+    fi
     took=$(($(epoch) - started))
     if [ $rc -ne 0 ]; then
         line=$(jq -cn --arg ts "$(now)" --arg type "$type" --arg reason "$reason" --arg error "$(tail_of "$out")" \
-            --argjson took "$took" '{ts: $ts, event: "backup", ok: false, type: $type, reason: $reason, duration_s: $took, error: $error}')
+            --argjson took "$took" --argjson repo "$repo" '{ts: $ts, event: "backup", ok: false, repo: $repo, type: $type, reason: $reason, duration_s: $took, error: $error}')
         record "$line"; printf '%s\n' "$line"; return 1
     fi
-    b=$(newest_backup)
+    b=$(newest_backup "$repo")
     line=$(jq -cn --arg ts "$(now)" --arg reason "$reason" --arg token "$token" --argjson took "$took" --argjson b "${b:-null}" \
-        '{ts: $ts, event: "backup", ok: true, "label": $b.label, type: $b.type, reason: $reason,
+        --argjson repo "$repo" '{ts: $ts, event: "backup", ok: true, repo: $repo, "label": $b.label, type: $b.type, reason: $reason,
           start: ($b.timestamp.start | todate), stop: ($b.timestamp.stop | todate),
           start_lsn: $b.lsn.start, stop_lsn: $b.lsn.stop, start_wal: $b.archive.start, stop_wal: $b.archive.stop,
           size_bytes: $b.info.size, repo_size_bytes: $b.info.repository.delta, duration_s: $took, canary: $token}')
     record "$line"
     printf '%s\n' "$line"
     # The backup is taken whatever its verification says (which is recorded).
-    verify "$(jq -r .label <<<"$line")" "$token" || true
+    verify "$(jq -r .label <<<"$line")" "$token" "$repo" || true
+    [ "$repo" = 1 ] || s3_listing
+}
+
+# The labels the S3 repository holds, for dbaas to list (it cannot look
+# into the bucket itself): s3.json next to the log.
+s3_listing() {
+    pgbr info --repo=2 --output=json 2>/dev/null |
+        jq -c '{ts: (now | todate), labels: [.[0].backup // [] | .[] | .label]}' >"$(dirname "$log")/s3-listing.json.tmp" &&
+        mv "$(dirname "$log")/s3-listing.json.tmp" "$(dirname "$log")/s3-listing.json"
 }
 
 # Restores LABEL into the scratch directory, starts a throw-away server on
 # it and checks it. Prints (and records) the verification's JSON line.
 verify() {
-    local label=$1 token=${2:-} started out reason="" restore_s tables=0 indexes=0 line ok=false tmpsock=/tmp/verify
+    local label=$1 token=${2:-} repo=${3:-1} started out reason="" restore_s tables=0 indexes=0 line ok=false tmpsock=/tmp/verify
     started=$(epoch)
     rm -rf "$scratch" "$tmpsock"; mkdir -p "$scratch" "$tmpsock"; chmod 0700 "$scratch"
-    if ! out=$(pgbr restore --set="$label" --pg1-path="$scratch" --type=immediate --target-action=promote 2>&1); then
+    # WAL from the same repository as the backup, so that each repository
+    # is proven on its own.
+    if ! out=$(pgbr restore --repo="$repo" --set="$label" --pg1-path="$scratch" --type=immediate --target-action=promote \
+        --recovery-option="restore_command=pgbackrest --stanza=$stanza --repo=$repo --pg1-path=$scratch archive-get %f \"%p\"" 2>&1); then
         reason="restore failed: $(tail_of "$out")"
     else
         # No TCP, no archiving, small memory; hot_standby off, so the server
@@ -181,8 +234,8 @@ SQL
     [[ $indexes =~ ^[0-9]+$ ]] || indexes=0
     line=$(jq -cn --arg ts "$(now)" --arg lbl "$label" --argjson ok "$ok" --arg reason "$reason" \
         --argjson took "$(($(epoch) - started))" --argjson restore "${restore_s:-null}" \
-        --argjson tables "$tables" --argjson indexes "$indexes" \
-        '{ts: $ts, event: "verify", "label": $lbl, verified: $ok, duration_s: $took, restore_s: $restore,
+        --argjson tables "$tables" --argjson indexes "$indexes" --argjson repo "$repo" \
+        '{ts: $ts, event: "verify", repo: $repo, "label": $lbl, verified: $ok, duration_s: $took, restore_s: $restore,
           tables: $tables, indexes_checked: $indexes} + (if $ok then {} else {reason: $reason} end)')
     record "$line"
     printf '%s\n' "$line"
@@ -209,9 +262,10 @@ due_at() {
 }
 
 run() {
-    local last expired_at=0 failed_at=0 backoff=60 full
+    local last expired_at=0 full r reason
+    local -A failed_at=() backoff=()
     mkdir -p "$(dirname "$log")"
-    say "instance $stanza: schedule $schedule; waiting for the server"
+    say "instance $stanza: schedule $schedule, repositories $repos; waiting for the server"
     wait_for_server
     ensure_stanza
     # A segment the server tried to archive before the stanza existed is
@@ -219,25 +273,31 @@ run() {
     # until that segment (and so every earlier one) is in the repository.
     pgbr check >/dev/null 2>&1 || say "the first archive check failed; archiving is retried by the server"
     while :; do
-        full=$(pgbr info --output=json 2>/dev/null | jq -r '[.[0].backup // [] | .[] | select(.type == "full") | .timestamp.stop] | max // 0')
-        last=${full:-0}
-        # A failed backup (the server restarting under it, the repository
-        # down) is retried after a minute, then after twice as long each
-        # time up to half an hour, not at every tick.
-        if [ "$(epoch)" -ge "$(due_at "$last")" ] && [ $(($(epoch) - failed_at)) -ge "$backoff" ]; then
-            reason=scheduled; [ "$last" -gt 0 ] || reason=first
-            if ( flock 9; do_backup full "$reason" >/dev/null ) 9>"$lock"; then
-                failed_at=0 backoff=60
-            else
-                [ "$failed_at" -eq 0 ] || backoff=$((backoff * 2 > 1800 ? 1800 : backoff * 2))
-                failed_at=$(epoch)
-                wait_for_server
+        for r in $repos; do
+            full=$(pgbr info --repo="$r" --output=json 2>/dev/null | jq -r '[.[0].backup // [] | .[] | select(.type == "full") | .timestamp.stop] | max // 0')
+            last=${full:-0}
+            # A failed backup (the server restarting under it, the
+            # repository down) is retried after a minute, then after twice
+            # as long each time up to half an hour, not at every tick.
+            if [ "$(epoch)" -ge "$(due_at "$last")" ] && [ $(($(epoch) - ${failed_at[$r]:-0})) -ge "${backoff[$r]:-60}" ]; then
+                reason=scheduled; [ "$last" -gt 0 ] || reason=first
+                if ( flock 9; do_backup full "$reason" "$r" >/dev/null ) 9>"$lock"; then
+                    failed_at[$r]=0 backoff[$r]=60
+                else
+                    [ "${failed_at[$r]:-0}" -eq 0 ] || backoff[$r]=$((${backoff[$r]:-60} * 2 > 1800 ? 1800 : ${backoff[$r]:-60} * 2))
+                    failed_at[$r]=$(epoch)
+                    wait_for_server
+                fi
+                expired_at=$(epoch)
             fi
-            expired_at=$(epoch)
-        elif [ $(($(epoch) - expired_at)) -ge "$expire_every" ]; then
+        done
+        if [ $(($(epoch) - expired_at)) -ge "$expire_every" ]; then
             # Retention on a timer, so that time-based retention prunes even
             # when no backup is taken.
-            ( flock 9; pgbr expire >/dev/null 2>&1 || say "expire failed" ) 9>"$lock"
+            for r in $repos; do
+                ( flock 9; pgbr expire --repo="$r" >/dev/null 2>&1 || say "expire in repository $r failed" ) 9>"$lock"
+            done
+            [ "$repos" = 1 ] || s3_listing
             expired_at=$(epoch)
         fi
         sleep "$tick" &
@@ -252,11 +312,13 @@ case "${1:-run}" in
         case "$type" in full | diff | incr) ;; *) echo "backup type must be full, diff or incr" >&2; exit 2 ;; esac
         wait_for_server
         ensure_stanza
-        # The JSON line says whether it worked; the exit status says only
+        # The JSON lines say whether it worked; the exit status says only
         # whether the script ran.
-        ( flock 9; do_backup "$type" on-demand ) 9>"$lock"
+        for r in $repos; do
+            ( flock 9; do_backup "$type" on-demand "$r" ) 9>"$lock"
+        done
         exit 0 ;;
-    verify) ( flock 9; verify "${2:?usage: backup.sh verify LABEL}" "" ) 9>"$lock" ;;
-    check) pgbr check ;;
-    *) echo "usage: backup.sh [run | backup [full|diff|incr] | verify LABEL | check]" >&2; exit 2 ;;
+    verify) ( flock 9; verify "${2:?usage: backup.sh verify LABEL [REPO]}" "" "${3:-1}" ) 9>"$lock" ;;
+    check) if [ -n "${2:-}" ] && [ "$repos" != 1 ]; then pgbr_only "$2" check; else pgbr check; fi ;;
+    *) echo "usage: backup.sh [run | backup [full|diff|incr] | verify LABEL [REPO] | check [REPO]]" >&2; exit 2 ;;
 esac

@@ -7,20 +7,22 @@
 # instance's own passwords (from /run/secrets), the recovery settings are
 # removed, and the server stops cleanly; the instance then starts as usual.
 #
-#   recover.sh STANZA [--set LABEL] [--time T | --lsn L]
+#   recover.sh STANZA [--set LABEL] [--time T | --lsn L] [--conf FILE]
 #
 # The source repository is mounted at /source (its pgBackRest repository in
-# /source/repo); the target data directory is PGDATA. Runs as root (to read
+# /source/repo), or FILE (root's, 0600) describes the source's S3 repository
+# with its keys; the target data directory is PGDATA. Runs as root (to read
 # the secrets) and runs PostgreSQL and pgBackRest as postgres.
 set -Eeuo pipefail
 stanza=${1:?usage: recover.sh STANZA [--set LABEL] [--time T | --lsn L]}
 shift
-set_opt=() target=(--type=default)
+set_opt=() target=(--type=default) source_conf=
 while [ $# -gt 0 ]; do
     case "$1" in
         --set) set_opt=(--set="$2"); target=(--type=immediate); shift 2 ;;
         --time) target=(--type=time --target="$2" --target-action=promote); shift 2 ;;
         --lsn) target=(--type=lsn --target="$2" --target-action=promote); shift 2 ;;
+        --conf) source_conf=$2; shift 2 ;;
         *) echo "recover: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -40,7 +42,12 @@ chmod 0700 "$PGDATA"
 # A configuration of the source's stanza alone: the repository at /source, and
 # none of the target's own repositories.
 conf=/tmp/pgbackrest-source.conf
-cat >"$conf" <<EOF
+if [ -n "$source_conf" ]; then
+    # Holds keys: readable by postgres alone.
+    install -o postgres -g postgres -m 0600 "$source_conf" "$conf"
+    printf '[%s]\npg1-path=%s\n' "$stanza" "$PGDATA" >>"$conf"
+else
+    cat >"$conf" <<EOF
 [global]
 repo1-path=/source/repo
 lock-path=/tmp/pgbackrest
@@ -49,7 +56,8 @@ log-level-console=warn
 [$stanza]
 pg1-path=$PGDATA
 EOF
-chmod 0644 "$conf"
+    chmod 0644 "$conf"
+fi
 
 started=$(date +%s)
 as_pg pgbackrest --config="$conf" --stanza="$stanza" "${set_opt[@]}" "${target[@]}" \

@@ -52,6 +52,12 @@ if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
     # dbaas mounts the instance's backup directory here (archive_command
     # pushes WAL into it as postgres); its contents are postgres's already.
     if [ -d /var/lib/pgbackrest ]; then chown postgres:postgres /var/lib/pgbackrest; chmod 0700 /var/lib/pgbackrest; fi
+    # The S3 repository's keys (a compose secret, root's on the host): a
+    # copy only postgres reads, where pgBackRest looks for more settings.
+    if [ -r /run/secrets/pgbackrest_s3 ]; then
+        install -d -o postgres -g postgres -m 0700 /etc/pgbackrest/conf.d
+        install -o postgres -g postgres -m 0400 /run/secrets/pgbackrest_s3 /etc/pgbackrest/conf.d/s3.conf
+    fi
     chmod 0700 "$PGDATA"
     chmod 2777 /var/run/postgresql
     exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"

@@ -64,3 +64,12 @@ scratch_cleanup() {
     wait || true
     rm -rf "$home"
 }
+
+# The S3 test server's moto, pinned so that the image is the same on every
+# host; its recipe hash, for setup-host.sh to rebuild it when it changes.
+MOTO_VERSION=5.2.5
+s3_recipe_sha() {
+    local d
+    d=$(dirname "${BASH_SOURCE[0]}")
+    { cat "$d/build-s3-image.sh"; echo "$MOTO_VERSION"; } | sha256sum | cut -c1-16
+}

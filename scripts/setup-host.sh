@@ -110,4 +110,11 @@ for v in ${VERSIONS:-$SUPPORTED_VERSIONS}; do
         "$here/build-image.sh" "$v"
     fi
 done
+# 7. The S3-compatible server of the backup tests (moto behind stunnel4).
+have=$(docker image inspect -f '{{ index .Config.Labels "dbaas.recipe_sha" }}' dbaas/s3test 2>/dev/null || true)
+if [ "$have" = "$(s3_recipe_sha)" ]; then
+    say "image dbaas/s3test present"
+else
+    "$here/build-s3-image.sh"
+fi
 say "host ready"

@@ -7,7 +7,7 @@ use dbaas::backups::Backup as BackupInfo;
 use dbaas::error::{Error, Result};
 use dbaas::home::Home;
 use dbaas::ops;
-use dbaas::ops::restore::Target;
+use dbaas::ops::restore::{FromRepo, Target};
 
 #[derive(FromArgs, Debug)]
 /// Take a backup now and verify it (backup NAME); verify one again (backup
@@ -76,6 +76,9 @@ pub struct Restore {
     /// recover to this WAL position (0/3000060)
     #[argh(option)]
     pub lsn: Option<String>,
+    /// the repository to restore from: local (default) or s3
+    #[argh(option)]
+    pub from: Option<String>,
     /// print the result as JSON
     #[argh(switch)]
     pub json: bool,
@@ -95,6 +98,9 @@ pub struct Clone {
     /// recover to this time, RFC 3339 in UTC (default: the latest)
     #[argh(option)]
     pub time: Option<String>,
+    /// the repository to clone from: local (default) or s3
+    #[argh(option)]
+    pub from: Option<String>,
     /// print the result as JSON
     #[argh(switch)]
     pub json: bool,
@@ -213,14 +219,37 @@ fn print_list(l: &ops::backup::BackupList, header: bool) {
         let state = if l.destroyed { " (destroyed)" } else { "" };
         println!("== {} ({}){state}", l.name, l.instance);
     }
-    if l.report.backups.is_empty() {
+    print_table(&l.report);
+    if let Some(w) = &l.report.window {
+        println!("recoverable: {} to {}", w.earliest, w.latest);
+    }
+    if let Some(f) = &l.report.last_failure {
+        println!("last backup FAILED at {}: {}", f.ts, f.error);
+    }
+    if let Some(s3) = &l.report.s3 {
+        println!("-- in the S3 repository (`--from s3` restores from it)");
+        print_table(s3);
+        if let Some(f) = &s3.last_failure {
+            println!("last S3 backup FAILED at {}: {}", f.ts, f.error);
+        }
+    }
+    if !l.enabled && !l.destroyed {
+        println!(
+            "backups are off: `dbaasctl backup enable {}` turns them on",
+            l.name
+        );
+    }
+}
+
+fn print_table(r: &dbaas::backups::Report) {
+    if r.backups.is_empty() {
         println!("no backups");
     } else {
         println!(
             "{:<34} {:<5} {:<21} {:>10} VERIFIED",
             "LABEL", "TYPE", "TAKEN", "SIZE"
         );
-        for b in &l.report.backups {
+        for b in &r.backups {
             let v = match &b.verification {
                 Some(v) if v.verified => "yes".to_string(),
                 Some(v) => format!("NO: {}", v.reason.as_deref().unwrap_or("")),
@@ -235,37 +264,26 @@ fn print_list(l: &ops::backup::BackupList, header: bool) {
             );
         }
     }
-    if let Some(w) = &l.report.window {
-        println!("recoverable: {} to {}", w.earliest, w.latest);
-    }
-    if let Some(f) = &l.report.last_failure {
-        println!("last backup FAILED at {}: {}", f.ts, f.error);
-    }
-    if !l.enabled && !l.destroyed {
-        println!(
-            "backups are off: `dbaasctl backup enable {}` turns them on",
-            l.name
-        );
-    }
 }
 
 pub async fn restore(home: &Home, c: Restore) -> Result<i32> {
     let target = Target::parse(c.time.as_deref(), c.lsn.as_deref(), c.backup.as_deref())?;
+    let from = FromRepo::parse(c.from.as_deref())?;
     match (&c.to, c.in_place, c.undo) {
         (Some(to), false, false) => {
-            let pending = ops::restore::restore_begin(home, &c.name, to, target).await?;
+            let pending = ops::restore::restore_begin(home, &c.name, to, target, from).await?;
             finish_new(home, pending, c.json).await
         }
         (None, true, false) => {
-            let r = ops::restore::restore_in_place(home, &c.name, target).await?;
+            let r = ops::restore::restore_in_place(home, &c.name, target, from).await?;
             print_in_place(&r, c.json, "restored");
             Ok(0)
         }
         (None, false, true) => {
-            if target != Target::Latest {
+            if target != Target::Latest || c.from.is_some() {
                 return Err(Error::invalid(
                     "undo",
-                    "--undo takes no --time, --lsn or --backup",
+                    "--undo takes no --time, --lsn, --backup or --from",
                 ));
             }
             let r = ops::restore::undo(home, &c.name).await?;
@@ -292,7 +310,8 @@ fn print_in_place(r: &ops::restore::InPlace, json: bool, what: &str) {
 
 pub async fn clone(home: &Home, c: Clone) -> Result<i32> {
     let target = Target::parse(c.time.as_deref(), None, None)?;
-    let pending = ops::restore::restore_begin(home, &c.name, &c.new, target).await?;
+    let from = FromRepo::parse(c.from.as_deref())?;
+    let pending = ops::restore::restore_begin(home, &c.name, &c.new, target, from).await?;
     finish_new(home, pending, c.json).await
 }
 

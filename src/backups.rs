@@ -79,6 +79,11 @@ pub struct Report {
     pub window: Option<Window>,
     /// The latest failed backup, when no backup succeeded after it.
     pub last_failure: Option<Failure>,
+    /// The same for the S3 repository, when the instance has one (its
+    /// window is not computed: dbaas does not list the bucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub s3: Option<Box<Report>>,
 }
 
 impl Report {
@@ -110,6 +115,8 @@ pub enum Concern {
     BackupFailed { ts: String, error: String },
     /// The server's last attempt to archive a WAL segment failed.
     ArchiveFailing { wal: String, at: String },
+    /// One of the above, about the S3 repository.
+    S3(Box<Concern>),
 }
 
 impl std::fmt::Display for Concern {
@@ -127,6 +134,7 @@ impl std::fmt::Display for Concern {
                 f,
                 "WAL archiving fails (segment {wal} at {at}); WAL accumulates in pg_wal until the repository works again"
             ),
+            Concern::S3(c) => write!(f, "S3 repository: {c}"),
         }
     }
 }
@@ -173,6 +181,13 @@ impl Report {
                 error: f.error.clone(),
             });
         }
+        if let Some(s3) = &self.s3 {
+            out.extend(
+                s3.concerns(now, since)
+                    .into_iter()
+                    .map(|c| Concern::S3(Box::new(c))),
+            );
+        }
         out
     }
 }
@@ -212,6 +227,9 @@ struct Line {
     #[serde(default)]
     ts: String,
     event: String,
+    /// 1 (local; lines written before S3 existed have none) or 2 (S3).
+    #[serde(default = "local_repo")]
+    repo: u8,
     #[serde(default)]
     ok: Option<bool>,
     #[serde(default)]
@@ -245,13 +263,16 @@ struct Line {
 /// Parses the log: backups and the latest verification of each, oldest
 /// first, and the last failure if nothing succeeded after it. Lines that do
 /// not parse (a torn last line) are skipped.
-pub fn parse_log(text: &str) -> (Vec<Backup>, Option<Failure>) {
+pub fn parse_log(text: &str, repo: u8) -> (Vec<Backup>, Option<Failure>) {
     let mut backups: Vec<Backup> = Vec::new();
     let mut failure = None;
     for raw in text.lines().filter(|l| l.starts_with('{')) {
         let Ok(l) = serde_json::from_str::<Line>(raw) else {
             continue;
         };
+        if l.repo != repo {
+            continue;
+        }
         match (l.event.as_str(), l.ok) {
             ("backup", Some(true)) => {
                 failure = None;
@@ -311,15 +332,50 @@ pub fn report(dir: &Path, id: &str) -> Result<Report> {
 /// for doctor, top and /metrics.
 pub fn report_brief(dir: &Path, id: &str) -> Result<Report> {
     let text = read_tail(&dir.join(LOG))?;
-    let (mut backups, last_failure) = parse_log(&text);
+    let (mut backups, last_failure) = parse_log(&text, 1);
     // Expired backups are in the log but no longer in the repository.
     let in_repo = dir.join("repo").join("backup").join(id);
     backups.retain(|b| in_repo.join(&b.label).is_dir());
+    let s3 = dir.join(S3_SETTINGS).exists().then(|| {
+        let (mut backups, last_failure) = parse_log(&text, 2);
+        let held = s3_labels(dir);
+        backups.retain(|b| held.contains(&b.label));
+        Box::new(Report {
+            backups,
+            window: None,
+            last_failure,
+            s3: None,
+        })
+    });
     Ok(Report {
         backups,
         window: None,
         last_failure,
+        s3,
     })
+}
+
+fn local_repo() -> u8 {
+    1
+}
+
+/// backups/<id>/s3.json: the instance has an S3 repository.
+const S3_SETTINGS: &str = "s3.json";
+/// backups/<id>/s3-listing.json: the labels the S3 repository held when the
+/// sidecar last looked (after each S3 backup and each expire).
+const S3_LISTING: &str = "s3-listing.json";
+
+/// The labels of the backups the S3 repository holds (empty when unknown).
+pub fn s3_labels(dir: &Path) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Listing {
+        labels: Vec<String>,
+    }
+    crate::safe_fs::read_to_string(&dir.join(S3_LISTING))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Listing>(&t).ok())
+        .map(|l| l.labels)
+        .unwrap_or_default()
 }
 
 fn window(backups: &[Backup], newest_wal: Option<SystemTime>) -> Option<Window> {
@@ -408,7 +464,7 @@ mod tests {
 
     #[test]
     fn joins_verifications_and_forgets_failures_followed_by_success() {
-        let (b, failure) = parse_log(LOG_TEXT);
+        let (b, failure) = parse_log(LOG_TEXT, 1);
         assert_eq!(b.len(), 2);
         assert_eq!((b[0].label.as_str(), b[0].verified), ("A", Some(true)));
         assert_eq!((b[1].label.as_str(), b[1].verified), ("B", Some(false)));
@@ -421,13 +477,45 @@ mod tests {
             .unwrap()
             .contains("canary"));
         assert!(failure.is_none(), "a later success clears the failure");
-        let (_, failure) = parse_log(&LOG_TEXT.lines().take(3).collect::<Vec<_>>().join("\n"));
+        let (_, failure) = parse_log(&LOG_TEXT.lines().take(3).collect::<Vec<_>>().join("\n"), 1);
         assert_eq!(failure.unwrap().error, "repo gone");
     }
 
     #[test]
+    fn s3_lines_are_their_own_report_limited_to_what_the_bucket_holds() {
+        let t = crate::testing::TempDir::new("s3report");
+        let s3 = r#"{"ts":"2020-01-01T00:28:00Z","event":"backup","ok":true,"repo":2,"label":"A","type":"full","reason":"first","start":"x","stop":"2020-01-01T00:28:00Z"}
+{"ts":"2020-01-01T00:28:09Z","event":"verify","repo":2,"label":"A","verified":true,"duration_s":6,"restore_s":4,"tables":1,"indexes_checked":1}
+{"ts":"2020-01-01T00:29:00Z","event":"backup","ok":true,"repo":2,"label":"C","type":"full","reason":"first","start":"x","stop":"2020-01-01T00:29:00Z"}
+{"ts":"2020-01-01T04:00:00Z","event":"backup","ok":false,"repo":2,"type":"full","reason":"scheduled","error":"S3 down"}
+"#;
+        std::fs::write(t.path().join(LOG), format!("{LOG_TEXT}\n{s3}")).unwrap();
+        std::fs::create_dir_all(t.path().join("repo/backup/db_1/B")).unwrap();
+        let r = report_brief(t.path(), "db_1").unwrap();
+        assert_eq!(r.backups.len(), 1);
+        assert!(r.s3.is_none(), "no s3.json: no S3 repository");
+        std::fs::write(t.path().join(S3_SETTINGS), "{}").unwrap();
+        std::fs::write(t.path().join(S3_LISTING), r#"{"labels":["A"]}"#).unwrap();
+        let r = report_brief(t.path(), "db_1").unwrap();
+        let s3 = r.s3.as_ref().unwrap();
+        assert_eq!(s3.backups.len(), 1, "C is no longer in the bucket");
+        assert_eq!(
+            (s3.backups[0].label.as_str(), s3.backups[0].verified),
+            ("A", Some(true))
+        );
+        assert_eq!(s3.last_failure.as_ref().unwrap().error, "S3 down");
+        let at = |s: &str| humantime::parse_rfc3339(s).unwrap();
+        let c = r.concerns(at("2020-01-01T05:00:00Z"), at("2020-01-01T00:00:00Z"));
+        assert!(
+            c.iter().any(|c| c.to_string()
+                == "S3 repository: the backup at 2020-01-01T04:00:00Z failed: S3 down"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
     fn window_runs_from_the_oldest_backup_to_the_newest_segment() {
-        let (b, _) = parse_log(LOG_TEXT);
+        let (b, _) = parse_log(LOG_TEXT, 1);
         let w = window(&b, None).unwrap();
         assert_eq!(w.earliest, "2020-01-01T00:27:21Z");
         assert_eq!(w.latest, "2020-01-01T02:00:00Z");
@@ -441,7 +529,7 @@ mod tests {
 
     #[test]
     fn concerns_name_the_failed_verification_and_staleness() {
-        let (backups, _) = parse_log(LOG_TEXT);
+        let (backups, _) = parse_log(LOG_TEXT, 1);
         let r = Report {
             backups,
             ..Default::default()

@@ -77,6 +77,12 @@ pub struct Create {
     /// no WAL archiving and no backups
     #[argh(switch)]
     pub no_backups: bool,
+    /// also back up to this S3-compatible repository (a settings file of mode 0600; see README)
+    #[argh(option)]
+    pub s3: Option<std::path::PathBuf>,
+    /// no S3 repository, though the host has one (DBAAS_S3)
+    #[argh(switch)]
+    pub no_s3: bool,
     /// keep containers and files if creation fails, for debugging
     #[argh(switch)]
     pub keep_on_failure: bool,

@@ -15,6 +15,7 @@ mod tests {
         ("error", 0),
         ("secrets", 0),
         ("safe_fs", 0),
+        ("s3", 0),
         ("testing", 0),
         ("layers", 0),
         ("engine", 1),

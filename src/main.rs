@@ -146,6 +146,17 @@ async fn create(home: &Home, c: cli::Create) -> Result<i32> {
             backup_schedule: c.backup_schedule,
             backup_retention: c.backup_retention,
             no_backups: c.no_backups,
+            s3: match (c.s3, c.no_s3) {
+                (Some(f), false) => dbaas::s3::S3Choice::File(f),
+                (None, true) => dbaas::s3::S3Choice::Off,
+                (None, false) => dbaas::s3::S3Choice::HostDefault,
+                (Some(_), true) => {
+                    return Err(dbaas::error::Error::invalid(
+                        "s3",
+                        "--s3 and --no-s3 were both given; drop one",
+                    ))
+                }
+            },
         },
     );
     created_or_rolled_back(home, create, json, "created").await

@@ -58,6 +58,9 @@ pub struct ComposeFile<'a> {
     pub agent_uid: u32,
     pub backups: bool,
     pub backup_schedule: &'a str,
+    /// A second repository in S3 (only with backups).
+    pub s3: bool,
+    pub s3_network: Option<&'a str>,
 }
 
 /// The pgBackRest configuration of an instance with backups.
@@ -66,16 +69,34 @@ pub struct ComposeFile<'a> {
 pub struct PgBackRestConf<'a> {
     pub id: &'a str,
     pub name: &'a str,
-    pub retention: Retention,
+    pub retention_type: &'a str,
+    pub retention_full: u32,
+    pub retention_comment: String,
+    pub s3: Option<&'a crate::s3::S3Repo>,
 }
 
 pub const PGBACKREST_CONF: &str = "pgbackrest.conf";
 
 pub fn render_pgbackrest(inst: &Instance, policy: &BackupPolicy) -> String {
+    let (retention_type, retention_full, retention_comment) = match policy.retention() {
+        Retention::Days(d) => (
+            "time",
+            d,
+            format!("Keep the full backups (and their WAL) that recovery to any time of the\n# last {d} days needs."),
+        ),
+        Retention::Count(n) => (
+            "count",
+            n,
+            format!("Keep the last {n} full backups and the WAL they need."),
+        ),
+    };
     PgBackRestConf {
         id: &inst.id,
         name: &inst.name,
-        retention: policy.retention(),
+        retention_type,
+        retention_full,
+        retention_comment,
+        s3: inst.s3.as_ref(),
     }
     .render()
     .expect("pgbackrest template renders")
@@ -97,6 +118,8 @@ pub struct Credentials {
     pub superuser_password: String,
     pub app_password: String,
     pub monitor_password: String,
+    /// The S3 repository (with its keys), when the instance has one.
+    pub s3: Option<crate::s3::S3Settings>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -111,6 +134,7 @@ impl Credentials {
             superuser_password: crate::secrets::password(),
             app_password: crate::secrets::password(),
             monitor_password: crate::secrets::password(),
+            s3: None,
         }
     }
 }
@@ -147,6 +171,12 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
         agent_uid: AGENT_UID,
         backups: inst.backups.is_some(),
         backup_schedule: inst.backups.as_ref().map_or("", |b| b.schedule.as_str()),
+        s3: inst.backups.is_some() && inst.s3.is_some(),
+        s3_network: inst
+            .s3
+            .as_ref()
+            .filter(|_| inst.backups.is_some())
+            .and_then(|r| r.network.as_deref()),
     }
     .render()
     .expect("compose template renders")
@@ -236,6 +266,9 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
     }
     if inst.backups.is_some() {
         provision_backups(dir, inst)?;
+        if let Some(s3) = &creds.s3 {
+            save_s3(dir, &inst.id, s3)?;
+        }
     }
     for (name, body) in INIT_SCRIPTS {
         write_atomic(&dir.join("scripts").join(name), body.as_bytes(), 0o644)?;
@@ -284,6 +317,71 @@ pub fn provision_backups(dir: &Path, inst: &Instance) -> Result<()> {
         &repo.join(BACKUP_ABOUT),
         format!("{about:#}\n").as_bytes(),
         0o644,
+    )
+}
+
+/// secrets/pgbackrest_s3.conf: the S3 repository's keys, a compose secret.
+pub const S3_SECRET_FILE: &str = "pgbackrest_s3.conf";
+/// backups/<id>/s3.json: the S3 repository with its keys, kept with the
+/// local backups so that a destroyed instance's S3 backups restore.
+pub const S3_SETTINGS: &str = "s3.json";
+
+/// Writes both files of an instance's S3 repository (root's, 0600).
+fn save_s3(dir: &Path, id: &str, s3: &crate::s3::S3Settings) -> Result<()> {
+    let keys = format!(
+        "# The keys of the S3 repository of dbaas instance {id} (repo2 in\n\
+         # ../pgbackrest.conf). Mounted as a compose secret; never logged.\n\
+         [global]\n{}",
+        s3_keys(&s3.secrets, 2)
+    );
+    write_atomic(
+        &dir.join("secrets").join(S3_SECRET_FILE),
+        keys.as_bytes(),
+        0o600,
+    )?;
+    let json = serde_json::to_string_pretty(s3).expect("S3 settings serialize");
+    write_atomic(
+        &backup_repo_dir(dir, id).join(S3_SETTINGS),
+        format!("{json}\n").as_bytes(),
+        0o600,
+    )
+}
+
+fn s3_keys(s: &crate::s3::S3Secrets, n: u8) -> String {
+    format!(
+        "repo{n}-s3-key={}\nrepo{n}-s3-key-secret={}\nrepo{n}-cipher-pass={}\n",
+        s.access_key, s.secret_key, s.cipher_pass
+    )
+}
+
+/// The S3 repository a repository directory (backups/<id>) records, if any.
+pub fn read_s3(repo_dir: &Path) -> Result<Option<crate::s3::S3Settings>> {
+    let path = repo_dir.join(S3_SETTINGS);
+    match crate::safe_fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            crate::error::Error::Failed(format!("{} is not readable: {e}", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx(|| format!("reading {}", path.display())),
+    }
+}
+
+/// A pgBackRest configuration of stanza `id` in an S3 repository alone (as
+/// repo1): what a restore from that repository runs with.
+pub fn render_s3_source(id: &str, s3: &crate::s3::S3Settings) -> String {
+    let r = &s3.repo;
+    format!(
+        "[global]\nrepo1-type=s3\nrepo1-path={}/{id}\nrepo1-s3-endpoint={}\nrepo1-storage-port={}\n\
+         repo1-s3-bucket={}\nrepo1-s3-region={}\nrepo1-s3-uri-style={}\nrepo1-storage-verify-tls={}\n\
+         repo1-cipher-type=aes-256-cbc\n{}lock-path=/tmp/pgbackrest\nlog-level-file=off\nlog-level-console=warn\n",
+        r.path,
+        r.endpoint,
+        r.port,
+        r.bucket,
+        r.region,
+        r.uri_style,
+        if r.verify_tls { "y" } else { "n" },
+        s3_keys(&s3.secrets, 1)
     )
 }
 
@@ -485,6 +583,47 @@ mod tests {
             conf.contains("repo1-retention-full-type=count\nrepo1-retention-full=3\n"),
             "{conf}"
         );
+    }
+
+    #[test]
+    fn an_s3_repository_is_rendered_without_its_keys() {
+        let mut i = inst();
+        let s3 = crate::s3::parse(
+            "endpoint=s3.test\nbucket=b\nregion=r\naccess_key=AK\nsecret_key=SK\nnetwork=net1\nuri_style=path\n",
+        )
+        .unwrap();
+        i.s3 = Some(s3.repo.clone());
+        let compose = render_compose(&i, "abc123abc123");
+        for want in [
+            "networks: [default, s3]",
+            "networks: [s3]",
+            "secrets: [pgbackrest_s3]",
+            "file: ./secrets/pgbackrest_s3.conf",
+            "name: \"net1\"\n    external: true",
+            "DBAAS_REPOS: \"1 2\"",
+        ] {
+            assert!(compose.contains(want), "{want} missing:\n{compose}");
+        }
+        assert!(!compose.contains("network_mode: none"), "{compose}");
+        let conf = render_pgbackrest(&i, i.backups.as_ref().unwrap());
+        for want in [
+            "repo2-type=s3\n",
+            "repo2-path=/dbaas/db_0a1b2c3d\n",
+            "repo2-s3-uri-style=path\n",
+            "repo2-cipher-type=aes-256-cbc\n",
+            "archive-async=y\n",
+        ] {
+            assert!(conf.contains(want), "{want} missing:\n{conf}");
+        }
+        assert!(!conf.contains("SK") && !compose.contains("SK"));
+        let source = render_s3_source("db_1", &s3);
+        assert!(
+            source.contains("repo1-path=/dbaas/db_1\n")
+                && source.contains("repo1-s3-key-secret=SK\n")
+        );
+        // Without backups there is no S3 repository either.
+        i.backups = None;
+        assert!(!render_compose(&i, "abc123abc123").contains("pgbackrest_s3"));
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub struct Instance {
     /// instance made with `--no-backups` or before backups existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backups: Option<crate::validate::BackupPolicy>,
+    /// The second, S3-compatible repository (its keys are in secrets/ and
+    /// backups/<id>/s3.json, never here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<crate::s3::S3Repo>,
 }
 
 pub use crate::settings::{
@@ -269,6 +273,7 @@ impl Instance {
             metrics_max_bytes: crate::registry::DEFAULT_METRICS_MAX_BYTES,
             metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
             backups: None,
+            s3: None,
         }
     }
 }

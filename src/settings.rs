@@ -52,6 +52,10 @@ pub struct Settings {
     pub min_free_disk: u64,
     /// DBAAS_PROVISION_SLOTS: instances initializing at once (default: CPUs).
     pub provision_slots: usize,
+    /// DBAAS_S3: an S3 settings file (see s3.rs); new instances with
+    /// backups also back up there unless they opt out. A relative path is
+    /// taken from the current directory.
+    pub s3_file: Option<PathBuf>,
     pub db: DbSettings,
     pub server: ServerSettings,
 }
@@ -168,6 +172,7 @@ impl Settings {
             max_memory: host_memory(),
             min_free_disk: DEFAULT_MIN_FREE_DISK,
             provision_slots: host_cpus(),
+            s3_file: None,
             db: DbSettings::default(),
             server: ServerSettings::default(),
         }
@@ -186,7 +191,7 @@ impl Settings {
         let root = match var("DBAAS_HOME").map(PathBuf::from) {
             Some(p) if p.is_absolute() => p,
             Some(p) => cwd.join(p),
-            None => cwd,
+            None => cwd.clone(),
         };
         let mut s = Settings::with_root(root);
         if let Some(v) = var("DBAAS_PORT_RANGE") {
@@ -206,6 +211,9 @@ impl Settings {
         crate::validate::image_template(&s.image_template)?;
         if let Some(v) = var("DBAAS_DOCKER") {
             s.docker = v;
+        }
+        if let Some(v) = var("DBAAS_S3") {
+            s.s3_file = Some(cwd.join(v));
         }
         if let Some(v) = var("DBAAS_READY_TIMEOUT") {
             s.ready_timeout = Duration::from_secs(number(

@@ -43,6 +43,8 @@ pub struct CreateRequest {
     pub backup_retention: Option<String>,
     /// No archiving, no backup sidecar.
     pub no_backups: bool,
+    /// The second, S3-compatible repository.
+    pub s3: crate::s3::S3Choice,
     pub keep_on_failure: bool,
 }
 
@@ -57,6 +59,8 @@ pub struct ValidCreate {
     pub user: String,
     pub metrics_interval: u32,
     pub backups: Option<BackupPolicy>,
+    /// Set by the create from its S3 choice (validate reads no files).
+    pub s3: Option<crate::s3::S3Repo>,
 }
 
 /// When an instance's backups are taken and how long they are kept, as
@@ -280,6 +284,7 @@ pub fn create(req: &CreateRequest, host: Host) -> Result<ValidCreate> {
     Ok(ValidCreate {
         metrics_interval,
         backups,
+        s3: None,
         name: req.name.clone(),
         version,
         memory,

@@ -733,6 +733,42 @@ fn every_type_round_trips_through_the_api_and_psql() {
             json!({"name": "i", "type": "interval"})
         );
     });
+    sections.run("dump and import carry every type to another instance", || {
+        let r = sql(
+            &s,
+            "types",
+            "CREATE TABLE other AS SELECT interval '1 day 2 hours' AS i, point(1, 2) AS p, inet '10.0.0.1/8' AS n, \
+             12.5::money AS m, 'a fat cat'::tsvector AS tv, B'101' AS bits, int4range(1, 5) AS r, \
+             '{{1,2},{3,4}}'::int[] AS md, 'happy'::mood AS e, ARRAY['sad'::mood] AS ea, '10:00+02'::timetz AS ttz, \
+             'NaN'::float8 AS nan, 'infinity'::timestamptz AS inf, '-infinity'::numeric AS ninf",
+            json!([]),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let file = h.root.join("types.dump");
+        let out = std::fs::File::create(&file).unwrap();
+        let st = h
+            .command(&["dump", "types"])
+            .stdout(std::process::Stdio::from(out))
+            .status()
+            .unwrap();
+        assert!(st.success(), "dump failed: {st}");
+        let (_, copy) = h.create("types-copy", &[]);
+        h.run(&["import", "types-copy", file.to_str().unwrap()]).ok();
+        let original = h.run(&["url", "types"]).ok().trim().to_string();
+        let each = |url: &str, table: &str| -> Vec<String> {
+            connect(url)
+                .query(&format!("SELECT to_jsonb(x)::text FROM {table} x ORDER BY 1"), &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        };
+        for table in ["ty", "other"] {
+            let want = each(&original, table);
+            assert_eq!(want.len(), 1, "{table}");
+            assert_eq!(each(&copy, table), want, "{table} differs after dump and import");
+        }
+    });
     sections.finish();
 }
 

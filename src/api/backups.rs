@@ -10,7 +10,7 @@ use crate::backups::Backup;
 use crate::error::Error;
 use crate::ops;
 use crate::ops::backup::BackupList;
-use crate::ops::restore::{InPlace, Target};
+use crate::ops::restore::{FromRepo, InPlace, Target};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -42,6 +42,8 @@ pub struct RestoreBody {
     pub lsn: Option<String>,
     /// A backup label: recover to the end of that backup.
     pub backup: Option<String>,
+    /// The repository to restore from: "local" (default) or "s3".
+    pub from: Option<String>,
 }
 
 /// Body of `POST /instances/{id}/clone`.
@@ -52,6 +54,8 @@ pub struct CloneBody {
     pub name: String,
     /// RFC 3339 time in UTC (default: the latest).
     pub time: Option<String>,
+    /// The repository to clone from: "local" (default) or "s3".
+    pub from: Option<String>,
 }
 
 #[utoipa::path(get, path = "/instances/{id}/backups", tag = "backups",
@@ -141,17 +145,23 @@ pub async fn restore(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
     let wait = req.flag("wait", true)?;
     let b: RestoreBody = reply::json_body(&req.headers, &req.body, "restore request")?;
     let target = Target::parse(b.time.as_deref(), b.lsn.as_deref(), b.backup.as_deref())?;
+    let from = FromRepo::parse(b.from.as_deref())?;
     match (b.to, b.in_place, b.undo) {
         (Some(to), false, false) => {
             let key = key.to_string();
             super::instances::provision(state, wait, to.clone(), move |st| async move {
-                ops::restore::restore_begin(&st.home, &key, &to, target).await
+                ops::restore::restore_begin(&st.home, &key, &to, target, from).await
             })
             .await
         }
-        (None, true, false) => in_place(state, key, wait, Some(target)).await,
-        (None, false, true) if target == Target::Latest => in_place(state, key, wait, None).await,
-        (None, false, true) => Err(Error::invalid("undo", "undo takes no time, lsn or backup")),
+        (None, true, false) => in_place(state, key, wait, Some((target, from))).await,
+        (None, false, true) if target == Target::Latest && b.from.is_none() => {
+            in_place(state, key, wait, None).await
+        }
+        (None, false, true) => Err(Error::invalid(
+            "undo",
+            "undo takes no time, lsn, backup or from",
+        )),
         _ => Err(Error::invalid(
             "to",
             "give exactly one of to, in_place and undo",
@@ -165,7 +175,7 @@ async fn in_place(
     state: &Arc<AppState>,
     key: &str,
     wait: bool,
-    target: Option<Target>,
+    target: Option<(Target, FromRepo)>,
 ) -> Result<Reply, Error> {
     let inst = super::instances::find(state, key)?;
     let (st, id) = (state.clone(), inst.id.clone());
@@ -173,7 +183,7 @@ async fn in_place(
         let guard = st.lock_for(&id).lock_owned().await;
         st.pools.drop_pool(&id);
         let res = match target {
-            Some(t) => ops::restore::restore_in_place(&st.home, &id, t).await,
+            Some((t, from)) => ops::restore::restore_in_place(&st.home, &id, t, from).await,
             None => ops::restore::undo(&st.home, &id).await,
         };
         drop(guard);
@@ -199,10 +209,11 @@ pub async fn clone(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Re
     let wait = req.flag("wait", true)?;
     let b: CloneBody = reply::json_body(&req.headers, &req.body, "clone request")?;
     let target = Target::parse(b.time.as_deref(), None, None)?;
+    let from = FromRepo::parse(b.from.as_deref())?;
     let key = key.to_string();
     let name = b.name.clone();
     super::instances::provision(state, wait, name, move |st| async move {
-        ops::restore::restore_begin(&st.home, &key, &b.name, target).await
+        ops::restore::restore_begin(&st.home, &key, &b.name, target, from).await
     })
     .await
 }

@@ -56,6 +56,10 @@ pub struct CreateBody {
     /// No WAL archiving and no backups (default false).
     #[serde(default)]
     pub no_backups: bool,
+    /// No second backup repository in S3, though the host has one
+    /// (DBAAS_S3); default false.
+    #[serde(default)]
+    pub no_s3: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -173,6 +177,11 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Result<Reply, Error
         backup_schedule: body.backup_schedule,
         backup_retention: scalar(body.backup_retention, "backup_retention")?,
         no_backups: body.no_backups,
+        s3: if body.no_s3 {
+            crate::s3::S3Choice::Off
+        } else {
+            crate::s3::S3Choice::HostDefault
+        },
         keep_on_failure: false,
     };
     let name = creq.name.clone();

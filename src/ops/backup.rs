@@ -262,10 +262,15 @@ pub async fn verify(home: &Home, key: &str, label: Option<&str>) -> Result<Backu
 /// Forces a WAL switch on a running instance and waits until the segment
 /// is archived, so that everything committed so far is restorable. A
 /// failure is logged, not fatal: what is archived is still restorable.
-pub(super) async fn archive_now(home: &Home, inst: &Instance) -> bool {
-    let argv: Vec<String> = ["bash", "/agent/backup.sh", "check"]
+/// With `s3`, only the S3 repository is waited for (the local one may be
+/// what was lost).
+pub(super) async fn archive_now(home: &Home, inst: &Instance, s3: bool) -> bool {
+    let mut argv: Vec<String> = ["bash", "/agent/backup.sh", "check"]
         .map(String::from)
         .into();
+    if s3 {
+        argv.push("2".into());
+    }
     match engine::of(home)
         .exec(&inst.id, &Service::Backup, &argv, CHECK_TIMEOUT)
         .await

@@ -15,6 +15,7 @@ use crate::home::Home;
 use crate::oplog::{self, now_rfc3339};
 use crate::provision::{self, Credentials};
 use crate::registry::{self, Instance, Registry, State};
+use crate::s3::{S3Choice, S3Settings};
 pub use crate::validate::{CreateRequest, ValidCreate};
 use serde::Serialize;
 use std::net::{IpAddr, TcpListener};
@@ -78,7 +79,9 @@ fn host() -> crate::validate::Host {
 /// The quick, synchronous part of create: validation, the Docker preflight
 /// and the allocation under the registry lock. Errors here change nothing.
 pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
-    let v = crate::validate::create(req, host())?;
+    let mut v = crate::validate::create(req, host())?;
+    let s3 = s3_for(home, req, v.backups.is_some())?;
+    v.s3 = s3.as_ref().map(|s| s.repo.clone());
     let budget = Budget::of(home);
     budget.check_disk(home)?;
     let image = home.settings.image_for(v.version);
@@ -90,11 +93,40 @@ pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
     })
     .await?;
     oplog::record_async(home, &inst.id, "create.allocate", started.elapsed(), "ok").await;
+    let mut creds = Credentials::generate();
+    creds.s3 = s3;
     Ok(Pending {
         instance: inst,
-        creds: Credentials::generate(),
+        creds,
         started,
         recovery: None,
+    })
+}
+
+/// The S3 repository a new instance gets, read and checked before anything
+/// changes: the host's (DBAAS_S3) unless the request names a file or opts
+/// out; a restored instance's is its source's.
+fn s3_for(home: &Home, req: &CreateRequest, backups: bool) -> Result<Option<S3Settings>> {
+    if !backups {
+        return match req.s3 {
+            S3Choice::File(_) => Err(Error::invalid(
+                "s3",
+                "an S3 repository was given together with no backups; drop one of them",
+            )),
+            _ => Ok(None),
+        };
+    }
+    Ok(match &req.s3 {
+        S3Choice::HostDefault => match &home.settings.s3_file {
+            Some(f) => Some(crate::s3::read(f).map_err(|e| match e {
+                Error::Invalid { reason, .. } => Error::invalid("DBAAS_S3", reason),
+                e => e,
+            })?),
+            None => None,
+        },
+        S3Choice::File(f) => Some(crate::s3::read(f)?),
+        S3Choice::Off => None,
+        S3Choice::Given(s) => Some(s.for_new_instance()),
     })
 }
 
@@ -295,6 +327,7 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Resul
             metrics_max_bytes: home.settings.metrics_max_bytes,
             metrics_keep: home.settings.metrics_keep,
             backups: v.backups.clone(),
+            s3: v.s3.clone(),
         };
         reg.instances.push(inst.clone());
         Ok(inst)

@@ -13,6 +13,42 @@ use std::time::Duration;
 /// catch a hang.
 pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
+/// Which repository a restore reads: the local one (default) or the S3
+/// one, for instance when the local disk is lost.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FromRepo {
+    #[default]
+    Local,
+    S3,
+}
+
+impl FromRepo {
+    pub fn parse(s: Option<&str>) -> Result<FromRepo> {
+        match s.map(str::trim) {
+            None | Some("local") => Ok(FromRepo::Local),
+            Some("s3") => Ok(FromRepo::S3),
+            Some(other) => Err(Error::invalid(
+                "from",
+                format!(
+                    "'{}' is not a repository; use local or s3",
+                    crate::validate::printable(other)
+                ),
+            )),
+        }
+    }
+}
+
 /// The point a restore recovers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -100,12 +136,17 @@ pub struct Recovery {
     pub source_id: String,
     pub source_repo: PathBuf,
     pub target: Target,
+    pub from: FromRepo,
 }
+
+/// instances/<id>/secrets/recover-source.conf: the source's S3 repository
+/// with its keys, for the one-off container; removed after.
+const SOURCE_CONF: &str = "recover-source.conf";
 
 /// Runs the recovery of a new or emptied instance: agent/recover.sh in a
 /// one-off db container, with the source's repository at /source.
 pub async fn recover(home: &Home, id: &str, rec: &Recovery) -> Result<()> {
-    let mounts = [
+    let mut mounts = vec![
         Mount {
             host: rec.source_repo.clone(),
             target: "/source",
@@ -123,8 +164,35 @@ pub async fn recover(home: &Home, id: &str, rec: &Recovery) -> Result<()> {
         rec.source_id.clone(),
     ];
     argv.extend(rec.target.args());
-    engine::of(home)
+    let conf = home.instance_dir(id).join("secrets").join(SOURCE_CONF);
+    if rec.from == FromRepo::S3 {
+        let (repo, src, c) = (rec.source_repo.clone(), rec.source_id.clone(), conf.clone());
+        super::blocking(move || {
+            let s3 = crate::provision::read_s3(&repo)?.ok_or_else(|| no_s3(&src))?;
+            let text = crate::provision::render_s3_source(&src, &s3);
+            crate::registry::write_atomic(&c, text.as_bytes(), 0o600)
+        })
+        .await?;
+        mounts.push(Mount {
+            host: conf.clone(),
+            target: "/recover-source.conf",
+            read_only: true,
+        });
+        argv.extend(["--conf".into(), "/recover-source.conf".into()]);
+    }
+    let done = engine::of(home)
         .run_once(id, &Service::Db, &mounts, &argv, RECOVERY_TIMEOUT)
         .await
-        .map(|_| ())
+        .map(|_| ());
+    if rec.from == FromRepo::S3 {
+        let _ = std::fs::remove_file(&conf);
+    }
+    done
+}
+
+/// The refusal of an S3 restore from an instance without S3 backups.
+pub fn no_s3(source: &str) -> Error {
+    Error::Conflict(format!(
+        "'{source}' has no S3 repository (its backups are local only); restore without --from s3"
+    ))
 }

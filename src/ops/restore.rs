@@ -5,8 +5,8 @@
 use super::backup::{archive_now, policy_of, source, Source};
 use super::create::{create_begin, Pending};
 use super::lifecycle::{operate, up_inner};
-pub use super::recovery::{parse_time, Target};
-use super::recovery::{recover, rfc3339, Recovery};
+use super::recovery::{no_s3, recover, rfc3339, Recovery};
+pub use super::recovery::{parse_time, FromRepo, Target};
 use super::views::InstanceView;
 use super::{blocking, find};
 use crate::backups;
@@ -23,11 +23,16 @@ pub const ASIDE: &str = "data.before-restore";
 
 /// Checks a target against the source's backups, forcing the current WAL
 /// out first when the source runs (so the latest second is restorable).
-async fn check_target(home: &Home, src: &Source, target: &Target) -> Result<()> {
+async fn check_target(home: &Home, src: &Source, target: &Target, from: FromRepo) -> Result<()> {
     if let Some(inst) = &src.live {
         if inst.backups.is_some() && matches!(target, Target::Latest | Target::Time(_)) {
-            archive_now(home, inst).await;
+            archive_now(home, inst, from == FromRepo::S3).await;
         }
+    }
+    if from == FromRepo::S3 {
+        // The window is known for the local repository only; a time past
+        // what S3 holds fails the recovery, which says so.
+        return check_s3(home, src, target).await;
     }
     let (dir, id) = (home.backup_dir(&src.id), src.id.clone());
     let report = blocking(move || backups::report(&dir, &id)).await?;
@@ -63,6 +68,30 @@ async fn check_target(home: &Home, src: &Source, target: &Target) -> Result<()> 
     Ok(())
 }
 
+/// An S3 restore needs the source's S3 settings, and a backup named by
+/// label must be one S3 holds.
+async fn check_s3(home: &Home, src: &Source, target: &Target) -> Result<()> {
+    let dir = home.backup_dir(&src.id);
+    let d = dir.clone();
+    if blocking(move || crate::provision::read_s3(&d))
+        .await?
+        .is_none()
+    {
+        return Err(no_s3(&src.name));
+    }
+    if let Target::Backup(b) = target {
+        let d = dir.clone();
+        let labels = blocking(move || Ok(backups::s3_labels(&d))).await?;
+        if !labels.iter().any(|l| l == b) {
+            return Err(Error::NotFound {
+                what: format!("backup {b} of '{}' in S3", src.name),
+                hint: format!("`dbaasctl backups {}` lists them", src.name),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The first, quick part of a restore into a new instance (`restore --to`,
 /// `clone`): the source and target checked, the new instance allocated as
 /// `creating` with its recovery to run before its first start. Errors here
@@ -72,6 +101,7 @@ pub async fn restore_begin(
     key: &str,
     new_name: &str,
     target: Target,
+    from: FromRepo,
 ) -> Result<Pending> {
     crate::validate::instance_name(new_name)?;
     let src = source(home, key).await?;
@@ -85,7 +115,7 @@ pub async fn restore_begin(
             "an instance named '{new_name}' already exists; choose another name"
         )));
     }
-    check_target(home, &src, &target).await?;
+    check_target(home, &src, &target, from).await?;
     let policy = src
         .live
         .as_ref()
@@ -100,6 +130,16 @@ pub async fn restore_begin(
         user: Some(src.user.clone()),
         backup_schedule: Some(policy.schedule),
         backup_retention: Some(policy.retention),
+        // The new instance backs up where the source did.
+        s3: match blocking({
+            let d = home.backup_dir(&src.id);
+            move || crate::provision::read_s3(&d)
+        })
+        .await?
+        {
+            Some(s) => crate::s3::S3Choice::Given(Box::new(s)),
+            None => crate::s3::S3Choice::Off,
+        },
         ..Default::default()
     };
     let mut pending = create_begin(home, &req).await?;
@@ -107,6 +147,7 @@ pub async fn restore_begin(
         source_id: src.id.clone(),
         source_repo: home.backup_dir(&src.id),
         target,
+        from,
     });
     Ok(pending)
 }
@@ -123,15 +164,21 @@ pub struct InPlace {
 /// Stops the instance, keeps its data directory aside, recovers into an
 /// empty one from its own backups, starts. On failure the data directory
 /// is put back and the instance started again.
-pub async fn restore_in_place(home: &Home, key: &str, target: Target) -> Result<InPlace> {
+pub async fn restore_in_place(
+    home: &Home,
+    key: &str,
+    target: Target,
+    from: FromRepo,
+) -> Result<InPlace> {
     let inst = find(home, key).await?;
     policy_of(&inst)?;
     let src = Source::of(&inst);
-    check_target(home, &src, &target).await?;
+    check_target(home, &src, &target, from).await?;
     let rec = Recovery {
         source_id: inst.id.clone(),
         source_repo: home.backup_dir(&inst.id),
         target,
+        from,
     };
     let view = operate(home, key, Intent::Restore, |inst| {
         in_place_inner(home, inst, rec)

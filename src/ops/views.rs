@@ -37,6 +37,10 @@ pub struct InstanceView {
     pub metrics_interval: u32,
     /// The backup schedule and retention; null when backups are off.
     pub backups: Option<crate::validate::BackupPolicy>,
+    /// The second backup repository, S3-compatible (its keys are never
+    /// shown); absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<crate::s3::S3Repo>,
     /// The state of its backups and WAL archiving (`show` and GET
     /// /instances/{id} only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,6 +78,7 @@ pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceVie
         error: inst.error.clone(),
         metrics_interval: inst.metrics_interval,
         backups: inst.backups.clone(),
+        s3: inst.s3.clone(),
         backup_health: None,
         connect_host: super::connect_host(inst),
     }
