@@ -9,6 +9,8 @@
 #   backup.sh backup [full|diff|incr]   one backup now into each repository,
 #                                 each then verified; prints the JSON lines
 #   backup.sh verify LABEL [REPO] restores LABEL into /verify and checks it
+#   backup.sh forget-s3           deletes this instance's stanza from the S3
+#                                 repository (destroy --delete-backups)
 #   backup.sh check [REPO]        forces a WAL switch and waits until the
 #                                 segment is archived (in REPO alone if given;
 #                                 the latest point is then restorable)
@@ -319,6 +321,11 @@ case "${1:-run}" in
         done
         exit 0 ;;
     verify) ( flock 9; verify "${2:?usage: backup.sh verify LABEL [REPO]}" "" "${3:-1}" ) 9>"$lock" ;;
+    forget-s3)
+        [ "$repos" != 1 ] || { echo "this instance has no S3 repository" >&2; exit 2; }
+        # stanza-delete needs backups stopped for the stanza first; the
+        # instance is being destroyed, so nothing resumes them.
+        pgbr stop --force >/dev/null && pgbr stanza-delete --repo=2 --force ;;
     check) if [ -n "${2:-}" ] && [ "$repos" != 1 ]; then pgbr_only "$2" check; else pgbr check; fi ;;
-    *) echo "usage: backup.sh [run | backup [full|diff|incr] | verify LABEL [REPO] | check [REPO]]" >&2; exit 2 ;;
+    *) echo "usage: backup.sh [run | backup [full|diff|incr] | verify LABEL [REPO] | forget-s3 | check [REPO]]" >&2; exit 2 ;;
 esac

@@ -982,6 +982,35 @@ fn an_s3_repository_gets_every_backup_encrypted_and_restores_when_the_local_one_
         "{conf}"
     );
 
+    // destroy --delete-backups deletes the S3 copy too.
+    let in_bucket = || {
+        docker_ok(&[
+            "exec",
+            "-u",
+            "postgres",
+            &backup,
+            "pgbackrest",
+            &format!("--stanza={id}"),
+            "--repo=2",
+            "--repo2-path=/dbaas",
+            "repo-ls",
+        ])
+    };
+    // The restored instance's sidecar creates its stanza once it runs.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !in_bucket().contains(new_id) {
+        assert!(
+            Instant::now() < deadline,
+            "no stanza of {new_id} in S3: {}",
+            in_bucket()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    h.run(&["destroy", "s3dst", "--yes", "--delete-backups"])
+        .ok();
+    let listed = in_bucket();
+    assert!(!listed.contains(new_id) && listed.contains(&id), "{listed}");
+
     // An instance without S3 refuses an S3 restore, naming why.
     h.create("plain", &["--no-s3"]);
     let err = h

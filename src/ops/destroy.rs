@@ -22,6 +22,9 @@ pub async fn destroy(
 ) -> Result<Instance> {
     let inst = find(home, key).await?;
     refuse_if_creating(&inst)?;
+    if delete_backups && inst.s3.is_some() {
+        forget_s3(home, &inst).await?;
+    }
     let intent = if keep_data {
         Intent::DestroyKeepData
     } else {
@@ -75,6 +78,30 @@ pub async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<(
 pub async fn remove_unfinished(home: &Home, id: &str) -> Result<()> {
     remove_instance(home, id, false).await?;
     remove_backups(home, id).await
+}
+
+/// Deletes the instance's stanza from its S3 repository, through its
+/// backup sidecar (which has the keys and the network); the instance must
+/// run for that, and nothing is removed when it fails.
+async fn forget_s3(home: &Home, inst: &Instance) -> Result<()> {
+    let argv: Vec<String> = ["bash", "/agent/backup.sh", "forget-s3"]
+        .map(String::from)
+        .into();
+    engine::of(home)
+        .exec(
+            &inst.id,
+            &engine::Service::Backup,
+            &argv,
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Failed(format!(
+                "could not delete the S3 backups of '{}', so nothing was destroyed (start it with `dbaasctl up {}` first, or destroy without --delete-backups to keep the backups): {e}",
+                inst.name, inst.name
+            ))
+        })
 }
 
 /// backups/<id>/: on `--delete-backups`, and when a create is rolled back.
