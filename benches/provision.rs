@@ -178,14 +178,20 @@ fn main() {
         dbaas::settings::host_cpus()
     );
 
-    // (a) and (b), interleaved so both see the same machine state.
-    let mut creates = vec![];
-    let mut floors = vec![];
+    // The template is made by the first create (not measured).
+    home.run(&["create", "warm-up"]);
+    home.run(&["destroy", "warm-up", "--yes"]);
+
+    // (a) from the template, (a') with initdb, (b) the floor: interleaved
+    // so that all see the same machine state.
+    let (mut creates, mut initdbs, mut floors) = (vec![], vec![], vec![]);
     for i in 0..repeats {
         let name = format!("bench-{i}");
-        let start = Instant::now();
-        home.run(&["create", &name]);
-        creates.push(start.elapsed());
+        creates.push(time_cmd(home.cmd(&["create", &name])));
+        home.run(&["destroy", &name, "--yes"]);
+        let mut c = home.cmd(&["create", &name]);
+        c.env("DBAAS_PROVISION", "initdb");
+        initdbs.push(time_cmd(c));
         home.run(&["destroy", &name, "--yes"]);
         floors.push(floor_once(
             &rt,
@@ -193,20 +199,65 @@ fn main() {
             base + 100,
         ));
     }
-    let (a, b) = (median(creates.clone()), median(floors.clone()));
+    let (a, a2, b) = (
+        median(creates.clone()),
+        median(initdbs.clone()),
+        median(floors.clone()),
+    );
     println!(
-        "(a) dbaasctl create -> app user connects: median {} (runs: {})",
+        "(a)  dbaasctl create (template) -> app user connects: median {} (runs: {})  (target <= 1.0 s)",
         ms(a),
         list(&creates)
     );
     println!(
-        "(b) docker run      -> app user connects: median {} (runs: {})",
+        "(a') dbaasctl create (DBAAS_PROVISION=initdb):        median {} (runs: {})",
+        ms(a2),
+        list(&initdbs)
+    );
+    println!(
+        "(b)  docker run + initdb -> app user connects:        median {} (runs: {})",
         ms(b),
         list(&floors)
     );
     println!(
-        "    ratio a/b = {:.2}  (target <= 1.5)",
-        a.as_secs_f64() / b.as_secs_f64()
+        "     template/floor = {:.2}, initdb/floor = {:.2}, template/initdb = {:.2}",
+        a.as_secs_f64() / b.as_secs_f64(),
+        a2.as_secs_f64() / b.as_secs_f64(),
+        a.as_secs_f64() / a2.as_secs_f64()
+    );
+
+    // (e) 10 creates at once, from the template and with initdb.
+    let together = |provision: &str| {
+        let start = Instant::now();
+        let children: Vec<_> = (0..10)
+            .map(|i| {
+                let mut c = home.cmd(&["create", &format!("many-{i}"), "--memory", "256m"]);
+                c.env("DBAAS_PROVISION", provision)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                c.spawn().unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let took = start.elapsed();
+        for i in 0..10 {
+            home.run(&["destroy", &format!("many-{i}"), "--yes"]);
+        }
+        took
+    };
+    let (t, i) = (together("template"), together("initdb"));
+    println!(
+        "(e)  10 concurrent creates: template {}   baseline initdb {}  (ratio {:.2})",
+        ms(t),
+        ms(i),
+        t.as_secs_f64() / i.as_secs_f64()
     );
 
     // (c) list with N instances: created 4 at a time.

@@ -4,6 +4,12 @@
 # (or *_FILE), POSTGRES_DB, POSTGRES_INITDB_ARGS, POSTGRES_HOST_AUTH_METHOD,
 # PGDATA, and /docker-entrypoint-initdb.d run once on first init; the server
 # runs as the postgres user.
+#
+# dbaas's fast path: `dbaas-template` as the command runs initdb alone into an
+# empty PGDATA and leaves the marker file dbaas-personalise; dbaas copies that
+# directory into new instances, and their first start personalises the copy
+# (the superuser's password, the database, the init scripts) exactly as a
+# first initialisation would, then removes the marker.
 set -Eeo pipefail
 
 # As PID 1, bash ignores signals it does not trap: without this, `docker stop`
@@ -26,6 +32,7 @@ file_env() {
 }
 
 if [ "${1:0:1}" = '-' ]; then set -- postgres "$@"; fi
+marker="$PGDATA/dbaas-personalise"
 
 # The settings the first initialisation needs, from VAR or VAR_FILE. Read as
 # root where the files are root's (mode 0600), before becoming postgres.
@@ -40,10 +47,10 @@ init_env() {
 }
 
 # As root: prepare the directories, then re-exec as postgres.
-if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
-    if [ ! -s "$PGDATA/PG_VERSION" ]; then init_env; fi
+if { [ "$1" = 'postgres' ] || [ "$1" = 'dbaas-template' ]; } && [ "$(id -u)" = '0' ]; then
+    if [ ! -s "$PGDATA/PG_VERSION" ] || [ -e "$marker" ]; then init_env; fi
     # An initialised server needs no password: none stays in its environment.
-    if [ -s "$PGDATA/PG_VERSION" ]; then
+    if [ -s "$PGDATA/PG_VERSION" ] && [ ! -e "$marker" ]; then
         unset POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE DBAAS_APP_PASSWORD DBAAS_APP_PASSWORD_FILE \
             DBAAS_MONITOR_PASSWORD DBAAS_MONITOR_PASSWORD_FILE
     fi
@@ -63,8 +70,9 @@ if [ "$1" = 'postgres' ] && [ "$(id -u)" = '0' ]; then
     exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
 
-if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
-    init_env
+# initdb into the empty PGDATA, with the settings every instance gets; the
+# marker says that the personalisation is still to run.
+init_cluster() {
     auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
     if [ -z "$POSTGRES_PASSWORD" ] && [ "$auth" != trust ]; then
         echo >&2 "error: database is uninitialized and POSTGRES_PASSWORD is not set"
@@ -82,14 +90,25 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         [ "$auth" = trust ] || echo "password_encryption = 'scram-sha-256'"
     } >> "$PGDATA/postgresql.conf"
     printf 'host all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
+    touch "$marker"
+}
 
-    # A temporary server on the unix socket only: nothing outside the container
-    # can connect before the init scripts have run. Stopped at once when the
-    # container is asked to stop during init.
+# The first start of a fresh cluster (from initdb or a template's copy): the
+# superuser's own password, the database, the init scripts. A temporary
+# server on the unix socket only: nothing outside the container can connect
+# before the init scripts have run. Stopped at once when the container is
+# asked to stop meanwhile; the marker goes last, so an interrupted run is
+# redone at the next start.
+personalise() {
     trap 'pg_ctl -D "$PGDATA" -m immediate -s stop >/dev/null 2>&1; exit 143' INT TERM
     pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w -s start
     psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc -q)
-    if [ "$POSTGRES_DB" != 'postgres' ]; then
+    if [ -n "$POSTGRES_PASSWORD" ]; then
+        "${psql[@]}" --dbname postgres --set u="$POSTGRES_USER" --set pw="$POSTGRES_PASSWORD" \
+            <<<"SET password_encryption = 'scram-sha-256'; ALTER ROLE :\"u\" PASSWORD :'pw';"
+    fi
+    if [ "$POSTGRES_DB" != 'postgres' ] && [ -z "$("${psql[@]}" --dbname postgres -At --set db="$POSTGRES_DB" \
+        <<<"SELECT 1 FROM pg_database WHERE datname = :'db'")" ]; then
         "${psql[@]}" --dbname postgres --set db="$POSTGRES_DB" <<<'CREATE DATABASE :"db";'
     fi
     for f in /docker-entrypoint-initdb.d/*; do
@@ -102,9 +121,37 @@ if [ "$1" = 'postgres' ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         esac
     done
     pg_ctl -D "$PGDATA" -m fast -w -s stop
+    rm -f "$marker"
     trap 'exit 143' INT TERM
     echo "entrypoint: init complete; starting PostgreSQL"
     unset POSTGRES_PASSWORD DBAAS_APP_PASSWORD DBAAS_MONITOR_PASSWORD
+}
+
+if { [ "$1" = 'postgres' ] || [ "$1" = 'dbaas-template' ]; } && [ ! -s "$PGDATA/PG_VERSION" ]; then
+    init_env
+    init_cluster
+fi
+if [ "$1" = 'dbaas-template' ]; then
+    echo "entrypoint: template ready in $PGDATA"
+    exit 0
+fi
+if [ "$1" = 'postgres' ] && [ -e "$marker" ]; then
+    init_env
+    personalise
+fi
+# Settings sized to the container's memory, from the compose file's
+# environment at each start, in a file postgresql.conf includes (so that
+# `dbaasctl resize` can rewrite it and reload; ALTER SYSTEM still wins).
+if [ "$1" = 'postgres' ] && [ -n "${DBAAS_SHARED_BUFFERS:-}" ]; then
+    cat >"$PGDATA/dbaas-tuning.conf" <<EOF
+# Sized to the container's memory by dbaas (the compose file's environment at
+# each start; \`dbaasctl resize\` while it runs). ALTER SYSTEM overrides it.
+shared_buffers = '$DBAAS_SHARED_BUFFERS'
+effective_cache_size = '$DBAAS_EFFECTIVE_CACHE_SIZE'
+temp_file_limit = '$DBAAS_TEMP_FILE_LIMIT'
+EOF
+    grep -qx "include_if_exists = 'dbaas-tuning.conf'" "$PGDATA/postgresql.conf" ||
+        echo "include_if_exists = 'dbaas-tuning.conf'" >>"$PGDATA/postgresql.conf"
 fi
 
 exec "$@"

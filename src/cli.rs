@@ -19,6 +19,7 @@ pub enum Command {
     Up(Up),
     Down(Down),
     Restart(Restart),
+    Resize(Resize),
     Destroy(Destroy),
     List(List),
     Show(Show),
@@ -116,6 +117,32 @@ pub struct Restart {
     /// instance name or id
     #[argh(positional)]
     pub name: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Change an instance's memory or CPUs while it runs (no restart), or its
+/// port (recreates the container); settings derived from memory are
+/// reloaded, and those that need a restart are reported as pending.
+#[argh(subcommand, name = "resize")]
+pub struct Resize {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// new memory limit, e.g. 1g
+    #[argh(option)]
+    pub memory: Option<String>,
+    /// new CPU limit, e.g. 2 or 0.5
+    #[argh(option)]
+    pub cpus: Option<String>,
+    /// new host port (a short restart)
+    #[argh(option)]
+    pub port: Option<u32>,
+    /// restart now so that every setting applies
+    #[argh(switch)]
+    pub restart: bool,
+    /// print the result as JSON
+    #[argh(switch)]
+    pub json: bool,
 }
 
 #[derive(FromArgs, Debug)]

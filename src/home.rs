@@ -86,6 +86,15 @@ impl Home {
     pub fn instance_dir(&self, id: &str) -> PathBuf {
         self.instances_dir().join(id)
     }
+    /// template-data/<version>/: the initialised data directory new
+    /// instances of that version copy (the fast provisioning path).
+    pub fn template_dir(&self, version: u32) -> PathBuf {
+        match &self.settings.template_dir {
+            Some(d) => d.clone(),
+            None => self.root.join("template-data"),
+        }
+        .join(version.to_string())
+    }
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }

@@ -55,6 +55,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             let v = ops::down(home, &c.name).await?;
             eprintln!("'{}' ({}) is {}; data kept", v.name, v.id, v.status);
         }
+        Command::Resize(c) => resize(home, c).await?,
         Command::Restart(c) => {
             let v = ops::restart(home, &c.name).await?;
             eprintln!("'{}' ({}) restarted, {}", v.name, v.id, v.status);
@@ -127,6 +128,52 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
         Command::Clone(c) => return backup_cli::clone(home, c).await,
     }
     Ok(0)
+}
+
+/// `resize`: says before a port change that it restarts, and after what is
+/// pending.
+async fn resize(home: &Home, c: cli::Resize) -> Result<()> {
+    let json = c.json;
+    if c.port.is_some() {
+        eprintln!("a new port recreates the container: PostgreSQL restarts briefly");
+    }
+    let r = ops::resize::resize(
+        home,
+        &c.name,
+        ops::resize::ResizeRequest {
+            memory: c.memory,
+            cpus: c.cpus,
+            port: c.port,
+            restart: c.restart,
+        },
+    )
+    .await?;
+    if json {
+        print::json(&r);
+        return Ok(());
+    }
+    let v = &r.instance;
+    eprintln!(
+        "'{}' ({}) now has {} and {} CPUs on port {}{}",
+        v.name,
+        v.id,
+        v.memory,
+        v.cpus,
+        v.port,
+        if r.restarted {
+            " (restarted)"
+        } else {
+            ", without a restart"
+        }
+    );
+    if !r.pending_restart.is_empty() {
+        eprintln!(
+            "pending until the next restart: {} (`dbaasctl restart {}` applies them)",
+            r.pending_restart.join(", "),
+            v.name
+        );
+    }
+    Ok(())
 }
 
 async fn create(home: &Home, c: cli::Create) -> Result<i32> {

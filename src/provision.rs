@@ -146,6 +146,7 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
     } else {
         inst.bind_address.clone()
     };
+    let tuning = tuning(inst.memory);
     ComposeFile {
         id: &inst.id,
         name: &inst.name,
@@ -160,14 +161,12 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
         user: &inst.user,
         // A quarter of the limit for shared buffers (PostgreSQL's usual
         // advice), at least 16MB; the planner may assume three quarters cached.
-        shared_buffers: format!("{}MB", ((inst.memory / 4) >> 20).max(16)),
-        effective_cache_size: format!("{}MB", ((inst.memory * 3 / 4) >> 20).max(16)),
+        shared_buffers: tuning.shared_buffers,
+        effective_cache_size: tuning.effective_cache_size,
         metrics_interval: inst.metrics_interval,
         metrics_max_bytes: inst.metrics_max_bytes,
         metrics_keep: inst.metrics_keep,
-        // A runaway sort or hash may spill four times the memory limit to
-        // disk per session (at least 1 GB), not fill the host's disk.
-        temp_file_limit: format!("{}MB", ((inst.memory * 4) >> 20).max(1024)),
+        temp_file_limit: tuning.temp_file_limit,
         agent_uid: AGENT_UID,
         backups: inst.backups.is_some(),
         backup_schedule: inst.backups.as_ref().map_or("", |b| b.schedule.as_str()),
@@ -180,6 +179,39 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
     }
     .render()
     .expect("compose template renders")
+}
+
+/// PostgreSQL settings derived from an instance's memory limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
+    pub shared_buffers: String,
+    pub effective_cache_size: String,
+    pub temp_file_limit: String,
+}
+
+/// A quarter of the limit for shared buffers (PostgreSQL's usual advice),
+/// at least 16MB; the planner may assume three quarters cached; a runaway
+/// sort or hash may spill four times the limit to disk per session (at
+/// least 1 GB), not fill the host's disk.
+pub fn tuning(memory: u64) -> Tuning {
+    Tuning {
+        shared_buffers: format!("{}MB", ((memory / 4) >> 20).max(16)),
+        effective_cache_size: format!("{}MB", ((memory * 3 / 4) >> 20).max(16)),
+        temp_file_limit: format!("{}MB", ((memory * 4) >> 20).max(1024)),
+    }
+}
+
+/// data/dbaas-tuning.conf, which postgresql.conf includes: written by the
+/// entrypoint at each start, and by `resize` on a running instance.
+pub const TUNING_FILE: &str = "dbaas-tuning.conf";
+
+pub fn render_tuning(t: &Tuning) -> String {
+    format!(
+        "# Sized to the container's memory by dbaas (the compose file's environment at\n\
+         # each start; `dbaasctl resize` while it runs). ALTER SYSTEM overrides it.\n\
+         shared_buffers = '{}'\neffective_cache_size = '{}'\ntemp_file_limit = '{}'\n",
+        t.shared_buffers, t.effective_cache_size, t.temp_file_limit
+    )
 }
 
 /// The role and database names of an instance, for the containers; the
@@ -505,11 +537,10 @@ mod tests {
             .iter()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert!(command.contains(&"shared_buffers=128MB"), "{command:?}");
-        assert!(
-            command.contains(&"effective_cache_size=384MB"),
-            "{command:?}"
-        );
+        let env = &db["environment"];
+        assert_eq!(env["DBAAS_SHARED_BUFFERS"].as_str(), Some("128MB"));
+        assert_eq!(env["DBAAS_EFFECTIVE_CACHE_SIZE"].as_str(), Some("384MB"));
+        assert_eq!(env["DBAAS_TEMP_FILE_LIMIT"].as_str(), Some("2048MB"));
         assert!(
             db["healthcheck"].get("start_interval").is_none(),
             "needs Engine 25"

@@ -85,6 +85,9 @@ pub struct Instance {
     /// backups/<id>/s3.json, never here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<crate::s3::S3Repo>,
+    /// Settings a resize changed that take effect at the next restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_restart: Vec<String>,
 }
 
 pub use crate::settings::{
@@ -274,6 +277,7 @@ impl Instance {
             metrics_keep: crate::registry::DEFAULT_METRICS_KEEP,
             backups: None,
             s3: None,
+            pending_restart: vec![],
         }
     }
 }

@@ -56,6 +56,13 @@ pub struct Settings {
     /// backups also back up there unless they opt out. A relative path is
     /// taken from the current directory.
     pub s3_file: Option<PathBuf>,
+    /// DBAAS_PROVISION: `template` (default: a copy of an initialised data
+    /// directory, personalised at first start) or `initdb` (each instance
+    /// runs initdb, the old path, kept for comparison).
+    pub provision: Provision,
+    /// DBAAS_TEMPLATE_DIR: where the templates live (default
+    /// DBAAS_HOME/template-data); homes on one host may share it.
+    pub template_dir: Option<PathBuf>,
     pub db: DbSettings,
     pub server: ServerSettings,
 }
@@ -95,6 +102,26 @@ pub struct ServerSettings {
     pub redoc_js: PathBuf,
     /// DBAAS_WORKER_THREADS: async worker threads (default: the CPUs).
     pub worker_threads: usize,
+}
+
+/// How a new instance's data directory is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provision {
+    Template,
+    Initdb,
+}
+
+impl Provision {
+    fn parse(v: &str) -> Result<Provision> {
+        match v {
+            "template" => Ok(Provision::Template),
+            "initdb" => Ok(Provision::Initdb),
+            _ => Err(Error::invalid(
+                "DBAAS_PROVISION",
+                format!("'{v}' is not a provisioning path; use template or initdb"),
+            )),
+        }
+    }
 }
 
 /// A value that must never reach a log: Debug prints a placeholder.
@@ -173,6 +200,8 @@ impl Settings {
             min_free_disk: DEFAULT_MIN_FREE_DISK,
             provision_slots: host_cpus(),
             s3_file: None,
+            provision: Provision::Template,
+            template_dir: None,
             db: DbSettings::default(),
             server: ServerSettings::default(),
         }
@@ -211,6 +240,12 @@ impl Settings {
         crate::validate::image_template(&s.image_template)?;
         if let Some(v) = var("DBAAS_DOCKER") {
             s.docker = v;
+        }
+        if let Some(v) = var("DBAAS_PROVISION") {
+            s.provision = Provision::parse(&v)?;
+        }
+        if let Some(v) = var("DBAAS_TEMPLATE_DIR") {
+            s.template_dir = Some(cwd.join(v));
         }
         if let Some(v) = var("DBAAS_S3") {
             s.s3_file = Some(cwd.join(v));
@@ -451,10 +486,20 @@ mod tests {
             ("DBAAS_REQUEST_TIMEOUT", "x"),
             ("DBAAS_API_TOKEN", "short"),
             ("DBAAS_WORKER_THREADS", "0"),
+            ("DBAAS_PROVISION", "fast"),
         ] {
             let e = settings(&[(name, bad)]).unwrap_err().to_string();
             assert!(e.contains(name), "{name}={bad}: {e}");
         }
+    }
+
+    #[test]
+    fn provisioning_path_and_template_dir() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.provision, s.template_dir), (Provision::Template, None));
+        let s = settings(&[("DBAAS_PROVISION", "initdb"), ("DBAAS_TEMPLATE_DIR", "t")]).unwrap();
+        assert_eq!(s.provision, Provision::Initdb);
+        assert_eq!(s.template_dir, Some(PathBuf::from("/srv/t")));
     }
 
     #[test]

@@ -294,6 +294,51 @@ pub async fn stop_doc() {}
     security(("bearer" = [])))]
 pub async fn restart_doc() {}
 
+/// Body of `PATCH /instances/{id}`: at least one field.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeBody {
+    /// New memory limit such as "1g" (changed live; below what it uses now,
+    /// or past the host budget, is refused).
+    pub memory: Option<String>,
+    /// New CPU limit such as "2" or "0.5" (changed live).
+    #[schema(value_type = Option<String>)]
+    pub cpus: Option<serde_json::Value>,
+    /// New host port (recreates the container: a short restart).
+    pub port: Option<u32>,
+    /// Restart now, so that restart-only settings apply (default false).
+    #[serde(default)]
+    pub restart: bool,
+}
+
+#[utoipa::path(patch, path = "/instances/{id}", tag = "instances", request_body = ResizeBody,
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, description = "Resized; settings needing a restart are in pending_restart", body = crate::ops::resize::Resized),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Below what it uses, past the host budget, or the port is taken", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 500, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn resize(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
+    let b: ResizeBody = reply::json_body(&req.headers, &req.body, "resize request")?;
+    let inst = find(state, key)?;
+    ops::refuse_if_creating(&inst)?;
+    let r = ops::resize::ResizeRequest {
+        memory: b.memory,
+        cpus: scalar(b.cpus, "cpus")?,
+        port: b.port,
+        restart: b.restart,
+    };
+    let (st, id) = (state.clone(), inst.id.clone());
+    let task = tokio::spawn(async move {
+        let guard = st.lock_for(&id).lock_owned().await;
+        let res = ops::resize::resize(&st.home, &id, r).await;
+        drop(guard);
+        st.status_changed();
+        res
+    });
+    Ok(reply::json(200, &super::joined(task).await?))
+}
+
 /// start / stop / restart, serialized per instance.
 pub async fn action(
     state: &Arc<AppState>,

@@ -49,7 +49,10 @@ pub const ROUTES: &[Route] = &[
     public("/redoc", false),
     public("/redoc/redoc.standalone.js", false),
     route("/instances", &[Method::GET, Method::POST]),
-    route("/instances/{id}", &[Method::GET, Method::DELETE]),
+    route(
+        "/instances/{id}",
+        &[Method::GET, Method::PATCH, Method::DELETE],
+    ),
     route("/instances/{id}/credentials", GET),
     route("/instances/{id}/logs", GET),
     route("/instances/{id}/start", POST),

@@ -338,13 +338,86 @@ impl Engine for Compose {
     }
 
     async fn image_present(&self, image: &str) -> bool {
+        self.image_id(image).await.is_ok()
+    }
+
+    async fn update_limits(
+        &self,
+        id: &str,
+        service: &Service,
+        memory: u64,
+        cpus: f64,
+    ) -> Result<()> {
+        let cid = self
+            .project_output(id, &["ps", "-q", service.name()], QUICK_TIMEOUT)
+            .await?;
+        let cid = cid.trim();
+        if cid.is_empty() {
+            return Err(Error::Failed(format!(
+                "{id} has no running {} container to resize; start it with `dbaasctl up`",
+                service.name()
+            )));
+        }
+        // Swap as Compose sets it for mem_limit: twice the memory.
+        let (m, swap, c) = (
+            memory.to_string(),
+            (memory * 2).to_string(),
+            format!("{cpus}"),
+        );
+        self.run(
+            &[
+                "update",
+                "--memory",
+                &m,
+                "--memory-swap",
+                &swap,
+                "--cpus",
+                &c,
+                cid,
+            ],
+            None,
+            QUICK_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn image_id(&self, image: &str) -> Result<String> {
         self.run(
             &["image", "inspect", "--format", "{{.Id}}", image],
             None,
             QUICK_TIMEOUT,
         )
         .await
-        .is_ok()
+        .map(|id| id.trim().to_string())
+    }
+
+    async fn make_template(&self, image: &str, dir: &Path, timeout: Duration) -> Result<()> {
+        // A throw-away superuser password: every instance sets its own at
+        // its first start.
+        let pw = format!("POSTGRES_PASSWORD={}", crate::secrets::password());
+        let mount = format!("{}:/var/lib/postgresql/data", dir.display());
+        let label = format!("dbaas.home={}", self.home.tag());
+        self.run(
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--label",
+                &label,
+                "-e",
+                &pw,
+                "-v",
+                &mount,
+                image,
+                "dbaas-template",
+            ],
+            None,
+            timeout,
+        )
+        .await
+        .map(|_| ())
     }
 }
 

@@ -245,6 +245,25 @@ pub trait Engine: Send + Sync {
     async fn host_checks(&self) -> Vec<HostCheck>;
     /// Whether an image is present where the engine runs containers.
     async fn image_present(&self, image: &str) -> bool;
+    /// Changes the memory and CPU limits of a running service's container
+    /// in place (no restart).
+    async fn update_limits(
+        &self,
+        id: &str,
+        service: &Service,
+        memory: u64,
+        cpus: f64,
+    ) -> Result<()>;
+    /// The id of an image (a template records it, to notice a rebuilt image).
+    async fn image_id(&self, image: &str) -> Result<String>;
+    /// Fills the empty directory `dir` with a cluster made by the image's
+    /// own initdb (its `dbaas-template` command), for new instances to copy.
+    async fn make_template(
+        &self,
+        image: &str,
+        dir: &std::path::Path,
+        timeout: std::time::Duration,
+    ) -> Result<()>;
 }
 
 /// The engine of a home.

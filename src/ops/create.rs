@@ -16,6 +16,7 @@ use crate::oplog::{self, now_rfc3339};
 use crate::provision::{self, Credentials};
 use crate::registry::{self, Instance, Registry, State};
 use crate::s3::{S3Choice, S3Settings};
+use crate::settings::Provision;
 pub use crate::validate::{CreateRequest, ValidCreate};
 use serde::Serialize;
 use std::net::{IpAddr, TcpListener};
@@ -229,6 +230,15 @@ async fn provision_and_start(
         blocking(move || provision::provision(&dir, &inst, &creds, &tag))
     };
     oplog::step(home, &inst.id, "create.provision", work).await?;
+    if recovery.is_none() && home.settings.provision == Provision::Template {
+        oplog::step(
+            home,
+            &inst.id,
+            "create.template",
+            super::template::fill(home, inst.version, &inst.image, &dir.join("data")),
+        )
+        .await?;
+    }
     if let Some(rec) = recovery {
         oplog::step(
             home,
@@ -328,6 +338,7 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Resul
             metrics_keep: home.settings.metrics_keep,
             backups: v.backups.clone(),
             s3: v.s3.clone(),
+            pending_restart: vec![],
         };
         reg.instances.push(inst.clone());
         Ok(inst)

@@ -2,7 +2,7 @@
 //! (record.rs) and leaves the registry saying what it did.
 
 use super::ready::wait_ready;
-use super::record::{intending, record_state, refuse_if_unusable};
+use super::record::{clear_pending_restart, intending, record_state, refuse_if_unusable};
 use super::views::{status_view, InstanceView};
 use super::{blocking, find};
 use crate::engine;
@@ -76,7 +76,8 @@ pub async fn down(home: &Home, key: &str) -> Result<InstanceView> {
 
 async fn down_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     oplog::step(home, &inst.id, "down", engine::of(home).down(&inst.id)).await?;
-    let inst = record_state(home, &inst.id, State::Stopped).await?;
+    record_state(home, &inst.id, State::Stopped).await?;
+    let inst = clear_pending_restart(home, &inst.id).await?;
     status_view(home, &inst).await
 }
 
@@ -92,7 +93,13 @@ async fn restart_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     let running = engine::db_container(&ps, &inst.id).is_some_and(|c| c.running());
     if running {
         let password = blocking(move || provision::app_password(&dir)).await?;
-        oplog::step(home, &inst.id, "restart", engine.restart(&inst.id)).await?;
+        if inst.pending_restart.is_empty() {
+            oplog::step(home, &inst.id, "restart", engine.restart(&inst.id)).await?;
+        } else {
+            // After a live resize the containers still carry the old
+            // environment: recreate what the compose file changed.
+            oplog::step(home, &inst.id, "restart.recreate", engine.up(&inst.id)).await?;
+        }
         oplog::step(
             home,
             &inst.id,
@@ -100,6 +107,7 @@ async fn restart_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
             wait_ready(home, &inst, &password),
         )
         .await?;
+        let inst = clear_pending_restart(home, &inst.id).await?;
         status_view(home, &inst).await
     } else {
         up_inner(home, inst).await

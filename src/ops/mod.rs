@@ -16,7 +16,9 @@ pub mod ready;
 pub mod record;
 pub mod recover;
 pub mod recovery;
+pub mod resize;
 pub mod restore;
+pub mod template;
 pub mod views;
 
 pub use crate::db::connect::{connect_host, connection_url, pg_config};

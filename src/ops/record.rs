@@ -33,6 +33,19 @@ pub(super) async fn record_state(home: &Home, id: &str, state: State) -> Result<
     blocking(move || set_state(&home, &id, state, None)).await
 }
 
+/// After a restart (or a stop): nothing a resize changed is pending.
+pub(super) async fn clear_pending_restart(home: &Home, id: &str) -> Result<Instance> {
+    let (home, id) = (home.clone(), id.to_string());
+    blocking(move || {
+        registry::update(&home, |reg| {
+            let i = reg.find_mut(&id).ok_or_else(|| registry::not_found(&id))?;
+            i.pending_restart.clear();
+            Ok(i.clone())
+        })
+    })
+    .await
+}
+
 /// Records (or clears) the operation this process is about to run on an
 /// instance; clearing an entry that is gone is not an error.
 fn set_intent(home: &Home, id: &str, intent: Option<Intent>) -> Result<()> {

@@ -41,6 +41,10 @@ pub struct InstanceView {
     /// shown); absent when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<crate::s3::S3Repo>,
+    /// Settings a resize changed that need a restart (`restart`, or
+    /// `resize --restart`); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_restart: Vec<String>,
     /// The state of its backups and WAL archiving (`show` and GET
     /// /instances/{id} only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,6 +83,7 @@ pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceVie
         metrics_interval: inst.metrics_interval,
         backups: inst.backups.clone(),
         s3: inst.s3.clone(),
+        pending_restart: inst.pending_restart.clone(),
         backup_health: None,
         connect_host: super::connect_host(inst),
     }

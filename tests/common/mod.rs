@@ -85,6 +85,11 @@ impl Run {
     }
 }
 
+/// The templates the test homes share (rebuilt when an image changes).
+pub fn shared_templates() -> PathBuf {
+    std::env::temp_dir().join("dbaas-test-templates")
+}
+
 pub struct TestHome {
     pub root: PathBuf,
     pub ports: (u16, u16),
@@ -128,6 +133,10 @@ impl TestHome {
             )
             .env_remove("DBAAS_IMAGE")
             .env_remove("DBAAS_DOCKER")
+            .env_remove("DBAAS_PROVISION")
+            // One template per version for every test home (made once,
+            // under its lock), as homes on one host may share it.
+            .env("DBAAS_TEMPLATE_DIR", shared_templates())
             .stdin(Stdio::null());
         for (k, v) in &self.env {
             c.env(k, v);

@@ -1,0 +1,144 @@
+//! The fast provisioning path: per PostgreSQL version, one data directory
+//! initialised by the image's own initdb (template-data/<version>/data,
+//! with the id of the image that made it in template-data/<version>/image),
+//! copied into each new instance (a reflink where the filesystem offers
+//! one) and personalised by the image's entrypoint at the instance's first
+//! start: its superuser password, database, roles and init scripts, exactly
+//! as after initdb. The template holds no password an instance keeps.
+
+use super::blocking;
+use crate::engine;
+use crate::error::{Error, IoContext, Result};
+use crate::home::Home;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// initdb in a container: seconds on this machine; bounded only to catch
+/// a hang.
+const MAKE_TIMEOUT: Duration = Duration::from_secs(300);
+/// The image that made a template.
+const IMAGE_FILE: &str = "image";
+
+/// Fills `data` (an empty directory) with a copy of the template of
+/// `version`, making the template first when it is missing or was made by
+/// another image than `image` is now.
+pub async fn fill(home: &Home, version: u32, image: &str, data: &Path) -> Result<()> {
+    let image_id = engine::of(home).image_id(image).await?;
+    let dir = home.template_dir(version);
+    loop {
+        // Copies share the template; making one excludes everyone.
+        let shared = blocking(lock_file(dir.clone(), libc::LOCK_SH)).await?;
+        if current(&dir, &image_id) {
+            let (from, to) = (dir.join("data"), data.to_path_buf());
+            let copied = blocking(move || copy(&from, &to)).await;
+            drop(shared);
+            return copied;
+        }
+        drop(shared);
+        let exclusive = blocking(lock_file(dir.clone(), libc::LOCK_EX)).await?;
+        if !current(&dir, &image_id) {
+            make(home, &dir, image, &image_id).await?;
+        }
+        drop(exclusive);
+    }
+}
+
+/// Whether the template exists and was made by the image `image_id`.
+fn current(dir: &Path, image_id: &str) -> bool {
+    dir.join("data").join("PG_VERSION").is_file()
+        && std::fs::read_to_string(dir.join(IMAGE_FILE)).is_ok_and(|s| s.trim() == image_id)
+}
+
+/// (Re)makes the template: initdb into a new directory, which then replaces
+/// the old one, so that a copy never sees a half-made template.
+async fn make(home: &Home, dir: &Path, image: &str, image_id: &str) -> Result<()> {
+    let fresh = dir.with_extension("new");
+    let (f, old) = (fresh.clone(), dir.with_extension("old"));
+    blocking(move || {
+        for d in [&f, &old] {
+            super::destroy::remove_dir(d)?;
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(f.join("data"))
+            .ctx(|| format!("creating {}", f.display()))
+    })
+    .await?;
+    log::info!("making the template of {image} in {}", dir.display());
+    engine::of(home)
+        .make_template(image, &fresh.join("data"), MAKE_TIMEOUT)
+        .await?;
+    let (f, d, id) = (fresh, dir.to_path_buf(), image_id.to_string());
+    blocking(move || {
+        crate::registry::write_atomic(&f.join(IMAGE_FILE), format!("{id}\n").as_bytes(), 0o644)?;
+        let old = d.with_extension("old");
+        if d.exists() {
+            std::fs::rename(&d, &old).ctx(|| format!("moving {} aside", d.display()))?;
+        }
+        std::fs::rename(&f, &d).ctx(|| format!("putting {} in place", d.display()))?;
+        super::destroy::remove_dir(&old)
+    })
+    .await
+}
+
+/// `cp -a --reflink=auto FROM/. TO`: owners, modes and the directory's own
+/// attributes kept; a reflink (no data copied) where the filesystem allows.
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--reflink=auto")
+        .arg(from.join("."))
+        .arg(to)
+        .output()
+        .ctx(|| "running cp".to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "copying the template {} into {} failed: {}",
+            from.display(),
+            to.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// A flock on template-data/<version>.lock, released on drop.
+struct TemplateLock(File);
+
+impl Drop for TemplateLock {
+    fn drop(&mut self) {
+        // SAFETY: the fd is open for the lifetime of self.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+fn lock_file(dir: PathBuf, how: libc::c_int) -> impl FnOnce() -> Result<TemplateLock> {
+    move || {
+        let path = dir.with_extension("lock");
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        loop {
+            // SAFETY: flock on an open fd; no memory is touched.
+            if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {
+                return Ok(TemplateLock(file));
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::io(format!("locking {}", path.display()), err));
+            }
+        }
+    }
+}
