@@ -33,11 +33,21 @@ fn resize_changes_limits_live_and_says_what_waits_for_a_restart() {
     connect(&url)
         .batch_execute("CREATE TABLE big AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 250000) g")
         .unwrap();
-    superuser_sql(&id, "app", "CREATE EXTENSION IF NOT EXISTS pg_prewarm; SELECT pg_prewarm('big')");
+    superuser_sql(
+        &id,
+        "app",
+        "CREATE EXTENSION IF NOT EXISTS pg_prewarm; SELECT pg_prewarm('big')",
+    );
     let err = h.run(&["resize", "rs", "--memory", "64m"]).fails_with(4);
-    assert!(err.contains("uses") && err.contains("Give at least"), "{err}");
+    assert!(
+        err.contains("uses") && err.contains("Give at least"),
+        "{err}"
+    );
     let err = h
-        .run_env(&["resize", "rs", "--memory", "2g"], &[("DBAAS_MAX_MEMORY", "1g")])
+        .run_env(
+            &["resize", "rs", "--memory", "2g"],
+            &[("DBAAS_MAX_MEMORY", "1g")],
+        )
         .fails_with(4);
     assert!(err.contains("DBAAS_MAX_MEMORY"), "{err}");
     let err = h.run(&["resize", "rs", "--cpus", "lots"]).fails_with(2);
@@ -45,29 +55,62 @@ fn resize_changes_limits_live_and_says_what_waits_for_a_restart() {
     let err = h.run(&["resize", "rs"]).fails_with(2);
     assert!(err.contains("nothing to change"), "{err}");
     h.run(&["resize", "nope", "--cpus", "1"]).fails_with(3);
-    assert_eq!(limits(), (512 << 20, 500_000_000), "refusals change nothing");
+    assert_eq!(
+        limits(),
+        (512 << 20, 500_000_000),
+        "refusals change nothing"
+    );
     assert_eq!(h.run(&["show", "rs", "--json"]).json()["memory"], "512m");
 
     // Live: new limits, no restart, the reloadable setting at once, the
     // restart-only one pending.
-    let r = h.run(&["resize", "rs", "--memory", "1g", "--cpus", "1", "--json"]).json();
+    let r = h
+        .run(&["resize", "rs", "--memory", "1g", "--cpus", "1", "--json"])
+        .json();
     assert_eq!(r["restarted"], false, "{r}");
-    assert_eq!(r["pending_restart"], serde_json::json!(["shared_buffers"]), "{r}");
-    assert_eq!(limits(), (1 << 30, 1_000_000_000));
-    assert_eq!(one(&url, "SELECT pg_postmaster_start_time()::text"), started);
-    assert_eq!(one(&url, "SELECT current_setting('effective_cache_size')"), "768MB");
     assert_eq!(
-        one(&url, "SELECT pending_restart::text FROM pg_settings WHERE name = 'shared_buffers'"),
+        r["pending_restart"],
+        serde_json::json!(["shared_buffers"]),
+        "{r}"
+    );
+    assert_eq!(limits(), (1 << 30, 1_000_000_000));
+    assert_eq!(
+        one(&url, "SELECT pg_postmaster_start_time()::text"),
+        started
+    );
+    assert_eq!(
+        one(&url, "SELECT current_setting('effective_cache_size')"),
+        "768MB"
+    );
+    assert_eq!(
+        one(
+            &url,
+            "SELECT pending_restart::text FROM pg_settings WHERE name = 'shared_buffers'"
+        ),
         "true"
     );
     let shown = h.run(&["show", "rs", "--json"]).json();
-    assert_eq!(shown["pending_restart"], serde_json::json!(["shared_buffers"]), "{shown}");
-    assert_eq!((shown["memory"].as_str(), shown["cpus"].as_f64()), (Some("1g"), Some(1.0)));
+    assert_eq!(
+        shown["pending_restart"],
+        serde_json::json!(["shared_buffers"]),
+        "{shown}"
+    );
+    assert_eq!(
+        (shown["memory"].as_str(), shown["cpus"].as_f64()),
+        (Some("1g"), Some(1.0))
+    );
 
     // A restart applies it and clears the pending list.
     h.run(&["restart", "rs"]).ok();
-    assert_eq!(one(&url, "SELECT current_setting('shared_buffers')"), "256MB");
-    assert!(h.run(&["show", "rs", "--json"]).json().get("pending_restart").is_none());
+    assert_eq!(
+        one(&url, "SELECT current_setting('shared_buffers')"),
+        "256MB"
+    );
+    assert!(h
+        .run(&["show", "rs", "--json"])
+        .json()
+        .get("pending_restart")
+        .is_none());
 
     // The next down/up keeps the new size.
     h.run(&["down", "rs"]).ok();
@@ -78,7 +121,11 @@ fn resize_changes_limits_live_and_says_what_waits_for_a_restart() {
     // A new port: the container is recreated there, said before.
     let port = h.ports.1;
     let out = h.run(&["resize", "rs", "--port", &port.to_string()]);
-    assert!(out.stderr().contains("restarts briefly"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("restarts briefly"),
+        "{}",
+        out.stderr()
+    );
     out.ok();
     let moved = h.run(&["url", "rs"]).ok().trim().to_string();
     assert!(moved.contains(&format!(":{port}/")), "{moved}");
