@@ -61,7 +61,11 @@ s3_stanza=0
 lock=/tmp/dbaas-backup.lock
 export LC_ALL=C
 
-trap 'exit 0' TERM INT
+# Stop at once when asked (compose stops this service before db on a
+# restart): every process of this user in the container (a backup, a
+# verification's throw-away server) is told to stop too. The loop runs its
+# work in the background and waits, so that the trap runs at once.
+trap 'kill -TERM -1 2>/dev/null; exit 0' TERM INT
 
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 epoch() { date -u +%s; }
@@ -97,7 +101,8 @@ ensure_stanza() {
             return 0
         fi
         say "stanza-create failed, retrying in 10 s: $(tail_of "$out")"
-        sleep 10
+        sleep 10 &
+        wait $!
     done
     s3_stanza=1
 }
@@ -273,7 +278,8 @@ run() {
     # A segment the server tried to archive before the stanza existed is
     # pushed now: check switches WAL, which wakes the archiver, and waits
     # until that segment (and so every earlier one) is in the repository.
-    pgbr check >/dev/null 2>&1 || say "the first archive check failed; archiving is retried by the server"
+    pgbr check >/dev/null 2>&1 &
+    wait $! || say "the first archive check failed; archiving is retried by the server"
     while :; do
         for r in $repos; do
             full=$(pgbr info --repo="$r" --output=json 2>/dev/null | jq -r '[.[0].backup // [] | .[] | select(.type == "full") | .timestamp.stop] | max // 0')
@@ -283,7 +289,8 @@ run() {
             # as long each time up to half an hour, not at every tick.
             if [ "$(epoch)" -ge "$(due_at "$last")" ] && [ $(($(epoch) - ${failed_at[$r]:-0})) -ge "${backoff[$r]:-60}" ]; then
                 reason=scheduled; [ "$last" -gt 0 ] || reason=first
-                if ( flock 9; do_backup full "$reason" "$r" >/dev/null ) 9>"$lock"; then
+                ( flock 9; do_backup full "$reason" "$r" >/dev/null ) 9>"$lock" &
+                if wait $!; then
                     failed_at[$r]=0 backoff[$r]=60
                 else
                     [ "${failed_at[$r]:-0}" -eq 0 ] || backoff[$r]=$((${backoff[$r]:-60} * 2 > 1800 ? 1800 : ${backoff[$r]:-60} * 2))
@@ -297,7 +304,8 @@ run() {
             # Retention on a timer, so that time-based retention prunes even
             # when no backup is taken.
             for r in $repos; do
-                ( flock 9; pgbr expire --repo="$r" >/dev/null 2>&1 || say "expire in repository $r failed" ) 9>"$lock"
+                ( flock 9; pgbr expire --repo="$r" >/dev/null 2>&1 || say "expire in repository $r failed" ) 9>"$lock" &
+                wait $!
             done
             [ "$repos" = 1 ] || s3_listing
             expired_at=$(epoch)

@@ -260,6 +260,42 @@ fn main() {
         t.as_secs_f64() / i.as_secs_f64()
     );
 
+    // (f) resize to the new limit in force, against `docker update` of the
+    // same container.
+    home.run(&["create", "sized", "--memory", "512m"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&home.run(&["show", "sized", "--json"])).unwrap();
+    let db = format!("{}-db-1", shown["id"].as_str().unwrap());
+    let (mut resizes, mut updates) = (vec![], vec![]);
+    for i in 0..repeats {
+        let (m, c) = if i % 2 == 0 {
+            ("768m", "1")
+        } else {
+            ("512m", "0.5")
+        };
+        resizes.push(time_cmd(
+            home.cmd(&["resize", "sized", "--memory", m, "--cpus", c]),
+        ));
+        let mut u = Command::new("docker");
+        u.args([
+            "update",
+            "--memory",
+            m,
+            "--memory-swap",
+            if i % 2 == 0 { "1536m" } else { "1g" },
+            "--cpus",
+            c,
+            &db,
+        ]);
+        updates.push(time_cmd(u));
+    }
+    home.run(&["destroy", "sized", "--yes"]);
+    println!(
+        "(f)  dbaasctl resize (limits, tuning file, reload): median {}   baseline docker update: median {}",
+        ms(median(resizes)),
+        ms(median(updates))
+    );
+
     // (c) list with N instances: created 4 at a time.
     let names: Vec<String> = (0..list_n).map(|i| format!("list-{i}")).collect();
     for chunk in names.chunks(4) {
