@@ -227,6 +227,19 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
+/// Echoes user input back without control characters (in error messages).
+pub fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(40)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

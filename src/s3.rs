@@ -178,7 +178,7 @@ fn key_values(text: &str) -> Result<std::collections::BTreeMap<String, String>> 
                 "s3",
                 format!(
                     "unknown key '{}' on line {}; the keys are {}",
-                    crate::validate::printable(&k),
+                    crate::error::printable(&k),
                     n + 1,
                     KEYS.join(", ")
                 ),
@@ -273,7 +273,7 @@ fn host_name(key: &str, v: &str) -> Result<String> {
             "s3",
             format!(
                 "'{key}' must be a host name such as s3.example.net (no scheme, no port), not '{}'",
-                crate::validate::printable(v)
+                crate::error::printable(v)
             ),
         ))
     }

@@ -566,18 +566,7 @@ fn describe_char(c: char) -> String {
     }
 }
 
-/// Echoes user input back without control characters.
-pub fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(40)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if s.chars().count() > 40 {
-        out.push('…');
-    }
-    out
-}
+pub use crate::error::printable;
 
 #[cfg(test)]
 pub(crate) mod tests {
