@@ -88,13 +88,22 @@ async fn make(home: &Home, dir: &Path, image: &str, image_id: &str) -> Result<()
 /// `cp -a --reflink=auto FROM/. TO`: owners, modes and the directory's own
 /// attributes kept; a reflink (no data copied) where the filesystem allows.
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    let out = std::process::Command::new("cp")
-        .arg("-a")
+    use std::os::unix::process::CommandExt;
+    let mut cp = std::process::Command::new("cp");
+    cp.arg("-a")
         .arg("--reflink=auto")
         .arg(from.join("."))
-        .arg(to)
-        .output()
-        .ctx(|| "running cp".to_string())?;
+        .arg(to);
+    // A cp that outlived a killed dbaasctl would go on writing into a
+    // directory that the rollback (doctor --fix) is removing.
+    // SAFETY: prctl only sets a flag of the child; no memory is touched.
+    unsafe {
+        cp.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let out = cp.output().ctx(|| "running cp".to_string())?;
     if out.status.success() {
         Ok(())
     } else {
