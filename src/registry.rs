@@ -159,18 +159,24 @@ impl Drop for Lock {
 }
 
 pub fn lock(home: &Home) -> Result<Lock> {
-    let dir = home.config_dir();
-    std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
-    let path = home.lock_path();
+    lock_file(&home.lock_path(), libc::LOCK_EX)
+}
+
+/// A flock (`libc::LOCK_EX` or `LOCK_SH`) on `path`, made with its parent
+/// directory if missing; released on drop.
+pub fn lock_file(path: &Path, how: libc::c_int) -> Result<Lock> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+    }
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .ctx(|| format!("opening {}", path.display()))?;
     loop {
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        let rc = unsafe { libc::flock(file.as_raw_fd(), how) };
         if rc == 0 {
             return Ok(Lock { file });
         }

@@ -6,10 +6,6 @@
 mod common;
 use common::*;
 
-fn one(url: &str, sql: &str) -> String {
-    connect(url).query_one(sql, &[]).unwrap().get(0)
-}
-
 #[test]
 fn resize_changes_limits_live_and_says_what_waits_for_a_restart() {
     if !docker_required() {
@@ -26,7 +22,7 @@ fn resize_changes_limits_live_and_says_what_waits_for_a_restart() {
         )
     };
     assert_eq!(limits(), (512 << 20, 500_000_000));
-    let started = one(&url, "SELECT pg_postmaster_start_time()::text");
+    let started = query_text(&url, "SELECT pg_postmaster_start_time()::text");
 
     // Shared buffers filled (128 MB of a 512 MB instance): shrinking below
     // what it uses is refused, and nothing changes.
@@ -75,15 +71,15 @@ fn resize_changes_limits_live_and_says_what_waits_for_a_restart() {
     );
     assert_eq!(limits(), (1 << 30, 1_000_000_000));
     assert_eq!(
-        one(&url, "SELECT pg_postmaster_start_time()::text"),
+        query_text(&url, "SELECT pg_postmaster_start_time()::text"),
         started
     );
     assert_eq!(
-        one(&url, "SELECT current_setting('effective_cache_size')"),
+        query_text(&url, "SELECT current_setting('effective_cache_size')"),
         "768MB"
     );
     assert_eq!(
-        one(
+        query_text(
             &url,
             "SELECT pending_restart::text FROM pg_settings WHERE name = 'shared_buffers'"
         ),
@@ -103,7 +99,7 @@ fn resize_changes_limits_live_and_says_what_waits_for_a_restart() {
     // A restart applies it and clears the pending list.
     h.run(&["restart", "rs"]).ok();
     assert_eq!(
-        one(&url, "SELECT current_setting('shared_buffers')"),
+        query_text(&url, "SELECT current_setting('shared_buffers')"),
         "256MB"
     );
     assert!(h
@@ -116,7 +112,7 @@ fn resize_changes_limits_live_and_says_what_waits_for_a_restart() {
     h.run(&["down", "rs"]).ok();
     h.run(&["up", "rs"]).ok();
     assert_eq!(limits(), (1 << 30, 1_000_000_000));
-    assert_eq!(one(&url, "SELECT count(*)::text FROM big"), "250000");
+    assert_eq!(query_text(&url, "SELECT count(*)::text FROM big"), "250000");
 
     // A new port: the container is recreated there, said before.
     let port = h.ports.1;
@@ -129,7 +125,10 @@ fn resize_changes_limits_live_and_says_what_waits_for_a_restart() {
     out.ok();
     let moved = h.run(&["url", "rs"]).ok().trim().to_string();
     assert!(moved.contains(&format!(":{port}/")), "{moved}");
-    assert_eq!(one(&moved, "SELECT count(*)::text FROM big"), "250000");
+    assert_eq!(
+        query_text(&moved, "SELECT count(*)::text FROM big"),
+        "250000"
+    );
     let v = docker_inspect(&db);
     assert_eq!(
         v["HostConfig"]["PortBindings"]["5432/tcp"][0]["HostPort"].as_str(),

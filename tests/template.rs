@@ -6,10 +6,6 @@
 mod common;
 use common::*;
 
-fn one(url: &str, sql: &str) -> String {
-    connect(url).query_one(sql, &[]).unwrap().get(0)
-}
-
 #[test]
 fn instances_from_one_template_share_no_secret() {
     if !docker_required() {
@@ -89,7 +85,7 @@ fn instances_from_one_template_share_no_secret() {
         "/var/lib/postgresql/data/pg_hba.conf"
     ])
     .contains("reject"));
-    assert_eq!(one(&url_a, "SELECT current_database()::text"), "app");
+    assert_eq!(query_text(&url_a, "SELECT current_database()::text"), "app");
     let log = std::fs::read_to_string(h.root.join("logs/provisioning.log")).unwrap();
     assert!(log.contains(&format!("{a} create.template")), "{log}");
 }
@@ -131,7 +127,7 @@ fn a_template_made_by_another_image_is_rebuilt_and_initdb_stays() {
         .join(&id)
         .join("data/STALE")
         .exists());
-    assert_eq!(one(&url, "SELECT current_user::text"), "app");
+    assert_eq!(query_text(&url, "SELECT current_user::text"), "app");
 
     // DBAAS_PROVISION=initdb: no template involved.
     let fresh = h.root.join("tpl-unused");
@@ -139,7 +135,7 @@ fn a_template_made_by_another_image_is_rebuilt_and_initdb_stays() {
         .with_env("DBAAS_PROVISION", "initdb")
         .with_env("DBAAS_TEMPLATE_DIR", fresh.to_str().unwrap());
     let (id2, url2) = h2.create("old-way", &["--no-backups"]);
-    assert_eq!(one(&url2, "SELECT current_user::text"), "app");
+    assert_eq!(query_text(&url2, "SELECT current_user::text"), "app");
     assert!(!fresh.exists(), "initdb made no template");
     let log = std::fs::read_to_string(h2.root.join("logs/provisioning.log")).unwrap();
     assert!(!log.contains(&format!("{id2} create.template")), "{log}");

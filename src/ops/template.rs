@@ -10,9 +10,7 @@ use super::blocking;
 use crate::engine;
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -116,38 +114,7 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     }
 }
 
-/// A flock on template-data/<version>.lock, released on drop.
-struct TemplateLock(File);
-
-impl Drop for TemplateLock {
-    fn drop(&mut self) {
-        // SAFETY: the fd is open for the lifetime of self.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
-}
-
-fn lock_file(dir: PathBuf, how: libc::c_int) -> impl FnOnce() -> Result<TemplateLock> {
-    move || {
-        let path = dir.with_extension("lock");
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .ctx(|| format!("opening {}", path.display()))?;
-        loop {
-            // SAFETY: flock on an open fd; no memory is touched.
-            if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {
-                return Ok(TemplateLock(file));
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::io(format!("locking {}", path.display()), err));
-            }
-        }
-    }
+/// A flock on template-data/<version>.lock.
+fn lock_file(dir: PathBuf, how: libc::c_int) -> impl FnOnce() -> Result<crate::registry::Lock> {
+    move || crate::registry::lock_file(&dir.with_extension("lock"), how)
 }

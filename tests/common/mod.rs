@@ -300,6 +300,11 @@ pub fn connect(url: &str) -> postgres::Client {
         .unwrap_or_else(|e| panic!("connect to {url}: {e:?}"))
 }
 
+/// One text value: the first column of the one row `sql` returns.
+pub fn query_text(url: &str, sql: &str) -> String {
+    connect(url).query_one(sql, &[]).unwrap().get(0)
+}
+
 pub fn docker_inspect(container: &str) -> Value {
     let out = Command::new("docker")
         .args(["inspect", container])
