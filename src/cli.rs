@@ -38,6 +38,7 @@ pub enum Command {
     Backups(crate::backup_cli::Backups),
     Restore(crate::backup_cli::Restore),
     Clone(crate::backup_cli::Clone),
+    Pool(Pool),
 }
 
 #[derive(FromArgs, Debug)]
@@ -308,6 +309,19 @@ pub struct Metrics {
     #[argh(option, default = "1")]
     pub last: usize,
     /// print the samples as JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// The warm pool (DBAAS_WARM_POOL): `pool` lists the spares, `pool fill`
+/// makes what is missing (and waits), `pool drain` destroys the spares.
+#[argh(subcommand, name = "pool")]
+pub struct Pool {
+    /// status (the default), fill or drain
+    #[argh(positional)]
+    pub action: Option<String>,
+    /// print JSON
     #[argh(switch)]
     pub json: bool,
 }

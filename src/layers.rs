@@ -16,6 +16,7 @@ mod tests {
         ("secrets", 0),
         ("safe_fs", 0),
         ("s3", 0),
+        ("subnet", 0),
         ("testing", 0),
         ("layers", 0),
         ("engine", 1),

@@ -18,6 +18,7 @@ pub mod s3;
 pub mod safe_fs;
 pub mod secrets;
 pub mod settings;
+pub mod subnet;
 #[cfg(test)]
 pub mod testing;
 pub mod validate;

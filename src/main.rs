@@ -108,16 +108,8 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             }
         }
         Command::Doctor(c) => return doctor(home, c).await,
-        Command::Dump(c) => {
-            let format = ops::dump::DumpFormat::parse(&c.format)?;
-            if format == ops::dump::DumpFormat::Custom && std::io::stdout().is_terminal() {
-                return Err(Error::invalid(
-                    "output",
-                    "a custom-format dump is binary: redirect it to a file (dbaasctl dump NAME > app.dump), or use --format plain",
-                ));
-            }
-            return ops::dump::dump(home, &c.name, format).await;
-        }
+        Command::Pool(c) => pool(home, c).await?,
+        Command::Dump(c) => return dump(home, c).await,
         Command::Import(c) => {
             ops::dump::import(home, &c.name, &c.file).await?;
             eprintln!("imported {} into '{}'", c.file.display(), c.name);
@@ -206,7 +198,91 @@ async fn create(home: &Home, c: cli::Create) -> Result<i32> {
             },
         },
     );
+    let create = async {
+        let created = create.await?;
+        if created.from_pool {
+            refill_in_background(home);
+        }
+        Ok(created)
+    };
     created_or_rolled_back(home, create, json, "created").await
+}
+
+async fn dump(home: &Home, c: cli::Dump) -> Result<i32> {
+    let format = ops::dump::DumpFormat::parse(&c.format)?;
+    if format == ops::dump::DumpFormat::Custom && std::io::stdout().is_terminal() {
+        return Err(Error::invalid(
+            "output",
+            "a custom-format dump is binary: redirect it to a file (dbaasctl dump NAME > app.dump), or use --format plain",
+        ));
+    }
+    ops::dump::dump(home, &c.name, format).await
+}
+
+/// A create took a spare: `dbaasctl pool fill` makes another, detached
+/// (its output in logs/pool.log), so that this command returns at once.
+fn refill_in_background(home: &Home) {
+    use std::os::unix::process::CommandExt;
+    let log = home.logs_dir().join("pool.log");
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+    };
+    let spawned = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .args(["pool", "fill"])
+            .stdin(std::process::Stdio::null())
+            .stdout(open()?)
+            .stderr(open()?)
+            .process_group(0)
+            .spawn()
+    });
+    if let Err(e) = spawned {
+        log::warn!("could not start `dbaasctl pool fill` to refill the warm pool: {e}");
+    }
+}
+
+async fn pool(home: &Home, c: cli::Pool) -> Result<()> {
+    match c.action.as_deref().unwrap_or("status") {
+        "status" => {}
+        "fill" => {
+            let made = ops::pool::fill(home).await?;
+            eprintln!(
+                "warm pool: made {}",
+                if made.is_empty() {
+                    "nothing".into()
+                } else {
+                    made.join(", ")
+                }
+            );
+        }
+        "drain" => {
+            let gone = ops::pool::drain(home).await?;
+            eprintln!(
+                "warm pool: destroyed {}",
+                if gone.is_empty() {
+                    "nothing".into()
+                } else {
+                    gone.join(", ")
+                }
+            );
+        }
+        other => {
+            return Err(Error::invalid(
+                "pool",
+                format!("'{other}' is not status, fill or drain"),
+            ))
+        }
+    }
+    let status = ops::pool::status(home).await?;
+    if c.json {
+        print::json(&status);
+    } else {
+        print::pool(&status);
+    }
+    Ok(())
 }
 
 /// A create (or a restore into a new instance) to its end, printed; Ctrl-C

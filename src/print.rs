@@ -310,3 +310,27 @@ pub fn show(home: &Home, v: &ops::InstanceView, creds: Option<&ops::Credentials>
         ),
     }
 }
+
+/// `dbaasctl pool`: what DBAAS_WARM_POOL asks for and the spares there are.
+pub fn pool(p: &dbaas::ops::pool::PoolStatus) {
+    if p.wanted.is_empty() {
+        println!("warm pool: off (DBAAS_WARM_POOL is not set)");
+    } else {
+        let wanted: Vec<String> = p
+            .wanted
+            .iter()
+            .map(|(v, n)| format!("{n} of PostgreSQL {v}"))
+            .collect();
+        println!("warm pool: {} wanted", wanted.join(", "));
+    }
+    for s in &p.spares {
+        println!(
+            "{:<12} {:>3} {:>6} {:<10} {}",
+            s.id,
+            s.version,
+            s.port,
+            format!("{:?}", s.state).to_lowercase(),
+            s.created_at
+        );
+    }
+}

@@ -61,6 +61,8 @@ pub struct ComposeFile<'a> {
     /// A second repository in S3 (only with backups).
     pub s3: bool,
     pub s3_network: Option<&'a str>,
+    /// The instance's own network (a block of DBAAS_SUBNET_POOL).
+    pub subnet: Option<&'a str>,
 }
 
 /// The pgBackRest configuration of an instance with backups.
@@ -176,6 +178,7 @@ pub fn render_compose(inst: &Instance, home_tag: &str) -> String {
             .as_ref()
             .filter(|_| inst.backups.is_some())
             .and_then(|r| r.network.as_deref()),
+        subnet: inst.subnet.as_deref(),
     }
     .render()
     .expect("compose template renders")
@@ -339,7 +342,12 @@ pub fn provision_backups(dir: &Path, inst: &Instance) -> Result<()> {
         render_pgbackrest(inst, policy).as_bytes(),
         0o644,
     )?;
-    // What restoring these backups needs once the instance is gone.
+    write_backup_about(&repo, inst)
+}
+
+/// backups/<id>/about.json: what restoring these backups needs once the
+/// instance is gone (its name among it).
+fn write_backup_about(repo: &Path, inst: &Instance) -> Result<()> {
     let about = serde_json::json!({
         "id": inst.id, "name": inst.name, "version": inst.version, "image": inst.image,
         "database": inst.database, "user": inst.user, "memory": inst.memory, "cpus": inst.cpus,
@@ -350,6 +358,27 @@ pub fn provision_backups(dir: &Path, inst: &Instance) -> Result<()> {
         format!("{about:#}\n").as_bytes(),
         0o644,
     )
+}
+
+/// A spare of the warm pool becomes `inst` (ops/pool.rs): the generated
+/// files that carry the instance's name are written again. The name is only
+/// in comments of what the containers read, so none of them changes.
+pub fn rename(dir: &Path, inst: &Instance, home_tag: &str) -> Result<()> {
+    write_atomic(
+        &dir.join(COMPOSE_FILE),
+        render_compose(inst, home_tag).as_bytes(),
+        0o644,
+    )?;
+    write_atomic(&dir.join(".env"), render_env(inst).as_bytes(), 0o600)?;
+    if let Some(policy) = &inst.backups {
+        write_atomic(
+            &dir.join(PGBACKREST_CONF),
+            render_pgbackrest(inst, policy).as_bytes(),
+            0o644,
+        )?;
+        write_backup_about(&backup_repo_dir(dir, &inst.id), inst)?;
+    }
+    Ok(())
 }
 
 /// secrets/pgbackrest_s3.conf: the S3 repository's keys, a compose secret.
@@ -498,6 +527,7 @@ mod tests {
         i.cpus = 1.5;
         i.state = State::Creating;
         i.backups = Some(BackupPolicy::default());
+        i.subnet = Some("10.199.0.16/28".into());
         i
     }
 
@@ -506,6 +536,10 @@ mod tests {
         let text = render_compose(&inst(), "abc123abc123");
         let y: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
         assert_eq!(y["name"].as_str(), Some("db_0a1b2c3d"));
+        assert_eq!(
+            y["networks"]["default"]["ipam"]["config"][0]["subnet"].as_str(),
+            Some("10.199.0.16/28")
+        );
         let db = &y["services"]["db"];
         assert_eq!(db["image"].as_str(), Some("dbaas/postgres:15"));
         assert_eq!(db["restart"].as_str(), Some("unless-stopped"));
@@ -655,6 +689,25 @@ mod tests {
         // Without backups there is no S3 repository either.
         i.backups = None;
         assert!(!render_compose(&i, "abc123abc123").contains("pgbackrest_s3"));
+    }
+
+    #[test]
+    fn a_spare_renamed_keeps_what_its_containers_read() {
+        // Only comments carry the name: a claimed spare's containers match
+        // the rewritten files, so the next `up` recreates nothing.
+        let strip = |t: String| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .map(String::from)
+                .collect()
+        };
+        let mut i = inst();
+        let spare = (render_compose(&i, "t"), render_env(&i));
+        i.name = "shop".into();
+        let named = (render_compose(&i, "t"), render_env(&i));
+        assert_ne!(spare.0, named.0);
+        assert_eq!(strip(spare.0), strip(named.0));
+        assert_eq!(strip(spare.1), strip(named.1));
     }
 
     #[test]

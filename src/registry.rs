@@ -88,6 +88,14 @@ pub struct Instance {
     /// Settings a resize changed that take effect at the next restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_restart: Vec<String>,
+    /// The instance's own network, a block of DBAAS_SUBNET_POOL; none for
+    /// one made before dbaas managed subnets (Docker chose its network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// A spare of the warm pool (ops/pool.rs): started ahead of time, not
+    /// yet anybody's; hidden from the views, named by its id only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spare: bool,
 }
 
 pub use crate::settings::{
@@ -115,7 +123,18 @@ impl Registry {
     /// Index of the instance with id `key`, else with name `key`.
     fn position(&self, key: &str) -> Option<usize> {
         let by = |f: fn(&Instance) -> &str| self.instances.iter().position(|i| f(i) == key);
-        by(|i| &i.id).or_else(|| by(|i| &i.name))
+        // A spare's name is not its own yet: it answers to its id only.
+        by(|i| &i.id).or_else(|| {
+            self.instances
+                .iter()
+                .position(|i| !i.spare && i.name == key)
+        })
+    }
+
+    /// The instances that are somebody's: every entry but the warm pool's
+    /// spares.
+    pub fn owned(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.iter().filter(|i| !i.spare)
     }
 
     pub fn find(&self, key: &str) -> Option<&Instance> {
@@ -284,6 +303,8 @@ impl Instance {
             backups: None,
             s3: None,
             pending_restart: vec![],
+            subnet: None,
+            spare: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! reads the environment. The README's "Settings" table lists the same.
 
 use crate::error::{Error, Result};
+use crate::subnet::Net;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +26,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// Where setup-host.sh puts ReDoc's bundle.
 pub const DEFAULT_REDOC_JS: &str = "/usr/local/share/dbaas/redoc.standalone.js";
 const DEFAULT_MIN_FREE_DISK: u64 = 1 << 30;
+/// 4,096 networks of 16 addresses, outside Docker's own default pools
+/// (172.17-31.0.0/16, 192.168.0.0/16) and the usual home and office LANs.
+pub const DEFAULT_SUBNET_POOL: &str = "10.199.0.0/16";
+pub const DEFAULT_SUBNET_PREFIX: u8 = 28;
 
 /// The host-level settings. Cheap to share: `Home` holds it in an `Arc`.
 #[derive(Debug, Clone)]
@@ -63,6 +68,13 @@ pub struct Settings {
     /// DBAAS_TEMPLATE_DIR: where the templates live (default
     /// DBAAS_HOME/template-data); homes on one host may share it.
     pub template_dir: Option<PathBuf>,
+    /// DBAAS_SUBNET_POOL / DBAAS_SUBNET_PREFIX: the addresses the
+    /// instances' own networks are cut from (see subnet.rs).
+    pub subnet_pool: Net,
+    pub subnet_prefix: u8,
+    /// DBAAS_WARM_POOL: spares kept started per PostgreSQL version
+    /// (`15=2,17=1`; default none, see ops/pool.rs).
+    pub warm_pool: Vec<(u32, u32)>,
     pub db: DbSettings,
     pub server: ServerSettings,
 }
@@ -202,6 +214,9 @@ impl Settings {
             s3_file: None,
             provision: Provision::Template,
             template_dir: None,
+            subnet_pool: Net::parse(DEFAULT_SUBNET_POOL).expect("the default pool parses"),
+            subnet_prefix: DEFAULT_SUBNET_PREFIX,
+            warm_pool: vec![],
             db: DbSettings::default(),
             server: ServerSettings::default(),
         }
@@ -288,6 +303,7 @@ impl Settings {
                 "a number from 1 to 1000",
             )?;
         }
+        network_and_pool(&var, &mut s)?;
         s.db = db_settings(&var)?;
         s.server = server_settings(&var)?;
         Ok(s)
@@ -297,6 +313,34 @@ impl Settings {
         self.image_template
             .replace("{version}", &version.to_string())
     }
+}
+
+/// DBAAS_SUBNET_POOL, DBAAS_SUBNET_PREFIX and DBAAS_WARM_POOL.
+fn network_and_pool(var: &impl Fn(&str) -> Option<String>, s: &mut Settings) -> Result<()> {
+    if let Some(v) = var("DBAAS_SUBNET_POOL") {
+        s.subnet_pool = Net::parse(v.trim()).map_err(|e| Error::invalid("DBAAS_SUBNET_POOL", e))?;
+    }
+    if let Some(v) = var("DBAAS_SUBNET_PREFIX") {
+        s.subnet_prefix = number(
+            "DBAAS_SUBNET_PREFIX",
+            &v,
+            16..=29,
+            "a prefix length from 16 to 29 (28: 16 addresses per instance)",
+        )?;
+    }
+    if s.subnet_prefix < s.subnet_pool.prefix {
+        return Err(Error::invalid(
+            "DBAAS_SUBNET_PREFIX",
+            format!(
+                "/{} is larger than the pool {} itself; give a longer prefix or a larger DBAAS_SUBNET_POOL",
+                s.subnet_prefix, s.subnet_pool
+            ),
+        ));
+    }
+    if let Some(v) = var("DBAAS_WARM_POOL") {
+        s.warm_pool = parse_warm_pool(&v)?;
+    }
+    Ok(())
 }
 
 fn db_settings(var: &impl Fn(&str) -> Option<String>) -> Result<DbSettings> {
@@ -400,6 +444,48 @@ fn size(name: &str, v: &str) -> Result<u64> {
         .map_err(|_| Error::invalid(name, format!("'{v}' is not a size such as 8g or 512m")))
 }
 
+/// `15=2,17=1` (spares per version), or `0`/`off` for none.
+pub fn parse_warm_pool(v: &str) -> Result<Vec<(u32, u32)>> {
+    let v = v.trim();
+    if v == "0" || v == "off" {
+        return Ok(vec![]);
+    }
+    let bad = |why: String| Error::invalid("DBAAS_WARM_POOL", why);
+    let mut out: Vec<(u32, u32)> = vec![];
+    for part in v.split(',') {
+        let (ver, n) = part.split_once('=').ok_or_else(|| {
+            bad(format!(
+                "'{part}' is not VERSION=SPARES; write e.g. DBAAS_WARM_POOL=15=2,17=1"
+            ))
+        })?;
+        let ver: u32 = ver
+            .trim()
+            .parse()
+            .ok()
+            .filter(|x| crate::validate::SUPPORTED_VERSIONS.contains(x))
+            .ok_or_else(|| {
+                bad(format!(
+                    "'{}' is not a supported PostgreSQL version ({:?})",
+                    ver.trim(),
+                    crate::validate::SUPPORTED_VERSIONS
+                ))
+            })?;
+        let n = number(
+            "DBAAS_WARM_POOL",
+            n,
+            0..=50,
+            "a number of spares from 0 to 50",
+        )?;
+        if out.iter().any(|(x, _)| *x == ver) {
+            return Err(bad(format!("version {ver} is named twice")));
+        }
+        if n > 0 {
+            out.push((ver, n));
+        }
+    }
+    Ok(out)
+}
+
 pub fn parse_port_range(s: &str) -> Result<(u16, u16)> {
     let bad = || {
         Error::invalid(
@@ -487,10 +573,40 @@ mod tests {
             ("DBAAS_API_TOKEN", "short"),
             ("DBAAS_WORKER_THREADS", "0"),
             ("DBAAS_PROVISION", "fast"),
+            ("DBAAS_SUBNET_POOL", "10.0.0.1/16"),
+            ("DBAAS_SUBNET_POOL", "10.0.0.0"),
+            ("DBAAS_SUBNET_PREFIX", "30"),
+            ("DBAAS_WARM_POOL", "15"),
+            ("DBAAS_WARM_POOL", "16=1"),
+            ("DBAAS_WARM_POOL", "15=x"),
+            ("DBAAS_WARM_POOL", "15=1,15=2"),
         ] {
             let e = settings(&[(name, bad)]).unwrap_err().to_string();
             assert!(e.contains(name), "{name}={bad}: {e}");
         }
+    }
+
+    #[test]
+    fn subnet_pool_and_warm_pool() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            (s.subnet_pool.to_string(), s.subnet_prefix),
+            ("10.199.0.0/16".into(), 28)
+        );
+        assert!(s.warm_pool.is_empty());
+        let e = settings(&[
+            ("DBAAS_SUBNET_POOL", "10.0.0.0/26"),
+            ("DBAAS_SUBNET_PREFIX", "24"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("DBAAS_SUBNET_PREFIX"), "{e}");
+        let s = settings(&[("DBAAS_WARM_POOL", "15=2, 17=1,13=0")]).unwrap();
+        assert_eq!(s.warm_pool, [(15, 2), (17, 1)]);
+        assert!(settings(&[("DBAAS_WARM_POOL", "off")])
+            .unwrap()
+            .warm_pool
+            .is_empty());
     }
 
     #[test]

@@ -185,6 +185,16 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Result<Reply, Error
         keep_on_failure: false,
     };
     let name = creq.name.clone();
+    {
+        // A spare of the warm pool is ready at once: 201, wait or not.
+        let name_lock = state.lock_for(&format!("name:{name}"));
+        let _name_guard = name_lock.lock().await;
+        if let Some(created) = ops::pool::claim(&state.home, &creq).await? {
+            state.pool_claimed.notify_one();
+            state.status_changed();
+            return Ok(reply::json(201, &created));
+        }
+    }
     provision(state, wait, name, move |st| async move {
         ops::create_begin(&st.home, &creq).await
     })
@@ -221,6 +231,7 @@ where
             instance: ops::view(&pending.instance, None),
             password: pending.password().to_string(),
             url: ops::connection_url(&pending.instance, pending.password()),
+            from_pool: false,
         });
         // Without `wait` nobody hears the outcome: keep a failed entry, with
         // its reason, for the client polling it.

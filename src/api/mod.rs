@@ -40,6 +40,7 @@ pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
     let state = Arc::new(AppState::new(home, token));
     state.clone().start_status_refresher();
     resume_interrupted(state.clone());
+    keep_warm_pool(state.clone());
     // One Docker check before listening: /health reports it from then on
     // without a subprocess of its own.
     if let Err(e) = state.refresh_status().await {
@@ -93,6 +94,33 @@ fn resume_interrupted(state: Arc<AppState>) {
                 log::error!("{id}: finishing an interrupted operation: {e}");
             }
             state.status_changed();
+        }
+    });
+}
+
+/// How often `serve` tops up the warm pool (also right after a claim).
+const POOL_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Keeps DBAAS_WARM_POOL's spares made, in the background: now, after
+/// every claim, and every `POOL_CHECK`.
+fn keep_warm_pool(state: Arc<AppState>) {
+    if state.home.settings.warm_pool.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            match crate::ops::pool::fill(&state.home).await {
+                Ok(made) if !made.is_empty() => {
+                    log::info!("warm pool: made {}", made.join(", "));
+                    state.status_changed();
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("warm pool: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POOL_CHECK) => {}
+                _ = state.pool_claimed.notified() => {}
+            }
         }
     });
 }

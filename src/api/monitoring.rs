@@ -176,14 +176,12 @@ pub async fn prometheus(state: &Arc<AppState>) -> Result<Reply, Error> {
     let reg = state.registry()?;
     let home = state.home.clone();
     let running: Vec<String> = reg
-        .instances
-        .iter()
+        .owned()
         .filter(|i| i.state == State::Running)
         .map(|i| i.id.clone())
         .collect();
     let with_backups: Vec<crate::registry::Instance> = reg
-        .instances
-        .iter()
+        .owned()
         .filter(|i| i.backups.is_some())
         .cloned()
         .collect();

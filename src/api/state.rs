@@ -27,6 +27,8 @@ pub struct AppState {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     status: Mutex<Option<(Instant, Arc<PsMap>)>>,
     status_wanted: Notify,
+    /// A create claimed a spare of the warm pool: make another.
+    pub pool_claimed: Notify,
     registry: Mutex<Option<(FileKey, Arc<Registry>)>>,
     /// One connection pool per instance, for /database.
     pub pools: crate::db::pool::Pools,
@@ -57,6 +59,7 @@ impl AppState {
             locks: Mutex::new(HashMap::new()),
             status: Mutex::new(None),
             status_wanted: Notify::new(),
+            pool_claimed: Notify::new(),
             registry: Mutex::new(None),
             requests: Default::default(),
             started: Instant::now(),

@@ -140,11 +140,7 @@ pub async fn list(home: &Home, key: &str) -> Result<BackupList> {
 pub async fn list_all(home: &Home) -> Result<Vec<BackupList>> {
     let home = home.clone();
     blocking(move || {
-        let mut all: Vec<Source> = registry::load(&home)?
-            .instances
-            .iter()
-            .map(Source::of)
-            .collect();
+        let mut all: Vec<Source> = registry::load(&home)?.owned().map(Source::of).collect();
         all.extend(destroyed(&home)?);
         all.iter().map(|s| list_of(&home, s)).collect()
     })

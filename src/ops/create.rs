@@ -27,6 +27,8 @@ pub struct Created {
     pub instance: InstanceView,
     pub password: String,
     pub url: String,
+    /// Served by a spare of the warm pool (DBAAS_WARM_POOL).
+    pub from_pool: bool,
 }
 
 /// What to do when provisioning fails after the registry entry exists.
@@ -60,6 +62,9 @@ impl Pending {
 /// app user can connect, record `running`. Any failure after the registry
 /// entry exists rolls everything back, unless `keep_on_failure`.
 pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
+    if let Some(c) = super::pool::claim(home, &req).await? {
+        return Ok(c);
+    }
     let on_failure = if req.keep_on_failure {
         OnFailure::Keep
     } else {
@@ -70,7 +75,7 @@ pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
 }
 
 /// This host's memory and CPUs, that a create is checked against.
-fn host() -> crate::validate::Host {
+pub(super) fn host() -> crate::validate::Host {
     crate::validate::Host {
         memory: crate::settings::host_memory(),
         cpus: crate::settings::host_cpus(),
@@ -80,7 +85,19 @@ fn host() -> crate::validate::Host {
 /// The quick, synchronous part of create: validation, the Docker preflight
 /// and the allocation under the registry lock. Errors here change nothing.
 pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
+    create_begin_as(home, req, false).await
+}
+
+/// `create_begin`, for an instance or (`spare`) a spare of the warm pool.
+pub(super) async fn create_begin_as(
+    home: &Home,
+    req: &CreateRequest,
+    spare: bool,
+) -> Result<Pending> {
     let mut v = crate::validate::create(req, host())?;
+    if spare {
+        v.name = super::pool::SPARE_NAME.to_string();
+    }
     let s3 = s3_for(home, req, v.backups.is_some())?;
     v.s3 = s3.as_ref().map(|s| s.repo.clone());
     let budget = Budget::of(home);
@@ -90,7 +107,7 @@ pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
     let started = Instant::now();
     let inst = blocking({
         let home = home.clone();
-        move || allocate(&home, &v, &image, &budget)
+        move || allocate(&home, &v, &image, &budget, spare)
     })
     .await?;
     oplog::record_async(home, &inst.id, "create.allocate", started.elapsed(), "ok").await;
@@ -107,7 +124,11 @@ pub async fn create_begin(home: &Home, req: &CreateRequest) -> Result<Pending> {
 /// The S3 repository a new instance gets, read and checked before anything
 /// changes: the host's (DBAAS_S3) unless the request names a file or opts
 /// out; a restored instance's is its source's.
-fn s3_for(home: &Home, req: &CreateRequest, backups: bool) -> Result<Option<S3Settings>> {
+pub(super) fn s3_for(
+    home: &Home,
+    req: &CreateRequest,
+    backups: bool,
+) -> Result<Option<S3Settings>> {
     if !backups {
         return match req.s3 {
             S3Choice::File(_) => Err(Error::invalid(
@@ -162,6 +183,7 @@ pub async fn create_finish(
         instance: view(&inst, None),
         url: connection_url(&inst, &creds.app_password),
         password: creds.app_password,
+        from_pool: false,
     })
 }
 
@@ -273,14 +295,17 @@ async fn provision_and_start(
 
 /// Under the registry lock: the name is free, the port is free (registry and
 /// a real bind), a fresh id; records the instance as `creating`.
-fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Result<Instance> {
+fn allocate(
+    home: &Home,
+    v: &ValidCreate,
+    image: &str,
+    budget: &Budget,
+    spare: bool,
+) -> Result<Instance> {
     registry::update(home, |reg| {
         budget.check_memory(reg, v.memory)?;
-        if reg.instances.iter().any(|i| i.name == v.name) {
-            return Err(Error::Conflict(format!(
-                "an instance named '{}' already exists; choose another name or `dbaasctl destroy {}` first",
-                v.name, v.name
-            )));
+        if !spare {
+            name_is_free(reg, &v.name)?;
         }
         let port = match v.port {
             Some(p) => {
@@ -308,6 +333,7 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Resul
                 ))
             })?,
         };
+        let subnet = pick_subnet(home, reg)?;
         let id = loop {
             let id = crate::secrets::instance_id();
             if reg.find(&id).is_none() && !home.instance_dir(&id).exists() {
@@ -339,10 +365,39 @@ fn allocate(home: &Home, v: &ValidCreate, image: &str, budget: &Budget) -> Resul
             backups: v.backups.clone(),
             s3: v.s3.clone(),
             pending_restart: vec![],
+            subnet: Some(subnet.to_string()),
+            spare,
         };
         reg.instances.push(inst.clone());
         Ok(inst)
     })
+}
+
+/// No instance (but a spare) has the name `name`.
+pub(super) fn name_is_free(reg: &Registry, name: &str) -> Result<()> {
+    if reg.owned().any(|i| i.name == name) {
+        return Err(Error::Conflict(format!(
+            "an instance named '{name}' already exists; choose another name or `dbaasctl destroy {name}` first"
+        )));
+    }
+    Ok(())
+}
+
+/// Under the registry lock: the first block of the subnet pool that no
+/// instance of this home holds and no network of the host overlaps.
+pub fn pick_subnet(home: &Home, reg: &Registry) -> Result<crate::subnet::Net> {
+    let taken: Vec<crate::subnet::Net> = reg
+        .instances
+        .iter()
+        .filter_map(|i| i.subnet.as_deref())
+        .filter_map(|s| crate::subnet::Net::parse(s).ok())
+        .collect();
+    crate::subnet::pick(
+        home.settings.subnet_pool,
+        home.settings.subnet_prefix,
+        &taken,
+        &crate::subnet::host_routes(),
+    )
 }
 
 /// The lowest port of the range that no instance holds and `is_free` accepts.

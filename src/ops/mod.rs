@@ -11,6 +11,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod dump;
 pub mod lifecycle;
+pub mod pool;
 pub mod protection;
 pub mod ready;
 pub mod record;

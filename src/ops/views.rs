@@ -240,10 +240,7 @@ pub async fn containers(home: &Home) -> Result<PsMap> {
 }
 
 pub fn views(reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
-    reg.instances
-        .iter()
-        .map(|i| view(i, ps.get(&i.id)))
-        .collect()
+    reg.owned().map(|i| view(i, ps.get(&i.id))).collect()
 }
 
 pub async fn show(home: &Home, key: &str) -> Result<InstanceView> {
@@ -278,7 +275,7 @@ pub async fn top(home: &Home) -> Result<Vec<TopRow>> {
     crate::metrics::read_files(move || {
         views
             .into_iter()
-            .zip(reg.instances.iter())
+            .zip(reg.owned())
             .map(|(v, inst)| {
                 let samples = tail::last_samples(&metrics::dir_of(&home, &v.id), 30);
                 let s = metrics::summary::summarize(&samples);

@@ -118,6 +118,13 @@ impl TestHome {
         }
     }
 
+    /// The home's own block of addresses for its instances' networks, as
+    /// its port range is its own: homes on one host never race for one.
+    pub fn subnet_pool(&self) -> String {
+        let slot = (self.ports.0 - PORT_BASE) / PORTS_PER_SLOT;
+        format!("10.{}.{}.0/24", 200 + slot / 256, slot % 256)
+    }
+
     pub fn with_env(mut self, k: &str, v: &str) -> TestHome {
         self.env.push((k.into(), v.into()));
         self
@@ -131,6 +138,7 @@ impl TestHome {
                 "DBAAS_PORT_RANGE",
                 format!("{}-{}", self.ports.0, self.ports.1),
             )
+            .env("DBAAS_SUBNET_POOL", self.subnet_pool())
             .env_remove("DBAAS_IMAGE")
             .env_remove("DBAAS_DOCKER")
             .env_remove("DBAAS_PROVISION")
