@@ -248,7 +248,7 @@ async fn pool(home: &Home, c: cli::Pool) -> Result<()> {
     match c.action.as_deref().unwrap_or("status") {
         "status" => {}
         "fill" => {
-            let made = ops::pool::fill(home).await?;
+            let made = ops::pool::fill(home, true).await?;
             eprintln!(
                 "warm pool: made {}",
                 if made.is_empty() {

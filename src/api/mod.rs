@@ -109,7 +109,7 @@ fn keep_warm_pool(state: Arc<AppState>) {
     }
     tokio::spawn(async move {
         loop {
-            match crate::ops::pool::fill(&state.home).await {
+            match crate::ops::pool::fill(&state.home, false).await {
                 Ok(made) if !made.is_empty() => {
                     log::info!("warm pool: made {}", made.join(", "));
                     state.status_changed();

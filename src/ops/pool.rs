@@ -189,14 +189,15 @@ async fn hand_over(home: &Home, inst: &Instance) -> Result<String> {
 }
 
 /// Makes spares until every version has what DBAAS_WARM_POOL asks for;
-/// one filler per home at a time (another returns at once). Returns the
-/// ids of the spares made.
-pub async fn fill(home: &Home) -> Result<Vec<String>> {
+/// one filler per home at a time: with `wait`, after the one running now
+/// (then this one finds what that one made), else none. Returns the ids
+/// of the spares made.
+pub async fn fill(home: &Home, wait: bool) -> Result<Vec<String>> {
     if home.settings.provision != Provision::Template || home.settings.warm_pool.is_empty() {
         return Ok(vec![]);
     }
     let lock_path = home.root.join("config").join("pool.lock");
-    let Some(_lock) = blocking(move || try_lock(&lock_path)).await? else {
+    let Some(_lock) = blocking(move || try_lock(&lock_path, wait)).await? else {
         return Ok(vec![]);
     };
     let mut made = vec![];
@@ -236,9 +237,14 @@ pub async fn drain(home: &Home) -> Result<Vec<String>> {
     Ok(gone)
 }
 
-/// A non-blocking exclusive flock: `None` when another process holds it.
-fn try_lock(path: &std::path::Path) -> Result<Option<registry::Lock>> {
-    match registry::lock_file(path, libc::LOCK_EX | libc::LOCK_NB) {
+/// An exclusive flock; without `wait`, `None` when another process holds it.
+fn try_lock(path: &std::path::Path, wait: bool) -> Result<Option<registry::Lock>> {
+    let how = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    match registry::lock_file(path, how) {
         Ok(l) => Ok(Some(l)),
         Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EWOULDBLOCK) => {
             Ok(None)
