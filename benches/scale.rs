@@ -182,6 +182,33 @@ fn usage(ids: &[String], window: Duration) -> (u64, f64) {
 }
 
 /// The value of the dbaas.home label of the home's containers.
+/// Busy and total jiffies of the whole host (/proc/stat): the containers'
+/// own cgroups miss what their health checks cost dockerd, containerd and
+/// runc.
+fn host_jiffies() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = f.iter().sum();
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// The host's busy CPU over `window`, in cores.
+fn host_busy(window: Duration) -> f64 {
+    let (b0, t0) = host_jiffies();
+    std::thread::sleep(window);
+    let (b1, t1) = host_jiffies();
+    let cpus = dbaas::settings::host_cpus() as f64;
+    (b1 - b0) as f64 / (t1 - t0).max(1) as f64 * cpus
+}
+
 fn tag_of(root: &Path) -> String {
     dbaas::home::Home::new(dbaas::settings::Settings::with_root(root.to_path_buf())).tag()
 }
@@ -229,6 +256,11 @@ fn main() {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
+    let idle_before = host_busy(Duration::from_secs(10));
+    println!(
+        "host busy before any instance (serve running): {:.1}% of a core",
+        idle_before * 100.0
+    );
     let ps_args = [
         "ps",
         "-a",
@@ -238,7 +270,7 @@ fn main() {
         dbaas::engine::compose::PS_FORMAT,
     ];
 
-    println!("instances | create batch | list | top | GET /instances | GET /metrics | status refresh (docker ps) | memory/instance | idle CPU/instance");
+    println!("instances | create batch | list | top | GET /instances | GET /metrics | status refresh (docker ps) | memory/instance | idle CPU/instance (containers' cgroups) | host idle CPU/instance");
     let mut made = 0usize;
     let mut create_time = Duration::ZERO;
     for checkpoint in [10usize, 50, 100, 200].into_iter().filter(|c| *c <= total) {
@@ -275,8 +307,9 @@ fn main() {
             .collect();
         let ids = containers(&tag);
         let (mem, cores) = usage(&ids, Duration::from_secs(20));
+        let host = host_busy(Duration::from_secs(30));
         println!(
-            "{checkpoint:>9} | {:>7.1} s ({:.2} s each) | {} | {} | {} | {} | {} | {:.1} MiB | {:.2}% of a core",
+            "{checkpoint:>9} | {:>7.1} s ({:.2} s each) | {} | {} | {} | {} | {} | {:.1} MiB | {:.2}% of a core | {:.2}% of a core",
             took.as_secs_f64(),
             took.as_secs_f64() / names.len() as f64,
             ms(median(lists)),
@@ -286,6 +319,7 @@ fn main() {
             ms(median(pss)),
             mem as f64 / checkpoint as f64 / (1 << 20) as f64,
             cores * 100.0 / checkpoint as f64,
+            (host - idle_before).max(0.0) * 100.0 / checkpoint as f64,
         );
     }
     let rss = std::fs::read_to_string(format!("/proc/{}/status", server.id()))

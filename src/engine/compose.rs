@@ -140,6 +140,11 @@ impl Engine for Compose {
             .await
     }
 
+    async fn up_service(&self, id: &str, service: &Service) -> Result<()> {
+        self.in_project(id, &["up", "-d", "--no-deps", service.name()], UP_TIMEOUT)
+            .await
+    }
+
     async fn down(&self, id: &str) -> Result<()> {
         let grace = STOP_GRACE_SECS.to_string();
         let dir = self.home.instance_dir(id);

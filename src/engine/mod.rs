@@ -193,6 +193,10 @@ pub trait Engine: Send + Sync {
     /// Starts (or updates) every service of an instance; does not wait for
     /// readiness. Idempotent.
     async fn up(&self, id: &str) -> Result<()>;
+    /// Starts one service (and the network it needs) without those that
+    /// depend on it, so that a create can wait for PostgreSQL while the
+    /// others start.
+    async fn up_service(&self, id: &str, service: &Service) -> Result<()>;
     /// Stops and removes the containers; data stays. Works from the id
     /// alone, so it also cleans up when the directory is gone. Idempotent.
     async fn down(&self, id: &str) -> Result<()>;

@@ -277,20 +277,25 @@ async fn provision_and_start(
         ProvisionSlot::acquire(home),
     )
     .await?;
+    // PostgreSQL first; its sidecars start while it comes up.
+    let engine = engine::of(home);
     oplog::step(
         home,
         &inst.id,
-        "create.compose_up",
-        engine::of(home).up(&inst.id),
+        "create.compose_up_db",
+        engine.up_service(&inst.id, &engine::Service::Db),
     )
     .await?;
-    oplog::step(
-        home,
-        &inst.id,
-        "create.wait_ready",
-        wait_ready(home, inst, &creds.app_password),
-    )
-    .await
+    let (rest, ready) = tokio::join!(
+        oplog::step(home, &inst.id, "create.compose_up", engine.up(&inst.id)),
+        oplog::step(
+            home,
+            &inst.id,
+            "create.wait_ready",
+            wait_ready(home, inst, &creds.app_password),
+        )
+    );
+    ready.and(rest)
 }
 
 /// Under the registry lock: the name is free, the port is free (registry and
