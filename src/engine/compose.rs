@@ -232,6 +232,23 @@ impl Engine for Compose {
         Ok(parse_ps(&self.run(&args, None, QUICK_TIMEOUT).await?))
     }
 
+    async fn ps_service(&self, service: &Service) -> Result<PsMap> {
+        let home_filter = format!("label=dbaas.home={}", self.home.tag());
+        let service_filter = format!("label=com.docker.compose.service={}", service.name());
+        let args = [
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            home_filter.as_str(),
+            "--filter",
+            service_filter.as_str(),
+            "--format",
+            PS_FORMAT,
+        ];
+        Ok(parse_ps(&self.run(&args, None, QUICK_TIMEOUT).await?))
+    }
+
     async fn logs(
         &self,
         id: &str,

@@ -206,6 +206,9 @@ pub trait Engine: Send + Sync {
     async fn restart_service(&self, id: &str, service: &Service) -> Result<()>;
     /// The containers of every instance of this home (or of one), in one call.
     async fn ps(&self, only: Option<&str>) -> Result<PsMap>;
+    /// The containers of one service of every instance, in one call: what
+    /// the list views need (the db's), at a third of the cost of `ps`.
+    async fn ps_service(&self, service: &Service) -> Result<PsMap>;
     /// The newest `tail` lines of a service's log, at most `max_bytes`.
     async fn logs(
         &self,

@@ -225,10 +225,11 @@ async fn registry_and_containers(home: &Home) -> Result<(Registry, PsMap)> {
         move || registry::load(&home)
     })
     .await?;
+    // The views read the db containers alone.
     let ps: PsMap = if reg.instances.is_empty() {
         HashMap::new()
     } else {
-        containers(home).await?
+        engine::of(home).ps_service(&Service::Db).await?
     };
     Ok((reg, ps))
 }
