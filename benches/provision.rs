@@ -16,23 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dbaasctl");
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
+mod common;
+use common::{batched, env_num, median, ms, time_cmd, BIN};
 
 struct Home {
     root: PathBuf,
@@ -150,15 +135,6 @@ fn floor_once(rt: &tokio::runtime::Runtime, scratch: &Path, port: u16) -> Durati
         .args(["rm", "-f", "-v", &name])
         .output();
     let _ = std::fs::remove_dir_all(scratch);
-    took
-}
-
-fn time_cmd(mut c: Command) -> Duration {
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    let start = Instant::now();
-    let st = c.status().unwrap();
-    let took = start.elapsed();
-    assert!(st.success());
     took
 }
 
@@ -326,26 +302,7 @@ fn main() {
 
     // (c) list with N instances: created 4 at a time.
     let names: Vec<String> = (0..list_n).map(|i| format!("list-{i}")).collect();
-    for chunk in names.chunks(4) {
-        let children: Vec<_> = chunk
-            .iter()
-            .map(|n| {
-                home.cmd(&["create", n, "--memory", "256m"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for c in children {
-            let out = c.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
+    batched(&names, 4, |n| home.cmd(&["create", n, "--memory", "256m"]));
     let listed = home.run(&["list", "--json"]);
     let count = serde_json::from_str::<serde_json::Value>(&listed)
         .unwrap()

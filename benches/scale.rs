@@ -17,23 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dbaasctl");
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
+mod common;
+use common::{batched, env_num, median, ms, time_cmd, BIN};
 
 struct Home {
     root: PathBuf,
@@ -69,41 +54,6 @@ impl Drop for Home {
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-/// Runs `args` for every item, `batch` at a time; panics on a failure.
-fn batched(home: &Home, items: &[String], batch: usize, args: impl Fn(&str) -> Vec<String>) {
-    for chunk in items.chunks(batch) {
-        let children: Vec<_> = chunk
-            .iter()
-            .map(|n| {
-                let a = args(n);
-                let a: Vec<&str> = a.iter().map(String::as_str).collect();
-                home.cmd(&a)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for c in children {
-            let out = c.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
-fn time_cmd(mut c: Command) -> Duration {
-    c.stdout(Stdio::null()).stderr(Stdio::null());
-    let start = Instant::now();
-    let st = c.status().unwrap();
-    let took = start.elapsed();
-    assert!(st.success());
-    took
 }
 
 /// One HTTP/1.1 GET with the token; the time to the whole answer.
@@ -276,8 +226,8 @@ fn main() {
     for checkpoint in [10usize, 50, 100, 200].into_iter().filter(|c| *c <= total) {
         let names: Vec<String> = (made..checkpoint).map(|i| format!("s-{i:03}")).collect();
         let start = Instant::now();
-        batched(&home, &names, batch, |n| {
-            [
+        batched(&names, batch, |n| {
+            home.cmd(&[
                 "create",
                 n,
                 "--memory",
@@ -285,9 +235,7 @@ fn main() {
                 "--cpus",
                 "0.25",
                 "--no-backups",
-            ]
-            .map(String::from)
-            .to_vec()
+            ])
         });
         let took = start.elapsed();
         create_time += took;
@@ -340,9 +288,7 @@ fn main() {
     let _ = server.wait();
     let names: Vec<String> = (0..made).map(|i| format!("s-{i:03}")).collect();
     let start = Instant::now();
-    batched(&home, &names, batch, |n| {
-        ["destroy", n, "--yes"].map(String::from).to_vec()
-    });
+    batched(&names, batch, |n| home.cmd(&["destroy", n, "--yes"]));
     println!(
         "destroyed {made} instances in {:.1} s ({batch} at a time)",
         start.elapsed().as_secs_f64()

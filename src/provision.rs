@@ -364,21 +364,8 @@ fn write_backup_about(repo: &Path, inst: &Instance) -> Result<()> {
 /// files that carry the instance's name are written again. The name is only
 /// in comments of what the containers read, so none of them changes.
 pub fn rename(dir: &Path, inst: &Instance, home_tag: &str) -> Result<()> {
-    write_atomic(
-        &dir.join(COMPOSE_FILE),
-        render_compose(inst, home_tag).as_bytes(),
-        0o644,
-    )?;
-    write_atomic(&dir.join(".env"), render_env(inst).as_bytes(), 0o600)?;
-    if let Some(policy) = &inst.backups {
-        write_atomic(
-            &dir.join(PGBACKREST_CONF),
-            render_pgbackrest(inst, policy).as_bytes(),
-            0o644,
-        )?;
-        write_backup_about(&backup_repo_dir(dir, &inst.id), inst)?;
-    }
-    Ok(())
+    rewrite(dir, inst, home_tag)?;
+    write_atomic(&dir.join(".env"), render_env(inst).as_bytes(), 0o600)
 }
 
 /// secrets/pgbackrest_s3.conf: the S3 repository's keys, a compose secret.
