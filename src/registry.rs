@@ -156,6 +156,10 @@ impl Registry {
     }
 }
 
+/// The registry name of every spare of the warm pool (ops/pool.rs); no
+/// instance can be named so.
+pub const SPARE_NAME: &str = "(spare)";
+
 pub fn not_found(key: &str) -> Error {
     Error::NotFound {
         what: format!("instance '{key}'"),

@@ -58,13 +58,11 @@ impl Pending {
     }
 }
 
-/// Validate, allocate under the lock, provision, `compose up`, wait until the
-/// app user can connect, record `running`. Any failure after the registry
-/// entry exists rolls everything back, unless `keep_on_failure`.
-pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
-    if let Some(c) = super::pool::claim(home, &req).await? {
-        return Ok(c);
-    }
+/// A new instance (the warm pool aside, see pool::create): validate,
+/// allocate under the lock, provision, `compose up`, wait until the app user
+/// can connect, record `running`. Any failure after the registry entry
+/// exists rolls everything back, unless `keep_on_failure`.
+pub async fn create_new(home: &Home, req: CreateRequest) -> Result<Created> {
     let on_failure = if req.keep_on_failure {
         OnFailure::Keep
     } else {
@@ -96,7 +94,7 @@ pub(super) async fn create_begin_as(
 ) -> Result<Pending> {
     let mut v = crate::validate::create(req, host())?;
     if spare {
-        v.name = super::pool::SPARE_NAME.to_string();
+        v.name = registry::SPARE_NAME.to_string();
     }
     let s3 = s3_for(home, req, v.backups.is_some())?;
     v.s3 = s3.as_ref().map(|s| s.repo.clone());

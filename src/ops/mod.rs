@@ -30,11 +30,12 @@ pub use access::{
 };
 pub use capacity::{Budget, ProvisionSlot};
 pub use create::{
-    create, create_begin, create_finish, pick_port, port_is_free, CreateRequest, Created,
+    create_begin, create_finish, create_new, pick_port, port_is_free, CreateRequest, Created,
     OnFailure, Pending,
 };
 pub use destroy::{abandon_own_creates, destroy, remove_instance};
 pub use lifecycle::{down, restart, up};
+pub use pool::create;
 pub use record::{creator_alive, interrupted, refuse_if_creating};
 pub use recover::resume;
 pub use views::{

@@ -24,8 +24,7 @@ use crate::validate::{CreateRequest, ValidCreate};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// The registry name of every spare (no instance can be named so).
-pub const SPARE_NAME: &str = "(spare)";
+pub use crate::registry::SPARE_NAME;
 /// A spare that does not answer this fast is not used (and is replaced).
 const CLAIM_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -96,6 +95,15 @@ pub fn serves(spare: &Instance, v: &ValidCreate) -> bool {
         && spare.user == v.user
         && spare.metrics_interval == v.metrics_interval
         && spare.backups == v.backups
+}
+
+/// `dbaasctl create` and `POST /instances` (waiting): a spare of the pool
+/// when one serves the request, else a new instance.
+pub async fn create(home: &Home, req: CreateRequest) -> Result<Created> {
+    match claim(home, &req).await? {
+        Some(c) => Ok(c),
+        None => super::create::create_new(home, req).await,
+    }
 }
 
 /// Serves a create from the pool when it can: `None` when the pool has no
