@@ -31,6 +31,17 @@ fn wait_for(s: &Server, name: &str, what: &str, done: impl Fn(u16, &str) -> bool
     }
 }
 
+/// When the instance's PostgreSQL started, or None while it does not answer.
+fn postmaster_start(s: &Server, name: &str) -> Option<String> {
+    let r = s.post(
+        &format!("/database/{name}/sql"),
+        &json!({"sql": "SELECT pg_postmaster_start_time()::text AS t"}),
+    );
+    (r.status == 200)
+        .then(|| r.json()["rows"][0]["t"].to_string())
+        .filter(|t| t != "null")
+}
+
 /// Every route works on a running instance.
 fn routes_work(s: &Server, name: &str) {
     for path in [
@@ -78,9 +89,15 @@ fn operations_run_to_their_end_when_the_client_leaves() {
         wait_for(&s, &name, "running", |_, st| st == "running");
         routes_work(&s, &name);
 
+        let started = postmaster_start(&s, &name).expect("running");
         hang_up("POST", &format!("/instances/{name}/restart"), "", after);
-        // A restart passes through states of its own; it ends running.
-        std::thread::sleep(after);
+        // The status may read `running` before the restart has begun: wait
+        // for the new server (which also shows the restart ran to its end).
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while postmaster_start(&s, &name).is_none_or(|t| t == started) {
+            assert!(Instant::now() < deadline, "{name} was not restarted");
+            std::thread::sleep(Duration::from_millis(200));
+        }
         wait_for(&s, &name, "running", |_, st| st == "running");
         routes_work(&s, &name);
 
