@@ -109,6 +109,7 @@ pub fn backup_schedule(s: &str) -> Result<String> {
     let s = s.trim();
     if let Some(hm) = s.strip_prefix("daily@") {
         let ok = hm.len() == 5
+            && hm.is_ascii()
             && hm.as_bytes()[2] == b':'
             && hm[..2].parse::<u32>().is_ok_and(|h| h < 24)
             && hm[3..].parse::<u32>().is_ok_and(|m| m < 60)
@@ -124,7 +125,9 @@ pub fn backup_schedule(s: &str) -> Result<String> {
             format!("'{}' is not a time of day; {fix}", printable(s)),
         ));
     }
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    // Split before the last character, not byte: any text may come in.
+    let cut = s.char_indices().last().map_or(0, |(i, _)| i);
+    let (n, unit) = s.split_at(cut);
     let secs = match (n.parse::<u64>(), unit) {
         (Ok(n), "m") if !n_has_sign(s) => n * 60,
         (Ok(n), "h") if !n_has_sign(s) => n * 3600,
@@ -571,6 +574,23 @@ pub use crate::error::printable;
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_schedule_in_any_text_is_an_error_not_a_panic() {
+        for bad in [
+            "N\u{fbec4}jKn\u{40342}o(\u{e9}",
+            "1\u{e9}",
+            "daily@1\u{e9}:0",
+            "\u{e9}",
+            "",
+            "24h\u{e9}",
+        ] {
+            let e = backup_schedule(bad).unwrap_err().to_string();
+            assert!(e.contains("backup_schedule"), "{bad}: {e}");
+        }
+        assert_eq!(backup_schedule("24h").unwrap(), "24h");
+        assert_eq!(backup_schedule("daily@03:30").unwrap(), "daily@03:30");
+    }
 
     const GIB: u64 = 1 << 30;
 
