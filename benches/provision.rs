@@ -240,24 +240,13 @@ fn main() {
 
     // (e) 10 creates at once, from the template and with initdb.
     let together = |provision: &str| {
+        let names: Vec<String> = (0..10).map(|i| format!("many-{i}")).collect();
         let start = Instant::now();
-        let children: Vec<_> = (0..10)
-            .map(|i| {
-                let mut c = home.cmd(&["create", &format!("many-{i}"), "--memory", "256m"]);
-                c.env("DBAAS_PROVISION", provision)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped());
-                c.spawn().unwrap()
-            })
-            .collect();
-        for c in children {
-            let out = c.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        batched(&names, 10, |n| {
+            let mut c = home.cmd(&["create", n, "--memory", "256m"]);
+            c.env("DBAAS_PROVISION", provision);
+            c
+        });
         let took = start.elapsed();
         for i in 0..10 {
             home.run(&["destroy", &format!("many-{i}"), "--yes"]);
