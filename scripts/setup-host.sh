@@ -47,10 +47,12 @@ else
     say "installed mmdebstrap"
 fi
 
-# 3. Test and benchmark tools from Debian: headless Chromium (the docs pages
-#    test), wrk (API benchmarks), pgbench (the database benchmark's baseline).
+# 3. Test and benchmark tools from Debian: headless Chromium and its
+#    WebDriver (the docs pages and the console's browser tests), wrk (API
+#    benchmarks), pgbench (the database benchmark's baseline).
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v unzip >/dev/null || missing+=(unzip)
 command -v pgbench >/dev/null || missing+=(postgresql-client)
@@ -58,7 +60,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
     say "installed ${missing[*]}"
 else
-    say "chromium, wrk, unzip, pgbench present"
+    say "chromium, chromedriver, wrk, unzip, pgbench present"
 fi
 
 # 4. ReDoc's standalone bundle, from the PyPI package that ships it, so /redoc

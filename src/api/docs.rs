@@ -45,6 +45,8 @@ use warp::http::StatusCode;
         database::transaction,
         monitoring::samples,
         monitoring::summary,
+        monitoring::series,
+        monitoring::summaries,
         monitoring::agent,
         monitoring::agent_logs,
         monitoring::agent_restart,
@@ -52,6 +54,8 @@ use warp::http::StatusCode;
     ),
     components(schemas(
         crate::ops::InstanceView,
+        crate::metrics::series::Series,
+        monitoring::InstanceSummary,
         crate::ops::Created,
         instances::CreateBody,
         instances::ResizeBody,

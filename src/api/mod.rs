@@ -6,6 +6,7 @@
 
 /// A handler's early return: the value, or the error as a reply.
 pub mod backups;
+pub mod console;
 pub mod database;
 pub mod docs;
 pub mod dumps;
@@ -14,6 +15,7 @@ pub mod monitoring;
 pub mod reply;
 pub mod routes;
 pub mod server;
+pub mod session;
 pub mod state;
 
 use crate::error::{Error, Result};
@@ -192,8 +194,12 @@ where
     B: Buf + Send + 'static,
 {
     let route = req.route;
-    if !route.is_some_and(|r| r.public) && !state.authorized(&req.headers) {
-        return unauthorized();
+    if !route.is_some_and(|r| r.public) {
+        match state.access(&req.method, &req.headers) {
+            session::Access::Token | session::Access::Session(_) => {}
+            session::Access::Forged => return forged(),
+            session::Access::None => return unauthorized(),
+        }
     }
     if route.is_some_and(|r| r.streams_body) {
         let stream = body.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining())));
@@ -263,6 +269,17 @@ fn body_too_slow() -> Reply {
             "the body did not arrive within {} s",
             BODY_TIMEOUT.as_secs()
         ),
+        serde_json::Value::Null,
+    )
+}
+
+/// A console session's change without its CSRF token, or from another
+/// site.
+fn forged() -> Reply {
+    reply::error(
+        403,
+        "csrf",
+        "refused: a change made with the console's session must come from the console's own page, with its X-CSRF-Token header; reload the page, or use the bearer token",
         serde_json::Value::Null,
     )
 }
@@ -442,6 +459,15 @@ async fn dispatch(
     let (id, table) = (param(0), param(1));
     let m = &req.method;
     match route {
+        "/" => console::page(state, req, "overview", "", "").await,
+        "/login" if *m == Method::GET => console::login_page(state, req),
+        "/login" => console::login(state, req).await,
+        "/logout" => Ok(console::logout(state, req)),
+        "/ui/assets/*" => Ok(console::asset(&p.join("/"))),
+        "/ui/instances/{id}" => console::page(state, req, "instance", id, "").await,
+        "/ui/instances/{id}/tables" => console::page(state, req, "tables", id, "").await,
+        "/ui/instances/{id}/tables/{table}" => console::page(state, req, "table", id, table).await,
+        "/ui/instances/{id}/sql" => console::page(state, req, "sql", id, "").await,
         "/health" => Ok(instances::health(state)),
         "/openapi.json" => Ok(docs::openapi_json()),
         "/docs/*" => Ok(docs::swagger(&req.path, &p.join("/"))),
@@ -483,6 +509,8 @@ async fn dispatch(
         "/database/{id}/transaction" => database::transaction(state, req, id).await,
         "/monitoring/{id}/metrics" => monitoring::samples(state, req, id).await,
         "/monitoring/{id}/metrics/summary" => monitoring::summary(state, id).await,
+        "/monitoring/{id}/metrics/series" => monitoring::series(state, req, id).await,
+        "/monitoring/summaries" => monitoring::summaries(state).await,
         "/monitoring/{id}/agent" => monitoring::agent(state, id).await,
         "/monitoring/{id}/agent/logs" => monitoring::agent_logs(state, req, id).await,
         "/monitoring/{id}/agent/restart" => monitoring::agent_restart(state, id).await,

@@ -112,6 +112,101 @@ pub async fn summary(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
     Ok(reply::json(200, &summary))
 }
 
+/// The longest window a series covers.
+const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
+
+#[utoipa::path(get, path = "/monitoring/{id}/metrics/series", tag = "monitoring",
+    params(("id" = String, Path, description = "Instance id or name"),
+        ("window" = Option<String>, Query, description = "how far back: a duration such as 1h (default) or 24h, at most 7d")),
+    responses((status = 200, description = "The window in at most 240 points: rates and gauges per point, null where the agent had no sample or the database was down (`down` says which)", body = metrics::series::Series),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn series(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply, Error> {
+    let inst = find(state, id)?;
+    let raw = req.query_param("window").unwrap_or_else(|| "1h".into());
+    let window = humantime::parse_duration(&raw)
+        .ok()
+        .filter(|w| w.as_secs() >= 60 && *w <= MAX_WINDOW)
+        .ok_or_else(|| {
+            Error::invalid(
+                "window",
+                format!("'{raw}' is not a duration from 1m to 7d, such as 1h or 24h"),
+            )
+        })?;
+    let dir = metrics::dir_of(&state.home, &inst.id);
+    let interval = inst.metrics_interval;
+    let series = metrics::read_files(move || {
+        let now = std::time::SystemTime::now();
+        let end = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let w = window.as_secs_f64();
+        let step = metrics::series::step_for(w, interval);
+        let mut b = metrics::series::Builder::new(end, w, step);
+        // One step more than the window: the first point's rate needs the
+        // sample before it.
+        let since = now
+            .checked_sub(window + std::time::Duration::from_secs_f64(step * 2.0))
+            .map(tail::format_ts)
+            .unwrap_or_else(|| "0000".into());
+        let res = tail::range(&dir, &since, "9999", |line| {
+            if let Some(s) = tail::parse(line).and_then(metrics::Sample::from_value) {
+                b.add(s);
+            }
+            Ok(())
+        });
+        res.map(|_| b.finish())
+    })
+    .await?
+    .map_err(|e| Error::io("reading the metrics files", e))?;
+    Ok(reply::json(200, &series))
+}
+
+/// One instance's row of the summaries.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct InstanceSummary {
+    pub id: String,
+    pub name: String,
+    /// The latest sample's age in seconds (none before the first).
+    pub sample_age_seconds: Option<f64>,
+    pub summary: Summary,
+}
+
+#[utoipa::path(get, path = "/monitoring/summaries", tag = "monitoring",
+    responses((status = 200, description = "The summary of every instance, in one request (what the console's overview shows)", body = [InstanceSummary]),
+        (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn summaries(state: &Arc<AppState>) -> Result<Reply, Error> {
+    Ok(reply::json(200, &all_summaries(state).await?))
+}
+
+/// Every instance's summary (the overview's figures), read concurrently
+/// with nothing: one blocking task walks the files.
+pub async fn all_summaries(state: &Arc<AppState>) -> Result<Vec<InstanceSummary>, Error> {
+    let reg = state.registry()?;
+    let insts: Vec<Instance> = reg.owned().cloned().collect();
+    let home = state.home.clone();
+    metrics::read_files(move || {
+        insts
+            .into_iter()
+            .map(|i| {
+                let samples = tail::last_samples(&metrics::dir_of(&home, &i.id), 2);
+                let sample_age_seconds = samples.last().and_then(|s| s.age_seconds());
+                let mut summary = metrics::summary::summarize(&samples);
+                summary.backups = ops::protection::health(&home, &i);
+                InstanceSummary {
+                    id: i.id,
+                    name: i.name,
+                    sample_age_seconds,
+                    summary,
+                }
+            })
+            .collect()
+    })
+    .await
+}
+
 async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentStatus, Error> {
     let should_run = [inst.id.as_str()];
     let should_run: &[&str] = if inst.state == State::Running {

@@ -39,10 +39,30 @@ const fn public(path: &'static str, documented: bool) -> Route {
     }
 }
 
+/// A console page or form: no bearer token (its handler checks the
+/// session), not in the API's document.
+const fn console(path: &'static str, methods: &'static [Method]) -> Route {
+    Route {
+        path,
+        methods,
+        public: true,
+        documented: false,
+        streams_body: false,
+    }
+}
+
 const GET: &[Method] = &[Method::GET];
 const POST: &[Method] = &[Method::POST];
 
 pub const ROUTES: &[Route] = &[
+    console("/", GET),
+    console("/login", &[Method::GET, Method::POST]),
+    console("/logout", POST),
+    console("/ui/assets/*", GET),
+    console("/ui/instances/{id}", GET),
+    console("/ui/instances/{id}/tables", GET),
+    console("/ui/instances/{id}/tables/{table}", GET),
+    console("/ui/instances/{id}/sql", GET),
     public("/health", true),
     public("/openapi.json", false),
     public("/docs/*", false),
@@ -84,6 +104,8 @@ pub const ROUTES: &[Route] = &[
     route("/database/{id}/transaction", POST),
     route("/monitoring/{id}/metrics", GET),
     route("/monitoring/{id}/metrics/summary", GET),
+    route("/monitoring/{id}/metrics/series", GET),
+    route("/monitoring/summaries", GET),
     route("/monitoring/{id}/agent", GET),
     route("/monitoring/{id}/agent/logs", GET),
     route("/monitoring/{id}/agent/restart", POST),
@@ -102,7 +124,12 @@ pub const ROUTES: &[Route] = &[
 /// for a `*` route, the segments it matched).
 pub fn lookup<'a>(segments: &[&'a str]) -> Option<(&'static Route, Vec<&'a str>)> {
     ROUTES.iter().find_map(|r| {
-        let pattern: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+        let pattern: Vec<&str> = r
+            .path
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .collect();
         let mut params = vec![];
         for (i, p) in pattern.iter().enumerate() {
             if *p == "*" {
@@ -146,7 +173,7 @@ mod tests {
         assert_eq!((r.label(), p), ("/docs", vec!["a", "b.js"]));
         assert!(lookup(&["instances", "x", "y", "z"]).is_none());
         assert!(lookup(&["nope"]).is_none());
-        assert!(lookup(&[]).is_none());
+        assert_eq!(lookup(&[]).unwrap().0.path, "/");
     }
 
     /// Every documented route and method is in /openapi.json, and every

@@ -32,6 +32,8 @@ pub struct AppState {
     registry: Mutex<Option<(FileKey, Arc<Registry>)>>,
     /// One connection pool per instance, for /database.
     pub pools: crate::db::pool::Pools,
+    /// The console's sign-ins.
+    pub sessions: super::session::Sessions,
     /// Requests served, for /metrics.
     pub requests: crate::metrics::RequestStats,
     started: Instant,
@@ -62,21 +64,26 @@ impl AppState {
             pool_claimed: Notify::new(),
             registry: Mutex::new(None),
             requests: Default::default(),
+            sessions: Default::default(),
             started: Instant::now(),
             status_read_ms: std::sync::atomic::AtomicU64::new(0),
             docker_health: Mutex::new(None),
         }
     }
 
-    /// Constant-time comparison of the bearer token.
-    pub fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        let Some(given) = value.strip_prefix("Bearer ") else {
-            return false;
-        };
-        constant_time_eq(given.trim().as_bytes(), self.token.as_bytes())
+    /// How a request is authorised: the bearer token (compared in constant
+    /// time), or a console session.
+    pub fn access(
+        &self,
+        method: &warp::http::Method,
+        headers: &HeaderMap,
+    ) -> super::session::Access {
+        super::session::access(&self.sessions, &self.token, method, headers)
+    }
+
+    /// The API token, for the console's sign-in.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// The lock that serializes requests for one instance (or one name

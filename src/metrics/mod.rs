@@ -4,6 +4,7 @@
 
 pub mod prom;
 pub mod sample;
+pub mod series;
 pub mod summary;
 pub mod tail;
 
