@@ -15,10 +15,12 @@ setup:
 build:
 	$(CARGO) build --release --locked
 
-## demo: set up the host, build, create an instance named demo, print its connection string
+## demo: set up the host, build, create an instance named demo, print its connection string, then serve the API and the web console on 127.0.0.1:8000 (Ctrl+C stops the server; the instance keeps running)
 demo: setup build
 	@if $(DBAASCTL) show demo >/dev/null 2>&1; then $(DBAASCTL) up demo; else $(DBAASCTL) create demo >/dev/null; fi
 	@$(DBAASCTL) url demo
+	@echo "web console: open http://127.0.0.1:8000/ and sign in with the API token$$(test -s config/api-token && echo ": $$(cat config/api-token)" || echo " that serve prints below")"
+	@$(DBAASCTL) serve --listen 127.0.0.1:8000
 
 ## lint: formatting and clippy, warnings are errors
 lint:
@@ -42,13 +44,14 @@ prometheus-check: setup
 fuzz: setup
 	bash scripts/fuzz-api.sh
 
-## bench: provisioning, API, database, monitoring, backup and scale (200 instances, ~12 min) benchmarks (print figures; see README)
+## bench: provisioning, API, database, monitoring, backup, console and scale (200 instances, ~12 min) benchmarks (print figures; see README)
 bench: setup build
 	bash scripts/bench-provision.sh
 	bash scripts/bench-api.sh
 	bash scripts/bench-db.sh
 	bash scripts/bench-monitoring.sh
 	bash scripts/bench-backup.sh
+	bash scripts/bench-console.sh
 	bash scripts/bench-scale.sh
 
 clean:

@@ -1,5 +1,7 @@
 //! What the benchmarks share: settings from the environment, medians, and
 //! timing a command.
+// Each benchmark uses a part of this module.
+#![allow(dead_code)]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

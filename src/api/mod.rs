@@ -68,7 +68,11 @@ pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
         listen,
         routes,
         max_connections,
-        |addr| eprintln!("dbaas API listening on http://{addr} (docs: http://{addr}/docs)"),
+        |addr| {
+            eprintln!(
+                "dbaas API listening on http://{addr} (docs: http://{addr}/docs)\nconsole: http://{addr}/ (sign in with the API token)"
+            )
+        },
         shutdown,
     )
     .await

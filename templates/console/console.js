@@ -391,9 +391,16 @@ function chart(spec, s) {
   const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": spec.title + ", " + (chartWindow === "1h" ? "last hour" : "last 24 hours") });
   const bw = (W - L - R) / n;
   // Gaps (no sample) and outages (database down) as shaded columns.
-  for (let i = 0; i < n; i++) {
-    const cls = s.down[i] ? "down" : s.samples[i] === 0 ? "gap" : null;
-    if (cls) g.append(svg("rect", { class: cls, x: (L + bw * i).toFixed(1), y: T, width: (bw + 0.2).toFixed(1), height: H - T - B }));
+  // Runs of buckets of one kind become one rectangle; before the instance
+  // existed there is nothing to miss.
+  const born = view ? Date.parse(view.created_at) / 1000 : 0;
+  const kind = (i) => (s.down[i] ? "down" : s.samples[i] === 0 && s.times[i] > born ? "gap" : null);
+  for (let i = 0; i < n;) {
+    const k = kind(i);
+    let j = i + 1;
+    while (j < n && kind(j) === k) j++;
+    if (k) g.append(svg("rect", { class: k, x: (L + bw * i).toFixed(1), y: T, width: (bw * (j - i)).toFixed(1), height: H - T - B }));
+    i = j;
   }
   g.append(svg("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }));
   g.append(svg("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
