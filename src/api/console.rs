@@ -7,8 +7,8 @@
 //! it paints without waiting for a request.
 
 use super::reply::{self, Reply};
-use super::session::{self, Session};
-use super::state::{constant_time_eq, AppState};
+use super::session::{self, constant_time_eq, Session};
+use super::state::AppState;
 use super::Request;
 use crate::error::Error;
 use crate::registry::State;

@@ -214,13 +214,6 @@ impl AppState {
     }
 }
 
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// DBAAS_API_TOKEN, or config/api-token (0600), generated and printed once
 /// on the first `serve`.
 pub fn load_or_create_token(home: &Home) -> Result<String> {
@@ -268,16 +261,4 @@ fn check_token_file(path: &std::path::Path) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
 }
