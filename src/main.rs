@@ -370,7 +370,9 @@ async fn sql(home: &Home, c: cli::Sql) -> Result<()> {
     let json = c.json;
     let opts = dbaas::db::sql_options(&home.settings.db, c.read_only, !json);
     let rs = ops::with_client(home, &c.name, move |client| {
-        dbaas::db::exec::run_sql(client, &st, &opts, &|| false)
+        // A one-off connection: a late cancel has no next statement to hit.
+        let cancelled = std::cell::Cell::new(false);
+        dbaas::db::exec::run_sql(client, &st, &opts, &|| false, &cancelled)
     })
     .await?;
     if json {

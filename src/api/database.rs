@@ -457,8 +457,12 @@ pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply
         // Any statement may change the catalog.
         p.forget_tables();
         let abandoned = c.abandon_check();
-        let res = exec::run_sql(&mut c.client, &st, &opts, &abandoned);
+        let cancelled = std::cell::Cell::new(false);
+        let res = exec::run_sql(&mut c.client, &st, &opts, &abandoned, &cancelled);
         session::reset(c);
+        // A cancel sent for a result past its bound may land late, on the
+        // session's next statement: the session is not reused.
+        c.broken |= cancelled.get();
         res
     })
     .await;
@@ -502,8 +506,17 @@ pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Resu
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
         let abandoned = c.abandon_check();
-        let res = exec::run_transaction(&mut c.client, &statements, isolation, &opts, &abandoned);
+        let cancelled = std::cell::Cell::new(false);
+        let res = exec::run_transaction(
+            &mut c.client,
+            &statements,
+            isolation,
+            &opts,
+            &abandoned,
+            &cancelled,
+        );
         session::reset(c);
+        c.broken |= cancelled.get();
         res
     })
     .await;

@@ -302,22 +302,33 @@ pub fn command_of(sql: &str) -> String {
 /// `DBAAS_MAX_RESULT_BYTES` bytes as PostgreSQL sends them), shared by the
 /// statements of a transaction. Past it the statement is cancelled on the
 /// server, not buffered.
-pub struct Budget {
+pub struct Budget<'a> {
     rows: u64,
     bytes: u64,
     max_rows: u64,
     max_bytes: u64,
     cancel: postgres::CancelToken,
+    /// Set once a cancel request was sent: it reaches the server on a
+    /// connection of its own, possibly after the statement ended, and would
+    /// then cancel the session's next statement, so the session must not
+    /// serve another request (the pool closes it).
+    cancelled: &'a std::cell::Cell<bool>,
 }
 
-impl Budget {
-    pub fn new(client: &postgres::Client, max_rows: u64, max_bytes: u64) -> Budget {
+impl<'a> Budget<'a> {
+    pub fn new(
+        client: &postgres::Client,
+        max_rows: u64,
+        max_bytes: u64,
+        cancelled: &'a std::cell::Cell<bool>,
+    ) -> Budget<'a> {
         Budget {
             rows: max_rows,
             bytes: max_bytes,
             max_rows,
             max_bytes,
             cancel: client.cancel_token(),
+            cancelled,
         }
     }
 
@@ -344,6 +355,7 @@ impl Budget {
                 Ok(())
             }
             Some(what) => {
+                self.cancelled.set(true);
                 if let Err(e) = self.cancel.cancel_query(postgres::NoTls) {
                     log::warn!("cancelling an oversized statement: {e}");
                 }
@@ -363,7 +375,7 @@ pub fn run_statement(
     st: &Statement,
     index: Option<usize>,
     array_mode: bool,
-    budget: &mut Budget,
+    budget: &mut Budget<'_>,
 ) -> Result<ResultSet, Failure> {
     let at = |field: &str| match index {
         Some(i) => format!("statements[{i}].{field}"),
@@ -441,10 +453,11 @@ pub fn run_sql(
     st: &Statement,
     opts: &SqlOptions,
     abandoned: &dyn Fn() -> bool,
+    cancelled: &std::cell::Cell<bool>,
 ) -> Result<ResultSet, Failure> {
     let (read_only, array_mode) = (opts.read_only, opts.array_mode);
     session::check(&st.sql, Context::Alone)?;
-    let mut budget = Budget::new(client, opts.max_rows, opts.max_bytes);
+    let mut budget = Budget::new(client, opts.max_rows, opts.max_bytes, cancelled);
     let mut tx = client.build_transaction().read_only(read_only).start()?;
     match run_statement(&mut tx, st, None, array_mode, &mut budget) {
         Ok(rs) => {
@@ -496,6 +509,7 @@ pub fn run_transaction(
     isolation: Option<Isolation>,
     opts: &SqlOptions,
     abandoned: &dyn Fn() -> bool,
+    cancelled: &std::cell::Cell<bool>,
 ) -> Result<Vec<ResultSet>, Failure> {
     let array_mode = opts.array_mode;
     for (i, st) in statements.iter().enumerate() {
@@ -509,7 +523,7 @@ pub fn run_transaction(
         Isolation::RepeatableRead => IsolationLevel::RepeatableRead,
         Isolation::Serializable => IsolationLevel::Serializable,
     };
-    let mut budget = Budget::new(client, opts.max_rows, opts.max_bytes);
+    let mut budget = Budget::new(client, opts.max_rows, opts.max_bytes, cancelled);
     let mut tx = client.build_transaction().isolation_level(level).start()?;
     let mut out = Vec::with_capacity(statements.len());
     for (i, st) in statements.iter().enumerate() {
