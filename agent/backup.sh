@@ -87,10 +87,13 @@ pgbr_only() {
 # The last lines of a command's output, as one line.
 tail_of() { printf '%s' "$1" | tail -n 4 | tr '\n\t' '  ' | cut -c1-600; }
 
-# The server proper, not the entrypoint's first-start server (which listens
-# on this socket too, but on no TCP address, while the init scripts run).
+# The server, once its first start has run (the entrypoint removes the
+# marker after the init scripts): a backup taken before would hold a
+# half-made instance. An image whose entrypoint personalised on a
+# temporary server (no TCP address) passes the same test.
 wait_for_server() {
-    until [ "$(psql_main -d postgres -c 'SHOW listen_addresses' 2>/dev/null)" = '*' ]; do sleep 1; done
+    until [ ! -e "${PGDATA:-/var/lib/postgresql/data}/dbaas-personalise" ] &&
+        [ "$(psql_main -d postgres -c 'SHOW listen_addresses' 2>/dev/null)" = '*' ]; do sleep 1; done
 }
 
 ensure_stanza() {

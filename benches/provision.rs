@@ -138,6 +138,14 @@ fn floor_once(rt: &tokio::runtime::Runtime, scratch: &Path, port: u16) -> Durati
     took
 }
 
+/// A pause before each timed create (SETTLE_MS, default 3000): docker
+/// finishes removing the previous instance (its mounts, its network) in the
+/// background after `destroy` returns, and a user's create usually meets a
+/// quiet host, not one still tearing down.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(env_num("SETTLE_MS", 3000)));
+}
+
 fn main() {
     // `cargo bench` passes --bench; nothing else is accepted.
     let repeats = env_num("REPEATS", 5).max(1) as usize;
@@ -173,6 +181,7 @@ fn main() {
     for i in 0..repeats {
         let name = format!("bench-{i}");
         assert!(pooled(&["pool", "fill"]).status().unwrap().success());
+        settle();
         let start = Instant::now();
         let out = pooled(&["create", &name, "--json"])
             .stdout(Stdio::piped())
@@ -191,12 +200,15 @@ fn main() {
         assert!(pooled(&["pool", "fill"]).status().unwrap().success());
         assert!(pooled(&["pool", "drain"]).status().unwrap().success());
         home.run(&["destroy", &name, "--yes"]);
+        settle();
         creates.push(time_cmd(home.cmd(&["create", &name])));
         home.run(&["destroy", &name, "--yes"]);
+        settle();
         let mut c = home.cmd(&["create", &name]);
         c.env("DBAAS_PROVISION", "initdb");
         initdbs.push(time_cmd(c));
         home.run(&["destroy", &name, "--yes"]);
+        settle();
         floors.push(floor_once(
             &rt,
             &root.join(format!("floor-{i}")),

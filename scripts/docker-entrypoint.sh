@@ -94,42 +94,64 @@ init_cluster() {
 }
 
 # The first start of a fresh cluster (from initdb or a template's copy): the
-# superuser's own password, the database, the init scripts. A temporary
-# server on the unix socket only: nothing outside the container can connect
-# before the init scripts have run. Stopped at once when the container is
-# asked to stop meanwhile; the marker goes last, so an interrupted run is
-# redone at the next start.
+# superuser's own password, the database, the init scripts, on the real
+# server (not a temporary one: its start and stop cost a create ~150 ms),
+# with every TCP connection refused by a first pg_hba.conf line until they
+# have run, so nothing outside the container connects before. The guard
+# line goes, and the marker with it, only once everything ran: an
+# interrupted run is redone at the next start. Then this shell stays as
+# PID 1, passing docker's stop signal on to the server, until the container
+# stops; later starts exec the server directly.
+guard='host all all all reject # dbaas: until the first start has run'
 personalise() {
-    trap 'pg_ctl -D "$PGDATA" -m immediate -s stop >/dev/null 2>&1; exit 143' INT TERM
-    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w -s start
-    psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc -q)
+    sed -i "/# dbaas: until the first start has run\$/d" "$PGDATA/pg_hba.conf"
+    sed -i "1i $guard" "$PGDATA/pg_hba.conf"
+    "$@" &
+    pg=$!
+    trap 'kill -INT "$pg" 2>/dev/null; wait "$pg"; exit 143' INT TERM
+    until pg_isready -q -h /var/run/postgresql -p 5432; do
+        kill -0 "$pg" 2>/dev/null || { wait "$pg"; exit $?; }
+        sleep 0.02
+    done
+    psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc -q -h /var/run/postgresql)
     # One session: the superuser's password, then the database. A template
     # holds an empty database made ahead (dbaas_newdb), renamed here rather
-    # than copied from template1 (CREATE DATABASE took ~170 ms of a create).
-    local setpw=''
+    # than copied from template1 (CREATE DATABASE took ~170 ms of a create);
+    # consecutive .sql init scripts share a session too.
+    local setpw='' batch
     [ -z "$POSTGRES_PASSWORD" ] || setpw="SET password_encryption = 'scram-sha-256'; ALTER ROLE :\"u\" PASSWORD :'pw';"
-    "${psql[@]}" --dbname postgres --set u="$POSTGRES_USER" --set pw="$POSTGRES_PASSWORD" --set db="$POSTGRES_DB" <<EOSQL
-$setpw
+    batch="$setpw
 SELECT CASE
     WHEN :'db' = 'postgres' OR EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') THEN NULL
     WHEN EXISTS (SELECT 1 FROM pg_database WHERE datname = 'dbaas_newdb') THEN format('ALTER DATABASE dbaas_newdb RENAME TO %I', :'db')
-    ELSE format('CREATE DATABASE %I', :'db') END \gexec
-SELECT 'DROP DATABASE dbaas_newdb' WHERE EXISTS (SELECT 1 FROM pg_database WHERE datname = 'dbaas_newdb') \gexec
-EOSQL
+    ELSE format('CREATE DATABASE %I', :'db') END \\gexec
+SELECT 'DROP DATABASE dbaas_newdb' WHERE EXISTS (SELECT 1 FROM pg_database WHERE datname = 'dbaas_newdb') \\gexec
+"
+    run_batch() {
+        [ -z "$batch" ] && return 0
+        printf '%s\n' "$batch" | "${psql[@]}" --dbname postgres --set u="$POSTGRES_USER" \
+            --set pw="$POSTGRES_PASSWORD" --set db="$POSTGRES_DB"
+        batch=''
+    }
+    run_batch
     for f in /docker-entrypoint-initdb.d/*; do
         case "$f" in
-            *.sh) if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
-            *.sql) "${psql[@]}" --dbname "$POSTGRES_DB" -f "$f" ;;
-            *.sql.gz) gunzip -c "$f" | "${psql[@]}" --dbname "$POSTGRES_DB" ;;
+            *.sh) run_batch; if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
+            *.sql) batch+="\\connect :\"db\""$'\n'"\\i $f"$'\n' ;;
+            *.sql.gz) run_batch; gunzip -c "$f" | "${psql[@]}" --dbname "$POSTGRES_DB" ;;
             */\*) ;;
             *) echo "entrypoint: ignoring $f" ;;
         esac
     done
-    pg_ctl -D "$PGDATA" -m fast -w -s stop
+    run_batch
+    sed -i "/# dbaas: until the first start has run\$/d" "$PGDATA/pg_hba.conf"
+    kill -HUP "$pg"
     rm -f "$marker"
-    trap 'exit 143' INT TERM
-    echo "entrypoint: init complete; starting PostgreSQL"
+    echo "entrypoint: init complete; PostgreSQL accepts connections"
     unset POSTGRES_PASSWORD DBAAS_APP_PASSWORD DBAAS_MONITOR_PASSWORD
+    # Until the container stops: the server's exit status is the container's.
+    wait "$pg"
+    exit $?
 }
 
 if { [ "$1" = 'postgres' ] || [ "$1" = 'dbaas-template' ]; } && [ ! -s "$PGDATA/PG_VERSION" ]; then
@@ -144,10 +166,6 @@ if [ "$1" = 'dbaas-template' ]; then
     pg_ctl -D "$PGDATA" -m fast -w -s stop
     echo "entrypoint: template ready in $PGDATA"
     exit 0
-fi
-if [ "$1" = 'postgres' ] && [ -e "$marker" ]; then
-    init_env
-    personalise
 fi
 # Settings sized to the container's memory, from the compose file's
 # environment at each start, in a file postgresql.conf includes (so that
@@ -164,4 +182,8 @@ EOF
         echo "include_if_exists = 'dbaas-tuning.conf'" >>"$PGDATA/postgresql.conf"
 fi
 
+if [ "$1" = 'postgres' ] && [ -e "$marker" ]; then
+    init_env
+    personalise "$@"
+fi
 exec "$@"
