@@ -37,6 +37,15 @@ marker="$PGDATA/dbaas-personalise"
 # The settings the first initialisation needs, from VAR or VAR_FILE. Read as
 # root where the files are root's (mode 0600), before becoming postgres.
 init_env() {
+    # Handed over by the root half on a pipe (see below), once.
+    if [ -n "${DBAAS_SECRETS_FD:-}" ]; then
+        IFS= read -r -d '' POSTGRES_PASSWORD <&3 || true
+        IFS= read -r -d '' DBAAS_APP_PASSWORD <&3 || true
+        IFS= read -r -d '' DBAAS_MONITOR_PASSWORD <&3 || true
+        exec 3<&-
+        unset DBAAS_SECRETS_FD
+        export POSTGRES_PASSWORD DBAAS_APP_PASSWORD DBAAS_MONITOR_PASSWORD
+    fi
     file_env POSTGRES_PASSWORD
     file_env POSTGRES_USER postgres
     file_env POSTGRES_DB "$POSTGRES_USER"
@@ -48,7 +57,15 @@ init_env() {
 
 # As root: prepare the directories, then re-exec as postgres.
 if { [ "$1" = 'postgres' ] || [ "$1" = 'dbaas-template' ]; } && [ "$(id -u)" = '0' ]; then
-    if [ ! -s "$PGDATA/PG_VERSION" ] || [ -e "$marker" ]; then init_env; fi
+    if [ ! -s "$PGDATA/PG_VERSION" ] || [ -e "$marker" ]; then
+        init_env
+        # The passwords cross to the postgres half on a pipe, not in the
+        # environment: that half stays PID 1 through the first start, and a
+        # process's starting environment stays readable in /proc/1/environ.
+        exec 3< <(printf '%s\0' "$POSTGRES_PASSWORD" "$DBAAS_APP_PASSWORD" "$DBAAS_MONITOR_PASSWORD")
+        unset POSTGRES_PASSWORD DBAAS_APP_PASSWORD DBAAS_MONITOR_PASSWORD
+        export DBAAS_SECRETS_FD=3
+    fi
     # An initialised server needs no password: none stays in its environment.
     if [ -s "$PGDATA/PG_VERSION" ] && [ ! -e "$marker" ]; then
         unset POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE DBAAS_APP_PASSWORD DBAAS_APP_PASSWORD_FILE \
@@ -106,7 +123,8 @@ guard='host all all all reject # dbaas: until the first start has run'
 personalise() {
     sed -i "/# dbaas: until the first start has run\$/d" "$PGDATA/pg_hba.conf"
     sed -i "1i $guard" "$PGDATA/pg_hba.conf"
-    "$@" &
+    # The server gets none of the passwords the init scripts need.
+    (unset POSTGRES_PASSWORD DBAAS_APP_PASSWORD DBAAS_MONITOR_PASSWORD; exec "$@") &
     pg=$!
     trap 'kill -INT "$pg" 2>/dev/null; wait "$pg"; exit 143' INT TERM
     until pg_isready -q -h /var/run/postgresql -p 5432; do

@@ -391,6 +391,17 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
     );
     b.click(&b.find("[data-action=start]"));
     b.wait_text("#status", "running", 120);
+    // Resize from the page: CPUs change on the running container.
+    b.fill("#r-cpus", "0.5");
+    b.click(&b.find("#resize-form button[type=submit]"));
+    b.wait_text("#action-state", "Resized", 60);
+    assert_eq!(
+        s.get(&format!("/instances/{id}")).json()["cpus"],
+        json!(0.5)
+    );
+    b.fill("#r-memory", "1k");
+    b.click(&b.find("#resize-form button[type=submit]"));
+    b.wait_text("#rerr-memory", "memory", 20);
     b.fill("#destroy-confirm", "wrong-name");
     b.click(&b.find("#destroy-form button[type=submit]"));
     b.wait_text("#destroy-error", "not the instance's name", 10);

@@ -214,7 +214,6 @@ async function refreshInstance() {
     const i = $(input);
     if (document.activeElement !== i) i.placeholder = String(view[k]);
   }
-  backupsView();
 }
 
 async function refreshAgent() {
@@ -269,10 +268,11 @@ async function action(name) {
 }
 
 function initInstance() {
-  refreshInstance();
+  refreshInstance().then(backupsView);
   refreshAgent();
   refreshLog();
   setInterval(refreshInstance, 3000);
+  setInterval(backupsView, 15000);
   setInterval(refreshAgent, 5000);
   setInterval(refreshLog, 10000);
   document.querySelectorAll("[data-action]").forEach((b) => b.addEventListener("click", () => action(b.dataset.action)));
