@@ -10,42 +10,10 @@
 //! BENCH_PORT_BASE=41000).
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{batched, env_num, median, ms, BIN};
-
-struct Home {
-    root: PathBuf,
-    range: String,
-}
-
-impl Home {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .env("DBAAS_HOME", &self.root)
-            .env("DBAAS_PORT_RANGE", &self.range)
-            .env("DBAAS_MAX_MEMORY", "64g")
-            .env_remove("DBAAS_WARM_POOL")
-            .stdin(Stdio::null());
-        c
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        if let Ok(rd) = std::fs::read_dir(self.root.join("instances")) {
-            for e in rd.flatten() {
-                let id = e.file_name().to_string_lossy().into_owned();
-                let _ = self.cmd(&["destroy", &id, "--yes"]).output();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
+use common::{batched, env_num, median, ms, ManyHome};
 
 /// One request; the time to the whole answer and the answer.
 fn request(port: u16, head: &str, body: &str) -> (Duration, Vec<u8>) {
@@ -84,7 +52,7 @@ fn main() {
     let base = env_num("BENCH_PORT_BASE", 41000) as u16;
     let root = std::env::temp_dir().join(format!("dbaas-console-bench-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
-    let home = Home {
+    let home = ManyHome {
         root,
         range: format!("{base}-{}", base + n as u16 + 10),
     };
@@ -101,22 +69,8 @@ fn main() {
             "--no-backups",
         ])
     });
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let token = format!("console-bench-token-{}", std::process::id());
-    let mut server = home
-        .cmd(&["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DBAAS_API_TOKEN", &token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut server, port) = home.serve(&token);
     // The agents' first samples, so the figures are in the page.
     std::thread::sleep(Duration::from_secs(12));
     let (_, out) = request(

@@ -13,48 +13,12 @@
 //! what they use is measured).
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{batched, env_num, median, ms, time_cmd, BIN};
-
-struct Home {
-    root: PathBuf,
-    range: String,
-}
-
-impl Home {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .env("DBAAS_HOME", &self.root)
-            .env("DBAAS_PORT_RANGE", &self.range)
-            .env("DBAAS_MAX_MEMORY", "64g")
-            .env_remove("DBAAS_WARM_POOL")
-            .stdin(Stdio::null());
-        c
-    }
-    fn ids(&self) -> Vec<String> {
-        std::fs::read_dir(self.root.join("instances"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        for id in self.ids() {
-            let _ = self.cmd(&["destroy", &id, "--yes"]).output();
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
+use common::{batched, env_num, median, ms, time_cmd, ManyHome};
 
 /// One HTTP/1.1 GET with the token; the time to the whole answer.
 fn get(port: u16, path: &str, token: &str) -> Duration {
@@ -169,7 +133,7 @@ fn main() {
     let base = env_num("BENCH_PORT_BASE", 40000) as u16;
     let root = std::env::temp_dir().join(format!("dbaas-scale-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
-    let home = Home {
+    let home = ManyHome {
         root: root.clone(),
         range: format!("{}-{}", base, base + total as u16 + 50),
     };
@@ -190,22 +154,8 @@ fn main() {
         .unwrap()
         .success());
 
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let token = format!("scale-bench-token-{}", std::process::id());
-    let mut server = home
-        .cmd(&["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DBAAS_API_TOKEN", &token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut server, port) = home.serve(&token);
     let idle_before = host_busy(Duration::from_secs(10));
     println!(
         "host busy before any instance (serve running): {:.1}% of a core",

@@ -67,58 +67,34 @@ fn refusals(s: &Server) {
     assert_eq!(r.status, 403);
     assert!(r.header("set-cookie").is_none());
     let (cookie, csrf) = sign_in_by_hand(s);
+    // A request with no body and only these headers.
+    let bare = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        http::request_with(s.port, method, path, None, None, "", headers)
+    };
     // Reads with the session alone work; changes need the CSRF token, from
     // this origin.
-    let r = http::request_with(
-        s.port,
-        "GET",
-        "/instances",
-        None,
-        None,
-        "",
-        &[("Cookie", &cookie)],
-    );
+    let r = bare("GET", "/instances", &[("Cookie", &cookie)]);
     assert_eq!(r.status, 200, "{}", r.text());
     let stop = "/instances/nope/stop";
-    let r = http::request_with(s.port, "POST", stop, None, None, "", &[("Cookie", &cookie)]);
+    let r = bare("POST", stop, &[("Cookie", &cookie)]);
     assert_eq!(
         (r.status, r.json()["error"]["code"].clone()),
         (403, json!("csrf"))
     );
-    let r = http::request_with(
-        s.port,
+    let wrong = [
+        ("Cookie", cookie.as_str()),
+        ("X-CSRF-Token", "0123456789abcdef0123456789abcdef"),
+    ];
+    assert_eq!(bare("POST", stop, &wrong).status, 403, "a wrong CSRF token");
+    let other = [
+        ("Cookie", cookie.as_str()),
+        ("X-CSRF-Token", csrf.as_str()),
+        ("Origin", "http://evil.example"),
+    ];
+    assert_eq!(bare("POST", stop, &other).status, 403, "another origin");
+    let r = bare(
         "POST",
         stop,
-        None,
-        None,
-        "",
-        &[
-            ("Cookie", &cookie),
-            ("X-CSRF-Token", "0123456789abcdef0123456789abcdef"),
-        ],
-    );
-    assert_eq!(r.status, 403, "a wrong CSRF token");
-    let r = http::request_with(
-        s.port,
-        "POST",
-        stop,
-        None,
-        None,
-        "",
-        &[
-            ("Cookie", &cookie),
-            ("X-CSRF-Token", &csrf),
-            ("Origin", "http://evil.example"),
-        ],
-    );
-    assert_eq!(r.status, 403, "another origin");
-    let r = http::request_with(
-        s.port,
-        "POST",
-        stop,
-        None,
-        None,
-        "",
         &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
     );
     assert_eq!(
@@ -128,23 +104,15 @@ fn refusals(s: &Server) {
         r.text()
     );
     // A made-up session is no session.
-    let r = http::request_with(
-        s.port,
-        "GET",
-        "/instances",
-        None,
-        None,
-        "",
-        &[(
-            "Cookie",
-            "dbaas_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        )],
+    let made_up = "dbaas_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert_eq!(
+        bare("GET", "/instances", &[("Cookie", made_up)]).status,
+        401
     );
-    assert_eq!(r.status, 401);
     // The bearer token works as before.
     assert_eq!(s.get("/instances").status, 200);
     // Pages carry a policy that loads nothing from elsewhere.
-    let r = http::request_with(s.port, "GET", "/", None, None, "", &[("Cookie", &cookie)]);
+    let r = bare("GET", "/", &[("Cookie", &cookie)]);
     let csp = r.header("content-security-policy").unwrap_or("");
     assert!(
         csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),

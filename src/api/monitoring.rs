@@ -144,7 +144,7 @@ pub async fn series(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Re
         let w = window.as_secs_f64();
         let step = metrics::series::step_for(w, interval);
         let mut b = metrics::series::Builder::new(end, w, step);
-        // One step more than the window: the first point's rate needs the
+        // Two steps before the window: the first point's rate needs the
         // sample before it.
         let since = now
             .checked_sub(window + std::time::Duration::from_secs_f64(step * 2.0))
