@@ -96,13 +96,17 @@ function showFieldErrors(prefix, form, r) {
   }
 }
 
-function formBody(form, numeric = []) {
+// The filled fields as a JSON body: `integers` and `decimals` as numbers
+// when they look like one (anything else goes as typed, for the server's
+// validation to name).
+function formBody(form, integers = [], decimals = []) {
   const body = {};
   for (const input of form.querySelectorAll("input[name], select[name]")) {
     if (input.type === "checkbox") { if (input.checked) body[input.name] = true; continue; }
     const v = input.value.trim();
     if (v === "") continue;
-    body[input.name] = numeric.includes(input.name) && /^\d+$/.test(v) ? Number(v) : v;
+    const number = (integers.includes(input.name) && /^\d+$/.test(v)) || (decimals.includes(input.name) && /^[\d.]+$/.test(v));
+    body[input.name] = number ? Number(v) : v;
   }
   return body;
 }
@@ -152,8 +156,7 @@ function initOverview() {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     showFieldErrors("err-", form, null);
-    const body = formBody(form, ["version", "port", "metrics_interval"]);
-    if (body.cpus && /^[\d.]+$/.test(body.cpus)) body.cpus = Number(body.cpus);
+    const body = formBody(form, ["version", "port", "metrics_interval"], ["cpus"]);
     const button = $("#create-button");
     button.disabled = true;
     setStatus($("#create-state"), "Creating " + (body.name || "") + "…");
@@ -310,8 +313,7 @@ function initInstance() {
   rf.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     showFieldErrors("rerr-", rf, null);
-    const body = formBody(rf, ["port"]);
-    if (body.cpus && /^[\d.]+$/.test(body.cpus)) body.cpus = Number(body.cpus);
+    const body = formBody(rf, ["port"], ["cpus"]);
     if (!Object.keys(body).length) { $("#rerr-form").textContent = "Enter a new memory, CPUs or port."; return; }
     if (body.port && !confirm("A port change recreates the container: a short restart. Go on?")) return;
     setStatus($("#action-state"), "Resizing…");
