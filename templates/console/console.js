@@ -105,7 +105,7 @@ function formBody(form, integers = [], decimals = []) {
     if (input.type === "checkbox") { if (input.checked) body[input.name] = true; continue; }
     const v = input.value.trim();
     if (v === "") continue;
-    const number = (integers.includes(input.name) && /^\d+$/.test(v)) || (decimals.includes(input.name) && /^[\d.]+$/.test(v));
+    const number = (integers.includes(input.name) && /^\d+$/.test(v)) || (decimals.includes(input.name) && /^(\d+(\.\d*)?|\.\d+)$/.test(v));
     body[input.name] = number ? Number(v) : v;
   }
   return body;
