@@ -3,6 +3,7 @@
 //! `docker compose -p <id>`; status comes from one `docker ps` for the home.
 
 use super::docker::{self, QUICK_TIMEOUT};
+use super::docker_api;
 use super::{Attach, Container, ContainerState, Engine, Health, HostCheck, Mount, PsMap, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
@@ -39,9 +40,13 @@ impl Compose {
     }
 
     async fn run(&self, args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Result<String> {
-        docker::run(self.docker(), args, cwd, timeout)
-            .await
-            .map(|o| o.stdout)
+        let out = match (&self.home.settings.compose_plugin, args.split_first()) {
+            (Some(plugin), Some((&"compose", rest))) => {
+                docker::run(&plugin.to_string_lossy(), rest, cwd, timeout).await
+            }
+            _ => docker::run(self.docker(), args, cwd, timeout).await,
+        };
+        out.map(|o| o.stdout)
     }
 
     /// `docker compose -p ID -f DIR/docker-compose.yml ARGS...`, run in DIR.
@@ -80,6 +85,36 @@ impl Compose {
                     service.name()
                 ))
             })
+    }
+
+    /// The containers carrying all of `labels`: from the daemon's socket
+    /// where it is local, else (or when that fails) from `docker ps`.
+    async fn list(&self, labels: Vec<String>) -> Result<PsMap> {
+        if let Some(socket) = &self.home.settings.docker_socket {
+            match docker_api::containers(socket, &labels).await {
+                Ok(list) => {
+                    return Ok(containers_map(list.into_iter().map(|c| {
+                        let name = c.names.first().map(|n| n.trim_start_matches('/'));
+                        (
+                            name.unwrap_or("").to_string(),
+                            c.state,
+                            c.status,
+                            c.labels.unwrap_or_default(),
+                        )
+                    })))
+                }
+                Err(e) => log::debug!("container list from the socket: {e}; asking docker ps"),
+            }
+        }
+        let filters: Vec<String> = labels.iter().map(|l| format!("label={l}")).collect();
+        let mut args: Vec<&str> = vec!["ps", "-a", "--no-trunc"];
+        for f in &filters {
+            args.extend(["--filter", f.as_str()]);
+        }
+        // Only the fields needed: `{{json .}}` would make docker compute every
+        // container's disk usage, which takes seconds on fuse-overlayfs.
+        args.extend(["--format", PS_FORMAT]);
+        Ok(parse_ps(&self.run(&args, None, QUICK_TIMEOUT).await?))
     }
 }
 
@@ -137,6 +172,11 @@ impl Engine for Compose {
 
     async fn up(&self, id: &str) -> Result<()> {
         self.in_project(id, &["up", "-d", "--remove-orphans"], UP_TIMEOUT)
+            .await
+    }
+
+    async fn create(&self, id: &str) -> Result<()> {
+        self.in_project(id, &["create", "--pull", "never"], UP_TIMEOUT)
             .await
     }
 
@@ -220,33 +260,19 @@ impl Engine for Compose {
     /// Every container of this home, from one `docker ps` call: the status
     /// of all instances costs one subprocess, whatever their number.
     async fn ps(&self, only: Option<&str>) -> Result<PsMap> {
-        let home_filter = format!("label=dbaas.home={}", self.home.tag());
-        let inst_filter = only.map(|id| format!("label=dbaas.instance={id}"));
-        let mut args = vec!["ps", "-a", "--no-trunc", "--filter", home_filter.as_str()];
-        if let Some(f) = &inst_filter {
-            args.extend(["--filter", f.as_str()]);
+        let mut labels = vec![format!("dbaas.home={}", self.home.tag())];
+        if let Some(id) = only {
+            labels.push(format!("dbaas.instance={id}"));
         }
-        // Only the fields needed: `{{json .}}` would make docker compute every
-        // container's disk usage, which takes seconds on fuse-overlayfs.
-        args.extend(["--format", PS_FORMAT]);
-        Ok(parse_ps(&self.run(&args, None, QUICK_TIMEOUT).await?))
+        self.list(labels).await
     }
 
     async fn ps_service(&self, service: &Service) -> Result<PsMap> {
-        let home_filter = format!("label=dbaas.home={}", self.home.tag());
-        let service_filter = format!("label=com.docker.compose.service={}", service.name());
-        let args = [
-            "ps",
-            "-a",
-            "--no-trunc",
-            "--filter",
-            home_filter.as_str(),
-            "--filter",
-            service_filter.as_str(),
-            "--format",
-            PS_FORMAT,
-        ];
-        Ok(parse_ps(&self.run(&args, None, QUICK_TIMEOUT).await?))
+        self.list(vec![
+            format!("dbaas.home={}", self.home.tag()),
+            format!("com.docker.compose.service={}", service.name()),
+        ])
+        .await
     }
 
     async fn logs(
@@ -405,6 +431,14 @@ impl Engine for Compose {
     }
 
     async fn image_id(&self, image: &str) -> Result<String> {
+        if let Some(socket) = &self.home.settings.docker_socket {
+            match docker_api::image_id(socket, image).await {
+                Ok(Some(id)) => return Ok(id),
+                // The CLI says what is missing, in the words callers match.
+                Ok(None) => {}
+                Err(e) => log::debug!("image id from the socket: {e}; asking docker"),
+            }
+        }
         self.run(
             &["image", "inspect", "--format", "{{.Id}}", image],
             None,
@@ -471,26 +505,39 @@ fn health_of(status: &str) -> Option<Health> {
 }
 
 pub fn parse_ps(stdout: &str) -> PsMap {
-    let mut map: PsMap = HashMap::new();
-    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+    let lines = stdout.lines().filter(|l| !l.trim().is_empty());
+    containers_map(lines.filter_map(|line| {
         let Ok(p) = serde_json::from_str::<PsLine>(line) else {
             log::warn!("unexpected docker ps line: {line}");
-            continue;
+            return None;
         };
-        let labels: HashMap<&str, &str> = p
+        let labels = p
             .labels
             .split(',')
             .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        Some((p.names, p.state, p.status, labels))
+    }))
+}
+
+/// Containers (name, state, status text, labels) by instance; those
+/// without an instance label are not dbaas's.
+fn containers_map(
+    list: impl Iterator<Item = (String, String, String, HashMap<String, String>)>,
+) -> PsMap {
+    let mut map: PsMap = HashMap::new();
+    for (name, state, status, labels) in list {
         let Some(instance) = labels.get("dbaas.instance") else {
             continue;
         };
         let service = labels
             .get("com.docker.compose.service")
-            .copied()
+            .map(String::as_str)
             .unwrap_or("");
         // A one-off (`compose run`, such as a recovery) is not the service.
-        let service = if labels.get("com.docker.compose.oneoff") == Some(&"True") {
+        let service = if labels.get("com.docker.compose.oneoff").map(String::as_str) == Some("True")
+        {
             Service::Other(format!("{service}-run"))
         } else {
             Service::parse(service)
@@ -498,11 +545,11 @@ pub fn parse_ps(stdout: &str) -> PsMap {
         map.entry(instance.to_string())
             .or_default()
             .push(Container {
-                name: p.names,
+                name,
                 service,
-                state: ContainerState::parse(&p.state),
-                health: health_of(&p.status),
-                status: p.status,
+                state: ContainerState::parse(&state),
+                health: health_of(&status),
+                status,
             });
     }
     map
