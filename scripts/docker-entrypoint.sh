@@ -56,7 +56,7 @@ init_env() {
 }
 
 # As root: prepare the directories, then re-exec as postgres.
-if { [ "$1" = 'postgres' ] || [ "$1" = 'dbaas-template' ]; } && [ "$(id -u)" = '0' ]; then
+if { [ "$1" = 'postgres' ] || [ "$1" = 'dbaas-template' ]; } && [ "$EUID" = 0 ]; then
     if [ ! -s "$PGDATA/PG_VERSION" ] || [ -e "$marker" ]; then
         init_env
         # The passwords cross to the postgres half on a pipe, not in the
@@ -71,19 +71,23 @@ if { [ "$1" = 'postgres' ] || [ "$1" = 'dbaas-template' ]; } && [ "$(id -u)" = '
         unset POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE DBAAS_APP_PASSWORD DBAAS_APP_PASSWORD_FILE \
             DBAAS_MONITOR_PASSWORD DBAAS_MONITOR_PASSWORD_FILE
     fi
-    mkdir -p "$PGDATA" /var/run/postgresql
-    chown postgres:postgres "$PGDATA" /var/run/postgresql
-    # dbaas mounts the instance's backup directory here (archive_command
-    # pushes WAL into it as postgres); its contents are postgres's already.
-    if [ -d /var/lib/pgbackrest ]; then chown postgres:postgres /var/lib/pgbackrest; chmod 0700 /var/lib/pgbackrest; fi
+    # Few processes: in a new container every program's first run reads
+    # it through fuse-overlayfs, and this half runs before each start.
+    [ -d "$PGDATA" ] && [ -d /var/run/postgresql ] || mkdir -p "$PGDATA" /var/run/postgresql
+    # dbaas mounts the instance's backup directory at /var/lib/pgbackrest
+    # (archive_command pushes WAL into it as postgres); its contents are
+    # postgres's already.
+    own=("$PGDATA" /var/run/postgresql) private=("$PGDATA")
+    if [ -d /var/lib/pgbackrest ]; then own+=(/var/lib/pgbackrest) private+=(/var/lib/pgbackrest); fi
+    chown postgres:postgres "${own[@]}"
+    chmod 0700 "${private[@]}"
+    chmod 2777 /var/run/postgresql
     # The S3 repository's keys (a compose secret, root's on the host): a
     # copy only postgres reads, where pgBackRest looks for more settings.
     if [ -r /run/secrets/pgbackrest_s3 ]; then
         install -d -o postgres -g postgres -m 0700 /etc/pgbackrest/conf.d
         install -o postgres -g postgres -m 0400 /run/secrets/pgbackrest_s3 /etc/pgbackrest/conf.d/s3.conf
     fi
-    chmod 0700 "$PGDATA"
-    chmod 2777 /var/run/postgresql
     exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
 
@@ -127,9 +131,13 @@ personalise() {
     (unset POSTGRES_PASSWORD DBAAS_APP_PASSWORD DBAAS_MONITOR_PASSWORD; exec "$@") &
     pg=$!
     trap 'kill -INT "$pg" 2>/dev/null; wait "$pg"; exit 143' INT TERM
-    until pg_isready -q -h /var/run/postgresql -p 5432; do
+    # Ready when the server's own postmaster.pid says so (its 8th line),
+    # read without starting a program; the pid tells it from a stale file.
+    local pidfile=()
+    until [ -r "$PGDATA/postmaster.pid" ] && mapfile -t -n 8 pidfile <"$PGDATA/postmaster.pid" &&
+        [ "${pidfile[0]:-}" = "$pg" ] && [[ "${pidfile[7]:-}" == ready* ]]; do
         kill -0 "$pg" 2>/dev/null || { wait "$pg"; exit $?; }
-        sleep 0.02
+        sleep 0.01
     done
     psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc -q -h /var/run/postgresql)
     # One session: the superuser's password, then the database. A template

@@ -250,14 +250,21 @@ async fn provision_and_start(
         blocking(move || provision::provision(&dir, &inst, &creds, &tag))
     };
     oplog::step(home, &inst.id, "create.provision", work).await?;
+    let engine = engine::of(home);
     if recovery.is_none() && home.settings.provision == Provision::Template {
-        oplog::step(
-            home,
-            &inst.id,
-            "create.template",
-            super::template::fill(home, inst.version, &inst.image, &dir.join("data")),
-        )
-        .await?;
+        // The containers are made while the data directory fills: neither
+        // needs the other until the db starts.
+        let data = dir.join("data");
+        let (filled, created) = tokio::join!(
+            oplog::step(
+                home,
+                &inst.id,
+                "create.template",
+                super::template::fill(home, inst.version, &inst.image, &data),
+            ),
+            oplog::step(home, &inst.id, "create.containers", engine.create(&inst.id))
+        );
+        filled.and(created)?;
     }
     if let Some(rec) = recovery {
         oplog::step(
@@ -276,7 +283,6 @@ async fn provision_and_start(
     )
     .await?;
     // PostgreSQL first; its sidecars start while it comes up.
-    let engine = engine::of(home);
     oplog::step(
         home,
         &inst.id,
