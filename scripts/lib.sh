@@ -45,6 +45,13 @@ recipe_sha() {
     cat "$d/build-image.sh" "$d/docker-entrypoint.sh" | sha256sum | cut -c1-16
 }
 
+# The same for the swarm-node image of the multi-node tests.
+node_recipe_sha() {
+    local d
+    d=$(dirname "${BASH_SOURCE[0]}")
+    cat "$d/build-node-image.sh" "$d/swarm-node.sh" | sha256sum | cut -c1-16
+}
+
 # For the benchmarks and checks: a throwaway DBAAS_HOME on its own port range
 # (sets `home`) and a random API token (sets `token`). On exit the script's
 # background jobs (the server, Prometheus) are stopped, every instance of the

@@ -119,4 +119,11 @@ if [ "$have" = "$(s3_recipe_sha)" ]; then
 else
     "$here/build-s3-image.sh"
 fi
+# 8. The Docker-in-Docker node (and registry) of the multi-node swarm tests.
+have=$(docker image inspect -f '{{ index .Config.Labels "dbaas.recipe_sha" }}' dbaas/swarm-node 2>/dev/null || true)
+if [ "$have" = "$(node_recipe_sha)" ]; then
+    say "image dbaas/swarm-node present"
+else
+    "$here/build-node-image.sh"
+fi
 say "host ready"
