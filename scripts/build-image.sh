@@ -19,7 +19,8 @@ command -v mmdebstrap >/dev/null || die "mmdebstrap missing: run scripts/setup-h
 say "building $tag from Debian $suite (postgresql-$v)"
 start=$(date +%s)
 # The cluster that postgresql-common creates at install is removed: the
-# entrypoint runs initdb itself into PGDATA.
+# entrypoint runs initdb itself into PGDATA. /logs belongs to the agent's
+# user, so that a new volume mounted there (a swarm instance's) does too.
 mmdebstrap --quiet --variant=minbase --include="postgresql-$v,pgbackrest,jq" \
     --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
@@ -27,6 +28,7 @@ mmdebstrap --quiet --variant=minbase --include="postgresql-$v,pgbackrest,jq" \
     --customize-hook='rm -rf "$1"/var/lib/postgresql/*/main "$1"/etc/postgresql/*' \
     --customize-hook="copy-in $here/docker-entrypoint.sh /usr/local/bin/" \
     --customize-hook='chmod 0755 "$1/usr/local/bin/docker-entrypoint.sh"; mkdir -p "$1/docker-entrypoint-initdb.d";' \
+    --customize-hook='mkdir -p "$1/logs"; chown 65534:65534 "$1/logs"' \
     "$suite" - "deb $mirror $suite main" \
   | docker import - "dbaas/postgres-rootfs:$v" >/dev/null
 # The image's metadata, in a Dockerfile read from stdin (no build context).

@@ -39,6 +39,8 @@ pub enum Command {
     Restore(crate::backup_cli::Restore),
     Clone(crate::backup_cli::Clone),
     Pool(Pool),
+    Init(Init),
+    Nodes(Nodes),
 }
 
 #[derive(FromArgs, Debug)]
@@ -88,6 +90,9 @@ pub struct Create {
     /// keep containers and files if creation fails, for debugging
     #[argh(switch)]
     pub keep_on_failure: bool,
+    /// the swarm node to run on (swarm homes; default: the node with the most free memory)
+    #[argh(option)]
+    pub node: Option<String>,
     /// print the result as JSON
     #[argh(switch)]
     pub json: bool,
@@ -331,6 +336,26 @@ pub struct Pool {
 /// ratio and size, from the agents' latest samples.
 #[argh(subcommand, name = "top")]
 pub struct Top {
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Bind this home to its engine, once: compose (one host, the default) or
+/// swarm (a Docker Swarm cluster, reached through DOCKER_HOST's manager).
+#[argh(subcommand, name = "init")]
+pub struct Init {
+    /// compose or swarm
+    #[argh(option)]
+    pub engine: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// The swarm's nodes: state, availability, labels, memory and CPUs, and
+/// the instances on each with their budgets.
+#[argh(subcommand, name = "nodes")]
+pub struct Nodes {
     /// print JSON
     #[argh(switch)]
     pub json: bool,

@@ -106,7 +106,8 @@ impl Home {
     }
 }
 
-fn fnv1a_hex(bytes: &[u8]) -> String {
+/// A short, stable hash (FNV-1a, 48 bits) for names, not for security.
+pub fn fnv1a_hex(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in bytes {
         h ^= u64::from(*b);

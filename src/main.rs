@@ -61,14 +61,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             eprintln!("'{}' ({}) restarted, {}", v.name, v.id, v.status);
         }
         Command::Destroy(c) => destroy(home, c).await?,
-        Command::List(c) => {
-            let views = ops::list(home).await?;
-            if c.json {
-                print::json(&views);
-            } else {
-                print::table(&views);
-            }
-        }
+        Command::List(c) => list(home, c).await?,
         Command::Show(c) => show(home, c).await?,
         Command::Url(c) => println!("{}", ops::credentials(home, &c.name).await?.url),
         Command::Logs(c) => return ops::attach_logs(home, &c.name, c.tail, c.follow).await,
@@ -109,6 +102,15 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
         }
         Command::Doctor(c) => return doctor(home, c).await,
         Command::Pool(c) => pool(home, c).await?,
+        Command::Init(c) => {
+            let kind = ops::nodes::init(home, &c.engine).await?;
+            eprintln!(
+                "{} is bound to the {} engine",
+                home.root.display(),
+                kind.as_str()
+            );
+        }
+        Command::Nodes(c) => nodes(home, c).await?,
         Command::Dump(c) => return dump(home, c).await,
         Command::Import(c) => {
             ops::dump::import(home, &c.name, &c.file).await?;
@@ -181,6 +183,7 @@ async fn create(home: &Home, c: cli::Create) -> Result<i32> {
             database: c.database,
             user: c.user,
             keep_on_failure: c.keep_on_failure,
+            node: c.node,
             metrics_interval: c.metrics_interval,
             backup_schedule: c.backup_schedule,
             backup_retention: c.backup_retention,
@@ -206,6 +209,31 @@ async fn create(home: &Home, c: cli::Create) -> Result<i32> {
         Ok(created)
     };
     created_or_rolled_back(home, create, json, "created").await
+}
+
+async fn list(home: &Home, c: cli::List) -> Result<()> {
+    let views = ops::list(home).await?;
+    if c.json {
+        print::json(&views);
+    } else {
+        if home.settings.engine == dbaas::settings::EngineKind::Swarm {
+            eprintln!("engine: swarm (`dbaasctl nodes` shows where each instance runs)");
+        }
+        print::table(&views);
+    }
+    Ok(())
+}
+
+async fn nodes(home: &Home, c: cli::Nodes) -> Result<()> {
+    let nodes = ops::nodes::nodes(home).await?;
+    if c.json {
+        print::json(&nodes);
+    } else if nodes.is_empty() {
+        println!("this home's engine is compose: one host, no nodes");
+    } else {
+        print::nodes(&nodes);
+    }
+    Ok(())
 }
 
 async fn dump(home: &Home, c: cli::Dump) -> Result<i32> {

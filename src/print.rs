@@ -245,8 +245,13 @@ pub fn table(views: &[ops::InstanceView]) {
     let header = [
         "NAME", "ID", "VERSION", "STATUS", "PORT", "MEMORY", "CPUS", "AGE",
     ];
+    aligned(&header, &rows);
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+fn aligned<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
+    for r in rows {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.len());
         }
@@ -260,9 +265,50 @@ pub fn table(views: &[ops::InstanceView]) {
         println!("{}", s.join("  ").trim_end());
     };
     line(header.to_vec());
-    for r in &rows {
+    for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
+}
+
+/// `dbaasctl nodes`: a line per node, its instances named.
+pub fn nodes(nodes: &[ops::nodes::NodeView]) {
+    let rows: Vec<[String; 8]> = nodes
+        .iter()
+        .map(|n| {
+            let names: Vec<&str> = n.instances.iter().map(|i| i.name.as_str()).collect();
+            [
+                n.node.name.clone(),
+                n.node.address.clone(),
+                n.node.state.clone(),
+                n.node.availability.clone(),
+                format!(
+                    "{}{}",
+                    if n.usable { "yes" } else { "no" },
+                    if n.node.manager { " (manager)" } else { "" }
+                ),
+                format!("{} MB of {} MB", n.memory_used >> 20, n.node.memory >> 20),
+                n.node.cpus.to_string(),
+                if names.is_empty() {
+                    "-".into()
+                } else {
+                    names.join(",")
+                },
+            ]
+        })
+        .collect();
+    aligned(
+        &[
+            "NODE",
+            "ADDRESS",
+            "STATE",
+            "AVAILABILITY",
+            "FOR DBAAS",
+            "MEMORY USED",
+            "CPUS",
+            "INSTANCES",
+        ],
+        &rows,
+    );
 }
 
 pub fn show(home: &Home, v: &ops::InstanceView, creds: Option<&ops::Credentials>) {

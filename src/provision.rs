@@ -65,6 +65,92 @@ pub struct ComposeFile<'a> {
     pub subnet: Option<&'a str>,
 }
 
+/// The stack file of an instance on a swarm node (templates/stack.yml).
+pub const STACK_FILE: &str = "stack.yml";
+
+#[derive(Template)]
+#[template(path = "stack.yml", escape = "none")]
+pub struct StackFile<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub version: u32,
+    pub image: &'a str,
+    pub home_tag: &'a str,
+    pub node: &'a str,
+    pub port: u16,
+    pub memory_bytes: String,
+    pub cpus: String,
+    pub database: &'a str,
+    pub user: &'a str,
+    pub monitor_user: &'a str,
+    pub shared_buffers: String,
+    pub effective_cache_size: String,
+    pub temp_file_limit: String,
+    pub metrics_interval: u32,
+    pub metrics_max_bytes: u64,
+    pub metrics_keep: u32,
+    pub agent_uid: u32,
+    pub hashes: StackHashes,
+}
+
+/// Short hashes of the files a stack makes configs of: a config cannot
+/// change in place, so a new content is a new name.
+pub struct StackHashes {
+    pub init_superuser: String,
+    pub init_users: String,
+    pub init_monitoring: String,
+    pub agent_sh: String,
+    pub agent_sample: String,
+}
+
+fn content_hash(body: &str) -> String {
+    crate::home::fnv1a_hex(body.as_bytes())
+}
+
+fn shipped(files: &[(&'static str, &'static str)], name: &str) -> String {
+    content_hash(
+        files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, b)| b),
+    )
+}
+
+pub fn render_stack(inst: &Instance, home_tag: &str) -> String {
+    let tuning = tuning(inst.memory);
+    let agent: Vec<(&str, &str)> = AGENT_FILES.iter().map(|(n, b, _)| (*n, *b)).collect();
+    StackFile {
+        id: &inst.id,
+        name: &inst.name,
+        version: inst.version,
+        image: &inst.image,
+        home_tag,
+        node: inst.node.as_deref().unwrap_or(""),
+        port: inst.port,
+        memory_bytes: crate::validate::format_bytes(inst.memory),
+        cpus: format!("{}", inst.cpus),
+        database: &inst.database,
+        user: &inst.user,
+        monitor_user: MONITOR_USER,
+        shared_buffers: tuning.shared_buffers,
+        effective_cache_size: tuning.effective_cache_size,
+        temp_file_limit: tuning.temp_file_limit,
+        metrics_interval: inst.metrics_interval,
+        metrics_max_bytes: inst.metrics_max_bytes,
+        metrics_keep: inst.metrics_keep,
+        agent_uid: AGENT_UID,
+        hashes: StackHashes {
+            init_superuser: shipped(INIT_SCRIPTS, "00-superuser-local-only.sh"),
+            init_users: shipped(INIT_SCRIPTS, "01-init-users.sql"),
+            init_monitoring: shipped(INIT_SCRIPTS, "02-monitoring-setup.sql"),
+            agent_sh: shipped(&agent, "agent.sh"),
+            agent_sample: shipped(&agent, "sample.sql"),
+        },
+    }
+    .render()
+    .expect("stack template renders")
+}
+
 /// The pgBackRest configuration of an instance with backups.
 #[derive(Template)]
 #[template(path = "pgbackrest.conf", escape = "none")]
@@ -278,11 +364,19 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .ctx(|| format!("setting the mode of {}", p.display()))?;
     }
-    write_atomic(
-        &dir.join(COMPOSE_FILE),
-        render_compose(inst, home_tag).as_bytes(),
-        0o644,
-    )?;
+    // A swarm instance's project is its stack; its containers are on its node.
+    match inst.node {
+        Some(_) => write_atomic(
+            &dir.join(STACK_FILE),
+            render_stack(inst, home_tag).as_bytes(),
+            0o644,
+        )?,
+        None => write_atomic(
+            &dir.join(COMPOSE_FILE),
+            render_compose(inst, home_tag).as_bytes(),
+            0o644,
+        )?,
+    }
     write_atomic(&dir.join(".env"), render_env(inst).as_bytes(), 0o600)?;
     let running_as_root = nix_is_root();
     for (file, password, uid, mode) in secret_files(creds) {

@@ -96,6 +96,10 @@ pub struct Instance {
     /// yet anybody's; hidden from the views, named by its id only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spare: bool,
+    /// The swarm node the instance is pinned to (its data is a volume
+    /// there); none on the compose engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 pub use crate::settings::{
@@ -309,6 +313,7 @@ impl Instance {
             pending_restart: vec![],
             subnet: None,
             spare: false,
+            node: None,
         }
     }
 }

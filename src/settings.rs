@@ -53,6 +53,9 @@ pub struct Settings {
     /// would run it (the daemon is local, as for `docker_socket`): the CLI
     /// spends ~35 ms of every `docker compose` call finding its plugins.
     pub compose_plugin: Option<PathBuf>,
+    /// The home's engine (config/engine). A swarm home provisions with
+    /// initdb on the node: the template is a directory on this host.
+    pub engine: EngineKind,
     /// DBAAS_READY_TIMEOUT: seconds create/up wait for readiness.
     pub ready_timeout: Duration,
     /// DBAAS_METRICS_MAX_BYTES / DBAAS_METRICS_KEEP: rotation of new
@@ -123,6 +126,38 @@ pub struct ServerSettings {
     /// DBAAS_WORKER_THREADS: async worker threads (default: the CPUs).
     pub worker_threads: usize,
 }
+
+/// The engine a home is bound to, once, by `dbaasctl init --engine`
+/// (config/engine); compose when the file is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Compose,
+    Swarm,
+}
+
+impl EngineKind {
+    pub fn parse(v: &str) -> Result<EngineKind> {
+        match v.trim() {
+            "compose" => Ok(EngineKind::Compose),
+            "swarm" => Ok(EngineKind::Swarm),
+            other => Err(Error::invalid(
+                "engine",
+                format!("'{other}' is not an engine; use compose or swarm"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Compose => "compose",
+            EngineKind::Swarm => "swarm",
+        }
+    }
+}
+
+/// The file under config/ that binds a home to its engine.
+pub const ENGINE_FILE: &str = "engine";
 
 /// How a new instance's data directory is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +250,7 @@ impl Settings {
             docker: "docker".to_string(),
             docker_socket: None,
             compose_plugin: None,
+            engine: EngineKind::Compose,
             ready_timeout: DEFAULT_READY_TIMEOUT,
             metrics_max_bytes: DEFAULT_METRICS_MAX_BYTES,
             metrics_keep: DEFAULT_METRICS_KEEP,
@@ -266,6 +302,10 @@ impl Settings {
         s.docker_from(&var);
         if let Some(v) = var("DBAAS_PROVISION") {
             s.provision = Provision::parse(&v)?;
+        }
+        s.engine = read_engine(&s.root)?;
+        if s.engine == EngineKind::Swarm {
+            s.provision = Provision::Initdb;
         }
         if let Some(v) = var("DBAAS_TEMPLATE_DIR") {
             s.template_dir = Some(cwd.join(v));
@@ -533,6 +573,25 @@ impl Settings {
         if self.docker_socket.is_some() {
             self.compose_plugin = compose_plugin(config_dir.map(|d| d.join("cli-plugins")));
         }
+    }
+}
+
+/// The engine recorded in `<root>/config/engine`; compose without one.
+pub fn read_engine(root: &std::path::Path) -> Result<EngineKind> {
+    let path = root.join("config").join(ENGINE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => EngineKind::parse(&text).map_err(|_| {
+            Error::invalid(
+                "engine",
+                format!(
+                    "{} says '{}', which is not an engine; it should hold compose or swarm",
+                    path.display(),
+                    text.trim()
+                ),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(EngineKind::Compose),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
     }
 }
 

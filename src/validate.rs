@@ -46,6 +46,8 @@ pub struct CreateRequest {
     /// The second, S3-compatible repository.
     pub s3: crate::s3::S3Choice,
     pub keep_on_failure: bool,
+    /// The swarm node to run on (swarm homes only); dbaas chooses without.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +63,7 @@ pub struct ValidCreate {
     pub backups: Option<BackupPolicy>,
     /// Set by the create from its S3 choice (validate reads no files).
     pub s3: Option<crate::s3::S3Repo>,
+    pub node: Option<String>,
 }
 
 /// When an instance's backups are taken and how long they are kept, as
@@ -284,7 +287,11 @@ pub fn create(req: &CreateRequest, host: Host) -> Result<ValidCreate> {
         req.backup_retention.as_deref(),
         req.no_backups,
     )?;
+    if let Some(n) = &req.node {
+        node_name(n)?;
+    }
     Ok(ValidCreate {
+        node: req.node.clone(),
         metrics_interval,
         backups,
         s3: None,
@@ -296,6 +303,26 @@ pub fn create(req: &CreateRequest, host: Host) -> Result<ValidCreate> {
         database,
         user,
     })
+}
+
+/// A swarm node's name is its hostname: letters, digits, '-', '.' and '_'.
+pub fn node_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "node",
+            format!(
+                "'{}' is not a node name; use a hostname from `dbaasctl nodes` (letters, digits, '-', '.', '_')",
+                printable(name)
+            ),
+        ))
+    }
 }
 
 /// Instance names: lowercase letters, digits and inner hyphens. No underscore,

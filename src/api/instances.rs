@@ -6,6 +6,7 @@ use super::reply::{self, ErrorBody, LogLines, Reply};
 use super::state::AppState;
 use super::Request;
 use crate::error::Error;
+use crate::ops::nodes::NodeView;
 use crate::ops::{self, CreateRequest, Created, InstanceView, OnFailure};
 use crate::registry::{Instance, State};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,8 @@ pub struct Health {
     /// Seconds since that check.
     pub docker_checked_seconds_ago: Option<f64>,
     pub registry: bool,
+    /// The engine this home is bound to: compose or swarm.
+    pub engine: String,
 }
 
 /// Body of `POST /instances`: the CLI's `create` flags.
@@ -60,6 +63,9 @@ pub struct CreateBody {
     /// (DBAAS_S3); default false.
     #[serde(default)]
     pub no_s3: bool,
+    /// The swarm node to run on (swarm homes; default: the node with the
+    /// most free memory).
+    pub node: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -83,8 +89,17 @@ pub fn health(state: &Arc<AppState>) -> Reply {
             docker_checked_seconds_ago: docker
                 .map(|(_, age)| (age.as_secs_f64() * 10.0).round() / 10.0),
             registry,
+            engine: state.home.settings.engine.as_str().into(),
         },
     )
+}
+
+#[utoipa::path(get, path = "/nodes", tag = "instances",
+    responses((status = 200, description = "The swarm's nodes with their instances and budgets (none on the compose engine)", body = Vec<NodeView>),
+        (status = 401, body = ErrorBody), (status = 503, description = "Docker unreachable", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn nodes(state: &Arc<AppState>) -> Result<Reply, Error> {
+    Ok(reply::json(200, &ops::nodes::nodes(&state.home).await?))
 }
 
 #[utoipa::path(get, path = "/instances", tag = "instances",
@@ -183,6 +198,7 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Result<Reply, Error
             crate::s3::S3Choice::HostDefault
         },
         keep_on_failure: false,
+        node: body.node,
     };
     let name = creq.name.clone();
     {

@@ -497,6 +497,7 @@ async fn dispatch(
         "/instances/{id}/restore" => backups::restore(state, req, id).await,
         "/instances/{id}/clone" => backups::clone(state, req, id).await,
         "/backups" => backups::list_all(state).await,
+        "/nodes" => instances::nodes(state).await,
         "/database/{id}/tables" if *m == Method::GET => database::list_tables(state, req, id).await,
         "/database/{id}/tables" => database::create_table(state, req, id).await,
         "/database/{id}/tables/{table}" if *m == Method::GET => {

@@ -91,6 +91,7 @@ pub const ROUTES: &[Route] = &[
     route("/instances/{id}/restore", POST),
     route("/instances/{id}/clone", POST),
     route("/backups", GET),
+    route("/nodes", GET),
     route("/database/{id}/tables", &[Method::GET, Method::POST]),
     route(
         "/database/{id}/tables/{table}",

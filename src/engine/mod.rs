@@ -7,6 +7,7 @@
 pub mod compose;
 pub mod docker;
 pub mod docker_api;
+pub mod swarm;
 
 use crate::error::Result;
 use crate::home::Home;
@@ -180,9 +181,45 @@ pub struct HostCheck {
     pub fatal: bool,
 }
 
+/// One machine that runs instances: a swarm node (the compose engine has
+/// none: its one host is implied).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct NodeInfo {
+    pub id: String,
+    /// Its hostname, which is its name in the swarm.
+    pub name: String,
+    /// Where its published ports answer.
+    pub address: String,
+    /// `ready`, `down`, `unknown`, `disconnected`.
+    pub state: String,
+    /// `active`, `pause`, `drain`.
+    pub availability: String,
+    pub manager: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Its memory in bytes and its CPUs.
+    pub memory: u64,
+    pub cpus: f64,
+}
+
+impl NodeInfo {
+    /// Labelled for dbaas, up and taking new work.
+    pub fn usable(&self) -> bool {
+        self.state == "ready"
+            && self.availability == "active"
+            && self.labels.get("dbaas").is_some_and(|v| v == "true")
+    }
+}
+
+/// Which engine a home is bound to (config/engine).
+pub use crate::settings::EngineKind;
+
 /// What runs the containers of instances.
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
+    /// `compose` or `swarm`, as doctor, list and /health show it.
+    fn kind(&self) -> &'static str {
+        "compose"
+    }
     /// Before a create: the engine answers, the image is there, its tools
     /// are installed; errors say how to fix each.
     async fn preflight(&self, image: &str) -> Result<()>;
@@ -276,9 +313,22 @@ pub trait Engine: Send + Sync {
         dir: &std::path::Path,
         timeout: std::time::Duration,
     ) -> Result<()>;
+    /// The machines instances run on; none for a single host.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        Ok(vec![])
+    }
+    /// Removes an instance's containers and whatever else of it the engine
+    /// keeps (a swarm node's volumes); the instance directory is the
+    /// caller's.
+    async fn destroy(&self, id: &str) -> Result<()> {
+        self.down(id).await
+    }
 }
 
 /// The engine of a home.
 pub fn of(home: &Home) -> Arc<dyn Engine> {
-    Arc::new(compose::Compose::new(home))
+    match home.settings.engine {
+        EngineKind::Compose => Arc::new(compose::Compose::new(home)),
+        EngineKind::Swarm => Arc::new(swarm::Swarm::new(home)),
+    }
 }

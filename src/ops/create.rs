@@ -16,7 +16,7 @@ use crate::oplog::{self, now_rfc3339};
 use crate::provision::{self, Credentials};
 use crate::registry::{self, Instance, Registry, State};
 use crate::s3::{S3Choice, S3Settings};
-use crate::settings::Provision;
+use crate::settings::{EngineKind, Provision};
 pub use crate::validate::{CreateRequest, ValidCreate};
 use serde::Serialize;
 use std::net::{IpAddr, TcpListener};
@@ -72,6 +72,29 @@ pub async fn create_new(home: &Home, req: CreateRequest) -> Result<Created> {
     create_finish(home, pending, on_failure).await
 }
 
+/// What a swarm home does not do yet: backups (the stack has no sidecar)
+/// and warm-pool spares. An instance made without asking for backups has
+/// none; asking for them is an error that says so.
+fn swarm_request(req: &CreateRequest, v: &mut ValidCreate, spare: bool) -> Result<()> {
+    let asked = req.backup_schedule.is_some()
+        || req.backup_retention.is_some()
+        || matches!(req.s3, S3Choice::File(_) | S3Choice::Given(_));
+    if asked {
+        return Err(Error::invalid(
+            "backups",
+            "backups are not available on the swarm engine yet; create with --no-backups (the default there)",
+        ));
+    }
+    if spare {
+        return Err(Error::invalid(
+            "DBAAS_WARM_POOL",
+            "the warm pool is not available on the swarm engine; unset DBAAS_WARM_POOL",
+        ));
+    }
+    v.backups = None;
+    Ok(())
+}
+
 /// This host's memory and CPUs, that a create is checked against.
 pub(super) fn host() -> crate::validate::Host {
     crate::validate::Host {
@@ -96,16 +119,31 @@ pub(super) async fn create_begin_as(
     if spare {
         v.name = registry::SPARE_NAME.to_string();
     }
+    let swarm = home.settings.engine == EngineKind::Swarm;
+    if swarm {
+        swarm_request(req, &mut v, spare)?;
+    } else if v.node.is_some() {
+        return Err(Error::invalid(
+            "node",
+            "--node chooses a swarm node, and this home's engine is compose (one host); omit it",
+        ));
+    }
     let s3 = s3_for(home, req, v.backups.is_some())?;
     v.s3 = s3.as_ref().map(|s| s.repo.clone());
     let budget = Budget::of(home);
     budget.check_disk(home)?;
     let image = home.settings.image_for(v.version);
-    engine::of(home).preflight(&image).await?;
+    let engine = engine::of(home);
+    engine.preflight(&image).await?;
+    let nodes = if swarm {
+        Some(engine.nodes().await?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let inst = blocking({
         let home = home.clone();
-        move || allocate(&home, &v, &image, &budget, spare)
+        move || allocate(&home, &v, &image, &budget, spare, nodes.as_deref())
     })
     .await?;
     oplog::record_async(home, &inst.id, "create.allocate", started.elapsed(), "ok").await;
@@ -310,39 +348,33 @@ fn allocate(
     image: &str,
     budget: &Budget,
     spare: bool,
+    nodes: Option<&[crate::engine::NodeInfo]>,
 ) -> Result<Instance> {
     registry::update(home, |reg| {
-        budget.check_memory(reg, v.memory)?;
+        let placement = match nodes {
+            Some(ns) => Some(super::placement::choose(
+                reg,
+                ns,
+                v.memory,
+                v.node.as_deref(),
+            )?),
+            None => {
+                budget.check_memory(reg, v.memory)?;
+                None
+            }
+        };
+        // A swarm instance's port is on its node: only the registry can
+        // say whether it is taken there.
+        let local = placement.is_none();
         if !spare {
             name_is_free(reg, &v.name)?;
         }
-        let port = match v.port {
-            Some(p) => {
-                if let Some(other) = reg.instances.iter().find(|i| i.port == p) {
-                    return Err(Error::Conflict(format!(
-                        "port {p} is already used by instance '{}'; choose another --port or omit it",
-                        other.name
-                    )));
-                }
-                if !port_is_free(home.settings.bind_address, p) {
-                    return Err(Error::Conflict(format!(
-                        "port {p} is already in use on {}; choose another --port or omit it",
-                        home.settings.bind_address
-                    )));
-                }
-                p
-            }
-            None => pick_port(reg, home.settings.port_range, |p| {
-                port_is_free(home.settings.bind_address, p)
-            })
-            .ok_or_else(|| {
-                Error::Conflict(format!(
-                    "no free port in {}-{}; destroy unused instances or widen DBAAS_PORT_RANGE",
-                    home.settings.port_range.0, home.settings.port_range.1
-                ))
-            })?,
+        let port = choose_port(home, reg, v.port, local)?;
+        // Swarm makes a stack's networks itself.
+        let subnet = match placement {
+            None => Some(pick_subnet(home, reg)?.to_string()),
+            Some(_) => None,
         };
-        let subnet = pick_subnet(home, reg)?;
         let id = loop {
             let id = crate::secrets::instance_id();
             if reg.find(&id).is_none() && !home.instance_dir(&id).exists() {
@@ -358,7 +390,10 @@ fn allocate(
             memory: v.memory,
             cpus: v.cpus,
             port,
-            bind_address: home.settings.bind_address.to_string(),
+            bind_address: match &placement {
+                Some(p) => p.address.clone(),
+                None => home.settings.bind_address.to_string(),
+            },
             database: v.database.clone(),
             user: v.user.clone(),
             state: State::Creating,
@@ -374,11 +409,39 @@ fn allocate(
             backups: v.backups.clone(),
             s3: v.s3.clone(),
             pending_restart: vec![],
-            subnet: Some(subnet.to_string()),
+            subnet,
             spare,
+            node: placement.map(|p| p.node),
         };
         reg.instances.push(inst.clone());
         Ok(inst)
+    })
+}
+
+/// The asked-for port if no instance holds it and (`local`: on this host)
+/// it binds, else the lowest free one of the range.
+fn choose_port(home: &Home, reg: &Registry, asked: Option<u16>, local: bool) -> Result<u16> {
+    let addr = home.settings.bind_address;
+    if let Some(p) = asked {
+        if let Some(other) = reg.instances.iter().find(|i| i.port == p) {
+            return Err(Error::Conflict(format!(
+                "port {p} is already used by instance '{}'; choose another --port or omit it",
+                other.name
+            )));
+        }
+        if local && !port_is_free(addr, p) {
+            return Err(Error::Conflict(format!(
+                "port {p} is already in use on {addr}; choose another --port or omit it"
+            )));
+        }
+        return Ok(p);
+    }
+    let range = home.settings.port_range;
+    pick_port(reg, range, |p| !local || port_is_free(addr, p)).ok_or_else(|| {
+        Error::Conflict(format!(
+            "no free port in {}-{}; destroy unused instances or widen DBAAS_PORT_RANGE",
+            range.0, range.1
+        ))
     })
 }
 

@@ -45,7 +45,12 @@ pub async fn destroy(
 
 pub async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<()> {
     let started = Instant::now();
-    oplog::step(home, id, "destroy.compose_down", engine::of(home).down(id)).await?;
+    let engine = engine::of(home);
+    if keep_data {
+        oplog::step(home, id, "destroy.compose_down", engine.down(id)).await?;
+    } else {
+        oplog::step(home, id, "destroy.compose_down", engine.destroy(id)).await?;
+    }
     if !keep_data {
         let dir = home.instance_dir(id);
         blocking(move || remove_dir(&dir)).await?;

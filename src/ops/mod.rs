@@ -11,6 +11,8 @@ pub mod destroy;
 pub mod doctor;
 pub mod dump;
 pub mod lifecycle;
+pub mod nodes;
+pub mod placement;
 pub mod pool;
 pub mod protection;
 pub mod ready;

@@ -49,6 +49,9 @@ pub struct InstanceView {
     /// /instances/{id} only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_health: Option<crate::backups::BackupHealth>,
+    /// The swarm node it is pinned to; absent on the compose engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Where clients connect (loopback for a wildcard bind): for printing.
     #[serde(skip)]
     pub connect_host: String,
@@ -69,6 +72,7 @@ pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceVie
         health: health.map(|h| h.as_str().to_string()),
         port: inst.port,
         bind_address: inst.bind_address.clone(),
+        node: inst.node.clone(),
         memory: validate::format_bytes(inst.memory),
         memory_bytes: inst.memory,
         cpus: inst.cpus,

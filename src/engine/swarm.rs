@@ -1,0 +1,775 @@
+//! The engine of a Docker Swarm cluster: each instance is the stack
+//! `instances/<id>/stack.yml` (rendered by provision.rs), deployed with
+//! `docker stack deploy` through a manager (DOCKER_HOST, or DBAAS_DOCKER's
+//! CLI), every service pinned to the instance's node. Status comes from the
+//! manager's tasks. What only a node's own daemon can do (exec, attach,
+//! removing a volume) goes to the endpoint in the node's `dbaas.endpoint`
+//! label, such as `ssh://root@db2` (the docker CLI's own ssh transport).
+
+use super::docker::{self, QUICK_TIMEOUT};
+use super::{
+    Attach, Container, ContainerState, Engine, Health, HostCheck, Mount, NodeInfo, PsMap, Service,
+};
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::provision::STACK_FILE;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `stack deploy`: creates secrets, configs, networks and services; does
+/// not wait for the tasks.
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(180);
+/// Scaling to zero waits for PostgreSQL's clean shutdown (30 s grace).
+const SCALE_TIMEOUT: Duration = Duration::from_secs(120);
+/// A node removes a stopped task's container a moment after the manager
+/// forgets it; its volume can go only then.
+const CONTAINERS_GONE: Duration = Duration::from_secs(60);
+/// The node label that names how to reach a node's own daemon.
+pub const ENDPOINT_LABEL: &str = "dbaas.endpoint";
+
+pub struct Swarm {
+    home: Home,
+}
+
+impl Swarm {
+    pub fn new(home: &Home) -> Swarm {
+        Swarm { home: home.clone() }
+    }
+
+    fn docker(&self) -> &str {
+        &self.home.settings.docker
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.home.instance_dir(id).join(STACK_FILE)
+    }
+
+    async fn run(&self, args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Result<String> {
+        docker::run(self.docker(), args, cwd, timeout)
+            .await
+            .map(|o| o.stdout)
+    }
+
+    /// The services of an instance, as the stack names them.
+    fn service_names(&self, id: &str) -> Vec<String> {
+        [Service::Db, Service::Agent]
+            .iter()
+            .filter(|s| self.defines(id, s))
+            .map(|s| format!("{id}_{}", s.name()))
+            .collect()
+    }
+
+    /// The node an instance is pinned to, read from its stack file.
+    fn node_of(&self, id: &str) -> Result<String> {
+        let file = self.file(id);
+        let text = crate::safe_fs::read_to_string(&file)
+            .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("constraints: [\"node.hostname == ")
+                    .and_then(|r| r.strip_suffix("\"]"))
+            })
+            .map(str::to_string)
+            .ok_or_else(|| Error::Failed(format!("{} names no node", self.file(id).display())))
+    }
+
+    /// `docker -H ENDPOINT` of the node `name`, from its label.
+    async fn endpoint(&self, name: &str) -> Result<String> {
+        let nodes = self.nodes().await?;
+        let node = nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("the swarm node '{name}'"),
+                hint: "`dbaasctl nodes` lists the nodes".into(),
+            })?;
+        node.labels.get(ENDPOINT_LABEL).cloned().ok_or_else(|| {
+            Error::Docker(format!(
+                "node '{name}' has no {ENDPOINT_LABEL} label, so dbaas cannot reach its daemon; add one, e.g. docker node update --label-add {ENDPOINT_LABEL}=ssh://root@{name} {name}"
+            ))
+        })
+    }
+
+    /// The running container of `service` on the instance's node, and the
+    /// endpoint of that node's daemon.
+    async fn container_of(&self, id: &str, service: &Service) -> Result<(String, String)> {
+        let ep = self.endpoint(&self.node_of(id)?).await?;
+        let filter = format!(
+            "label=com.docker.swarm.service.name={id}_{}",
+            service.name()
+        );
+        let out = self
+            .run(
+                &[
+                    "-H",
+                    &ep,
+                    "ps",
+                    "-q",
+                    "--filter",
+                    &filter,
+                    "--filter",
+                    "status=running",
+                ],
+                None,
+                QUICK_TIMEOUT,
+            )
+            .await?;
+        match out.lines().next() {
+            Some(c) => Ok((ep, c.trim().to_string())),
+            None => Err(Error::Conflict(format!(
+                "instance {id} has no running {} container; start it first",
+                service.name()
+            ))),
+        }
+    }
+
+    /// Scales every service of the instance to `n` and waits until the
+    /// tasks converge (0: their containers have stopped).
+    async fn scale(&self, id: &str, n: u32) -> Result<()> {
+        let existing = self.existing_services(id).await?;
+        if existing.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec![
+            "service".to_string(),
+            "scale".into(),
+            "--detach=false".into(),
+        ];
+        args.extend(existing.iter().map(|s| format!("{s}={n}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&args, None, SCALE_TIMEOUT).await.map(|_| ())
+    }
+
+    async fn existing_services(&self, id: &str) -> Result<Vec<String>> {
+        let filter = format!("label=com.docker.stack.namespace={id}");
+        let out = self
+            .run(
+                &[
+                    "service",
+                    "ls",
+                    "--filter",
+                    &filter,
+                    "--format",
+                    "{{.Name}}",
+                ],
+                None,
+                QUICK_TIMEOUT,
+            )
+            .await?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// Removes the stack, then (on its node) its containers' leftovers and
+    /// its volumes.
+    async fn remove(&self, id: &str, volumes: bool) -> Result<()> {
+        self.scale(id, 0).await?;
+        self.run(&["stack", "rm", id], None, QUICK_TIMEOUT).await?;
+        if !volumes {
+            return Ok(());
+        }
+        let node = match self.node_of(id) {
+            Ok(n) => n,
+            Err(_) => return Ok(()),
+        };
+        let ep = self.endpoint(&node).await?;
+        let filter = format!("label=com.docker.stack.namespace={id}");
+        let deadline = tokio::time::Instant::now() + CONTAINERS_GONE;
+        loop {
+            let left = self
+                .run(
+                    &["-H", &ep, "ps", "-aq", "--filter", &filter],
+                    None,
+                    QUICK_TIMEOUT,
+                )
+                .await?;
+            if left.trim().is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::Timeout {
+                    what: format!("the containers of {id} to go from node {node}"),
+                    secs: CONTAINERS_GONE.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let vfilter = format!("label=dbaas.instance={id}");
+        let vols = self
+            .run(
+                &["-H", &ep, "volume", "ls", "-q", "--filter", &vfilter],
+                None,
+                QUICK_TIMEOUT,
+            )
+            .await?;
+        let vols: Vec<&str> = vols
+            .lines()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        if !vols.is_empty() {
+            let mut args = vec!["-H", ep.as_str(), "volume", "rm"];
+            args.extend(vols);
+            self.run(&args, None, QUICK_TIMEOUT).await?;
+        }
+        Ok(())
+    }
+
+    /// The tasks the manager wants running for this home's services.
+    async fn tasks(&self, only: Option<&str>, service: Option<&Service>) -> Result<PsMap> {
+        let mut args = vec![
+            "service".to_string(),
+            "ls".into(),
+            "--filter".into(),
+            format!("label=dbaas.home={}", self.home.tag()),
+            "--format".into(),
+            "{{.Name}}".into(),
+        ];
+        if let Some(id) = only {
+            args.extend(["--filter".into(), format!("label=dbaas.instance={id}")]);
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let names = self.run(&a, None, QUICK_TIMEOUT).await?;
+        let mut services: Vec<&str> = names.lines().map(str::trim).collect();
+        if let Some(s) = service {
+            let suffix = format!("_{}", s.name());
+            services.retain(|n| n.ends_with(&suffix));
+        }
+        let mut map = PsMap::new();
+        if services.is_empty() {
+            return Ok(map);
+        }
+        let mut args = vec![
+            "service",
+            "ps",
+            "--no-trunc",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            TASK_FORMAT,
+        ];
+        args.extend(services.iter().copied());
+        let out = self.run(&args, None, QUICK_TIMEOUT).await?;
+        let nodes = self.nodes().await.unwrap_or_default();
+        let down: Vec<&str> = nodes
+            .iter()
+            .filter(|n| n.state != "ready")
+            .map(|n| n.name.as_str())
+            .collect();
+        for (id, c) in parse_tasks(&out, &down) {
+            map.entry(id).or_default().push(c);
+        }
+        // A service without a task yet (just deployed) is starting.
+        for s in services {
+            let Some((id, svc)) = s.rsplit_once('_') else {
+                continue;
+            };
+            let cs = map.entry(id.to_string()).or_default();
+            let svc = Service::parse(svc);
+            if !cs.iter().any(|c| c.service == svc) {
+                cs.push(Container {
+                    name: s.to_string(),
+                    service: svc,
+                    state: ContainerState::Created,
+                    health: None,
+                    status: "no task yet".into(),
+                });
+            }
+        }
+        Ok(map)
+    }
+}
+
+const TASK_FORMAT: &str = "{{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.Error}}";
+
+/// `docker service ps` lines into containers by instance: the task state
+/// in Docker's container words, and a task on a node that is down says so.
+pub fn parse_tasks(out: &str, down_nodes: &[&str]) -> Vec<(String, Container)> {
+    let mut v = vec![];
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        let mut f = line.split('\t');
+        let (Some(name), Some(node), Some(current)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let error = f.next().unwrap_or("").trim();
+        // `<id>_<service>.<slot>`
+        let Some((id, svc)) = name.split('.').next().and_then(|s| s.rsplit_once('_')) else {
+            continue;
+        };
+        let word = current
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_lowercase();
+        // Swarm holds a task with a health check in `starting` until its
+        // first check passes: its container runs.
+        let health = (word == "starting").then_some(Health::Starting);
+        let mut state = match word.as_str() {
+            "running" | "starting" => ContainerState::Running,
+            "new" | "pending" | "assigned" | "accepted" | "preparing" | "ready" => {
+                ContainerState::Created
+            }
+            "complete" | "shutdown" | "failed" | "rejected" | "orphaned" | "remove" => {
+                ContainerState::Exited
+            }
+            other => ContainerState::Unknown(other.to_string()),
+        };
+        let mut status = format!("{current} on {node}");
+        if !error.is_empty() {
+            status.push_str(&format!(": {error}"));
+        }
+        if down_nodes.contains(&node) {
+            state = ContainerState::Unknown("node-down".into());
+            status = format!("node-down: {node} is not reachable ({current})");
+        }
+        v.push((
+            id.to_string(),
+            Container {
+                name: name.to_string(),
+                service: Service::parse(svc),
+                state,
+                health,
+                status,
+            },
+        ));
+    }
+    v
+}
+
+/// `docker node inspect` JSON into nodes.
+pub fn parse_nodes(json: &str) -> Result<Vec<NodeInfo>> {
+    let v: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| Error::Docker(format!("unexpected docker node inspect output: {e}")))?;
+    let mut nodes = vec![];
+    for n in v.as_array().into_iter().flatten() {
+        let s = |p: &str| {
+            n.pointer(p)
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let labels: BTreeMap<String, String> = n
+            .pointer("/Spec/Labels")
+            .and_then(|l| l.as_object())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let num = |p: &str| n.pointer(p).and_then(|x| x.as_u64()).unwrap_or(0);
+        nodes.push(NodeInfo {
+            id: s("/ID"),
+            name: s("/Description/Hostname"),
+            address: s("/Status/Addr"),
+            state: s("/Status/State"),
+            availability: s("/Spec/Availability"),
+            manager: n.pointer("/ManagerStatus").is_some(),
+            labels,
+            memory: num("/Description/Resources/MemoryBytes"),
+            cpus: num("/Description/Resources/NanoCPUs") as f64 / 1e9,
+        });
+    }
+    Ok(nodes)
+}
+
+fn unsupported(what: &str) -> Error {
+    Error::Invalid {
+        field: "engine".into(),
+        reason: format!(
+            "{what} is not available on the swarm engine yet; use a compose home for it"
+        ),
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for Swarm {
+    fn kind(&self) -> &'static str {
+        "swarm"
+    }
+
+    async fn preflight(&self, image: &str) -> Result<()> {
+        let info = self
+            .run(
+                &[
+                    "info",
+                    "--format",
+                    "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+                ],
+                None,
+                QUICK_TIMEOUT,
+            )
+            .await?;
+        if info.trim() != "active true" {
+            return Err(Error::Docker(format!(
+                "this home's engine is swarm, but the daemon dbaas talks to is not a swarm manager (state: {}); point DOCKER_HOST at a manager, or run `docker swarm init` there",
+                info.trim()
+            )));
+        }
+        if self.image_id(image).await.is_err() {
+            // The nodes pull it; the manager checks that the name resolves.
+            self.run(&["pull", "-q", image], None, DEPLOY_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    Error::Docker(format!(
+                        "the image {image} is not in a registry the swarm can pull from ({e}); push it there and set DBAAS_IMAGE to its name, e.g. registry.example:5000/dbaas/postgres:{{version}}"
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    fn provisioned(&self, id: &str) -> bool {
+        self.file(id).is_file()
+    }
+
+    fn defines(&self, id: &str, service: &Service) -> bool {
+        crate::safe_fs::read_to_string(&self.file(id))
+            .is_ok_and(|f| f.contains(&format!("\n  {}:\n", service.name())))
+    }
+
+    async fn up(&self, id: &str) -> Result<()> {
+        let dir = self.home.instance_dir(id);
+        let file = self.file(id).to_string_lossy().into_owned();
+        self.run(
+            &["stack", "deploy", "-c", &file, "--prune", id],
+            Some(&dir),
+            DEPLOY_TIMEOUT,
+        )
+        .await?;
+        // A stopped instance is scaled to 0; deploying keeps that.
+        let mut args = vec!["service".to_string(), "scale".into(), "--detach".into()];
+        args.extend(self.service_names(id).iter().map(|s| format!("{s}=1")));
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&a, None, QUICK_TIMEOUT).await.map(|_| ())
+    }
+
+    async fn create(&self, _id: &str) -> Result<()> {
+        // A stack's services are made by its deploy.
+        Ok(())
+    }
+
+    async fn up_service(&self, id: &str, _service: &Service) -> Result<()> {
+        // One deploy starts every service; the sidecar waits for the db.
+        self.up(id).await
+    }
+
+    async fn down(&self, id: &str) -> Result<()> {
+        // Scaled to zero, not removed: removal returns before the node has
+        // stopped the server, and a deploy then could start a second one
+        // on the same volume.
+        self.scale(id, 0).await
+    }
+
+    async fn restart(&self, id: &str) -> Result<()> {
+        for s in self.existing_services(id).await? {
+            self.run(
+                &["service", "update", "--force", "--detach=false", "-q", &s],
+                None,
+                SCALE_TIMEOUT,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn restart_service(&self, id: &str, service: &Service) -> Result<()> {
+        let s = format!("{id}_{}", service.name());
+        self.run(
+            &["service", "update", "--force", "--detach=false", "-q", &s],
+            None,
+            SCALE_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn ps(&self, only: Option<&str>) -> Result<PsMap> {
+        self.tasks(only, None).await
+    }
+
+    async fn ps_service(&self, service: &Service) -> Result<PsMap> {
+        self.tasks(None, Some(service)).await
+    }
+
+    async fn logs(
+        &self,
+        id: &str,
+        service: &Service,
+        tail: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<String>> {
+        let s = format!("{id}_{}", service.name());
+        let tail = tail.to_string();
+        let out = docker::run(
+            self.docker(),
+            &[
+                "service",
+                "logs",
+                "--raw",
+                "--no-task-ids",
+                "--tail",
+                &tail,
+                &s,
+            ],
+            None,
+            QUICK_TIMEOUT,
+        )
+        .await?;
+        let mut lines: Vec<String> = out
+            .stdout
+            .lines()
+            .chain(out.stderr.lines())
+            .map(str::to_string)
+            .collect();
+        let mut total = 0;
+        let keep = lines
+            .iter()
+            .rev()
+            .take_while(|l| {
+                total += l.len() + 1;
+                total <= max_bytes
+            })
+            .count();
+        Ok(lines.split_off(lines.len() - keep))
+    }
+
+    async fn attach(&self, id: &str, what: Attach<'_>) -> Result<i32> {
+        let args: Vec<String> = match what {
+            Attach::Logs { tail, follow } => {
+                let mut a: Vec<String> = ["service", "logs", "--raw", "--no-task-ids", "--tail"]
+                    .map(String::from)
+                    .into();
+                a.push(tail.to_string());
+                if follow {
+                    a.push("--follow".into());
+                }
+                a.push(format!("{id}_db"));
+                a
+            }
+            Attach::Psql {
+                user,
+                database,
+                command,
+                tty,
+            } => {
+                let (ep, c) = self.container_of(id, &Service::Db).await?;
+                let mut a: Vec<String> = vec!["-H".into(), ep, "exec".into()];
+                if tty {
+                    a.push("-it".into());
+                } else {
+                    a.push("-i".into());
+                }
+                a.push(c);
+                a.extend(["psql", "-U", user, "-d", database].map(String::from));
+                if let Some(sql) = command {
+                    a.extend(["-c".to_string(), sql.to_string()]);
+                }
+                a
+            }
+            Attach::Run { service, argv } => {
+                let (ep, c) = self.container_of(id, &service).await?;
+                let mut a: Vec<String> = vec!["-H".into(), ep, "exec".into(), "-i".into(), c];
+                a.extend(argv);
+                a
+            }
+        };
+        let (docker, root) = (self.docker().to_string(), self.home.root.clone());
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            docker::interactive(&docker, &args, &root)
+        })
+        .await
+        .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?
+    }
+
+    fn exec_piped(
+        &self,
+        _id: &str,
+        _service: &Service,
+        _argv: &[String],
+    ) -> Result<tokio::process::Child> {
+        // Finding the container needs the manager (async); the callers
+        // (dumps, imports) are not on the swarm engine yet.
+        Err(unsupported("streaming into or out of a container"))
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        service: &Service,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<String> {
+        let (ep, c) = self.container_of(id, service).await?;
+        let mut args = vec!["-H", ep.as_str(), "exec", c.as_str()];
+        args.extend(argv.iter().map(String::as_str));
+        self.run(&args, None, timeout).await
+    }
+
+    async fn run_once(
+        &self,
+        _id: &str,
+        _service: &Service,
+        _mounts: &[Mount],
+        _argv: &[String],
+        _timeout: Duration,
+    ) -> Result<String> {
+        Err(unsupported(
+            "a one-off container (restoring into a new instance)",
+        ))
+    }
+
+    async fn host_checks(&self) -> Vec<HostCheck> {
+        let info = self
+            .run(
+                &[
+                    "info",
+                    "--format",
+                    "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+                ],
+                None,
+                QUICK_TIMEOUT,
+            )
+            .await;
+        let manager = match info {
+            Ok(s) if s.trim() == "active true" => Ok("a swarm manager answers".to_string()),
+            Ok(s) => Err(format!(
+                "the daemon is not a swarm manager (state: {})",
+                s.trim()
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        let fatal = manager.is_err();
+        let mut checks = vec![HostCheck {
+            check: "swarm",
+            outcome: manager,
+            fix: "point DOCKER_HOST at a manager of the swarm (docker swarm init makes one)",
+            fatal: true,
+        }];
+        if fatal {
+            return checks;
+        }
+        let nodes = self.nodes().await;
+        let outcome = match &nodes {
+            Ok(ns) => {
+                let usable: Vec<&NodeInfo> = ns.iter().filter(|n| n.usable()).collect();
+                let drained: Vec<&str> = ns
+                    .iter()
+                    .filter(|n| n.availability != "active")
+                    .map(|n| n.name.as_str())
+                    .collect();
+                let down: Vec<&str> = ns
+                    .iter()
+                    .filter(|n| n.state != "ready")
+                    .map(|n| n.name.as_str())
+                    .collect();
+                let mut text = format!("{} of {} nodes take new instances", usable.len(), ns.len());
+                if !drained.is_empty() {
+                    text.push_str(&format!("; drained or paused: {}", drained.join(", ")));
+                }
+                if !down.is_empty() {
+                    text.push_str(&format!("; down: {}", down.join(", ")));
+                }
+                if usable.is_empty() {
+                    Err(text)
+                } else {
+                    Ok(text)
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        checks.push(HostCheck {
+            check: "nodes",
+            outcome,
+            fix: "label the nodes dbaas may use: docker node update --label-add dbaas=true NODE",
+            fatal: false,
+        });
+        checks
+    }
+
+    async fn image_present(&self, image: &str) -> bool {
+        self.image_id(image).await.is_ok()
+    }
+
+    async fn update_limits(
+        &self,
+        _id: &str,
+        _service: &Service,
+        _memory: u64,
+        _cpus: f64,
+    ) -> Result<()> {
+        Err(unsupported("a live resize"))
+    }
+
+    async fn image_id(&self, image: &str) -> Result<String> {
+        self.run(
+            &["image", "inspect", "--format", "{{.Id}}", image],
+            None,
+            QUICK_TIMEOUT,
+        )
+        .await
+        .map(|id| id.trim().to_string())
+    }
+
+    async fn make_template(&self, _image: &str, _dir: &Path, _timeout: Duration) -> Result<()> {
+        Err(unsupported("a template data directory"))
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        let ids = self.run(&["node", "ls", "-q"], None, QUICK_TIMEOUT).await?;
+        let mut args = vec!["node", "inspect"];
+        args.extend(ids.lines().map(str::trim).filter(|l| !l.is_empty()));
+        if args.len() == 2 {
+            return Ok(vec![]);
+        }
+        parse_nodes(&self.run(&args, None, QUICK_TIMEOUT).await?)
+    }
+
+    async fn destroy(&self, id: &str) -> Result<()> {
+        self.remove(id, true).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_become_containers() {
+        let out = "db_1a2b_db.1\tn-w1\tRunning 5 minutes ago\t\n\
+                   db_1a2b_agent.1\tn-w1\tPreparing 2 seconds ago\t\n\
+                   db_3c_db.1\tn-w2\tRejected 1 second ago\tNo such image: x\n";
+        let v = parse_tasks(out, &["n-w2"]);
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].0, "db_1a2b");
+        assert_eq!(v[0].1.service, Service::Db);
+        assert!(v[0].1.running());
+        assert_eq!(v[1].1.service, Service::Agent);
+        assert_eq!(v[1].1.state, ContainerState::Created);
+        let starting = parse_tasks("db_9_db.1\tn\tStarting 3 seconds ago\t\n", &[]);
+        assert!(starting[0].1.running());
+        assert_eq!(starting[0].1.health, Some(Health::Starting));
+        assert_eq!(v[2].0, "db_3c");
+        assert!(
+            v[2].1.status.starts_with("node-down: n-w2"),
+            "{}",
+            v[2].1.status
+        );
+    }
+
+    #[test]
+    fn nodes_parse_from_inspect() {
+        let json = r#"[{"ID":"abc","Spec":{"Labels":{"dbaas":"true"},"Availability":"active"},
+            "Description":{"Hostname":"n1","Resources":{"NanoCPUs":2000000000,"MemoryBytes":1073741824}},
+            "Status":{"State":"ready","Addr":"10.0.0.2"},"ManagerStatus":{"Leader":true}}]"#;
+        let n = parse_nodes(json).unwrap();
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].name, "n1");
+        assert_eq!(n[0].address, "10.0.0.2");
+        assert_eq!(n[0].cpus, 2.0);
+        assert!(n[0].manager && n[0].usable());
+        assert!(parse_nodes("nope").is_err());
+    }
+}
