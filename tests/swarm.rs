@@ -142,6 +142,28 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     let out = home.run(&["psql", "pinned", "-c", "SELECT 40 + 2"]).ok();
     assert!(out.contains("42"), "{out}");
 
+    // down, up and restart on the worker's instance keep its data.
+    let url = home.run(&["url", "pinned"]).ok().trim().to_string();
+    connect(&url)
+        .batch_execute("CREATE TABLE kept AS SELECT 7 AS n")
+        .unwrap();
+    home.run(&["down", "pinned"]).ok();
+    let show = home.run(&["show", "pinned", "--json"]).json();
+    assert_eq!(show["status"], "stopped", "{show}");
+    let left = worker.docker_ok(&["ps", "-q", "--filter", &filter]);
+    assert!(
+        left.is_empty(),
+        "a stopped instance's server still runs: {left}"
+    );
+    home.run(&["up", "pinned"]).ok();
+    assert_eq!(query_text(&url, "SELECT n::text FROM kept"), "7");
+    home.run(&["restart", "pinned"]).ok();
+    assert_eq!(query_text(&url, "SELECT n::text FROM kept"), "7");
+    let r = home.run(&["logs", "pinned", "--tail", "50"]);
+    r.ok();
+    let logs = r.stdout() + &r.stderr();
+    assert!(logs.contains("database system is ready"), "{logs}");
+
     // Destroy removes services, secrets, configs and the volumes on every node.
     for name in ["s1", "s2", "s3", "pinned"] {
         home.run(&["destroy", name, "--yes"]).ok();

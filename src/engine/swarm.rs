@@ -51,15 +51,6 @@ impl Swarm {
             .map(|o| o.stdout)
     }
 
-    /// The services of an instance, as the stack names them.
-    fn service_names(&self, id: &str) -> Vec<String> {
-        [Service::Db, Service::Agent]
-            .iter()
-            .filter(|s| self.defines(id, s))
-            .map(|s| format!("{id}_{}", s.name()))
-            .collect()
-    }
-
     /// The node an instance is pinned to, read from its stack file.
     fn node_of(&self, id: &str) -> Result<String> {
         let file = self.file(id);
@@ -224,17 +215,25 @@ impl Swarm {
             "--filter".into(),
             format!("label=dbaas.home={}", self.home.tag()),
             "--format".into(),
-            "{{.Name}}".into(),
+            "{{.Name}} {{.Replicas}}".into(),
         ];
         if let Some(id) = only {
             args.extend(["--filter".into(), format!("label=dbaas.instance={id}")]);
         }
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let names = self.run(&a, None, QUICK_TIMEOUT).await?;
-        let mut services: Vec<&str> = names.lines().map(str::trim).collect();
+        let listed = self.run(&a, None, QUICK_TIMEOUT).await?;
+        // (name, wanted: not scaled to zero), from `NAME RUNNING/WANTED`.
+        let mut services: Vec<(&str, bool)> = listed
+            .lines()
+            .filter_map(|l| {
+                let (name, replicas) = l.trim().split_once(' ')?;
+                let wanted = replicas.split('/').nth(1).is_some_and(|w| w.trim() != "0");
+                Some((name, wanted))
+            })
+            .collect();
         if let Some(s) = service {
             let suffix = format!("_{}", s.name());
-            services.retain(|n| n.ends_with(&suffix));
+            services.retain(|(n, _)| n.ends_with(&suffix));
         }
         let mut map = PsMap::new();
         if services.is_empty() {
@@ -249,7 +248,7 @@ impl Swarm {
             "--format",
             TASK_FORMAT,
         ];
-        args.extend(services.iter().copied());
+        args.extend(services.iter().map(|(n, _)| *n));
         let out = self.run(&args, None, QUICK_TIMEOUT).await?;
         let nodes = self.nodes().await.unwrap_or_default();
         let down: Vec<&str> = nodes
@@ -260,9 +259,11 @@ impl Swarm {
         for (id, c) in parse_tasks(&out, &down) {
             map.entry(id).or_default().push(c);
         }
-        // A service without a task yet (just deployed) is starting.
-        for s in services {
-            let Some((id, svc)) = s.rsplit_once('_') else {
+        // A service that wants a task but has none yet (just deployed) is
+        // starting; one scaled to zero has no container, as a stopped
+        // compose instance.
+        for (s, wanted) in services {
+            let Some((id, svc)) = s.rsplit_once('_').filter(|_| wanted) else {
                 continue;
             };
             let cs = map.entry(id.to_string()).or_default();
@@ -430,19 +431,20 @@ impl Engine for Swarm {
     }
 
     async fn up(&self, id: &str) -> Result<()> {
+        // The file says one replica of each service: a deploy also starts a
+        // stopped (scaled to zero) instance again.
         let dir = self.home.instance_dir(id);
         let file = self.file(id).to_string_lossy().into_owned();
-        self.run(
-            &["stack", "deploy", "-c", &file, "--prune", id],
-            Some(&dir),
-            DEPLOY_TIMEOUT,
-        )
-        .await?;
-        // A stopped instance is scaled to 0; deploying keeps that.
-        let mut args = vec!["service".to_string(), "scale".into(), "--detach".into()];
-        args.extend(self.service_names(id).iter().map(|s| format!("{s}=1")));
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run(&a, None, QUICK_TIMEOUT).await.map(|_| ())
+        let args = ["stack", "deploy", "-c", &file, "--prune", id];
+        match self.run(&args, Some(&dir), DEPLOY_TIMEOUT).await {
+            // Swarm's optimistic concurrency: the service changed between
+            // the deploy's read and its write; the next deploy reads anew.
+            Err(Error::Compose(f)) if f.stderr_tail.contains("update out of sequence") => self
+                .run(&args, Some(&dir), DEPLOY_TIMEOUT)
+                .await
+                .map(|_| ()),
+            r => r.map(|_| ()),
+        }
     }
 
     async fn create(&self, _id: &str) -> Result<()> {

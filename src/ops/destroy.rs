@@ -116,7 +116,18 @@ pub async fn remove_backups(home: &Home, id: &str) -> Result<()> {
 }
 
 pub(super) fn remove_dir(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
+    let mut tries = 0;
+    match loop {
+        match std::fs::remove_dir_all(dir) {
+            // A writer killed a moment ago (an abandoned create's template
+            // copy) may still add an entry while the tree goes.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => break r,
+        }
+    } {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(

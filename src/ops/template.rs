@@ -30,8 +30,7 @@ pub async fn fill(home: &Home, version: u32, image: &str, data: &Path) -> Result
         // Copies share the template; making one excludes everyone.
         let shared = blocking(lock_file(dir.clone(), libc::LOCK_SH)).await?;
         if current(&dir, &image_id) {
-            let (from, to) = (dir.join("data"), data.to_path_buf());
-            let copied = blocking(move || copy(&from, &to)).await;
+            let copied = copy(&dir.join("data"), data).await;
             drop(shared);
             return copied;
         }
@@ -85,15 +84,16 @@ async fn make(home: &Home, dir: &Path, image: &str, image_id: &str) -> Result<()
 
 /// `cp -a --reflink=auto FROM/. TO`: owners, modes and the directory's own
 /// attributes kept; a reflink (no data copied) where the filesystem allows.
-fn copy(from: &Path, to: &Path) -> Result<()> {
-    use std::os::unix::process::CommandExt;
-    let mut cp = std::process::Command::new("cp");
+/// Killed when the create is abandoned (the future dropped: Ctrl-C), so
+/// that it does not go on writing into a directory the rollback removes.
+async fn copy(from: &Path, to: &Path) -> Result<()> {
+    let mut cp = tokio::process::Command::new("cp");
     cp.arg("-a")
         .arg("--reflink=auto")
         .arg(from.join("."))
-        .arg(to);
-    // A cp that outlived a killed dbaasctl would go on writing into a
-    // directory that the rollback (doctor --fix) is removing.
+        .arg(to)
+        .kill_on_drop(true);
+    // The same for a killed dbaasctl (doctor --fix removes the directory).
     // SAFETY: prctl only sets a flag of the child; no memory is touched.
     unsafe {
         cp.pre_exec(|| {
@@ -101,7 +101,7 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
             Ok(())
         });
     }
-    let out = cp.output().ctx(|| "running cp".to_string())?;
+    let out = cp.output().await.ctx(|| "running cp".to_string())?;
     if out.status.success() {
         Ok(())
     } else {
