@@ -170,7 +170,27 @@ fn main() {
         dbaas::engine::compose::PS_FORMAT,
     ];
 
-    println!("instances | create batch | list | top | GET /instances | GET /metrics | status refresh (docker ps) | memory/instance | idle CPU/instance (containers' cgroups) | host idle CPU/instance");
+    // The status refresh as the server runs it (the engine's list of every
+    // container: the daemon's socket where it is local), beside the same
+    // list from `docker ps` as the baseline.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine_home = dbaas::home::Home::new(
+        dbaas::settings::Settings::from_vars(
+            |k| match k {
+                "DBAAS_HOME" => Some(root.display().to_string()),
+                _ => std::env::var(k).ok(),
+            },
+            root.clone(),
+        )
+        .unwrap(),
+    );
+    let refresh = || {
+        let start = Instant::now();
+        rt.block_on(dbaas::engine::of(&engine_home).ps(None))
+            .unwrap();
+        start.elapsed()
+    };
+    println!("instances | create batch | list | top | GET /instances | GET /metrics | status refresh (the server's) | baseline docker ps | memory/instance | idle CPU/instance (containers' cgroups) | host idle CPU/instance");
     let mut made = 0usize;
     let mut create_time = Duration::ZERO;
     for checkpoint in [10usize, 50, 100, 200].into_iter().filter(|c| *c <= total) {
@@ -203,17 +223,19 @@ fn main() {
                 time_cmd(c)
             })
             .collect();
+        let refreshes: Vec<Duration> = (0..11).map(|_| refresh()).collect();
         let ids = containers(&tag);
         let (mem, cores) = usage(&ids, Duration::from_secs(20));
         let host = host_busy(Duration::from_secs(30));
         println!(
-            "{checkpoint:>9} | {:>7.1} s ({:.2} s each) | {} | {} | {} | {} | {} | {:.1} MiB | {:.2}% of a core | {:.2}% of a core",
+            "{checkpoint:>9} | {:>7.1} s ({:.2} s each) | {} | {} | {} | {} | {} | {} | {:.1} MiB | {:.2}% of a core | {:.2}% of a core",
             took.as_secs_f64(),
             took.as_secs_f64() / names.len() as f64,
             ms(median(lists)),
             ms(median(tops)),
             ms(median(gets)),
             ms(median(metrics)),
+            ms(median(refreshes)),
             ms(median(pss)),
             mem as f64 / checkpoint as f64 / (1 << 20) as f64,
             cores * 100.0 / checkpoint as f64,
