@@ -8,6 +8,7 @@ pub mod compose;
 pub mod docker;
 pub mod docker_api;
 pub mod swarm;
+pub mod swarm_state;
 
 use crate::error::Result;
 use crate::home::Home;
