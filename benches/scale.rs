@@ -7,7 +7,8 @@
 //! them all. Not a test: nothing here passes or fails on time.
 //!
 //! Run: `bash scripts/bench-scale.sh` (SCALE_INSTANCES=200, SCALE_BATCH=10,
-//! BENCH_PORT_BASE=40000). Instances are made `--no-backups` (the backup
+//! BENCH_PORT_BASE=31000: below the ephemeral range, where a client's
+//! loopback connection can hold a port). Instances are made `--no-backups` (the backup
 //! sidecar's first backup and verification of each would dominate two
 //! cores) and DBAAS_MAX_MEMORY=64g (the limits add up past the host's memory;
 //! what they use is measured).
@@ -130,7 +131,7 @@ fn tag_of(root: &Path) -> String {
 fn main() {
     let total = env_num("SCALE_INSTANCES", 200) as usize;
     let batch = env_num("SCALE_BATCH", 10).max(1) as usize;
-    let base = env_num("BENCH_PORT_BASE", 40000) as u16;
+    let base = env_num("BENCH_PORT_BASE", 31000) as u16;
     let root = std::env::temp_dir().join(format!("dbaas-scale-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
     let home = ManyHome {
