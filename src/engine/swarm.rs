@@ -51,6 +51,27 @@ impl Swarm {
             .map(|o| o.stdout)
     }
 
+    /// `LocalNodeState ControlAvailable`: `active true` on a manager.
+    async fn manager_state(&self) -> Result<String> {
+        let format = "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}";
+        self.run(&["info", "--format", format], None, QUICK_TIMEOUT)
+            .await
+    }
+
+    /// A new task for the service (stop-first: the old one stops before),
+    /// waited for.
+    async fn force_update(&self, service: &str) -> Result<()> {
+        let args = [
+            "service",
+            "update",
+            "--force",
+            "--detach=false",
+            "-q",
+            service,
+        ];
+        self.run(&args, None, SCALE_TIMEOUT).await.map(|_| ())
+    }
+
     /// The node an instance is pinned to, read from its stack file.
     fn node_of(&self, id: &str) -> Result<String> {
         let file = self.file(id);
@@ -298,17 +319,7 @@ impl Engine for Swarm {
     }
 
     async fn preflight(&self, image: &str) -> Result<()> {
-        let info = self
-            .run(
-                &[
-                    "info",
-                    "--format",
-                    "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
-                ],
-                None,
-                QUICK_TIMEOUT,
-            )
-            .await?;
+        let info = self.manager_state().await?;
         if info.trim() != "active true" {
             return Err(Error::Docker(format!(
                 "this home's engine is swarm, but the daemon dbaas talks to is not a swarm manager (state: {}); point DOCKER_HOST at a manager, or run `docker swarm init` there",
@@ -373,25 +384,13 @@ impl Engine for Swarm {
 
     async fn restart(&self, id: &str) -> Result<()> {
         for s in self.existing_services(id).await? {
-            self.run(
-                &["service", "update", "--force", "--detach=false", "-q", &s],
-                None,
-                SCALE_TIMEOUT,
-            )
-            .await?;
+            self.force_update(&s).await?;
         }
         Ok(())
     }
 
     async fn restart_service(&self, id: &str, service: &Service) -> Result<()> {
-        let s = format!("{id}_{}", service.name());
-        self.run(
-            &["service", "update", "--force", "--detach=false", "-q", &s],
-            None,
-            SCALE_TIMEOUT,
-        )
-        .await
-        .map(|_| ())
+        self.force_update(&format!("{id}_{}", service.name())).await
     }
 
     async fn ps(&self, only: Option<&str>) -> Result<PsMap> {
@@ -531,17 +530,7 @@ impl Engine for Swarm {
     }
 
     async fn host_checks(&self) -> Vec<HostCheck> {
-        let info = self
-            .run(
-                &[
-                    "info",
-                    "--format",
-                    "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
-                ],
-                None,
-                QUICK_TIMEOUT,
-            )
-            .await;
+        let info = self.manager_state().await;
         let manager = match info {
             Ok(s) if s.trim() == "active true" => Ok("a swarm manager answers".to_string()),
             Ok(s) => Err(format!(
