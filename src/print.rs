@@ -234,7 +234,10 @@ pub fn table(views: &[ops::InstanceView]) {
                 v.name.clone(),
                 v.id.clone(),
                 v.version.to_string(),
-                v.status.to_string(),
+                match &v.status_detail {
+                    Some(d) => format!("{} ({d})", v.status),
+                    None => v.status.to_string(),
+                },
                 v.port.to_string(),
                 v.memory.clone(),
                 v.cpus.to_string(),
@@ -314,9 +317,15 @@ pub fn nodes(nodes: &[ops::nodes::NodeView]) {
 pub fn show(home: &Home, v: &ops::InstanceView, creds: Option<&ops::Credentials>) {
     println!("name:       {}", v.name);
     println!("id:         {}", v.id);
-    println!("status:     {}", v.status);
+    match &v.status_detail {
+        Some(d) => println!("status:     {} ({d})", v.status),
+        None => println!("status:     {}", v.status),
+    }
     println!("version:    {} ({})", v.version, v.image);
     println!("address:    {}:{}", v.bind_address, v.port);
+    if let Some(n) = &v.node {
+        println!("node:       {n}");
+    }
     println!("memory:     {}", v.memory);
     println!("cpus:       {}", v.cpus);
     println!("database:   {}", v.database);

@@ -9,7 +9,57 @@ mod swarm;
 
 use common::*;
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 use swarm::Swarm;
+
+/// Polls `show` until the instance has `status` (bounded); returns it.
+fn wait_status(home: &TestHome, name: &str, status: &str, within: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let show = home.run(&["show", name, "--json"]).json();
+        if show["status"] == status {
+            return show;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} is not {status} after {within:?}: {show}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `doctor`'s findings of one check (doctor exits non-zero on errors).
+fn doctor_findings(home: &TestHome, check: &str) -> Vec<serde_json::Value> {
+    let r = home.run(&["doctor", "--json"]);
+    let all: serde_json::Value = serde_json::from_str(&r.stdout())
+        .unwrap_or_else(|e| panic!("doctor --json: {e}\n{}{}", r.stdout(), r.stderr()));
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == check)
+        .cloned()
+        .collect()
+}
+
+/// No container of these instances on any node but `home_node`.
+fn assert_nowhere_else(swarm: &Swarm, home_node: usize, ids: &[String]) {
+    for (i, n) in swarm
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != home_node)
+    {
+        for id in ids {
+            let filter = format!("label=com.docker.stack.namespace={id}");
+            let found = n.docker_ok(&["ps", "-aq", "--filter", &filter]);
+            assert!(
+                found.is_empty(),
+                "{id} has containers on node {i} ({}): {found}",
+                n.name
+            );
+        }
+    }
+}
 
 #[test]
 fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
@@ -48,7 +98,15 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     for name in ["s1", "s2", "s3"] {
         let v = home
             .run(&[
-                "create", name, "--memory", "256m", "--cpus", "0.5", "--json",
+                "create",
+                name,
+                "--memory",
+                "256m",
+                "--cpus",
+                "0.5",
+                "--metrics-interval",
+                "2",
+                "--json",
             ])
             .json();
         let node = v["instance"]["node"].as_str().unwrap().to_string();
@@ -138,6 +196,72 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         "{on_worker}"
     );
 
+    // Monitoring: the agents' samples, written on their nodes, reach the
+    // CLI (synced before it reads) and the server (synced in the
+    // background) without anything else changing.
+    let server = Server::start(&home, &[]);
+    for (id, node) in &ids[..3] {
+        let name = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id.as_str())
+            .unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = home
+                .run(&["metrics", &name, "--last", "2", "--json"])
+                .json();
+            let ups = got
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["up"] == true)
+                .count();
+            if ups == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no two samples of {name} (on {node}) within 30 s: {got}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = server.get(&format!("/monitoring/{id}/metrics/summary"));
+            let v = r.json();
+            if r.status == 200 && v["up"] == true && v["connections"].is_u64() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server's summary of {id}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let top = home.run(&["top", "--json"]).json();
+    let s1 = top
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "s1")
+        .unwrap();
+    assert!(
+        s1["sample_age_seconds"].as_f64().is_some_and(|a| a < 10.0),
+        "{s1}"
+    );
+    let prom = server.get("/metrics").text();
+    assert!(
+        prom.contains(&format!("dbaas_up{{dbaas_instance=\"{}\"}} 1", ids[0].0)),
+        "{prom}"
+    );
+    drop(server);
+
     // psql runs in the db container on its node.
     let out = home.run(&["psql", "pinned", "-c", "SELECT 40 + 2"]).ok();
     assert!(out.contains("42"), "{out}");
@@ -163,6 +287,69 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     r.ok();
     let logs = r.stdout() + &r.stderr();
     assert!(logs.contains("database system is ready"), "{logs}");
+
+    // A worker goes away: its instances are node-down (naming it) and are
+    // never started on another node; what needs the node is refused; when
+    // it is back they run again with their data.
+    let pinned_id = ids[3].0.clone();
+    let on_worker: Vec<String> = ids
+        .iter()
+        .filter(|(_, n)| *n == worker.name)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let stopped = Instant::now();
+    swarm.stop_node(1);
+    let show = wait_status(&home, "pinned", "node-down", Duration::from_secs(30));
+    println!(
+        "figure: swarm node down detected after {:.1} s",
+        stopped.elapsed().as_secs_f64()
+    );
+    let detail = show["status_detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains(&worker.name) && detail.contains("down"),
+        "{show}"
+    );
+    let list = home.run(&["list", "--json"]).json();
+    for i in list.as_array().unwrap() {
+        let id = i["id"].as_str().unwrap().to_string();
+        let want = if on_worker.contains(&id) {
+            "node-down"
+        } else {
+            "running"
+        };
+        assert_eq!(i["status"], want, "{i}");
+    }
+    assert_nowhere_else(&swarm, 1, &on_worker);
+    let err = home.run(&["restart", "pinned"]).fails_with(4);
+    assert!(err.contains(&worker.name), "{err}");
+    let findings = doctor_findings(&home, "node-down");
+    assert_eq!(findings.len(), on_worker.len(), "{findings:?}");
+    swarm.start_node(1);
+    wait_status(&home, "pinned", "running", Duration::from_secs(120));
+    assert_eq!(query_text(&url, "SELECT n::text FROM kept"), "7");
+
+    // A drained node keeps its instances (stopped, not moved), and doctor
+    // says so; made active again, they run with their data.
+    manager.docker_ok(&["node", "update", "--availability", "drain", &worker.name]);
+    let show = wait_status(&home, "pinned", "node-down", Duration::from_secs(60));
+    assert!(
+        show["status_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("drained")),
+        "{show}"
+    );
+    let findings = doctor_findings(&home, "node-down");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["message"].as_str().unwrap().contains(&pinned_id)
+                && f["message"].as_str().unwrap().contains("drained")),
+        "{findings:?}"
+    );
+    assert_nowhere_else(&swarm, 1, &on_worker);
+    manager.docker_ok(&["node", "update", "--availability", "active", &worker.name]);
+    wait_status(&home, "pinned", "running", Duration::from_secs(120));
+    assert_eq!(query_text(&url, "SELECT n::text FROM kept"), "7");
 
     // Destroy removes services, secrets, configs and the volumes on every node.
     for name in ["s1", "s2", "s3", "pinned"] {

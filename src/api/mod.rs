@@ -43,6 +43,7 @@ pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
     state.clone().start_status_refresher();
     resume_interrupted(state.clone());
     keep_warm_pool(state.clone());
+    crate::ops::mirror::start(state.home.clone());
     // One Docker check before listening: /health reports it from then on
     // without a subprocess of its own.
     if let Err(e) = state.refresh_status().await {

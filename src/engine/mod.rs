@@ -8,6 +8,7 @@ pub mod compose;
 pub mod docker;
 pub mod docker_api;
 pub mod swarm;
+pub mod swarm_mirror;
 pub mod swarm_state;
 
 use crate::error::Result;
@@ -58,6 +59,10 @@ pub enum ContainerState {
     Paused,
     Dead,
     Removing,
+    /// A swarm task on a node that is down or drained: nothing can be said
+    /// of its container until the node is back (`Container::status` names
+    /// the node).
+    NodeDown,
     Unknown(String),
 }
 
@@ -84,6 +89,7 @@ impl ContainerState {
             ContainerState::Paused => "paused",
             ContainerState::Dead => "dead",
             ContainerState::Removing => "removing",
+            ContainerState::NodeDown => "node-down",
             ContainerState::Unknown(s) => s,
         }
     }
@@ -317,6 +323,17 @@ pub trait Engine: Send + Sync {
     /// The machines instances run on; none for a single host.
     async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         Ok(vec![])
+    }
+    /// Whether the agents write their metrics somewhere dbaas cannot read
+    /// (a swarm node's volume), so that `mirror_metrics` must copy them.
+    fn mirrors_metrics(&self) -> bool {
+        false
+    }
+    /// Brings the local copy of an instance's metrics files (`dir`, keeping
+    /// `keep` rotated ones) up to date with what its agent wrote; nothing
+    /// to do where the agent writes into `dir` itself (compose).
+    async fn mirror_metrics(&self, _id: &str, _dir: &std::path::Path, _keep: u32) -> Result<()> {
+        Ok(())
     }
     /// Removes an instance's containers and whatever else of it the engine
     /// keeps (a swarm node's volumes); the instance directory is the

@@ -7,7 +7,7 @@
 //! label, such as `ssh://root@db2` (the docker CLI's own ssh transport).
 
 use super::docker::{self, QUICK_TIMEOUT};
-use super::swarm_state::{parse_nodes, parse_tasks, TASK_FORMAT};
+use super::swarm_state::{mark_node_down, parse_nodes, parse_tasks, unavailable, TASK_FORMAT};
 use super::{
     Attach, Container, ContainerState, Engine, HostCheck, Mount, NodeInfo, PsMap, Service,
 };
@@ -271,13 +271,7 @@ impl Swarm {
         ];
         args.extend(services.iter().map(|(n, _)| *n));
         let out = self.run(&args, None, QUICK_TIMEOUT).await?;
-        let nodes = self.nodes().await.unwrap_or_default();
-        let down: Vec<&str> = nodes
-            .iter()
-            .filter(|n| n.state != "ready")
-            .map(|n| n.name.as_str())
-            .collect();
-        for (id, c) in parse_tasks(&out, &down) {
+        for (id, c) in parse_tasks(&out) {
             map.entry(id).or_default().push(c);
         }
         // A service that wants a task but has none yet (just deployed) is
@@ -299,7 +293,34 @@ impl Swarm {
                 });
             }
         }
+        let nodes = self.nodes().await?;
+        if nodes.iter().any(|n| unavailable(n).is_some()) {
+            let pinned = map
+                .keys()
+                .filter_map(|id| Some((id.clone(), self.node_of(id).ok()?)))
+                .collect();
+            mark_node_down(&mut map, &pinned, &nodes);
+        }
         Ok(map)
+    }
+
+    /// Refuses work on an instance whose node is down or drained: it would
+    /// wait for a task that cannot start, and the data is on that node.
+    async fn node_available(&self, id: &str) -> Result<()> {
+        let Ok(name) = self.node_of(id) else {
+            return Ok(());
+        };
+        let nodes = self.nodes().await?;
+        let why = match nodes.iter().find(|n| n.name == name) {
+            Some(n) => unavailable(n),
+            None => Some("gone from the swarm"),
+        };
+        match why {
+            None => Ok(()),
+            Some(why) => Err(Error::Conflict(format!(
+                "instance {id} lives on node {name}, which is {why}; its data stays on that node and it is never started elsewhere. Bring the node back (for a drained one: docker node update --availability active {name}), or restore it onto another node from its S3 repository"
+            ))),
+        }
     }
 }
 
@@ -349,6 +370,7 @@ impl Engine for Swarm {
     }
 
     async fn up(&self, id: &str) -> Result<()> {
+        self.node_available(id).await?;
         // The file says one replica of each service: a deploy also starts a
         // stopped (scaled to zero) instance again.
         let dir = self.home.instance_dir(id);
@@ -379,10 +401,12 @@ impl Engine for Swarm {
         // Scaled to zero, not removed: removal returns before the node has
         // stopped the server, and a deploy then could start a second one
         // on the same volume.
+        self.node_available(id).await?;
         self.scale(id, 0).await
     }
 
     async fn restart(&self, id: &str) -> Result<()> {
+        self.node_available(id).await?;
         for s in self.existing_services(id).await? {
             self.force_update(&s).await?;
         }
@@ -390,6 +414,7 @@ impl Engine for Swarm {
     }
 
     async fn restart_service(&self, id: &str, service: &Service) -> Result<()> {
+        self.node_available(id).await?;
         self.force_update(&format!("{id}_{}", service.name())).await
     }
 
@@ -625,7 +650,38 @@ impl Engine for Swarm {
         parse_nodes(&self.run(&args, None, QUICK_TIMEOUT).await?)
     }
 
+    fn mirrors_metrics(&self) -> bool {
+        true
+    }
+
+    async fn mirror_metrics(&self, id: &str, dir: &Path, keep: u32) -> Result<()> {
+        use super::swarm_mirror::{apply, offset, Synced, CHUNK, SCRIPT};
+        let (ep, c) = self.container_of(id, &Service::Agent).await?;
+        // A rotation takes two rounds (the old file's rest, then the new
+        // one), a backlog a few.
+        for _ in 0..4 {
+            let from = offset(dir);
+            let (off, chunk) = (from.to_string(), CHUNK.to_string());
+            let args = [
+                "-H", &ep, "exec", &c, "bash", "-c", SCRIPT, "mirror", &off, &chunk,
+            ];
+            let answer = self.run(&args, None, QUICK_TIMEOUT).await?;
+            let (dir, id) = (dir.to_path_buf(), id.to_string());
+            let synced = tokio::task::spawn_blocking(move || apply(&dir, from, keep, &answer))
+                .await
+                .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?
+                .map_err(|e| Error::io(format!("mirroring the metrics of {id}"), e))?;
+            match synced {
+                Synced::Rotated => continue,
+                Synced::Appended(n) if n >= CHUNK / 2 => continue,
+                Synced::Appended(_) => break,
+            }
+        }
+        Ok(())
+    }
+
     async fn destroy(&self, id: &str) -> Result<()> {
+        self.node_available(id).await?;
         self.remove(id, true).await
     }
 }

@@ -122,6 +122,7 @@ pub fn check_last(last: usize) -> Result<usize> {
 pub async fn samples(home: &Home, key: &str, last: usize) -> Result<Vec<Value>> {
     let inst = find(home, key).await?;
     let last = check_last(last)?;
+    super::mirror::sync(home, Some(&inst.id)).await;
     let dir = metrics::dir_of(home, &inst.id);
     metrics::read_files(move || tail::last(&dir, last)).await
 }

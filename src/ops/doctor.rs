@@ -4,7 +4,7 @@
 
 use super::{creator_alive, interrupted, remove_instance, resume};
 use crate::backups::Concern;
-use crate::engine::{self, Container, Engine, PsMap, Service};
+use crate::engine::{self, Container, ContainerState, Engine, PsMap, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::metrics;
@@ -241,9 +241,12 @@ async fn instance(
         out.push(f);
         return out;
     }
-    let running = containers
-        .and_then(|cs| engine::service_of(cs, &Service::Db))
-        .is_some_and(Container::running);
+    let db = containers.and_then(|cs| engine::service_of(cs, &Service::Db));
+    if let Some(c) = db.filter(|c| c.state == ContainerState::NodeDown) {
+        out.push(node_down(inst, c, &label));
+        return out;
+    }
+    let running = db.is_some_and(Container::running);
     out.push(consistency(inst, running, &label));
     if inst.state == State::Running && running {
         out.extend(agent(home, engine, inst, containers, &label));
@@ -267,6 +270,22 @@ async fn instance(
         ));
     }
     out
+}
+
+/// An instance whose swarm node is down or drained.
+fn node_down(inst: &Instance, db: &Container, label: &str) -> Finding {
+    let node = inst.node.as_deref().unwrap_or("?");
+    finding(
+        Level::Error,
+        "node-down",
+        format!(
+            "{label}: {}; it does not run, and it is never started on another node (its data is on {node})",
+            db.status
+        ),
+        Some(format!(
+            "bring {node} back (a drained node: docker node update --availability active {node}), or restore the instance onto another node from its S3 repository"
+        )),
+    )
 }
 
 /// An entry recorded as `creating`: fine while its creator runs.

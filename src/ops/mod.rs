@@ -11,6 +11,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod dump;
 pub mod lifecycle;
+pub mod mirror;
 pub mod nodes;
 pub mod placement;
 pub mod pool;

@@ -20,6 +20,10 @@ pub struct InstanceView {
     pub version: u32,
     pub image: String,
     pub status: Status,
+    /// What the status alone does not say: for `node-down`, the node and
+    /// whether it is down or drained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_detail: Option<String>,
     /// The health check's last word: starting, healthy or unhealthy.
     pub health: Option<String>,
     pub port: u16,
@@ -68,6 +72,10 @@ pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceVie
         name: inst.name.clone(),
         version: inst.version,
         image: inst.image.clone(),
+        status_detail: (status == Status::NodeDown)
+            .then(|| containers.and_then(|cs| engine::service_of(cs, &Service::Db)))
+            .flatten()
+            .map(|c| c.status.trim_start_matches("node-down: ").to_string()),
         status,
         health: health.map(|h| h.as_str().to_string()),
         port: inst.port,
@@ -137,6 +145,10 @@ pub enum Status {
     Stopped,
     /// Should run, but has no container.
     Missing,
+    /// Its swarm node is down or drained: its data is there, and it is not
+    /// started anywhere else (`status_detail` names the node).
+    #[serde(rename = "node-down")]
+    NodeDown,
     Created,
     Paused,
     Unknown,
@@ -155,6 +167,7 @@ impl Status {
             Status::Exited => "exited",
             Status::Stopped => "stopped",
             Status::Missing => "missing",
+            Status::NodeDown => "node-down",
             Status::Created => "created",
             Status::Paused => "paused",
             Status::Unknown => "unknown",
@@ -203,6 +216,7 @@ pub fn live_status(
         (ContainerState::Running, Some(Health::Unhealthy)) => Status::Unhealthy,
         (ContainerState::Running, _) => Status::Running,
         (ContainerState::Restarting, _) => Status::Restarting,
+        (ContainerState::NodeDown, _) => Status::NodeDown,
         (s, _) if s.ended() => Status::Exited,
         (ContainerState::Created, _) => Status::Created,
         (ContainerState::Paused, _) => Status::Paused,
@@ -276,6 +290,7 @@ pub struct TopRow {
 /// files are read while docker lists the containers: at 200 instances
 /// each takes about as long as the other.
 pub async fn top(home: &Home) -> Result<Vec<TopRow>> {
+    super::mirror::sync(home, None).await;
     let reg = blocking({
         let home = home.clone();
         move || registry::load(&home)
