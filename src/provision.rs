@@ -364,19 +364,7 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .ctx(|| format!("setting the mode of {}", p.display()))?;
     }
-    // A swarm instance's project is its stack; its containers are on its node.
-    match inst.node {
-        Some(_) => write_atomic(
-            &dir.join(STACK_FILE),
-            render_stack(inst, home_tag).as_bytes(),
-            0o644,
-        )?,
-        None => write_atomic(
-            &dir.join(COMPOSE_FILE),
-            render_compose(inst, home_tag).as_bytes(),
-            0o644,
-        )?,
-    }
+    write_project(dir, inst, home_tag)?;
     write_atomic(&dir.join(".env"), render_env(inst).as_bytes(), 0o600)?;
     let running_as_root = nix_is_root();
     for (file, password, uid, mode) in secret_files(creds) {
@@ -406,6 +394,23 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         write_atomic(&dir.join("agent").join(name), body.as_bytes(), *mode)?;
     }
     Ok(())
+}
+
+/// The project file: a swarm instance's is its stack (its containers are
+/// on its node), any other's its compose file.
+fn write_project(dir: &Path, inst: &Instance, home_tag: &str) -> Result<()> {
+    match inst.node {
+        Some(_) => write_atomic(
+            &dir.join(STACK_FILE),
+            render_stack(inst, home_tag).as_bytes(),
+            0o644,
+        ),
+        None => write_atomic(
+            &dir.join(COMPOSE_FILE),
+            render_compose(inst, home_tag).as_bytes(),
+            0o644,
+        ),
+    }
 }
 
 /// What an instance with backups has besides: run/ (the socket directory
@@ -544,11 +549,7 @@ pub fn backup_repo_dir(instance_dir: &Path, id: &str) -> std::path::PathBuf {
 /// file, the agent's scripts, the backup files) from its registry entry;
 /// data and secrets are untouched.
 pub fn rewrite(dir: &Path, inst: &Instance, home_tag: &str) -> Result<()> {
-    write_atomic(
-        &dir.join(COMPOSE_FILE),
-        render_compose(inst, home_tag).as_bytes(),
-        0o644,
-    )?;
+    write_project(dir, inst, home_tag)?;
     for (name, body, mode) in AGENT_FILES {
         write_atomic(&dir.join("agent").join(name), body.as_bytes(), *mode)?;
     }

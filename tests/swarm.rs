@@ -283,6 +283,60 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     assert_eq!(query_text(&url, "SELECT n::text FROM kept"), "7");
     home.run(&["restart", "pinned"]).ok();
     assert_eq!(query_text(&url, "SELECT n::text FROM kept"), "7");
+    // A live resize on the worker: the limits change on its container with
+    // the server running, a reloadable setting at once, shared_buffers at
+    // the next restart, which deploys the stack's new size.
+    let started = "SELECT pg_postmaster_start_time()::text";
+    let before = query_text(&url, started);
+    let ecs = query_text(&url, "SHOW effective_cache_size");
+    let resized = Instant::now();
+    let v = home
+        .run(&[
+            "resize", "pinned", "--memory", "384m", "--cpus", "0.75", "--json",
+        ])
+        .json();
+    println!(
+        "figure: swarm live resize took {:.2} s",
+        resized.elapsed().as_secs_f64()
+    );
+    assert_eq!(v["restarted"], false, "{v}");
+    assert!(
+        v["pending_restart"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|s| s == "shared_buffers")),
+        "{v}"
+    );
+    let limits = |c: &str| {
+        worker.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
+            c,
+        ])
+    };
+    let c = worker.docker_ok(&["ps", "-q", "--filter", &filter]);
+    assert_eq!(limits(&c), format!("{} 750000000", 384u64 << 20));
+    assert_eq!(
+        query_text(&url, started),
+        before,
+        "resized without a restart"
+    );
+    assert_ne!(query_text(&url, "SHOW effective_cache_size"), ecs);
+    home.run(&["restart", "pinned"]).ok();
+    let show = home.run(&["show", "pinned", "--json"]).json();
+    assert!(show.get("pending_restart").is_none(), "{show}");
+    let spec = manager.docker_ok(&[
+        "service",
+        "inspect",
+        "-f",
+        "{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}",
+        &format!("{}_db", ids[3].0),
+    ]);
+    assert_eq!(spec, (384u64 << 20).to_string(), "the stack's new size");
+    let c = worker.docker_ok(&["ps", "-q", "--filter", &filter]);
+    assert_eq!(limits(&c), format!("{} 750000000", 384u64 << 20));
+    assert_eq!(query_text(&url, "SELECT n::text FROM kept"), "7");
+
     let r = home.run(&["logs", "pinned", "--tail", "50"]);
     r.ok();
     let logs = r.stdout() + &r.stderr();

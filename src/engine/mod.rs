@@ -310,6 +310,12 @@ pub trait Engine: Send + Sync {
         memory: u64,
         cpus: f64,
     ) -> Result<()>;
+    /// Brings the running containers in line with the rewritten project
+    /// file (port, limits, environment), restarting what changed, and
+    /// returns once that has been started: a restart after a resize.
+    async fn apply_changes(&self, id: &str) -> Result<()> {
+        self.up(id).await
+    }
     /// The id of an image (a template records it, to notice a rebuilt image).
     async fn image_id(&self, image: &str) -> Result<String>;
     /// Fills the empty directory `dir` with a cluster made by the image's

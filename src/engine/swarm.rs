@@ -407,10 +407,20 @@ impl Engine for Swarm {
 
     async fn restart(&self, id: &str) -> Result<()> {
         self.node_available(id).await?;
+        // The stack first, so that a restart applies what a resize wrote
+        // (a deploy of an unchanged stack changes nothing); then a new task
+        // of every service, waited for.
+        self.up(id).await?;
         for s in self.existing_services(id).await? {
             self.force_update(&s).await?;
         }
         Ok(())
+    }
+
+    async fn apply_changes(&self, id: &str) -> Result<()> {
+        // A deploy alone returns before the old task has stopped: readiness
+        // would be read from it.
+        self.restart(id).await
     }
 
     async fn restart_service(&self, id: &str, service: &Service) -> Result<()> {
@@ -618,12 +628,33 @@ impl Engine for Swarm {
 
     async fn update_limits(
         &self,
-        _id: &str,
-        _service: &Service,
-        _memory: u64,
-        _cpus: f64,
+        id: &str,
+        service: &Service,
+        memory: u64,
+        cpus: f64,
     ) -> Result<()> {
-        Err(unsupported("a live resize"))
+        // On the task's own container, by its node's daemon: the service's
+        // spec keeps the old limits until the next deploy (the stack file
+        // has the new ones), since changing it would replace the task.
+        let (ep, c) = self.container_of(id, service).await?;
+        let (m, swap, cpus) = (
+            memory.to_string(),
+            (memory * 2).to_string(),
+            format!("{cpus}"),
+        );
+        let args = [
+            "-H",
+            &ep,
+            "update",
+            "--memory",
+            &m,
+            "--memory-swap",
+            &swap,
+            "--cpus",
+            &cpus,
+            &c,
+        ];
+        self.run(&args, None, QUICK_TIMEOUT).await.map(|_| ())
     }
 
     async fn image_id(&self, image: &str) -> Result<String> {

@@ -98,7 +98,13 @@ async fn restart_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
         } else {
             // After a live resize the containers still carry the old
             // environment: recreate what the compose file changed.
-            oplog::step(home, &inst.id, "restart.recreate", engine.up(&inst.id)).await?;
+            oplog::step(
+                home,
+                &inst.id,
+                "restart.recreate",
+                engine.apply_changes(&inst.id),
+            )
+            .await?;
         }
         oplog::step(
             home,

@@ -24,6 +24,26 @@ pub fn used_on(reg: &Registry, node: &str) -> u64 {
         .sum()
 }
 
+/// Refuses a resize to `memory` of an instance on `node` when the node's
+/// memory, less what the home's other instances there hold, is less.
+/// `reg` is the registry without the instance.
+pub fn check_node(reg: &Registry, nodes: &[NodeInfo], node: &str, memory: u64) -> Result<()> {
+    let Some(n) = nodes.iter().find(|n| n.name == node) else {
+        return Err(Error::Conflict(format!(
+            "the instance's node '{node}' is not in the swarm; `dbaasctl nodes` lists its nodes"
+        )));
+    };
+    let free = n.memory.saturating_sub(used_on(reg, node));
+    if free < memory {
+        return Err(Error::Conflict(format!(
+            "node '{node}' has {} MB free for this instance, less than the {} MB asked for; ask for less --memory",
+            free >> 20,
+            memory >> 20
+        )));
+    }
+    Ok(())
+}
+
 pub fn choose(
     reg: &Registry,
     nodes: &[NodeInfo],

@@ -10,7 +10,7 @@ use super::ready::wait_ready;
 use super::views::{status_view, InstanceView};
 use super::{blocking, find};
 use crate::engine::{self, Service};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::provision;
 use crate::registry::{self, Instance, Intent, State};
@@ -59,12 +59,17 @@ pub async fn resize(home: &Home, key: &str, req: ResizeRequest) -> Result<Resize
     };
     let port = req.port.map(crate::validate::port).transpose()?;
     let (h, id) = (home.clone(), inst.id.clone());
-    blocking(move || {
+    let others = blocking(move || {
         let mut reg = registry::load(&h)?;
         reg.remove(&id);
-        Budget::of(&h).check_memory(&reg, memory)
+        Budget::of(&h).check_memory(&reg, memory)?;
+        Ok(reg)
     })
     .await?;
+    if let Some(node) = &inst.node {
+        let nodes = engine::of(home).nodes().await?;
+        super::placement::check_node(&others, &nodes, node, memory)?;
+    }
     if inst.state == State::Running && memory < inst.memory {
         let used = memory_in_use(home, &inst).await?;
         if memory < used + MARGIN {
@@ -132,7 +137,7 @@ async fn apply(
         // A new container from the rewritten compose file: the new port,
         // limits and environment (from which the entrypoint writes the
         // tuning file) all apply.
-        engine.up(&updated.id).await?;
+        engine.apply_changes(&updated.id).await?;
         let d = dir.clone();
         let password = blocking(move || provision::app_password(&d)).await?;
         wait_ready(home, &updated, &password).await?;
@@ -182,19 +187,7 @@ async fn record(home: &Home, id: &str, t: Target, port: Option<u16>) -> Result<I
 /// Rewrites data/dbaas-tuning.conf for the new memory, reloads, and
 /// returns the settings PostgreSQL says need a restart.
 async fn retune(home: &Home, inst: &Instance) -> Result<Vec<String>> {
-    let data = home.instance_dir(&inst.id).join("data");
     let text = provision::render_tuning(&provision::tuning(inst.memory));
-    blocking(move || {
-        use std::os::unix::fs::MetadataExt;
-        let owner = std::fs::metadata(&data)
-            .ctx(|| format!("reading {}", data.display()))?
-            .uid();
-        let path = data.join(provision::TUNING_FILE);
-        registry::write_atomic(&path, text.as_bytes(), 0o644)?;
-        std::os::unix::fs::chown(&path, Some(owner), Some(owner))
-            .ctx(|| format!("handing {} to PostgreSQL", path.display()))
-    })
-    .await?;
     let sql = |q: &str| -> Vec<String> {
         [
             "psql", "-X", "-q", "-A", "-t", "-U", "postgres", "-d", "postgres", "-c", q,
@@ -203,6 +196,14 @@ async fn retune(home: &Home, inst: &Instance) -> Result<Vec<String>> {
         .into()
     };
     let engine = engine::of(home);
+    // Written from inside the container, atomically and owned as the data
+    // directory is: on a swarm node the data is a volume only the node has.
+    let write = format!(
+        "umask 022; f=\"$PGDATA/{}\"; printf '%s' \"$1\" >\"$f.new\" && chown --reference=\"$PGDATA\" \"$f.new\" && mv -f \"$f.new\" \"$f\"",
+        provision::TUNING_FILE
+    );
+    let argv: Vec<String> = vec!["sh".into(), "-c".into(), write, "sh".into(), text];
+    engine.exec(&inst.id, &Service::Db, &argv, QUICK).await?;
     engine
         .exec(
             &inst.id,
