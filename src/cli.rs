@@ -20,6 +20,7 @@ pub enum Command {
     Down(Down),
     Restart(Restart),
     Resize(Resize),
+    Move(Move),
     Destroy(Destroy),
     List(List),
     Show(Show),
@@ -146,6 +147,23 @@ pub struct Resize {
     /// restart now so that every setting applies
     #[argh(switch)]
     pub restart: bool,
+    /// print the result as JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Move a swarm instance to another node: it stops, its data is copied to
+/// the node, and it starts there (its address becomes the node's); the old
+/// node's copy is removed once it runs.
+#[argh(subcommand, name = "move")]
+pub struct Move {
+    /// instance name or id
+    #[argh(positional)]
+    pub name: String,
+    /// the node to move it to (`dbaasctl nodes` lists them)
+    #[argh(option)]
+    pub to: String,
     /// print the result as JSON
     #[argh(switch)]
     pub json: bool,

@@ -56,6 +56,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
             eprintln!("'{}' ({}) is {}; data kept", v.name, v.id, v.status);
         }
         Command::Resize(c) => resize(home, c).await?,
+        Command::Move(c) => move_instance(home, c).await?,
         Command::Restart(c) => {
             let v = ops::restart(home, &c.name).await?;
             eprintln!("'{}' ({}) restarted, {}", v.name, v.id, v.status);
@@ -122,6 +123,31 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
         Command::Clone(c) => return backup_cli::clone(home, c).await,
     }
     Ok(0)
+}
+
+/// `move`: says first that the instance stops, then where it is.
+async fn move_instance(home: &Home, c: cli::Move) -> Result<()> {
+    eprintln!("moving '{}' stops it until it runs on {}", c.name, c.to);
+    let m = ops::relocate::move_to(home, &c.name, &c.to).await?;
+    if let Some(w) = &m.left_behind {
+        eprintln!("warning: {w}");
+    }
+    if c.json {
+        print::json(&m);
+        return Ok(());
+    }
+    let v = &m.instance;
+    eprintln!(
+        "'{}' ({}) moved from {} to {}: {} at {}:{}",
+        v.name,
+        v.id,
+        m.from,
+        v.node.as_deref().unwrap_or("?"),
+        v.status,
+        v.bind_address,
+        v.port
+    );
+    Ok(())
 }
 
 /// `resize`: says before a port change that it restarts, and after what is

@@ -28,6 +28,22 @@ fn wait_status(home: &TestHome, name: &str, status: &str, within: Duration) -> s
     }
 }
 
+/// A query's answer once the server accepts connections again (Swarm
+/// reports the task running while PostgreSQL still recovers).
+fn query_when_up(url: &str, sql: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        match postgres::Client::connect(url, postgres::NoTls) {
+            Ok(mut c) => {
+                let row = c.query_one(sql, &[]).unwrap();
+                return row.get::<_, String>(0);
+            }
+            Err(e) => assert!(Instant::now() < deadline, "{url} after {within:?}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// `doctor`'s findings of one check (doctor exits non-zero on errors).
 fn doctor_findings(home: &TestHome, check: &str) -> Vec<serde_json::Value> {
     let r = home.run(&["doctor", "--json"]);
@@ -266,8 +282,24 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     let out = home.run(&["psql", "pinned", "-c", "SELECT 40 + 2"]).ok();
     assert!(out.contains("42"), "{out}");
 
-    // down, up and restart on the worker's instance keep its data.
+    // A dump of one node's instance loads into another node's.
     let url = home.run(&["url", "pinned"]).ok().trim().to_string();
+    let s1_url = home.run(&["url", "s1"]).ok().trim().to_string();
+    connect(&s1_url)
+        .batch_execute("CREATE TABLE moved AS SELECT generate_series(1, 100) AS n")
+        .unwrap();
+    let dump = home.command(&["dump", "s1"]).output().unwrap();
+    assert!(
+        dump.status.success() && dump.stdout.starts_with(b"PGDMP"),
+        "dump: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let file = home.root.join("s1.dump");
+    std::fs::write(&file, &dump.stdout).unwrap();
+    home.run(&["import", "pinned", file.to_str().unwrap()]).ok();
+    assert_eq!(query_text(&url, "SELECT count(*)::text FROM moved"), "100");
+
+    // down, up and restart on the worker's instance keep its data.
     connect(&url)
         .batch_execute("CREATE TABLE kept AS SELECT 7 AS n")
         .unwrap();
@@ -380,7 +412,8 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     assert_eq!(findings.len(), on_worker.len(), "{findings:?}");
     swarm.start_node(1);
     wait_status(&home, "pinned", "running", Duration::from_secs(120));
-    assert_eq!(query_text(&url, "SELECT n::text FROM kept"), "7");
+    let kept = "SELECT n::text FROM kept";
+    assert_eq!(query_when_up(&url, kept, Duration::from_secs(60)), "7");
 
     // A drained node keeps its instances (stopped, not moved), and doctor
     // says so; made active again, they run with their data.
@@ -403,7 +436,40 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     assert_nowhere_else(&swarm, 1, &on_worker);
     manager.docker_ok(&["node", "update", "--availability", "active", &worker.name]);
     wait_status(&home, "pinned", "running", Duration::from_secs(120));
-    assert_eq!(query_text(&url, "SELECT n::text FROM kept"), "7");
+    assert_eq!(query_when_up(&url, kept, Duration::from_secs(60)), "7");
+
+    // move: s1 to another node, with its data; nothing of it stays behind.
+    let (s1_id, s1_node) = ids[0].clone();
+    let target = swarm.nodes.iter().find(|n| n.name != s1_node).unwrap();
+    let moved = Instant::now();
+    let m = home
+        .run(&["move", "s1", "--to", &target.name, "--json"])
+        .json();
+    println!(
+        "figure: swarm move of a small instance took {:.1} s",
+        moved.elapsed().as_secs_f64()
+    );
+    assert_eq!(m["instance"]["node"], target.name.as_str(), "{m}");
+    assert_eq!(m["instance"]["bind_address"], target.ip.as_str(), "{m}");
+    assert!(m.get("left_behind").is_none(), "{m}");
+    let s1_url = home.run(&["url", "s1"]).ok().trim().to_string();
+    assert!(s1_url.contains(&target.ip), "{s1_url}");
+    assert_eq!(
+        query_text(&s1_url, "SELECT count(*)::text FROM moved"),
+        "100"
+    );
+    let old = swarm.nodes.iter().find(|n| n.name == s1_node).unwrap();
+    let filter = format!("label=dbaas.instance={s1_id}");
+    let left = old.docker_ok(&["volume", "ls", "-q", "--filter", &filter]);
+    assert!(
+        left.is_empty(),
+        "volumes of s1 left on {}: {left}",
+        old.name
+    );
+    let err = home
+        .run(&["move", "s1", "--to", "no-such-node"])
+        .fails_with(2);
+    assert!(err.contains("no-such-node"), "{err}");
 
     // Destroy removes services, secrets, configs and the volumes on every node.
     for name in ["s1", "s2", "s3", "pinned"] {

@@ -332,7 +332,7 @@ impl Engine for Compose {
         .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?
     }
 
-    fn exec_piped(
+    async fn exec_piped(
         &self,
         id: &str,
         service: &Service,

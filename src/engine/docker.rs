@@ -92,6 +92,31 @@ fn spawn_with(
     Ok((cmdline, child))
 }
 
+/// `docker FROM | docker TO` within `timeout`, without a shell: the bytes
+/// go from one child to the other through a pipe (not through dbaasctl).
+/// Fails with the command and the stderr of whichever side failed.
+pub async fn pipe(docker: &str, from: &[&str], to: &[&str], timeout: Duration) -> Result<()> {
+    let (from_line, mut a) = spawn(docker, from, None)?;
+    let out = a
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Failed(format!("`{from_line}` has no output pipe")))?;
+    let stdin: Stdio = out
+        .try_into()
+        .map_err(|e| Error::io(format!("piping `{from_line}`"), e))?;
+    let (to_line, b) = spawn_with(docker, to, None, stdin)?;
+    let both = async { tokio::try_join!(a.wait_with_output(), b.wait_with_output()) };
+    let cmdline = format!("{from_line} | {to_line}");
+    let (ra, rb) = bounded(&cmdline, timeout, both).await?;
+    for (line, r) in [(&from_line, &ra), (&to_line, &rb)] {
+        if !r.status.success() {
+            let stderr = String::from_utf8_lossy(&r.stderr);
+            return Err(classify(line, &r.status.to_string(), &stderr));
+        }
+    }
+    Ok(())
+}
+
 /// `work` on a child within `timeout`; its io error and the timeout name
 /// the command.
 async fn bounded<T>(

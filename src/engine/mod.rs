@@ -9,6 +9,7 @@ pub mod docker;
 pub mod docker_api;
 pub mod swarm;
 pub mod swarm_mirror;
+pub mod swarm_move;
 pub mod swarm_state;
 
 use crate::error::Result;
@@ -270,7 +271,7 @@ pub trait Engine: Send + Sync {
     async fn attach(&self, id: &str, what: Attach<'_>) -> Result<i32>;
     /// A program in a service's container with all three pipes, for the
     /// caller to stream through; killed when the child is dropped.
-    fn exec_piped(
+    async fn exec_piped(
         &self,
         id: &str,
         service: &Service,
@@ -339,6 +340,19 @@ pub trait Engine: Send + Sync {
     /// `keep` rotated ones) up to date with what its agent wrote; nothing
     /// to do where the agent writes into `dir` itself (compose).
     async fn mirror_metrics(&self, _id: &str, _dir: &std::path::Path, _keep: u32) -> Result<()> {
+        Ok(())
+    }
+    /// Copies a stopped instance's data from node `from` to node `to`
+    /// (swarm); its files and registry entry are the caller's.
+    async fn move_data(&self, _id: &str, _image: &str, _from: &str, _to: &str) -> Result<()> {
+        Err(crate::error::Error::invalid(
+            "engine",
+            "moving an instance to another node needs a swarm home; this home's engine is compose (one host)",
+        ))
+    }
+    /// Removes what is left of an instance on a node it no longer runs on
+    /// (its stopped containers and volumes there).
+    async fn clear_node(&self, _id: &str, _node: &str) -> Result<()> {
         Ok(())
     }
     /// Removes an instance's containers and whatever else of it the engine

@@ -207,25 +207,7 @@ impl Swarm {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        let vfilter = format!("label=dbaas.instance={id}");
-        let vols = self
-            .run(
-                &["-H", &ep, "volume", "ls", "-q", "--filter", &vfilter],
-                None,
-                QUICK_TIMEOUT,
-            )
-            .await?;
-        let vols: Vec<&str> = vols
-            .lines()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect();
-        if !vols.is_empty() {
-            let mut args = vec!["-H", ep.as_str(), "volume", "rm"];
-            args.extend(vols);
-            self.run(&args, None, QUICK_TIMEOUT).await?;
-        }
-        Ok(())
+        super::swarm_move::remove_volumes(self.docker(), &ep, id).await
     }
 
     /// The tasks the manager wants running for this home's services.
@@ -527,15 +509,16 @@ impl Engine for Swarm {
         .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?
     }
 
-    fn exec_piped(
+    async fn exec_piped(
         &self,
-        _id: &str,
-        _service: &Service,
-        _argv: &[String],
+        id: &str,
+        service: &Service,
+        argv: &[String],
     ) -> Result<tokio::process::Child> {
-        // Finding the container needs the manager (async); the callers
-        // (dumps, imports) are not on the swarm engine yet.
-        Err(unsupported("streaming into or out of a container"))
+        let (ep, c) = self.container_of(id, service).await?;
+        let mut args = vec!["-H", ep.as_str(), "exec", "-i", c.as_str()];
+        args.extend(argv.iter().map(String::as_str));
+        docker::spawn_piped(self.docker(), &args, &self.home.root)
     }
 
     async fn exec(
@@ -679,6 +662,18 @@ impl Engine for Swarm {
             return Ok(vec![]);
         }
         parse_nodes(&self.run(&args, None, QUICK_TIMEOUT).await?)
+    }
+
+    async fn move_data(&self, id: &str, image: &str, from: &str, to: &str) -> Result<()> {
+        let (a, b) = (self.endpoint(from).await?, self.endpoint(to).await?);
+        let tag = self.home.tag();
+        super::swarm_move::copy_data(self.docker(), &a, &b, id, image, &tag).await
+    }
+
+    async fn clear_node(&self, id: &str, node: &str) -> Result<()> {
+        let ep = self.endpoint(node).await?;
+        super::swarm_move::remove_stopped(self.docker(), &ep, id).await?;
+        super::swarm_move::remove_volumes(self.docker(), &ep, id).await
     }
 
     fn mirrors_metrics(&self) -> bool {

@@ -127,9 +127,11 @@ pub struct Piped {
 const STDERR_KEEP: usize = 64 * 1024;
 
 impl Piped {
-    fn start(home: &Home, inst: &Instance, argv: Vec<String>, import: bool) -> Result<Piped> {
+    async fn start(home: &Home, inst: &Instance, argv: Vec<String>, import: bool) -> Result<Piped> {
         let tool = argv.first().cloned().unwrap_or_default();
-        let mut child = engine::of(home).exec_piped(&inst.id, &Service::Db, &argv)?;
+        let mut child = engine::of(home)
+            .exec_piped(&inst.id, &Service::Db, &argv)
+            .await?;
         let mut err = child.stderr.take();
         let stderr = tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
@@ -179,7 +181,7 @@ impl Piped {
 /// `dump` for the API: pg_dump's output on the child's stdout.
 pub async fn dump_piped(home: &Home, key: &str, format: DumpFormat) -> Result<Piped> {
     let inst = serving(home, key).await?;
-    Piped::start(home, &inst, dump_argv(&inst, format), false)
+    Piped::start(home, &inst, dump_argv(&inst, format), false).await
 }
 
 /// An import under way. pg_restore runs the archive in one transaction of
@@ -199,7 +201,7 @@ impl Importer {
     /// `custom` as the dump's first bytes say (`is_custom`).
     pub async fn start(home: &Home, key: &str, custom: bool) -> Result<Importer> {
         let inst = serving(home, key).await?;
-        let mut piped = Piped::start(home, &inst, import_argv(&inst, custom), true)?;
+        let mut piped = Piped::start(home, &inst, import_argv(&inst, custom), true).await?;
         let stdin = piped
             .child
             .stdin

@@ -20,6 +20,7 @@ pub mod ready;
 pub mod record;
 pub mod recover;
 pub mod recovery;
+pub mod relocate;
 pub mod resize;
 pub mod restore;
 pub mod template;

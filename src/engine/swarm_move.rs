@@ -1,0 +1,166 @@
+//! Moving a stopped swarm instance's data from one node to another: its
+//! data volume is streamed as a tar archive from a one-off container on the
+//! old node into a new volume of the same name on the new one, both made by
+//! the nodes' own daemons (a manager cannot reach another node's volume).
+//! The stack, pinned to the new node, then finds its volume there.
+
+use super::docker;
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+/// A volume of several GB streams in minutes; the bound catches a stall.
+const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The volume the stack `id` calls `data`.
+pub fn data_volume(id: &str) -> String {
+    format!("{id}_data")
+}
+
+/// Copies the data volume of `id` from the daemon at `from` to the one at
+/// `to`, where it must not exist yet; `image` (the instance's, present on
+/// both nodes) runs tar. Ownership and modes are kept, by number.
+pub async fn copy_data(
+    docker_cli: &str,
+    from: &str,
+    to: &str,
+    id: &str,
+    image: &str,
+    home_tag: &str,
+) -> Result<()> {
+    let vol = data_volume(id);
+    let exists = docker::run(
+        docker_cli,
+        &[
+            "-H",
+            to,
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=^{vol}$"),
+        ],
+        None,
+        docker::QUICK_TIMEOUT,
+    )
+    .await?;
+    if !exists.stdout.trim().is_empty() {
+        return Err(Error::Conflict(format!(
+            "the new node already has a volume {vol}; remove it there (docker volume rm {vol}) if it is a leftover of an earlier move"
+        )));
+    }
+    let labels = [
+        format!("dbaas.instance={id}"),
+        format!("dbaas.home={home_tag}"),
+        format!("com.docker.stack.namespace={id}"),
+    ];
+    let mut create = vec!["-H", to, "volume", "create"];
+    for l in &labels {
+        create.extend(["--label", l.as_str()]);
+    }
+    create.push(&vol);
+    docker::run(docker_cli, &create, None, docker::QUICK_TIMEOUT).await?;
+    let (src, dst) = (format!("{vol}:/from:ro"), format!("{vol}:/to"));
+    let read = [
+        "-H",
+        from,
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &src,
+        "--entrypoint",
+        "tar",
+        image,
+        "--numeric-owner",
+        "-C",
+        "/from",
+        "-cf",
+        "-",
+        ".",
+    ];
+    let write = [
+        "-H",
+        to,
+        "run",
+        "--rm",
+        "-i",
+        "--network",
+        "none",
+        "-v",
+        &dst,
+        "--entrypoint",
+        "tar",
+        image,
+        "--numeric-owner",
+        "-C",
+        "/to",
+        "-xpf",
+        "-",
+    ];
+    docker::pipe(docker_cli, &read, &write, COPY_TIMEOUT).await
+}
+
+/// Removes the stopped containers of stack `id` from the daemon at `ep`:
+/// Swarm keeps those of replaced tasks as history, and they hold the
+/// volumes. A running one is an error (the instance runs there).
+pub async fn remove_stopped(docker_cli: &str, ep: &str, id: &str) -> Result<()> {
+    let filter = format!("label=com.docker.stack.namespace={id}");
+    let list = |all: bool| {
+        let flag = if all { "-aq" } else { "-q" };
+        let args = ["-H", ep, "ps", flag, "--filter", filter.as_str()];
+        async move {
+            docker::run(docker_cli, &args, None, docker::QUICK_TIMEOUT)
+                .await
+                .map(|o| o.stdout)
+        }
+    };
+    let running = list(false).await?;
+    if !running.trim().is_empty() {
+        return Err(Error::Conflict(format!(
+            "a container of {id} still runs on the old node ({}); stop it first",
+            running.trim()
+        )));
+    }
+    let all = list(true).await?;
+    let ids: Vec<&str> = all
+        .lines()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut rm = vec!["-H", ep, "rm"];
+    rm.extend(ids);
+    docker::run(docker_cli, &rm, None, docker::QUICK_TIMEOUT)
+        .await
+        .map(|_| ())
+}
+
+/// Removes the volumes of `id` from the daemon at `ep` (they must be out
+/// of use: the instance's containers there are gone).
+pub async fn remove_volumes(docker_cli: &str, ep: &str, id: &str) -> Result<()> {
+    let filter = format!("label=dbaas.instance={id}");
+    let vols = docker::run(
+        docker_cli,
+        &["-H", ep, "volume", "ls", "-q", "--filter", &filter],
+        None,
+        docker::QUICK_TIMEOUT,
+    )
+    .await?
+    .stdout;
+    let vols: Vec<&str> = vols
+        .lines()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if vols.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["-H", ep, "volume", "rm"];
+    args.extend(vols);
+    docker::run(docker_cli, &args, None, docker::QUICK_TIMEOUT)
+        .await
+        .map(|_| ())
+}
