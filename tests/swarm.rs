@@ -111,7 +111,9 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     // Three instances of the same size: one on each node (the freest).
     let mut placed = HashSet::new();
     let mut ids = vec![];
+    let mut create_times = vec![];
     for name in ["s1", "s2", "s3"] {
+        let t = Instant::now();
         let v = home
             .run(&[
                 "create",
@@ -125,6 +127,7 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
                 "--json",
             ])
             .json();
+        create_times.push(t.elapsed().as_secs_f64());
         let node = v["instance"]["node"].as_str().unwrap().to_string();
         let url = v["url"].as_str().unwrap().to_string();
         let address = v["instance"]["bind_address"].as_str().unwrap().to_string();
@@ -142,6 +145,35 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         ));
     }
     assert_eq!(placed.len(), 3, "one instance per node: {placed:?}");
+
+    // The figure: a create on each node (its first: the node pulls the
+    // image) and one on it again, against a compose create in this run.
+    let t = Instant::now();
+    let again = home
+        .run(&[
+            "create",
+            "again",
+            "--memory",
+            "256m",
+            "--node",
+            &ids[0].1.clone(),
+            "--json",
+        ])
+        .json();
+    let again_s = t.elapsed().as_secs_f64();
+    home.run(&["destroy", "again", "--yes"]).ok();
+    let compose = TestHome::new("swarm-vs-compose");
+    let t = Instant::now();
+    compose
+        .run(&["create", "c1", "--memory", "256m", "--no-backups"])
+        .ok();
+    let compose_s = t.elapsed().as_secs_f64();
+    compose.run(&["destroy", "c1", "--yes"]).ok();
+    println!(
+        "figure: create on the swarm {:.2?} s (a node's first, pulling the image), {again_s:.2} s again on a node ({}); on compose (--no-backups) {compose_s:.2} s",
+        create_times,
+        again["instance"]["node"]
+    );
 
     // --node pins; a node that does not exist is named in the error.
     let worker = &swarm.nodes[1];
@@ -276,7 +308,6 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         prom.contains(&format!("dbaas_up{{dbaas_instance=\"{}\"}} 1", ids[0].0)),
         "{prom}"
     );
-    drop(server);
 
     // psql runs in the db container on its node.
     let out = home.run(&["psql", "pinned", "-c", "SELECT 40 + 2"]).ok();
@@ -470,6 +501,19 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         .run(&["move", "s1", "--to", "no-such-node"])
         .fails_with(2);
     assert!(err.contains("no-such-node"), "{err}");
+    // The API's move is the same operation.
+    let r = server.post(
+        "/instances/s1/move",
+        &serde_json::json!({"node": "no-such-node"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["detail"]["field"], "node", "{}", r.text());
+    let r = server.post(
+        "/instances/s1/move",
+        &serde_json::json!({"node": target.name}),
+    );
+    assert_eq!(r.status, 409, "already there: {}", r.text());
+    drop(server);
 
     // Destroy removes services, secrets, configs and the volumes on every node.
     for name in ["s1", "s2", "s3", "pinned"] {

@@ -366,6 +366,37 @@ pub async fn resize(state: &Arc<AppState>, req: &Request, key: &str) -> Result<R
     Ok(reply::json(200, &super::joined(task).await?))
 }
 
+/// Body of `POST /instances/{id}/move`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    /// The swarm node to move it to (GET /nodes lists them).
+    pub node: String,
+}
+
+#[utoipa::path(post, path = "/instances/{id}/move", tag = "instances", request_body = MoveBody,
+    params(("id" = String, Path, description = "Instance id or name")),
+    responses((status = 200, description = "Moved: it runs on the node (a stopped one stays stopped there)", body = crate::ops::relocate::Moved),
+        (status = 400, description = "Not a swarm home, or no such node", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "On that node already, the node has no room or takes no instances, or the instance's node is down", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 500, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn move_to(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
+    let b: MoveBody = reply::json_body(&req.headers, &req.body, "move request")?;
+    let inst = find(state, key)?;
+    ops::refuse_if_creating(&inst)?;
+    let (st, id) = (state.clone(), inst.id.clone());
+    let task = tokio::spawn(async move {
+        let guard = st.lock_for(&id).lock_owned().await;
+        st.pools.drop_pool(&id);
+        let res = ops::relocate::move_to(&st.home, &id, &b.node).await;
+        drop(guard);
+        st.status_changed();
+        res
+    });
+    Ok(reply::json(200, &super::joined(task).await?))
+}
+
 /// start / stop / restart, serialized per instance.
 pub async fn action(
     state: &Arc<AppState>,

@@ -490,6 +490,7 @@ async fn dispatch(
         "/instances/{id}/start" => instances::action(state, req, id, "start").await,
         "/instances/{id}/stop" => instances::action(state, req, id, "stop").await,
         "/instances/{id}/restart" => instances::action(state, req, id, "restart").await,
+        "/instances/{id}/move" => instances::move_to(state, req, id).await,
         "/instances/{id}/dump" => dumps::dump(state, req, id).await,
         "/instances/{id}/import" => dumps::import(state, req, id).await,
         "/instances/{id}/backups" if *m == Method::GET => backups::list(state, id).await,

@@ -78,6 +78,7 @@ pub const ROUTES: &[Route] = &[
     route("/instances/{id}/start", POST),
     route("/instances/{id}/stop", POST),
     route("/instances/{id}/restart", POST),
+    route("/instances/{id}/move", POST),
     route("/instances/{id}/dump", GET),
     Route {
         path: "/instances/{id}/import",

@@ -406,28 +406,9 @@ impl Engine for Compose {
                 service.name()
             )));
         }
-        // Swap as Compose sets it for mem_limit: twice the memory.
-        let (m, swap, c) = (
-            memory.to_string(),
-            (memory * 2).to_string(),
-            format!("{cpus}"),
-        );
-        self.run(
-            &[
-                "update",
-                "--memory",
-                &m,
-                "--memory-swap",
-                &swap,
-                "--cpus",
-                &c,
-                cid,
-            ],
-            None,
-            QUICK_TIMEOUT,
-        )
-        .await
-        .map(|_| ())
+        let args = docker::update_args(memory, cpus, cid);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(&args, None, QUICK_TIMEOUT).await.map(|_| ())
     }
 
     async fn image_id(&self, image: &str) -> Result<String> {

@@ -229,6 +229,22 @@ pub fn logs_args(container: &str, tail: u32, follow: bool) -> Vec<String> {
     a
 }
 
+/// `docker update` of a container's memory and CPU limits, with swap as
+/// Compose sets it for mem_limit (twice the memory).
+pub fn update_args(memory: u64, cpus: f64, container: &str) -> Vec<String> {
+    [
+        "update".to_string(),
+        "--memory".into(),
+        memory.to_string(),
+        "--memory-swap".into(),
+        (memory * 2).to_string(),
+        "--cpus".into(),
+        format!("{cpus}"),
+        container.into(),
+    ]
+    .into()
+}
+
 /// Recognizes "no daemon" and "no compose v2" so the message names the fix.
 pub fn classify(cmdline: &str, status: &str, stderr: &str) -> Error {
     if stderr.contains("Cannot connect to the Docker daemon")

@@ -5,6 +5,8 @@
 //! is a byte copy of the node's, so its length is the offset to read from,
 //! and a node file shorter than that was rotated since the last sync.
 
+use super::docker;
+use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
@@ -33,6 +35,41 @@ pub enum Synced {
     /// The node's file was rotated: the rest of the old one was appended
     /// and the local files rotated the same way; sync again for the new one.
     Rotated,
+}
+
+/// Brings the local copy in `dir` up to date from the agent container
+/// `container` on the daemon at `ep`.
+pub async fn sync(
+    docker_cli: &str,
+    ep: &str,
+    container: &str,
+    id: &str,
+    dir: &Path,
+    keep: u32,
+) -> Result<()> {
+    // A rotation takes two rounds (the old file's rest, then the new
+    // one), a backlog a few.
+    for _ in 0..4 {
+        let from = offset(dir);
+        let (off, chunk) = (from.to_string(), CHUNK.to_string());
+        let args = [
+            "-H", ep, "exec", container, "bash", "-c", SCRIPT, "mirror", &off, &chunk,
+        ];
+        let answer = docker::run(docker_cli, &args, None, docker::QUICK_TIMEOUT)
+            .await?
+            .stdout;
+        let (d, i) = (dir.to_path_buf(), id.to_string());
+        let synced = tokio::task::spawn_blocking(move || apply(&d, from, keep, &answer))
+            .await
+            .map_err(|e| Error::Failed(format!("internal task failed: {e}")))?
+            .map_err(|e| Error::io(format!("mirroring the metrics of {i}"), e))?;
+        match synced {
+            Synced::Rotated => continue,
+            Synced::Appended(n) if n >= CHUNK / 2 => continue,
+            Synced::Appended(_) => break,
+        }
+    }
+    Ok(())
 }
 
 /// The size of the local current file: the offset of the next sync.

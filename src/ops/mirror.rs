@@ -1,22 +1,24 @@
 //! The agents' metrics brought to where the tailer reads them
 //! (`instances/<id>/logs/`), on an engine whose agents write elsewhere (a
-//! swarm node's volume): before `top` and `metrics` read, and every few
-//! seconds while `serve` runs. A copy that cannot be brought up to date
+//! swarm node's volume): before `top` and `metrics` read, and about once
+//! per sample interval while `serve` runs. A copy that cannot be brought up to date
 //! stays as it is and is reported stale by its age, as a silent agent is.
 
 use super::blocking;
 use crate::engine;
 use crate::home::Home;
 use crate::metrics;
-use crate::registry::{self, Instance, State};
+use crate::registry::{self, Instance, Registry, State};
 use futures_util::StreamExt;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// Instances synced at once (each is a few docker calls to its node).
 const AT_ONCE: usize = 8;
-/// How often `serve` syncs: well inside the shortest sample interval that
-/// `stale` (three intervals) allows.
-pub const EVERY: Duration = Duration::from_secs(3);
+/// The shortest time between two syncs of one instance in `serve` (an
+/// agent may sample every second; `top` and `metrics` sync before they
+/// read, whatever the pace).
+pub const EVERY: Duration = Duration::from_secs(2);
 
 /// Syncs the running instances (or the one `only` names).
 pub async fn sync(home: &Home, only: Option<&str>) {
@@ -32,11 +34,19 @@ pub async fn sync(home: &Home, only: Option<&str>) {
             return;
         }
     };
-    let wanted: Vec<Instance> = reg
+    let wanted: Vec<String> = reg
         .owned()
         .filter(|i| i.state == State::Running && only.is_none_or(|o| o == i.id))
-        .cloned()
+        .map(|i| i.id.clone())
         .collect();
+    sync_some(home, &reg, &wanted).await;
+}
+
+/// Syncs the instances `ids` of `reg`, AT_ONCE at a time; a failure is
+/// logged and skipped.
+async fn sync_some(home: &Home, reg: &Registry, ids: &[String]) {
+    let engine = engine::of(home);
+    let wanted: Vec<Instance> = ids.iter().filter_map(|id| reg.find(id)).cloned().collect();
     futures_util::stream::iter(wanted)
         .map(|inst| {
             let engine = engine.clone();
@@ -55,16 +65,34 @@ pub async fn sync(home: &Home, only: Option<&str>) {
         .await;
 }
 
-/// `sync` every EVERY for as long as the server runs (nothing on an
-/// engine that needs no mirror).
+/// Syncs each running instance about once per sample interval (at most
+/// every EVERY) for as long as the server runs; nothing on an engine that
+/// needs no mirror. Each sync is a few docker calls to the node, so it
+/// follows the agent's pace rather than a fixed one.
 pub fn start(home: Home) {
     if !engine::of(&home).mirrors_metrics() {
         return;
     }
     tokio::spawn(async move {
+        let mut last: HashMap<String, Instant> = HashMap::new();
         loop {
-            sync(&home, None).await;
-            tokio::time::sleep(EVERY).await;
+            let h = home.clone();
+            if let Ok(reg) = blocking(move || registry::load(&h)).await {
+                let due: Vec<String> = reg
+                    .owned()
+                    .filter(|i| i.state == State::Running)
+                    .filter(|i| {
+                        let every = Duration::from_secs(u64::from(i.metrics_interval)).max(EVERY);
+                        last.get(&i.id).is_none_or(|t| t.elapsed() >= every)
+                    })
+                    .map(|i| i.id.clone())
+                    .collect();
+                for id in &due {
+                    last.insert(id.clone(), Instant::now());
+                }
+                sync_some(&home, &reg, &due).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
 }

@@ -15,9 +15,10 @@ use crate::provision;
 use crate::registry::{self, Instance, Intent, State};
 
 /// What a move did.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Moved {
     pub instance: InstanceView,
+    /// The node it was on.
     pub from: String,
     /// The old node's copy could not be removed (the move itself
     /// succeeded): what went wrong, for the user to clean up.
