@@ -472,6 +472,20 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     // move: s1 to another node, with its data; nothing of it stays behind.
     let (s1_id, s1_node) = ids[0].clone();
     let target = swarm.nodes.iter().find(|n| n.name != s1_node).unwrap();
+    // A move the new node cannot take is refused before anything stops:
+    // the instance runs where it was, and what was on that node stays.
+    let squatter = format!("{s1_id}_data");
+    target.docker_ok(&["volume", "create", &squatter]);
+    let err = home
+        .run(&["move", "s1", "--to", &target.name])
+        .fails_with(4);
+    assert!(err.contains(&squatter), "{err}");
+    let show = home.run(&["show", "s1", "--json"]).json();
+    assert_eq!(show["node"], s1_node.as_str(), "{show}");
+    assert_eq!(show["status"], "running", "{show}");
+    let up_since = "SELECT (pg_postmaster_start_time() < now() - interval '2 seconds')::text";
+    assert_eq!(query_text(&s1_url, up_since), "true", "not restarted");
+    target.docker_ok(&["volume", "rm", &squatter]);
     let moved = Instant::now();
     let m = home
         .run(&["move", "s1", "--to", &target.name, "--json"])
@@ -515,11 +529,24 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     assert_eq!(r.status, 409, "already there: {}", r.text());
     drop(server);
 
+    // A node gone for good (stopped, then removed from the swarm): its
+    // instances say so, and destroy still removes their stacks from the
+    // manager (their volumes went with the node).
+    swarm.stop_node(1);
+    manager.docker_ok(&["node", "rm", "--force", &worker.name]);
+    let show = wait_status(&home, "pinned", "node-down", Duration::from_secs(30));
+    assert!(
+        show["status_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("gone from the swarm")),
+        "{show}"
+    );
+
     // Destroy removes services, secrets, configs and the volumes on every node.
     for name in ["s1", "s2", "s3", "pinned"] {
         home.run(&["destroy", name, "--yes"]).ok();
     }
-    for n in &swarm.nodes {
+    for n in swarm.nodes.iter().filter(|n| n.name != worker.name) {
         for (what, args) in [
             (
                 "containers",

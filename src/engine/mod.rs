@@ -342,6 +342,11 @@ pub trait Engine: Send + Sync {
     async fn mirror_metrics(&self, _id: &str, _dir: &std::path::Path, _keep: u32) -> Result<()> {
         Ok(())
     }
+    /// Whether node `to` can take a copy of the instance's data (nothing of
+    /// the same name there): checked before the instance stops.
+    async fn check_move(&self, _id: &str, _to: &str) -> Result<()> {
+        Ok(())
+    }
     /// Copies a stopped instance's data from node `from` to node `to`
     /// (swarm); its files and registry entry are the caller's.
     async fn move_data(&self, _id: &str, _image: &str, _from: &str, _to: &str) -> Result<()> {

@@ -428,6 +428,11 @@ impl Engine for Swarm {
         parse_nodes(&self.run(&args, None, QUICK_TIMEOUT).await?)
     }
 
+    async fn check_move(&self, id: &str, to: &str) -> Result<()> {
+        let ep = self.endpoint(to).await?;
+        super::swarm_move::check_free(self.docker(), &ep, id).await
+    }
+
     async fn move_data(&self, id: &str, image: &str, from: &str, to: &str) -> Result<()> {
         let (a, b) = (self.endpoint(from).await?, self.endpoint(to).await?);
         let tag = self.home.tag();
@@ -450,7 +455,18 @@ impl Engine for Swarm {
     }
 
     async fn destroy(&self, id: &str) -> Result<()> {
-        self.node_available(id).await?;
-        self.remove(id, true).await
+        match self.node_state(id).await? {
+            // Removed from the swarm: nothing of it can be reached, and it
+            // will not come back. The stack goes from the manager; what the
+            // node held went with it.
+            services::NodeState::Unavailable(node, services::GONE) => {
+                log::warn!("{id}: its node {node} is gone from the swarm; removing the stack only (its volumes were on that node)");
+                self.run(&["stack", "rm", id], None, QUICK_TIMEOUT)
+                    .await
+                    .map(|_| ())
+            }
+            services::NodeState::Unavailable(..) => self.node_available(id).await,
+            services::NodeState::Available => self.remove(id, true).await,
+        }
     }
 }

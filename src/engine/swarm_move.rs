@@ -16,17 +16,9 @@ pub fn data_volume(id: &str) -> String {
     format!("{id}_data")
 }
 
-/// Copies the data volume of `id` from the daemon at `from` to the one at
-/// `to`, where it must not exist yet; `image` (the instance's, present on
-/// both nodes) runs tar. Ownership and modes are kept, by number.
-pub async fn copy_data(
-    docker_cli: &str,
-    from: &str,
-    to: &str,
-    id: &str,
-    image: &str,
-    home_tag: &str,
-) -> Result<()> {
+/// Refuses a node (the daemon at `to`) that has a volume by the name the
+/// instance's data would take: it is not ours to overwrite.
+pub async fn check_free(docker_cli: &str, to: &str, id: &str) -> Result<()> {
     let vol = data_volume(id);
     let exists = docker::run(
         docker_cli,
@@ -48,6 +40,22 @@ pub async fn copy_data(
             "the new node already has a volume {vol}; remove it there (docker volume rm {vol}) if it is a leftover of an earlier move"
         )));
     }
+    Ok(())
+}
+
+/// Copies the data volume of `id` from the daemon at `from` to the one at
+/// `to`, where it must not exist yet; `image` (the instance's, present on
+/// both nodes) runs tar. Ownership and modes are kept, by number.
+pub async fn copy_data(
+    docker_cli: &str,
+    from: &str,
+    to: &str,
+    id: &str,
+    image: &str,
+    home_tag: &str,
+) -> Result<()> {
+    let vol = data_volume(id);
+    check_free(docker_cli, to, id).await?;
     let labels = [
         format!("dbaas.instance={id}"),
         format!("dbaas.home={home_tag}"),
@@ -98,7 +106,15 @@ pub async fn copy_data(
         "-xpf",
         "-",
     ];
-    docker::pipe(docker_cli, &read, &write, COPY_TIMEOUT).await
+    let copied = docker::pipe(docker_cli, &read, &write, COPY_TIMEOUT).await;
+    if copied.is_err() {
+        // Nothing of a half copy stays on the new node.
+        let rm = ["-H", to, "volume", "rm", "-f", vol.as_str()];
+        if let Err(e) = docker::run(docker_cli, &rm, None, docker::QUICK_TIMEOUT).await {
+            log::warn!("removing the half-copied volume {vol}: {e}");
+        }
+    }
+    copied
 }
 
 /// Removes the stopped containers of stack `id` from the daemon at `ep`:

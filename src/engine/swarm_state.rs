@@ -72,6 +72,9 @@ pub fn unavailable(node: &NodeInfo) -> Option<&'static str> {
     }
 }
 
+/// Why a node is unavailable when the swarm no longer lists it.
+pub const GONE_FROM_SWARM: &str = "gone from the swarm";
+
 /// Marks every container of an instance pinned to an unavailable node as
 /// `NodeDown`, naming the node: Swarm shows such a task as pending with no
 /// node (it may not run elsewhere), or as still running on a node that no
@@ -83,7 +86,7 @@ pub fn mark_node_down(map: &mut PsMap, pinned: &HashMap<String, String>, nodes: 
         };
         let why = match nodes.iter().find(|n| &n.name == node) {
             Some(n) => unavailable(n),
-            None => Some("gone from the swarm"),
+            None => Some(GONE_FROM_SWARM),
         };
         if let Some(why) = why {
             for c in containers.iter_mut() {

@@ -283,7 +283,8 @@ fn node_down(inst: &Instance, db: &Container, label: &str) -> Finding {
             db.status
         ),
         Some(format!(
-            "bring {node} back (a drained node: docker node update --availability active {node}), or restore the instance onto another node from its S3 repository"
+            "bring {node} back (a drained node: docker node update --availability active {node}); if it is gone for good, docker node rm --force {node} on a manager, then dbaasctl destroy {}",
+            inst.name
         )),
     )
 }

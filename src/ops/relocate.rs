@@ -74,12 +74,21 @@ async fn relocate(
 ) -> Result<InstanceView> {
     let engine = engine::of(home);
     let was_running = inst.state == State::Running;
+    // Refusable before anything stops.
+    engine.check_move(&inst.id, &to.node).await?;
     // Stopped, and waited for: the copy reads a cleanly shut down cluster.
     engine.down(&inst.id).await?;
+    // A failed copy removes what it made; the old node's data was only read.
+    if let Err(e) = engine
+        .move_data(&inst.id, &inst.image, from, &to.node)
+        .await
+    {
+        if was_running {
+            up_inner(home, inst).await?;
+        }
+        return Err(e);
+    }
     let moved = async {
-        engine
-            .move_data(&inst.id, &inst.image, from, &to.node)
-            .await?;
         let updated = pin(home, &inst.id, &to.node, &to.address).await?;
         if was_running {
             up_inner(home, updated).await
@@ -103,8 +112,8 @@ async fn relocate(
             Ok(view)
         }
         Err(e) => {
-            // Back as it was: pinned to the old node, whose data was only
-            // read, and the new node's copy removed.
+            // Back as it was: pinned to the old node, and the new node's
+            // copy (made by this move) removed.
             let _ = engine.down(&inst.id).await;
             let _ = engine.clear_node(&inst.id, &to.node).await;
             let back = pin(home, &inst.id, from, &inst.bind_address).await?;

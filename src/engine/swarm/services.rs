@@ -10,6 +10,16 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use std::time::Duration;
 
+/// What `mark_node_down` and `node_state` say of a node no longer in the
+/// swarm.
+pub(super) const GONE: &str = super::super::swarm_state::GONE_FROM_SWARM;
+
+pub(super) enum NodeState {
+    Available,
+    /// The node's name, and `down`, `drained` or GONE.
+    Unavailable(String, &'static str),
+}
+
 impl Swarm {
     /// Scales every service of the instance to `n` and waits until the
     /// tasks converge (0: their containers have stopped).
@@ -153,39 +163,55 @@ impl Swarm {
                 });
             }
         }
-        // Without the nodes the tasks' own states stand (a failed node
-        // listing must not fail every status read).
+        self.mark_unavailable(&mut map).await;
+        Ok(map)
+    }
+
+    /// Marks the instances whose node is down, drained or gone. Without
+    /// the nodes the tasks' own states stand (a failed node listing must
+    /// not fail every status read).
+    async fn mark_unavailable(&self, map: &mut PsMap) {
         let nodes = self.nodes().await.unwrap_or_else(|e| {
             log::warn!("listing the swarm's nodes: {e}");
             vec![]
         });
-        if nodes.iter().any(|n| unavailable(n).is_some()) {
-            let pinned = map
-                .keys()
-                .filter_map(|id| Some((id.clone(), self.node_of(id).ok()?)))
-                .collect();
-            mark_node_down(&mut map, &pinned, &nodes);
+        // A node may also be missing from the list (removed from the
+        // swarm): every instance's pin is checked.
+        if nodes.is_empty() {
+            return;
         }
-        Ok(map)
+        let pinned = map
+            .keys()
+            .filter_map(|id| Some((id.clone(), self.node_of(id).ok()?)))
+            .collect();
+        mark_node_down(map, &pinned, &nodes);
     }
 
     /// Refuses work on an instance whose node is down or drained: it would
     /// wait for a task that cannot start, and the data is on that node.
     pub(super) async fn node_available(&self, id: &str) -> Result<()> {
+        match self.node_state(id).await? {
+            NodeState::Available => Ok(()),
+            NodeState::Unavailable(name, why) => Err(Error::Conflict(format!(
+                "instance {id} lives on node {name}, which is {why}; its data stays on that node and it is never started elsewhere. Bring the node back (for a drained one: docker node update --availability active {name}); if it is gone for good, remove it from the swarm (docker node rm --force {name}) and destroy the instance"
+            ))),
+        }
+    }
+
+    /// Whether the instance's node can run it; the name and why not.
+    pub(super) async fn node_state(&self, id: &str) -> Result<NodeState> {
         let Ok(name) = self.node_of(id) else {
-            return Ok(());
+            return Ok(NodeState::Available);
         };
         let nodes = self.nodes().await?;
         let why = match nodes.iter().find(|n| n.name == name) {
             Some(n) => unavailable(n),
-            None => Some("gone from the swarm"),
+            None => Some(GONE),
         };
-        match why {
-            None => Ok(()),
-            Some(why) => Err(Error::Conflict(format!(
-                "instance {id} lives on node {name}, which is {why}; its data stays on that node and it is never started elsewhere. Bring the node back (for a drained one: docker node update --availability active {name}), or restore it onto another node from its S3 repository"
-            ))),
-        }
+        Ok(match why {
+            None => NodeState::Available,
+            Some(why) => NodeState::Unavailable(name, why),
+        })
     }
 
     /// The manager, then the nodes: what `doctor` shows of a swarm.
