@@ -437,8 +437,13 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         assert_eq!(i["status"], want, "{i}");
     }
     assert_nowhere_else(&swarm, 1, &on_worker);
-    let err = home.run(&["restart", "pinned"]).fails_with(4);
-    assert!(err.contains(&worker.name), "{err}");
+    for what in [
+        &["restart", "pinned"][..],
+        &["resize", "pinned", "--cpus", "0.5"],
+    ] {
+        let err = home.run(what).fails_with(4);
+        assert!(err.contains(&worker.name), "{what:?}: {err}");
+    }
     let findings = doctor_findings(&home, "node-down");
     assert_eq!(findings.len(), on_worker.len(), "{findings:?}");
     swarm.start_node(1);

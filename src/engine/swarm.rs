@@ -397,6 +397,7 @@ impl Engine for Swarm {
         // On the task's own container, by its node's daemon: the service's
         // spec keeps the old limits until the next deploy (the stack file
         // has the new ones), since changing it would replace the task.
+        self.node_available(id).await?;
         let (ep, c) = self.container_of(id, service).await?;
         let mut args = vec!["-H".to_string(), ep];
         args.extend(docker::update_args(memory, cpus, &c));
