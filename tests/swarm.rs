@@ -28,6 +28,15 @@ fn wait_status(home: &TestHome, name: &str, status: &str, within: Duration) -> s
     }
 }
 
+/// Waits for `node-down` and asserts that its detail says each of `says`.
+fn wait_node_down(home: &TestHome, name: &str, says: &[&str], within: Duration) {
+    let show = wait_status(home, name, "node-down", within);
+    let detail = show["status_detail"].as_str().unwrap_or("");
+    for s in says {
+        assert!(detail.contains(s), "no {s:?} in the detail: {show}");
+    }
+}
+
 /// A query's answer once the server accepts connections again (Swarm
 /// reports the task running while PostgreSQL still recovers).
 fn query_when_up(url: &str, sql: &str, within: Duration) -> String {
@@ -416,15 +425,15 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         .collect();
     let stopped = Instant::now();
     swarm.stop_node(1);
-    let show = wait_status(&home, "pinned", "node-down", Duration::from_secs(30));
+    wait_node_down(
+        &home,
+        "pinned",
+        &[&worker.name, "down"],
+        Duration::from_secs(30),
+    );
     println!(
         "figure: swarm node down detected after {:.1} s",
         stopped.elapsed().as_secs_f64()
-    );
-    let detail = show["status_detail"].as_str().unwrap_or("");
-    assert!(
-        detail.contains(&worker.name) && detail.contains("down"),
-        "{show}"
     );
     let list = home.run(&["list", "--json"]).json();
     for i in list.as_array().unwrap() {
@@ -454,13 +463,7 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     // A drained node keeps its instances (stopped, not moved), and doctor
     // says so; made active again, they run with their data.
     manager.docker_ok(&["node", "update", "--availability", "drain", &worker.name]);
-    let show = wait_status(&home, "pinned", "node-down", Duration::from_secs(60));
-    assert!(
-        show["status_detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("drained")),
-        "{show}"
-    );
+    wait_node_down(&home, "pinned", &["drained"], Duration::from_secs(60));
     let findings = doctor_findings(&home, "node-down");
     assert!(
         findings
@@ -539,12 +542,11 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     // manager (their volumes went with the node).
     swarm.stop_node(1);
     manager.docker_ok(&["node", "rm", "--force", &worker.name]);
-    let show = wait_status(&home, "pinned", "node-down", Duration::from_secs(30));
-    assert!(
-        show["status_detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("gone from the swarm")),
-        "{show}"
+    wait_node_down(
+        &home,
+        "pinned",
+        &["gone from the swarm"],
+        Duration::from_secs(30),
     );
 
     // Destroy removes services, secrets, configs and the volumes on every node.

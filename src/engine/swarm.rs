@@ -9,7 +9,7 @@
 use super::docker::{self, QUICK_TIMEOUT};
 mod services;
 
-use super::swarm_state::parse_nodes;
+use super::swarm_state::{parse_nodes, GONE_FROM_SWARM};
 use super::{Attach, Engine, HostCheck, Mount, NodeInfo, PsMap, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
@@ -220,10 +220,10 @@ impl Engine for Swarm {
     }
 
     async fn restart(&self, id: &str) -> Result<()> {
-        self.node_available(id).await?;
-        // The stack first, so that a restart applies what a resize wrote
-        // (a deploy of an unchanged stack changes nothing); then a new task
-        // of every service, waited for.
+        // The stack first (`up` refuses an unavailable node), so that a
+        // restart applies what a resize wrote (a deploy of an unchanged
+        // stack changes nothing); then a new task of every service, waited
+        // for.
         self.up(id).await?;
         for s in self.existing_services(id).await? {
             self.force_update(&s).await?;
@@ -460,13 +460,13 @@ impl Engine for Swarm {
             // Removed from the swarm: nothing of it can be reached, and it
             // will not come back. The stack goes from the manager; what the
             // node held went with it.
-            services::NodeState::Unavailable(node, services::GONE) => {
+            services::NodeState::Unavailable(node, GONE_FROM_SWARM) => {
                 log::warn!("{id}: its node {node} is gone from the swarm; removing the stack only (its volumes were on that node)");
                 self.run(&["stack", "rm", id], None, QUICK_TIMEOUT)
                     .await
                     .map(|_| ())
             }
-            services::NodeState::Unavailable(..) => self.node_available(id).await,
+            services::NodeState::Unavailable(node, why) => Err(services::refusal(id, &node, why)),
             services::NodeState::Available => self.remove(id, true).await,
         }
     }

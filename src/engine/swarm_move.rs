@@ -139,17 +139,23 @@ pub async fn remove_stopped(docker_cli: &str, ep: &str, id: &str) -> Result<()> 
         )));
     }
     let all = list(true).await?;
-    let ids: Vec<&str> = all
+    remove_listed(docker_cli, &["-H", ep, "rm"], &all).await
+}
+
+/// Runs `rm` (a removal command) on the names a listing printed, one a
+/// line; nothing when it printed none.
+async fn remove_listed(docker_cli: &str, rm: &[&str], listed: &str) -> Result<()> {
+    let names: Vec<&str> = listed
         .lines()
         .map(str::trim)
-        .filter(|c| !c.is_empty())
+        .filter(|n| !n.is_empty())
         .collect();
-    if ids.is_empty() {
+    if names.is_empty() {
         return Ok(());
     }
-    let mut rm = vec!["-H", ep, "rm"];
-    rm.extend(ids);
-    docker::run(docker_cli, &rm, None, docker::QUICK_TIMEOUT)
+    let mut args = rm.to_vec();
+    args.extend(names);
+    docker::run(docker_cli, &args, None, docker::QUICK_TIMEOUT)
         .await
         .map(|_| ())
 }
@@ -166,17 +172,5 @@ pub async fn remove_volumes(docker_cli: &str, ep: &str, id: &str) -> Result<()> 
     )
     .await?
     .stdout;
-    let vols: Vec<&str> = vols
-        .lines()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    if vols.is_empty() {
-        return Ok(());
-    }
-    let mut args = vec!["-H", ep, "volume", "rm"];
-    args.extend(vols);
-    docker::run(docker_cli, &args, None, docker::QUICK_TIMEOUT)
-        .await
-        .map(|_| ())
+    remove_listed(docker_cli, &["-H", ep, "volume", "rm"], &vols).await
 }

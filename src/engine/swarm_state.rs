@@ -75,6 +75,15 @@ pub fn unavailable(node: &NodeInfo) -> Option<&'static str> {
 /// Why a node is unavailable when the swarm no longer lists it.
 pub const GONE_FROM_SWARM: &str = "gone from the swarm";
 
+/// Why the node named `name` cannot run its instances now (`unavailable`,
+/// or GONE_FROM_SWARM when the swarm no longer lists it); None when it can.
+pub fn why_unavailable(nodes: &[NodeInfo], name: &str) -> Option<&'static str> {
+    match nodes.iter().find(|n| n.name == name) {
+        Some(n) => unavailable(n),
+        None => Some(GONE_FROM_SWARM),
+    }
+}
+
 /// Marks every container of an instance pinned to an unavailable node as
 /// `NodeDown`, naming the node: Swarm shows such a task as pending with no
 /// node (it may not run elsewhere), or as still running on a node that no
@@ -84,11 +93,7 @@ pub fn mark_node_down(map: &mut PsMap, pinned: &HashMap<String, String>, nodes: 
         let Some(node) = pinned.get(id) else {
             continue;
         };
-        let why = match nodes.iter().find(|n| &n.name == node) {
-            Some(n) => unavailable(n),
-            None => Some(GONE_FROM_SWARM),
-        };
-        if let Some(why) = why {
+        if let Some(why) = why_unavailable(nodes, node) {
             for c in containers.iter_mut() {
                 c.state = ContainerState::NodeDown;
                 c.status = format!("node-down: node {node} is {why}");

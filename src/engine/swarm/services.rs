@@ -3,21 +3,24 @@
 //! unavailable node marked so), and the host checks.
 
 use super::super::docker::QUICK_TIMEOUT;
-use super::super::swarm_state::{mark_node_down, parse_tasks, unavailable, TASK_FORMAT};
+use super::super::swarm_state::{mark_node_down, parse_tasks, why_unavailable, TASK_FORMAT};
 use super::super::{Container, ContainerState, HostCheck, NodeInfo, PsMap, Service};
 use super::{Swarm, CONTAINERS_GONE, SCALE_TIMEOUT};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use std::time::Duration;
 
-/// What `mark_node_down` and `node_state` say of a node no longer in the
-/// swarm.
-pub(super) const GONE: &str = super::super::swarm_state::GONE_FROM_SWARM;
-
 pub(super) enum NodeState {
     Available,
-    /// The node's name, and `down`, `drained` or GONE.
+    /// The node's name, and `down`, `drained` or GONE_FROM_SWARM.
     Unavailable(String, &'static str),
+}
+
+/// The refusal of work on instance `id` because its node `name` is `why`.
+pub(super) fn refusal(id: &str, name: &str, why: &str) -> Error {
+    Error::Conflict(format!(
+        "instance {id} lives on node {name}, which is {why}; its data stays on that node and it is never started elsewhere. Bring the node back (for a drained one: docker node update --availability active {name}); if it is gone for good, remove it from the swarm (docker node rm --force {name}) and destroy the instance"
+    ))
 }
 
 impl Swarm {
@@ -192,9 +195,7 @@ impl Swarm {
     pub(super) async fn node_available(&self, id: &str) -> Result<()> {
         match self.node_state(id).await? {
             NodeState::Available => Ok(()),
-            NodeState::Unavailable(name, why) => Err(Error::Conflict(format!(
-                "instance {id} lives on node {name}, which is {why}; its data stays on that node and it is never started elsewhere. Bring the node back (for a drained one: docker node update --availability active {name}); if it is gone for good, remove it from the swarm (docker node rm --force {name}) and destroy the instance"
-            ))),
+            NodeState::Unavailable(name, why) => Err(refusal(id, &name, why)),
         }
     }
 
@@ -204,11 +205,7 @@ impl Swarm {
             return Ok(NodeState::Available);
         };
         let nodes = self.nodes().await?;
-        let why = match nodes.iter().find(|n| n.name == name) {
-            Some(n) => unavailable(n),
-            None => Some(GONE),
-        };
-        Ok(match why {
+        Ok(match why_unavailable(&nodes, &name) {
             None => NodeState::Available,
             Some(why) => NodeState::Unavailable(name, why),
         })
