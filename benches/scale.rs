@@ -1,8 +1,9 @@
 //! Scale benchmark (issue 13): 200 instances of 128 MB on one host, created
 //! from the template in parallel batches; at 10, 50, 100 and 200 instances
 //! it prints the time of `dbaasctl list`, `dbaasctl top`, `GET /instances`,
-//! `GET /metrics` and the status refresh (the one `docker ps` the server's
-//! cache runs), next to a `docker ps` of every container as the baseline,
+//! `GET /metrics` and the status refresh (the one container list the
+//! server's cache runs: the db containers), next to a `docker ps` of the
+//! same containers as the baseline,
 //! with the memory and idle CPU per instance; then the time to destroy
 //! them all. Not a test: nothing here passes or fails on time.
 //!
@@ -167,12 +168,14 @@ fn main() {
         "-a",
         "--filter",
         &format!("label=dbaas.home={tag}"),
+        "--filter",
+        "label=com.docker.compose.service=db",
         "--format",
         dbaas::engine::compose::PS_FORMAT,
     ];
 
-    // The status refresh as the server runs it (the engine's list of every
-    // container: the daemon's socket where it is local), beside the same
+    // The status refresh as the server runs it (the engine's list of the db
+    // containers: the daemon's socket where it is local), beside the same
     // list from `docker ps` as the baseline.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let engine_home = dbaas::home::Home::new(
@@ -187,8 +190,7 @@ fn main() {
     );
     let refresh = || {
         let start = Instant::now();
-        rt.block_on(dbaas::engine::of(&engine_home).ps(None))
-            .unwrap();
+        rt.block_on(dbaas::ops::containers(&engine_home)).unwrap();
         start.elapsed()
     };
     println!("instances | create batch | list | top | GET /instances | GET /metrics | status refresh (the server's) | baseline docker ps | memory/instance | idle CPU/instance (containers' cgroups) | host idle CPU/instance");

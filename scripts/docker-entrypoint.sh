@@ -34,6 +34,23 @@ file_env() {
 if [ "${1:0:1}" = '-' ]; then set -- postgres "$@"; fi
 marker="$PGDATA/dbaas-personalise"
 
+# dbaas starts a new instance's container while the template's copy fills
+# PGDATA; the file dbaas-copying is there until the copy is complete. Wait
+# for it (bounded; a bash builtin read with a timeout on an open pipe, not a
+# sleep program per turn) before anything looks at the directory.
+if [ -e "$PGDATA/dbaas-copying" ]; then
+    exec 9<> <(:)
+    for ((i = 0; i < 12000; i++)); do
+        [ -e "$PGDATA/dbaas-copying" ] || break
+        read -rt 0.01 -u 9 || :
+    done
+    exec 9<&-
+    if [ -e "$PGDATA/dbaas-copying" ]; then
+        echo >&2 "error: a template copy is still filling $PGDATA after 120 s (dbaas-copying is there)"
+        exit 1
+    fi
+fi
+
 # The settings the first initialisation needs, from VAR or VAR_FILE. Read as
 # root where the files are root's (mode 0600), before becoming postgres.
 init_env() {

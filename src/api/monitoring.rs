@@ -207,14 +207,10 @@ pub async fn all_summaries(state: &Arc<AppState>) -> Result<Vec<InstanceSummary>
     .await
 }
 
+/// The agent's container is read for this instance alone: the status
+/// cache holds the db containers only.
 async fn agent_status(state: &Arc<AppState>, inst: &Instance) -> Result<AgentStatus, Error> {
-    let should_run = [inst.id.as_str()];
-    let should_run: &[&str] = if inst.state == State::Running {
-        &should_run
-    } else {
-        &[]
-    };
-    let ps = state.status_for(should_run).await?;
+    let ps = ops::instance_containers(&state.home, &inst.id).await?;
     ops::agent_status(&state.home, inst, ps.get(&inst.id)).await
 }
 

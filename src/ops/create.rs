@@ -289,45 +289,25 @@ async fn provision_and_start(
     };
     oplog::step(home, &inst.id, "create.provision", work).await?;
     let engine = engine::of(home);
-    if recovery.is_none() && home.settings.provision == Provision::Template {
-        // The containers are made while the data directory fills: neither
-        // needs the other until the db starts.
+    let from_template = recovery.is_none() && home.settings.provision == Provision::Template;
+    let _slot = if from_template {
+        // The db container is made and started while the data directory
+        // fills (its entrypoint waits for the copy's marker to go): neither
+        // needs the other before PostgreSQL itself starts.
         let data = dir.join("data");
-        let (filled, created) = tokio::join!(
+        let (filled, started) = tokio::join!(
             oplog::step(
                 home,
                 &inst.id,
                 "create.template",
                 super::template::fill(home, inst.version, &inst.image, &data),
             ),
-            oplog::step(home, &inst.id, "create.containers", engine.create(&inst.id))
+            start_db(home, inst, None)
         );
-        filled.and(created)?;
-    }
-    if let Some(rec) = recovery {
-        oplog::step(
-            home,
-            &inst.id,
-            "create.recover",
-            super::recovery::recover(home, &inst.id, rec),
-        )
-        .await?;
-    }
-    let _slot = oplog::step(
-        home,
-        &inst.id,
-        "create.wait_slot",
-        ProvisionSlot::acquire(home),
-    )
-    .await?;
-    // PostgreSQL first; its sidecars start while it comes up.
-    oplog::step(
-        home,
-        &inst.id,
-        "create.compose_up_db",
-        engine.up_service(&inst.id, &engine::Service::Db),
-    )
-    .await?;
+        filled.and(started)?
+    } else {
+        start_db(home, inst, recovery).await?
+    };
     let (rest, ready) = tokio::join!(
         oplog::step(home, &inst.id, "create.compose_up", engine.up(&inst.id)),
         oplog::step(
@@ -338,6 +318,40 @@ async fn provision_and_start(
         )
     );
     ready.and(rest)
+}
+
+/// The recovery (a restore's), then the db service alone: PostgreSQL
+/// first, its sidecars start while it comes up. Holds a provisioning slot
+/// from then on.
+async fn start_db(
+    home: &Home,
+    inst: &Instance,
+    recovery: Option<&Recovery>,
+) -> Result<ProvisionSlot> {
+    if let Some(rec) = recovery {
+        oplog::step(
+            home,
+            &inst.id,
+            "create.recover",
+            super::recovery::recover(home, &inst.id, rec),
+        )
+        .await?;
+    }
+    let slot = oplog::step(
+        home,
+        &inst.id,
+        "create.wait_slot",
+        ProvisionSlot::acquire(home),
+    )
+    .await?;
+    oplog::step(
+        home,
+        &inst.id,
+        "create.compose_up_db",
+        engine::of(home).up_service(&inst.id, &engine::Service::Db),
+    )
+    .await?;
+    Ok(slot)
 }
 
 /// Under the registry lock: the name is free, the port is free (registry and

@@ -43,8 +43,8 @@ pub use pool::create;
 pub use record::{creator_alive, interrupted, refuse_if_creating};
 pub use recover::resume;
 pub use views::{
-    containers, list, live_status, show, status_view, top, view, views, InstanceView, Status,
-    TopRow,
+    containers, instance_containers, list, live_status, show, status_view, top, view, views,
+    InstanceView, Status, TopRow,
 };
 
 use crate::error::{Error, Result};

@@ -20,10 +20,28 @@ const MAKE_TIMEOUT: Duration = Duration::from_secs(300);
 /// The image that made a template.
 const IMAGE_FILE: &str = "image";
 
+/// While this file is in a data directory, a copy is filling it: the
+/// image's entrypoint waits for it to go before it looks at the directory,
+/// so that the db container starts beside the copy (scripts/docker-entrypoint.sh).
+pub const COPYING: &str = "dbaas-copying";
+
 /// Fills `data` (an empty directory) with a copy of the template of
 /// `version`, making the template first when it is missing or was made by
-/// another image than `image` is now.
+/// another image than `image` is now. `COPYING` is there from the start
+/// until the copy is complete.
 pub async fn fill(home: &Home, version: u32, image: &str, data: &Path) -> Result<()> {
+    let marker = data.join(COPYING);
+    let m = marker.clone();
+    blocking(move || {
+        crate::registry::write_atomic(&m, b"a template copy is filling this directory\n", 0o644)
+    })
+    .await?;
+    fill_template(home, version, image, data).await?;
+    blocking(move || std::fs::remove_file(&marker).ctx(|| format!("removing {}", marker.display())))
+        .await
+}
+
+async fn fill_template(home: &Home, version: u32, image: &str, data: &Path) -> Result<()> {
     let image_id = engine::of(home).image_id(image).await?;
     let dir = home.template_dir(version);
     loop {

@@ -225,8 +225,13 @@ pub fn live_status(
     (status, c.health)
 }
 
+/// Every container of one instance (db, agent, backup sidecar).
+pub async fn instance_containers(home: &Home, id: &str) -> Result<PsMap> {
+    engine::of(home).ps(Some(id)).await
+}
+
 pub async fn status_view(home: &Home, inst: &Instance) -> Result<InstanceView> {
-    let ps = engine::of(home).ps(Some(&inst.id)).await?;
+    let ps = instance_containers(home, &inst.id).await?;
     Ok(view(inst, ps.get(&inst.id)))
 }
 
@@ -252,10 +257,12 @@ async fn registry_and_containers(home: &Home) -> Result<(Registry, PsMap)> {
     Ok((reg, ps))
 }
 
-/// The containers of every instance of this home, from one engine call
-/// (what the API's status cache holds).
+/// The db container of every instance of this home, from one engine call
+/// (what the API's status cache holds: the status is read off the db
+/// containers alone, and at 200 instances listing the agents as well
+/// doubled the daemon's work).
 pub async fn containers(home: &Home) -> Result<PsMap> {
-    engine::of(home).ps(None).await
+    engine::of(home).ps_service(&Service::Db).await
 }
 
 pub fn views(reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
