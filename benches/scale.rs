@@ -7,7 +7,7 @@
 //! with the memory and idle CPU per instance; then the time to destroy
 //! them all. Not a test: nothing here passes or fails on time.
 //!
-//! Run: `bash scripts/bench-scale.sh` (SCALE_INSTANCES=200, SCALE_BATCH=10,
+//! Run: `bash scripts/bench-scale.sh` (SCALE_INSTANCES=200, SCALE_BATCH=10, SCALE_HOLD_SECS=0,
 //! BENCH_PORT_BASE=31000: below the ephemeral range, where a client's
 //! loopback connection can hold a port). Instances are made `--no-backups` (the backup
 //! sidecar's first backup and verification of each would dominate two
@@ -261,6 +261,13 @@ fn main() {
     );
     let _ = server.kill();
     let _ = server.wait();
+    // SCALE_HOLD_SECS: time to look at the full host by hand (DBAAS_HOME
+    // as printed) before everything is destroyed.
+    let hold = env_num("SCALE_HOLD_SECS", 0);
+    if hold > 0 {
+        println!("holding {hold} s: DBAAS_HOME={}", root.display());
+        std::thread::sleep(Duration::from_secs(hold));
+    }
     let names: Vec<String> = (0..made).map(|i| format!("s-{i:03}")).collect();
     let start = Instant::now();
     batched(&names, batch, |n| home.cmd(&["destroy", n, "--yes"]));

@@ -10,6 +10,10 @@ use std::time::SystemTime;
 
 /// The sidecar's record of backups and verifications, one JSON line each.
 pub const LOG: &str = "backups.json";
+/// backups/<id>/wal-newest: on a swarm home, the newest archived segment's
+/// time (epoch seconds) in the node's repository, which dbaas mirrors
+/// rather than the archive itself.
+pub const MIRRORED_WAL: &str = "wal-newest";
 /// The log read from its end: enough for years of daily backups.
 const LOG_MAX_BYTES: u64 = 1 << 20;
 
@@ -323,7 +327,8 @@ pub fn parse_log(text: &str, repo: u8) -> (Vec<Backup>, Option<Failure>) {
 /// The report of the repository in `dir` (backups/<id>) for stanza `id`.
 pub fn report(dir: &Path, id: &str) -> Result<Report> {
     let mut r = report_brief(dir, id)?;
-    let newest_wal = newest_segment_time(&dir.join("repo").join("archive").join(id));
+    let newest_wal = mirrored_wal_time(dir)
+        .or_else(|| newest_segment_time(&dir.join("repo").join("archive").join(id)));
     r.window = window(&r.backups, newest_wal);
     Ok(r)
 }
@@ -392,6 +397,15 @@ fn window(backups: &[Backup], newest_wal: Option<SystemTime>) -> Option<Window> 
         _ => newest_stop.to_string(),
     };
     Some(Window { earliest, latest })
+}
+
+fn mirrored_wal_time(dir: &Path) -> Option<SystemTime> {
+    let secs: u64 = crate::safe_fs::read_to_string(&dir.join(MIRRORED_WAL))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// The newest archive time of a WAL segment (24 hex digits, then pgBackRest's

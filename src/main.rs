@@ -386,7 +386,13 @@ async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
         eprintln!("destroyed '{}' ({})", inst.name, inst.id);
     }
     let kept = home.backup_dir(&inst.id);
-    if kept.is_dir() {
+    if let (Some(node), true) = (&inst.node, kept.is_dir()) {
+        eprintln!(
+            "its backups are kept in the volume {}_repo on node {node} (their log in {}; `docker volume rm` on that node removes them, as --delete-backups would have)",
+            inst.id,
+            kept.display()
+        );
+    } else if kept.is_dir() {
         eprintln!(
             "its backups are kept in {} (`dbaasctl restore {} --to NEW` restores them; `dbaasctl destroy` with --delete-backups would have removed them)",
             kept.display(),

@@ -90,6 +90,8 @@ pub struct StackFile<'a> {
     pub metrics_max_bytes: u64,
     pub metrics_keep: u32,
     pub agent_uid: u32,
+    pub backups: bool,
+    pub backup_schedule: &'a str,
     pub hashes: StackHashes,
 }
 
@@ -101,6 +103,9 @@ pub struct StackHashes {
     pub init_monitoring: String,
     pub agent_sh: String,
     pub agent_sample: String,
+    pub backup_sh: String,
+    /// Of the rendered pgbackrest.conf (empty without backups).
+    pub pgbackrest_conf: String,
 }
 
 fn content_hash(body: &str) -> String {
@@ -139,12 +144,19 @@ pub fn render_stack(inst: &Instance, home_tag: &str) -> String {
         metrics_max_bytes: inst.metrics_max_bytes,
         metrics_keep: inst.metrics_keep,
         agent_uid: AGENT_UID,
+        backups: inst.backups.is_some(),
+        backup_schedule: inst.backups.as_ref().map_or("", |b| b.schedule.as_str()),
         hashes: StackHashes {
             init_superuser: shipped(INIT_SCRIPTS, "00-superuser-local-only.sh"),
             init_users: shipped(INIT_SCRIPTS, "01-init-users.sql"),
             init_monitoring: shipped(INIT_SCRIPTS, "02-monitoring-setup.sql"),
             agent_sh: shipped(&agent, "agent.sh"),
             agent_sample: shipped(&agent, "sample.sql"),
+            backup_sh: shipped(&agent, "backup.sh"),
+            pgbackrest_conf: inst
+                .backups
+                .as_ref()
+                .map_or(String::new(), |p| content_hash(&render_pgbackrest(inst, p))),
         },
     }
     .render()

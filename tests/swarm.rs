@@ -133,6 +133,7 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
                 "0.5",
                 "--metrics-interval",
                 "2",
+                "--no-backups",
                 "--json",
             ])
             .json();
@@ -166,6 +167,7 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
             "256m",
             "--node",
             &ids[0].1.clone(),
+            "--no-backups",
             "--json",
         ])
         .json();
@@ -194,6 +196,7 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
             "256m",
             "--node",
             &worker.name,
+            "--no-backups",
             "--json",
         ])
         .json();
@@ -413,6 +416,80 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     r.ok();
     let logs = r.stdout() + &r.stderr();
     assert!(logs.contains("database system is ready"), "{logs}");
+
+    // Backups on the worker: the sidecar is a service of the stack on the
+    // same node, archiving into the node's repository volume; its first
+    // backup is verified there and the log reaches `backups` here.
+    let b = home
+        .run(&[
+            "create",
+            "b1",
+            "--memory",
+            "256m",
+            "--node",
+            &worker.name,
+            "--json",
+        ])
+        .json();
+    let b_id = b["instance"]["id"].as_str().unwrap().to_string();
+    let b_url = b["url"].as_str().unwrap().to_string();
+    connect(&b_url)
+        .batch_execute("CREATE TABLE backed AS SELECT generate_series(1, 50) AS n")
+        .unwrap();
+    let made = Instant::now();
+    let deadline = made + Duration::from_secs(240);
+    let first = loop {
+        let v = home.run(&["backups", "b1", "--json"]).json();
+        if v["backups"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty() && b[0]["verified"].is_boolean())
+        {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no verified first backup of b1 on {} after 240 s: {v}",
+            worker.name
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(first["backups"][0]["verified"], true, "{first}");
+    println!(
+        "figure: swarm first backup verified and mirrored {:.1} s after the create returned",
+        made.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let taken = home.run(&["backup", "b1", "--json"]).json();
+    println!(
+        "figure: swarm backup on demand (full, verified) {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(taken["verified"], true, "{taken}");
+    assert_eq!(taken["verification"]["tables"], 1, "{taken}");
+    let v = home.run(&["backups", "b1", "--json"]).json();
+    assert_eq!(v["backups"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["window"]["latest"].is_string(), "{v}");
+    let repo = format!("{b_id}_repo");
+    let vols = worker.docker_ok(&["volume", "ls", "-q", "--filter", &format!("name={repo}")]);
+    assert_eq!(
+        vols.trim(),
+        repo,
+        "the repository is a volume on the worker"
+    );
+    let refused = home
+        .run(&["move", "b1", "--to", &swarm.nodes[2].name])
+        .fails_with(4);
+    assert!(refused.contains("backups"), "{refused}");
+    home.run(&["destroy", "b1", "--yes", "--delete-backups"])
+        .ok();
+    let vols = worker.docker_ok(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=dbaas.instance={b_id}"),
+    ]);
+    assert!(vols.trim().is_empty(), "left on {}: {vols}", worker.name);
 
     // A worker goes away: its instances are node-down (naming it) and are
     // never started on another node; what needs the node is refused; when

@@ -8,6 +8,7 @@ pub mod compose;
 pub mod docker;
 pub mod docker_api;
 pub mod swarm;
+pub mod swarm_backups;
 pub mod swarm_mirror;
 pub mod swarm_move;
 pub mod swarm_state;
@@ -342,6 +343,13 @@ pub trait Engine: Send + Sync {
     async fn mirror_metrics(&self, _id: &str, _dir: &std::path::Path, _keep: u32) -> Result<()> {
         Ok(())
     }
+    /// Brings `dir` (backups/<id>/: the backup log, the labels the
+    /// repository holds, the newest archived WAL's time) up to date with
+    /// the repository the backup sidecar writes; nothing to do where that
+    /// repository is `dir` itself (compose).
+    async fn mirror_backups(&self, _id: &str, _dir: &std::path::Path) -> Result<()> {
+        Ok(())
+    }
     /// Whether node `to` can take a copy of the instance's data (nothing of
     /// the same name there): checked before the instance stops.
     async fn check_move(&self, _id: &str, _to: &str) -> Result<()> {
@@ -361,9 +369,10 @@ pub trait Engine: Send + Sync {
         Ok(())
     }
     /// Removes an instance's containers and whatever else of it the engine
-    /// keeps (a swarm node's volumes); the instance directory is the
-    /// caller's.
-    async fn destroy(&self, id: &str) -> Result<()> {
+    /// keeps (a swarm node's volumes; its backup repository there unless
+    /// `keep_backups` is false); the instance directory is the caller's, and
+    /// so is backups/<id>/ on a single host.
+    async fn destroy(&self, id: &str, _keep_backups: bool) -> Result<()> {
         self.down(id).await
     }
 }

@@ -443,7 +443,7 @@ impl Engine for Swarm {
     async fn clear_node(&self, id: &str, node: &str) -> Result<()> {
         let ep = self.endpoint(node).await?;
         super::swarm_move::remove_stopped(self.docker(), &ep, id).await?;
-        super::swarm_move::remove_volumes(self.docker(), &ep, id).await
+        super::swarm_move::remove_volumes(self.docker(), &ep, id, false).await
     }
 
     fn mirrors_metrics(&self) -> bool {
@@ -455,7 +455,12 @@ impl Engine for Swarm {
         super::swarm_mirror::sync(self.docker(), &ep, &c, id, dir, keep).await
     }
 
-    async fn destroy(&self, id: &str) -> Result<()> {
+    async fn mirror_backups(&self, id: &str, dir: &Path) -> Result<()> {
+        let (ep, c) = self.container_of(id, &Service::Backup).await?;
+        super::swarm_backups::sync(self.docker(), &ep, &c, dir).await
+    }
+
+    async fn destroy(&self, id: &str, keep_backups: bool) -> Result<()> {
         match self.node_state(id).await? {
             // Removed from the swarm: nothing of it can be reached, and it
             // will not come back. The stack goes from the manager; what the
@@ -467,7 +472,7 @@ impl Engine for Swarm {
                     .map(|_| ())
             }
             services::NodeState::Unavailable(node, why) => Err(services::refusal(id, &node, why)),
-            services::NodeState::Available => self.remove(id, true).await,
+            services::NodeState::Available => self.remove(id, true, keep_backups).await,
         }
     }
 }

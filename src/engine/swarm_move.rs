@@ -160,9 +160,15 @@ async fn remove_listed(docker_cli: &str, rm: &[&str], listed: &str) -> Result<()
         .map(|_| ())
 }
 
+/// The volume of an instance's backup repository on its node.
+pub fn repo_volume(id: &str) -> String {
+    format!("{id}_repo")
+}
+
 /// Removes the volumes of `id` from the daemon at `ep` (they must be out
-/// of use: the instance's containers there are gone).
-pub async fn remove_volumes(docker_cli: &str, ep: &str, id: &str) -> Result<()> {
+/// of use: the instance's containers there are gone), all but its backup
+/// repository with `keep_repo`.
+pub async fn remove_volumes(docker_cli: &str, ep: &str, id: &str, keep_repo: bool) -> Result<()> {
     let filter = format!("label=dbaas.instance={id}");
     let vols = docker::run(
         docker_cli,
@@ -172,5 +178,11 @@ pub async fn remove_volumes(docker_cli: &str, ep: &str, id: &str) -> Result<()> 
     )
     .await?
     .stdout;
+    let repo = repo_volume(id);
+    let vols: String = vols
+        .lines()
+        .filter(|v| !(keep_repo && v.trim() == repo))
+        .map(|v| format!("{v}\n"))
+        .collect();
     remove_listed(docker_cli, &["-H", ep, "volume", "rm"], &vols).await
 }

@@ -132,6 +132,9 @@ fn list_of(home: &Home, src: &Source) -> Result<BackupList> {
 /// the recoverable window.
 pub async fn list(home: &Home, key: &str) -> Result<BackupList> {
     let src = source(home, key).await?;
+    if let Some(inst) = &src.live {
+        super::mirror::sync_backups(home, inst).await;
+    }
     let home = home.clone();
     blocking(move || list_of(&home, &src)).await
 }

@@ -72,17 +72,13 @@ pub async fn create_new(home: &Home, req: CreateRequest) -> Result<Created> {
     create_finish(home, pending, on_failure).await
 }
 
-/// What a swarm home does not do yet: backups (the stack has no sidecar)
-/// and warm-pool spares. An instance made without asking for backups has
-/// none; asking for them is an error that says so.
-fn swarm_request(req: &CreateRequest, v: &mut ValidCreate, spare: bool) -> Result<()> {
-    let asked = req.backup_schedule.is_some()
-        || req.backup_retention.is_some()
-        || matches!(req.s3, S3Choice::File(_) | S3Choice::Given(_));
-    if asked {
+/// What a swarm home does not do yet: an S3 repository (backups go to a
+/// volume on the instance's node) and warm-pool spares.
+fn swarm_request(req: &CreateRequest, spare: bool) -> Result<()> {
+    if matches!(req.s3, S3Choice::File(_) | S3Choice::Given(_)) {
         return Err(Error::invalid(
-            "backups",
-            "backups are not available on the swarm engine yet; create with --no-backups (the default there)",
+            "s3",
+            "an S3 backup repository is not available on the swarm engine yet (backups go to a volume on the instance's node); create without --s3",
         ));
     }
     if spare {
@@ -91,7 +87,6 @@ fn swarm_request(req: &CreateRequest, v: &mut ValidCreate, spare: bool) -> Resul
             "the warm pool is not available on the swarm engine; unset DBAAS_WARM_POOL",
         ));
     }
-    v.backups = None;
     Ok(())
 }
 
@@ -121,7 +116,7 @@ pub(super) async fn create_begin_as(
     }
     let swarm = home.settings.engine == EngineKind::Swarm;
     if swarm {
-        swarm_request(req, &mut v, spare)?;
+        swarm_request(req, spare)?;
     } else if v.node.is_some() {
         return Err(Error::invalid(
             "node",

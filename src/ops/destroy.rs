@@ -34,7 +34,7 @@ pub async fn destroy(
         home,
         &inst.id,
         intent,
-        remove_instance(home, &inst.id, keep_data),
+        remove_instance(home, &inst.id, keep_data, !delete_backups),
     )
     .await?;
     if delete_backups {
@@ -43,13 +43,27 @@ pub async fn destroy(
     Ok(inst)
 }
 
-pub async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<()> {
+/// The containers and instances/<id>/ (unless `keep_data`) and the
+/// registry entry; a swarm node's backup repository only when not
+/// `keep_backups` (backups/<id>/ on one host is `remove_backups`').
+pub async fn remove_instance(
+    home: &Home,
+    id: &str,
+    keep_data: bool,
+    keep_backups: bool,
+) -> Result<()> {
     let started = Instant::now();
     let engine = engine::of(home);
     if keep_data {
         oplog::step(home, id, "destroy.compose_down", engine.down(id)).await?;
     } else {
-        oplog::step(home, id, "destroy.compose_down", engine.destroy(id)).await?;
+        oplog::step(
+            home,
+            id,
+            "destroy.compose_down",
+            engine.destroy(id, keep_backups),
+        )
+        .await?;
     }
     if !keep_data {
         let dir = home.instance_dir(id);
@@ -81,7 +95,7 @@ pub async fn remove_instance(home: &Home, id: &str, keep_data: bool) -> Result<(
 /// instance): everything `remove_instance` removes, and its repository
 /// (an instance that never ran has nothing worth keeping).
 pub async fn remove_unfinished(home: &Home, id: &str) -> Result<()> {
-    remove_instance(home, id, false).await?;
+    remove_instance(home, id, false, false).await?;
     remove_backups(home, id).await
 }
 

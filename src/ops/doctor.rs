@@ -234,7 +234,7 @@ async fn instance(
         );
         if fix {
             f.fixed = Some(Fixed::from(
-                remove_instance(home, &inst.id, true).await,
+                remove_instance(home, &inst.id, true, true).await,
                 |_| "removed containers and registry entry".into(),
             ));
         }

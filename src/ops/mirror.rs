@@ -42,6 +42,21 @@ pub async fn sync(home: &Home, only: Option<&str>) {
     sync_some(home, &reg, &wanted).await;
 }
 
+/// Brings backups/<id>/ of a running instance with backups up to date
+/// before it is read (nothing on an engine whose sidecar writes there).
+pub async fn sync_backups(home: &Home, inst: &Instance) {
+    let engine = engine::of(home);
+    if !engine.mirrors_metrics() || inst.backups.is_none() || inst.state != State::Running {
+        return;
+    }
+    if let Err(e) = engine
+        .mirror_backups(&inst.id, &home.backup_dir(&inst.id))
+        .await
+    {
+        log::warn!("mirroring the backups of {}: {e}", inst.name);
+    }
+}
+
 /// Syncs the instances `ids` of `reg`, AT_ONCE at a time; a failure is
 /// logged and skipped.
 async fn sync_some(home: &Home, reg: &Registry, ids: &[String]) {
@@ -51,12 +66,18 @@ async fn sync_some(home: &Home, reg: &Registry, ids: &[String]) {
         .map(|inst| {
             let engine = engine.clone();
             let dir = metrics::dir_of(home, &inst.id);
+            let backups_dir = home.backup_dir(&inst.id);
             async move {
                 if let Err(e) = engine
                     .mirror_metrics(&inst.id, &dir, inst.metrics_keep)
                     .await
                 {
                     log::debug!("mirroring the metrics of {}: {e}", inst.id);
+                }
+                if inst.backups.is_some() {
+                    if let Err(e) = engine.mirror_backups(&inst.id, &backups_dir).await {
+                        log::debug!("mirroring the backups of {}: {e}", inst.id);
+                    }
                 }
             }
         })

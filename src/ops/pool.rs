@@ -238,7 +238,7 @@ pub async fn drain(home: &Home) -> Result<Vec<String>> {
         if i.state == State::Creating && creator_alive(i) {
             continue;
         }
-        remove_instance(home, &i.id, false).await?;
+        remove_instance(home, &i.id, false, false).await?;
         super::destroy::remove_backups(home, &i.id).await?;
         gone.push(i.id.clone());
     }

@@ -26,8 +26,10 @@ pub async fn resume(home: &Home, id: &str) -> Result<Option<String>> {
         (_, Some(Intent::Start)) => drop(up(home, id).await?),
         (_, Some(Intent::Stop)) => drop(down(home, id).await?),
         (_, Some(Intent::Restart)) => drop(restart(home, id).await?),
-        (_, Some(Intent::Destroy)) => remove_instance(home, id, false).await?,
-        (_, Some(Intent::DestroyKeepData)) => remove_instance(home, id, true).await?,
+        // Whether the interrupted destroy was to delete the backups is not
+        // recorded: they are kept (`destroy --delete-backups` again removes them).
+        (_, Some(Intent::Destroy)) => remove_instance(home, id, false, true).await?,
+        (_, Some(Intent::DestroyKeepData)) => remove_instance(home, id, true, true).await?,
         (_, Some(Intent::Restore)) => super::restore::resume_restore(home, id).await?,
         _ => return Ok(None),
     }

@@ -40,6 +40,14 @@ pub async fn move_to(home: &Home, key: &str, node: &str) -> Result<Moved> {
             inst.name
         )));
     }
+    if inst.backups.is_some() {
+        // Its repository is a volume on its node; a copy of the data alone
+        // would start a second history beside the first.
+        return Err(Error::Conflict(format!(
+            "'{}' has backups, and moving their repository to another node is not available yet; nothing was changed",
+            inst.name
+        )));
+    }
     let engine = engine::of(home);
     let nodes = engine.nodes().await?;
     let (h, id, memory) = (home.clone(), inst.id.clone(), inst.memory);

@@ -272,6 +272,7 @@ pub fn views(reg: &Registry, ps: &PsMap) -> Vec<InstanceView> {
 pub async fn show(home: &Home, key: &str) -> Result<InstanceView> {
     let inst = find(home, key).await?;
     let mut v = status_view(home, &inst).await?;
+    super::mirror::sync_backups(home, &inst).await;
     v.backup_health = backup_health(home, &inst).await?;
     Ok(v)
 }

@@ -62,7 +62,9 @@ impl Swarm {
 
     /// Removes the stack, then (on its node) its containers' leftovers and
     /// its volumes.
-    pub(super) async fn remove(&self, id: &str, volumes: bool) -> Result<()> {
+    /// The stack, and with `volumes` the instance's volumes on its node
+    /// (all but its backup repository with `keep_repo`).
+    pub(super) async fn remove(&self, id: &str, volumes: bool, keep_repo: bool) -> Result<()> {
         self.scale(id, 0).await?;
         self.run(&["stack", "rm", id], None, QUICK_TIMEOUT).await?;
         if !volumes {
@@ -94,7 +96,7 @@ impl Swarm {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        super::super::swarm_move::remove_volumes(self.docker(), &ep, id).await
+        super::super::swarm_move::remove_volumes(self.docker(), &ep, id, keep_repo).await
     }
 
     /// The tasks the manager wants running for this home's services.
