@@ -175,11 +175,6 @@ impl Engine for Compose {
             .await
     }
 
-    async fn create(&self, id: &str) -> Result<()> {
-        self.in_project(id, &["create", "--pull", "never"], UP_TIMEOUT)
-            .await
-    }
-
     async fn up_service(&self, id: &str, service: &Service) -> Result<()> {
         self.in_project(id, &["up", "-d", "--no-deps", service.name()], UP_TIMEOUT)
             .await

@@ -240,10 +240,6 @@ pub trait Engine: Send + Sync {
     /// Starts (or updates) every service of an instance; does not wait for
     /// readiness. Idempotent.
     async fn up(&self, id: &str) -> Result<()>;
-    /// Creates the network and every container of an instance without
-    /// starting them, so that a create can do it while it fills the data
-    /// directory. Idempotent.
-    async fn create(&self, id: &str) -> Result<()>;
     /// Starts one service (and the network it needs) without those that
     /// depend on it, so that a create can wait for PostgreSQL while the
     /// others start.

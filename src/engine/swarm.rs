@@ -201,11 +201,6 @@ impl Engine for Swarm {
         }
     }
 
-    async fn create(&self, _id: &str) -> Result<()> {
-        // A stack's services are made by its deploy.
-        Ok(())
-    }
-
     async fn up_service(&self, id: &str, _service: &Service) -> Result<()> {
         // One deploy starts every service; the sidecar waits for the db.
         self.up(id).await

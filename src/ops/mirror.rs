@@ -43,13 +43,12 @@ pub async fn sync(home: &Home, only: Option<&str>) {
 }
 
 /// Brings backups/<id>/ of a running instance with backups up to date
-/// before it is read (nothing on an engine whose sidecar writes there).
+/// before it is read (the engine does nothing where its sidecar writes there).
 pub async fn sync_backups(home: &Home, inst: &Instance) {
-    let engine = engine::of(home);
-    if !engine.mirrors_metrics() || inst.backups.is_none() || inst.state != State::Running {
+    if inst.backups.is_none() || inst.state != State::Running {
         return;
     }
-    if let Err(e) = engine
+    if let Err(e) = engine::of(home)
         .mirror_backups(&inst.id, &home.backup_dir(&inst.id))
         .await
     {
