@@ -79,6 +79,11 @@ pub struct Restore {
     /// the repository to restore from: local (default) or s3
     #[argh(option)]
     pub from: Option<String>,
+    /// swarm homes, with --to: the node to run the new instance on (a
+    /// restore from the local repository runs on the source's node; from
+    /// s3, on this one or where dbaas places it)
+    #[argh(option)]
+    pub node: Option<String>,
     /// print the result as JSON
     #[argh(switch)]
     pub json: bool,
@@ -101,6 +106,9 @@ pub struct Clone {
     /// the repository to clone from: local (default) or s3
     #[argh(option)]
     pub from: Option<String>,
+    /// swarm homes: the node to run the clone on (as for restore)
+    #[argh(option)]
+    pub node: Option<String>,
     /// print the result as JSON
     #[argh(switch)]
     pub json: bool,
@@ -271,7 +279,9 @@ pub async fn restore(home: &Home, c: Restore) -> Result<i32> {
     let from = FromRepo::parse(c.from.as_deref())?;
     match (&c.to, c.in_place, c.undo) {
         (Some(to), false, false) => {
-            let pending = ops::restore::restore_begin(home, &c.name, to, target, from).await?;
+            let pending =
+                ops::restore::restore_begin(home, &c.name, to, target, from, c.node.clone())
+                    .await?;
             finish_new(home, pending, c.json).await
         }
         (None, true, false) => {
@@ -311,7 +321,8 @@ fn print_in_place(r: &ops::restore::InPlace, json: bool, what: &str) {
 pub async fn clone(home: &Home, c: Clone) -> Result<i32> {
     let target = Target::parse(c.time.as_deref(), None, None)?;
     let from = FromRepo::parse(c.from.as_deref())?;
-    let pending = ops::restore::restore_begin(home, &c.name, &c.new, target, from).await?;
+    let pending =
+        ops::restore::restore_begin(home, &c.name, &c.new, target, from, c.node.clone()).await?;
     finish_new(home, pending, c.json).await
 }
 

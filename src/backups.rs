@@ -368,7 +368,7 @@ fn local_repo() -> u8 {
 const S3_SETTINGS: &str = "s3.json";
 /// backups/<id>/s3-listing.json: the labels the S3 repository held when the
 /// sidecar last looked (after each S3 backup and each expire).
-const S3_LISTING: &str = "s3-listing.json";
+pub const S3_LISTING: &str = "s3-listing.json";
 
 /// The labels of the backups the S3 repository holds (empty when unknown).
 pub fn s3_labels(dir: &Path) -> Vec<String> {

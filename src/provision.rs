@@ -92,6 +92,8 @@ pub struct StackFile<'a> {
     pub agent_uid: u32,
     pub backups: bool,
     pub backup_schedule: &'a str,
+    /// A second, S3-compatible repository (its keys a Swarm secret).
+    pub s3: bool,
     pub hashes: StackHashes,
 }
 
@@ -146,6 +148,7 @@ pub fn render_stack(inst: &Instance, home_tag: &str) -> String {
         agent_uid: AGENT_UID,
         backups: inst.backups.is_some(),
         backup_schedule: inst.backups.as_ref().map_or("", |b| b.schedule.as_str()),
+        s3: inst.backups.is_some() && inst.s3.is_some(),
         hashes: StackHashes {
             init_superuser: shipped(INIT_SCRIPTS, "00-superuser-local-only.sh"),
             init_users: shipped(INIT_SCRIPTS, "01-init-users.sql"),
@@ -462,7 +465,7 @@ fn write_backup_about(repo: &Path, inst: &Instance) -> Result<()> {
     let about = serde_json::json!({
         "id": inst.id, "name": inst.name, "version": inst.version, "image": inst.image,
         "database": inst.database, "user": inst.user, "memory": inst.memory, "cpus": inst.cpus,
-        "created_at": inst.created_at,
+        "created_at": inst.created_at, "node": inst.node,
     });
     write_atomic(
         &repo.join(BACKUP_ABOUT),
@@ -742,6 +745,38 @@ mod tests {
             conf.contains("repo1-retention-full-type=count\nrepo1-retention-full=3\n"),
             "{conf}"
         );
+    }
+
+    #[test]
+    fn a_swarm_stack_with_s3_carries_its_keys_as_a_secret() {
+        let mut i = inst();
+        i.node = Some("n2".into());
+        let s3 = crate::s3::parse(
+            "endpoint=10.0.0.6\nbucket=b\nregion=r\naccess_key=AK\nsecret_key=TopSecretKey1\nuri_style=path\n",
+        )
+        .unwrap();
+        let plain: serde_yaml::Value =
+            serde_yaml::from_str(&render_stack(&i, "abc123abc123")).unwrap();
+        assert!(plain["secrets"].get("pgbackrest_s3").is_none());
+        assert_eq!(
+            plain["services"]["backup"]["environment"]["DBAAS_REPOS"].as_str(),
+            Some("1")
+        );
+        i.s3 = Some(s3.repo.clone());
+        let text = render_stack(&i, "abc123abc123");
+        assert!(!text.contains("TopSecretKey1"), "{text}");
+        let y: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+        assert_eq!(
+            y["secrets"]["pgbackrest_s3"]["name"].as_str(),
+            Some("db_0a1b2c3d_pgbackrest_s3")
+        );
+        assert_eq!(
+            y["services"]["db"]["secrets"][3].as_str(),
+            Some("pgbackrest_s3")
+        );
+        let backup = &y["services"]["backup"];
+        assert_eq!(backup["secrets"][0].as_str(), Some("pgbackrest_s3"));
+        assert_eq!(backup["environment"]["DBAAS_REPOS"].as_str(), Some("1 2"));
     }
 
     #[test]

@@ -480,6 +480,62 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         .run(&["move", "b1", "--to", &swarm.nodes[2].name])
         .fails_with(4);
     assert!(refused.contains("backups"), "{refused}");
+
+    // Restores from the node's repository: into a new instance on the same
+    // node (a one-off container there recovers into its data volume), and a
+    // clone; another node, or an in-place restore, is refused with the way
+    // that works, and nothing is left of the refused ones.
+    let refused = home
+        .run(&[
+            "restore",
+            "b1",
+            "--to",
+            "r0",
+            "--node",
+            &swarm.nodes[2].name,
+        ])
+        .fails_with(2);
+    assert!(refused.contains("--from s3"), "{refused}");
+    let refused = home.run(&["restore", "b1", "--in-place"]).fails_with(2);
+    assert!(refused.contains("--to NEW"), "{refused}");
+    let t = Instant::now();
+    let r = home.run(&["restore", "b1", "--to", "r1", "--json"]).json();
+    println!(
+        "figure: swarm restore into a new instance (latest, local repository) {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(r["instance"]["node"], worker.name.as_str(), "{r}");
+    let r_url = r["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        query_text(&r_url, "SELECT count(*)::text FROM backed"),
+        "50"
+    );
+    let c = home.run(&["clone", "b1", "c1", "--json"]).json();
+    assert_eq!(c["instance"]["node"], worker.name.as_str(), "{c}");
+    let c_url = c["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        query_text(&c_url, "SELECT sum(n)::text FROM backed"),
+        "1275"
+    );
+    let list = home.run(&["list", "--json"]).json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"r0"), "{names:?}");
+    let r_id = r["instance"]["id"].as_str().unwrap().to_string();
+    for n in ["r1", "c1"] {
+        home.run(&["destroy", n, "--yes", "--delete-backups"]).ok();
+    }
+    let left = worker.docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=dbaas.instance={r_id}"),
+    ]);
+    assert!(left.trim().is_empty(), "left on {}: {left}", worker.name);
     home.run(&["destroy", "b1", "--yes", "--delete-backups"])
         .ok();
     let vols = worker.docker_ok(&[
@@ -491,15 +547,74 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     ]);
     assert!(vols.trim().is_empty(), "left on {}: {vols}", worker.name);
 
+    // An instance on the worker that also backs up to an S3-compatible
+    // server off the nodes: restorable elsewhere when the worker is gone.
+    let s3_ip = swarm.start_s3();
+    let s3_conf = home.root.join("s3.conf");
+    std::fs::write(
+        &s3_conf,
+        format!(
+            "endpoint = {s3_ip}\nbucket = dbaas-test\nregion = us-east-1\nuri_style = path\n\
+             verify_tls = n\naccess_key = AKIATEST\nsecret_key = TopSecretKey123\n"
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&s3_conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let s3_conf = s3_conf.display().to_string();
+    let w3 = home
+        .run(&[
+            "create",
+            "s3w",
+            "--memory",
+            "256m",
+            "--node",
+            &worker.name,
+            "--s3",
+            &s3_conf,
+            "--json",
+        ])
+        .json();
+    let w3_id = w3["instance"]["id"].as_str().unwrap().to_string();
+    connect(w3["url"].as_str().unwrap())
+        .batch_execute("CREATE TABLE offsite AS SELECT generate_series(1, 30) AS n")
+        .unwrap();
+    // The first backup may have begun before the table; one on demand
+    // after it holds the table for sure.
+    let verified_in_s3 = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            let v = home.run(&["backups", "s3w", "--json"]).json();
+            let verified = v["s3"]["backups"]
+                .as_array()
+                .map_or(0, |b| b.iter().filter(|b| b["verified"] == true).count());
+            if verified >= n {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} verified S3 backups of s3w: {v}"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+    verified_in_s3(1);
+    let taken = home.run(&["backup", "s3w", "--json"]).json();
+    assert_eq!(taken["verified"], true, "{taken}");
+    verified_in_s3(2);
+
     // A worker goes away: its instances are node-down (naming it) and are
     // never started on another node; what needs the node is refused; when
     // it is back they run again with their data.
     let pinned_id = ids[3].0.clone();
-    let on_worker: Vec<String> = ids
+    let mut on_worker: Vec<String> = ids
         .iter()
         .filter(|(_, n)| *n == worker.name)
         .map(|(id, _)| id.clone())
         .collect();
+    on_worker.push(w3_id.clone());
     let stopped = Instant::now();
     swarm.stop_node(1);
     wait_node_down(
@@ -532,10 +647,45 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
     }
     let findings = doctor_findings(&home, "node-down");
     assert_eq!(findings.len(), on_worker.len(), "{findings:?}");
+    // Its local repository went with the worker; the S3 one restores it on
+    // another node.
+    let err = home.run(&["restore", "s3w", "--to", "s3r"]).fails_with(4);
+    assert!(err.contains("--from s3"), "{err}");
+    let elsewhere = &swarm.nodes[2];
+    let t = Instant::now();
+    let r3 = home
+        .run(&[
+            "restore",
+            "s3w",
+            "--to",
+            "s3r",
+            "--from",
+            "s3",
+            "--node",
+            &elsewhere.name,
+            "--json",
+        ])
+        .json();
+    println!(
+        "figure: swarm restore of a node-down instance from S3 onto another node {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(r3["instance"]["node"], elsewhere.name.as_str(), "{r3}");
+    assert_eq!(
+        query_text(
+            r3["url"].as_str().unwrap(),
+            "SELECT sum(n)::text FROM offsite"
+        ),
+        "465"
+    );
     swarm.start_node(1);
     wait_status(&home, "pinned", "running", Duration::from_secs(120));
     let kept = "SELECT n::text FROM kept";
     assert_eq!(query_when_up(&url, kept, Duration::from_secs(60)), "7");
+    wait_status(&home, "s3w", "running", Duration::from_secs(120));
+    for n in ["s3r", "s3w"] {
+        home.run(&["destroy", n, "--yes", "--delete-backups"]).ok();
+    }
 
     // A drained node keeps its instances (stopped, not moved), and doctor
     // says so; made active again, they run with their data.

@@ -44,6 +44,10 @@ pub struct RestoreBody {
     pub backup: Option<String>,
     /// The repository to restore from: "local" (default) or "s3".
     pub from: Option<String>,
+    /// Swarm homes, into a new instance: the node to run it on. A restore
+    /// from the local repository runs on the source's node; from S3, on
+    /// this one (default: the node with the most free memory).
+    pub node: Option<String>,
 }
 
 /// Body of `POST /instances/{id}/clone`.
@@ -56,6 +60,8 @@ pub struct CloneBody {
     pub time: Option<String>,
     /// The repository to clone from: "local" (default) or "s3".
     pub from: Option<String>,
+    /// Swarm homes: the node to run the clone on (as for a restore).
+    pub node: Option<String>,
 }
 
 #[utoipa::path(get, path = "/instances/{id}/backups", tag = "backups",
@@ -150,7 +156,7 @@ pub async fn restore(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
         (Some(to), false, false) => {
             let key = key.to_string();
             super::instances::provision(state, wait, to.clone(), move |st| async move {
-                ops::restore::restore_begin(&st.home, &key, &to, target, from).await
+                ops::restore::restore_begin(&st.home, &key, &to, target, from, b.node).await
             })
             .await
         }
@@ -213,7 +219,7 @@ pub async fn clone(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Re
     let key = key.to_string();
     let name = b.name.clone();
     super::instances::provision(state, wait, name, move |st| async move {
-        ops::restore::restore_begin(&st.home, &key, &b.name, target, from).await
+        ops::restore::restore_begin(&st.home, &key, &b.name, target, from, b.node).await
     })
     .await
 }

@@ -4,7 +4,9 @@
 
 use super::docker::{self, QUICK_TIMEOUT};
 use super::docker_api;
-use super::{Attach, Container, ContainerState, Engine, Health, HostCheck, Mount, PsMap, Service};
+use super::{
+    Attach, Container, ContainerState, Engine, Health, HostCheck, Mount, MountFrom, PsMap, Service,
+};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::provision::COMPOSE_FILE;
@@ -240,7 +242,10 @@ impl Engine for Compose {
             .iter()
             .map(|m| {
                 let ro = if m.read_only { ":ro" } else { "" };
-                format!("{}:{}{ro}", m.host.display(), m.target)
+                let host = match &m.from {
+                    MountFrom::Path(p) | MountFrom::Repository { dir: p, .. } => p,
+                };
+                format!("{}:{}{ro}", host.display(), m.target)
             })
             .collect();
         let mut args = vec!["run", "--rm", "--no-deps", "-T"];

@@ -11,6 +11,7 @@ pub mod swarm;
 pub mod swarm_backups;
 pub mod swarm_mirror;
 pub mod swarm_move;
+pub mod swarm_once;
 pub mod swarm_state;
 
 use crate::error::Result;
@@ -172,11 +173,21 @@ pub enum Attach<'a> {
     Run { service: Service, argv: Vec<String> },
 }
 
-/// A host directory mounted into a one-off container.
+/// What a one-off container gets at `target`.
 pub struct Mount {
-    pub host: std::path::PathBuf,
+    pub from: MountFrom,
     pub target: &'static str,
     pub read_only: bool,
+}
+
+/// Where a one-off container's mount comes from.
+pub enum MountFrom {
+    /// A file or directory of this host: bound on one host (compose),
+    /// copied into the container where it runs on another machine (swarm).
+    Path(std::path::PathBuf),
+    /// The backup repository of instance `id`: `dir` (backups/<id>) on one
+    /// host, the volume `<id>_repo` on a swarm node.
+    Repository { id: String, dir: std::path::PathBuf },
 }
 
 /// One check of the host the engine needs, for `doctor`.

@@ -87,6 +87,31 @@ impl Swarm {
             .ok_or_else(|| Error::Failed(format!("{} names no node", self.file(id).display())))
     }
 
+    /// The db service's image and memory limit, read from the stack file.
+    fn image_and_memory(&self, id: &str) -> Result<(String, Option<String>)> {
+        let file = self.file(id);
+        let text = crate::safe_fs::read_to_string(&file)
+            .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
+        let mut lines = text.lines().map(str::trim);
+        let image = lines
+            .find_map(|l| {
+                l.strip_prefix("image: \"")
+                    .and_then(|r| r.strip_suffix('"'))
+            })
+            .ok_or_else(|| Error::Failed(format!("{} names no image", file.display())))?
+            .to_string();
+        // The first limits in the file are the db service's.
+        // As the stack file says it (`256m`), which docker's --memory reads.
+        let memory = lines.find_map(|l| {
+            l.strip_prefix("limits: {memory: ")
+                .and_then(|r| r.split(',').next())
+                .map(str::trim)
+                .filter(|m| !m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric()))
+                .map(str::to_string)
+        });
+        Ok((image, memory))
+    }
+
     /// `docker -H ENDPOINT` of the node `name`, from its label.
     async fn endpoint(&self, name: &str) -> Result<String> {
         let nodes = self.nodes().await?;
@@ -363,15 +388,32 @@ impl Engine for Swarm {
 
     async fn run_once(
         &self,
-        _id: &str,
-        _service: &Service,
-        _mounts: &[Mount],
-        _argv: &[String],
-        _timeout: Duration,
+        id: &str,
+        service: &Service,
+        mounts: &[Mount],
+        argv: &[String],
+        timeout: Duration,
     ) -> Result<String> {
-        Err(unsupported(
-            "a one-off container (restoring into a new instance)",
-        ))
+        if *service != Service::Db {
+            return Err(unsupported(
+                "a one-off container of a service other than db",
+            ));
+        }
+        // On the instance's node, where its data volume is (or will be).
+        self.node_available(id).await?;
+        let ep = self.endpoint(&self.node_of(id)?).await?;
+        let (image, memory) = self.image_and_memory(id)?;
+        let (tag, dir) = (self.home.tag(), self.home.instance_dir(id));
+        let once = super::swarm_once::OneOff {
+            docker: self.docker(),
+            endpoint: &ep,
+            id,
+            home_tag: &tag,
+            image: &image,
+            memory,
+            dir: &dir,
+        };
+        once.run(mounts, argv, timeout).await
     }
 
     async fn host_checks(&self) -> Vec<HostCheck> {

@@ -4,7 +4,8 @@
 //! backups/<id>/ where dbaas runs. Each sync brings over what they read:
 //! the log's new lines (a byte copy, so its length is the offset), the
 //! labels the repository holds (as empty directories where the report
-//! looks for them), and the newest archived WAL segment's time.
+//! looks for them), the newest archived WAL segment's time, and the labels
+//! the S3 repository holds (s3-listing.json).
 
 use super::docker;
 use crate::error::{Error, Result};
@@ -16,7 +17,8 @@ const CHUNK: u64 = 1 << 20;
 
 /// Run in the backup container as postgres with `$1` the offset and `$2`
 /// CHUNK: the log's size, the labels, the newest segment's mtime (epoch
-/// seconds, empty when none), then at most CHUNK bytes of the log from the
+/// seconds, empty when none), the S3 repository's listing (one line of
+/// JSON, empty when none), then at most CHUNK bytes of the log from the
 /// offset.
 pub const SCRIPT: &str = r#"d=/var/lib/pgbackrest; f=$d/backups.json; id=$DBAAS_INSTANCE
 s=$(stat -c %s "$f" 2>/dev/null || echo 0)
@@ -25,6 +27,7 @@ l=$(ls -1 "$d/repo/backup/$id" 2>/dev/null | grep -E '^[0-9]{8}-[0-9]{6}F' | tr 
 echo "$l"
 t=$(find "$d/repo/archive/$id" -type f -name '????????????????????????-*' -printf '%T@\n' 2>/dev/null | sort -n | tail -n 1)
 echo "${t%%.*}"
+head -n 1 "$d/s3-listing.json" 2>/dev/null || echo
 if [ "$s" -gt "$1" ]; then tail -c +$(($1 + 1)) "$f" | head -c "$2"; fi
 exit 0"#;
 
@@ -61,7 +64,7 @@ fn offset(dir: &Path) -> u64 {
 /// more of the log to read.
 pub fn apply(dir: &Path, offset: u64, answer: &str) -> std::io::Result<bool> {
     let bad = |what: &str| std::io::Error::other(format!("the node's answer lacks {what}"));
-    let mut parts = answer.splitn(4, '\n');
+    let mut parts = answer.splitn(5, '\n');
     let size: u64 = parts
         .next()
         .and_then(|s| s.trim().parse().ok())
@@ -73,6 +76,7 @@ pub fn apply(dir: &Path, offset: u64, answer: &str) -> std::io::Result<bool> {
         .filter(|l| crate::validate::backup_label(l).is_ok())
         .collect();
     let newest_wal = parts.next().ok_or_else(|| bad("the WAL time"))?.trim();
+    let s3_listing = parts.next().ok_or_else(|| bad("the S3 listing"))?.trim();
     let body = parts.next().unwrap_or("");
     std::fs::create_dir_all(dir)?;
     let log = dir.join(crate::backups::LOG);
@@ -94,6 +98,14 @@ pub fn apply(dir: &Path, offset: u64, answer: &str) -> std::io::Result<bool> {
     if newest_wal.chars().all(|c| c.is_ascii_digit()) && !newest_wal.is_empty() {
         crate::registry::write_atomic(&wal, format!("{newest_wal}\n").as_bytes(), 0o644)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
+    if serde_json::from_str::<serde_json::Value>(s3_listing).is_ok_and(|v| v.is_object()) {
+        crate::registry::write_atomic(
+            &dir.join(crate::backups::S3_LISTING),
+            format!("{s3_listing}\n").as_bytes(),
+            0o644,
+        )
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     }
     Ok(offset + (whole.len() as u64) < size && !whole.is_empty())
 }
@@ -130,7 +142,7 @@ mod tests {
         let dir = t.path().join("db_1");
         let a = "{\"a\":1}\n{\"b\":2}\n{\"c\"";
         let answer =
-            format!("30\n20261204-030000F 20261204-030000F_20261204-031000D\n1796350000\n{a}");
+            format!("30\n20261204-030000F 20261204-030000F_20261204-031000D\n1796350000\n{{\"labels\":[\"20261204-030000F\"]}}\n{a}");
         assert!(apply(&dir, 0, &answer).unwrap());
         let log = std::fs::read_to_string(dir.join(crate::backups::LOG)).unwrap();
         assert_eq!(log, "{\"a\":1}\n{\"b\":2}\n");
@@ -142,9 +154,13 @@ mod tests {
             "1796350000\n"
         );
         // Expired on the node: its directory goes; a shorter log starts over.
-        assert!(!apply(&dir, 16, "16\n20261204-030000F\n\n").unwrap());
+        assert_eq!(
+            crate::backups::s3_labels(&dir),
+            vec!["20261204-030000F".to_string()]
+        );
+        assert!(!apply(&dir, 16, "16\n20261204-030000F\n\n\n").unwrap());
         assert!(!set.join("20261204-030000F_20261204-031000D").exists());
-        assert!(apply(&dir, 16, "5\n\n\n").unwrap());
+        assert!(apply(&dir, 16, "5\n\n\n\n").unwrap());
         assert_eq!(
             std::fs::metadata(dir.join(crate::backups::LOG))
                 .unwrap()

@@ -47,6 +47,9 @@ pub struct Source {
     pub user: String,
     pub memory: u64,
     pub cpus: f64,
+    /// The swarm node its data and local repository are on.
+    #[serde(default)]
+    pub node: Option<String>,
     #[serde(skip)]
     pub live: Option<Instance>,
 }
@@ -62,6 +65,7 @@ impl Source {
             user: inst.user.clone(),
             memory: inst.memory,
             cpus: inst.cpus,
+            node: inst.node.clone(),
             live: Some(inst.clone()),
         }
     }

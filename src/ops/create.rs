@@ -72,13 +72,13 @@ pub async fn create_new(home: &Home, req: CreateRequest) -> Result<Created> {
     create_finish(home, pending, on_failure).await
 }
 
-/// What a swarm home does not do yet: an S3 repository (backups go to a
-/// volume on the instance's node) and warm-pool spares.
-fn swarm_request(req: &CreateRequest, spare: bool) -> Result<()> {
-    if matches!(req.s3, S3Choice::File(_) | S3Choice::Given(_)) {
+/// What a swarm home does not do: warm-pool spares, and an S3 endpoint
+/// reached through a Docker network of one host.
+fn swarm_request(s3: Option<&S3Settings>, spare: bool) -> Result<()> {
+    if s3.is_some_and(|s| s.repo.network.is_some()) {
         return Err(Error::invalid(
             "s3",
-            "an S3 backup repository is not available on the swarm engine yet (backups go to a volume on the instance's node); create without --s3",
+            "the S3 settings name a Docker network, which a swarm's stacks cannot join; drop `network` and give an endpoint the nodes reach (their containers go out through each node's gateway)",
         ));
     }
     if spare {
@@ -115,15 +115,15 @@ pub(super) async fn create_begin_as(
         v.name = registry::SPARE_NAME.to_string();
     }
     let swarm = home.settings.engine == EngineKind::Swarm;
+    let s3 = s3_for(home, req, v.backups.is_some())?;
     if swarm {
-        swarm_request(req, spare)?;
+        swarm_request(s3.as_ref(), spare)?;
     } else if v.node.is_some() {
         return Err(Error::invalid(
             "node",
             "--node chooses a swarm node, and this home's engine is compose (one host); omit it",
         ));
     }
-    let s3 = s3_for(home, req, v.backups.is_some())?;
     v.s3 = s3.as_ref().map(|s| s.repo.clone());
     let budget = Budget::of(home);
     budget.check_disk(home)?;
@@ -285,10 +285,12 @@ async fn provision_and_start(
     oplog::step(home, &inst.id, "create.provision", work).await?;
     let engine = engine::of(home);
     let from_template = recovery.is_none() && home.settings.provision == Provision::Template;
-    let _slot = if from_template {
-        // The db container is made and started while the data directory
-        // fills (its entrypoint waits for the copy's marker to go): neither
-        // needs the other before PostgreSQL itself starts.
+    if from_template {
+        // Every container is made and started while the data directory
+        // fills (the db's entrypoint waits for the copy's marker to go):
+        // one `compose up` for the project, not one for the db and one for
+        // its sidecars (each costs the daemon a project load and the host
+        // a compose process).
         let data = dir.join("data");
         let (filled, started) = tokio::join!(
             oplog::step(
@@ -297,12 +299,18 @@ async fn provision_and_start(
                 "create.template",
                 super::template::fill(home, inst.version, &inst.image, &data),
             ),
-            start_db(home, inst, None)
+            start_all(home, inst)
         );
-        filled.and(started)?
-    } else {
-        start_db(home, inst, recovery).await?
-    };
+        let _slot = filled.and(started)?;
+        return oplog::step(
+            home,
+            &inst.id,
+            "create.wait_ready",
+            wait_ready(home, inst, &creds.app_password),
+        )
+        .await;
+    }
+    let _slot = start_db(home, inst, recovery).await?;
     let (rest, ready) = tokio::join!(
         oplog::step(home, &inst.id, "create.compose_up", engine.up(&inst.id)),
         oplog::step(
@@ -313,6 +321,26 @@ async fn provision_and_start(
         )
     );
     ready.and(rest)
+}
+
+/// Every service of a new instance from one `compose up`; holds a
+/// provisioning slot from then on.
+async fn start_all(home: &Home, inst: &Instance) -> Result<ProvisionSlot> {
+    let slot = oplog::step(
+        home,
+        &inst.id,
+        "create.wait_slot",
+        ProvisionSlot::acquire(home),
+    )
+    .await?;
+    oplog::step(
+        home,
+        &inst.id,
+        "create.compose_up",
+        engine::of(home).up(&inst.id),
+    )
+    .await?;
+    Ok(slot)
 }
 
 /// The recovery (a restore's), then the db service alone: PostgreSQL

@@ -3,7 +3,7 @@
 //! fills an empty data directory and replays WAL to that point. Used by a
 //! create that restores (restore --to, clone) and by an in-place restore.
 
-use crate::engine::{self, Mount, Service};
+use crate::engine::{self, Mount, MountFrom, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use std::path::PathBuf;
@@ -146,18 +146,21 @@ const SOURCE_CONF: &str = "recover-source.conf";
 /// Runs the recovery of a new or emptied instance: agent/recover.sh in a
 /// one-off db container, with the source's repository at /source.
 pub async fn recover(home: &Home, id: &str, rec: &Recovery) -> Result<()> {
-    let mut mounts = vec![
-        Mount {
-            host: rec.source_repo.clone(),
+    let mut mounts = vec![Mount {
+        from: MountFrom::Path(home.instance_dir(id).join("agent")),
+        target: "/agent",
+        read_only: true,
+    }];
+    if rec.from == FromRepo::Local {
+        mounts.push(Mount {
+            from: MountFrom::Repository {
+                id: rec.source_id.clone(),
+                dir: rec.source_repo.clone(),
+            },
             target: "/source",
             read_only: true,
-        },
-        Mount {
-            host: home.instance_dir(id).join("agent"),
-            target: "/agent",
-            read_only: true,
-        },
-    ];
+        });
+    }
     let mut argv: Vec<String> = vec![
         "bash".into(),
         "/agent/recover.sh".into(),
@@ -174,7 +177,7 @@ pub async fn recover(home: &Home, id: &str, rec: &Recovery) -> Result<()> {
         })
         .await?;
         mounts.push(Mount {
-            host: conf.clone(),
+            from: MountFrom::Path(conf.clone()),
             target: "/recover-source.conf",
             read_only: true,
         });

@@ -23,9 +23,16 @@ pub const ASIDE: &str = "data.before-restore";
 
 /// Checks a target against the source's backups, forcing the current WAL
 /// out first when the source runs (so the latest second is restorable).
-async fn check_target(home: &Home, src: &Source, target: &Target, from: FromRepo) -> Result<()> {
+async fn check_target(
+    home: &Home,
+    src: &Source,
+    target: &Target,
+    from: FromRepo,
+    reachable: bool,
+) -> Result<()> {
     if let Some(inst) = &src.live {
-        if inst.backups.is_some() && matches!(target, Target::Latest | Target::Time(_)) {
+        if reachable && inst.backups.is_some() && matches!(target, Target::Latest | Target::Time(_))
+        {
             archive_now(home, inst, from == FromRepo::S3).await;
         }
     }
@@ -102,9 +109,11 @@ pub async fn restore_begin(
     new_name: &str,
     target: Target,
     from: FromRepo,
+    node: Option<String>,
 ) -> Result<Pending> {
     crate::validate::instance_name(new_name)?;
     let src = source(home, key).await?;
+    let (node, reachable) = placement(home, &src, from, node).await?;
     if let Some(inst) = &src.live {
         super::record::refuse_if_creating(inst)?;
     }
@@ -115,7 +124,7 @@ pub async fn restore_begin(
             "an instance named '{new_name}' already exists; choose another name"
         )));
     }
-    check_target(home, &src, &target, from).await?;
+    check_target(home, &src, &target, from, reachable).await?;
     let policy = src
         .live
         .as_ref()
@@ -140,6 +149,7 @@ pub async fn restore_begin(
             Some(s) => crate::s3::S3Choice::Given(Box::new(s)),
             None => crate::s3::S3Choice::Off,
         },
+        node,
         ..Default::default()
     };
     let mut pending = create_begin(home, &req).await?;
@@ -150,6 +160,42 @@ pub async fn restore_begin(
         from,
     });
     Ok(pending)
+}
+
+/// Where a restore into a new instance runs, and whether the source's node
+/// can be reached. On a swarm, a local repository is a volume on the
+/// source's node, so the new instance goes there (and that node must be
+/// up); an S3 restore goes where `node` says, or where placement chooses.
+async fn placement(
+    home: &Home,
+    src: &Source,
+    from: FromRepo,
+    node: Option<String>,
+) -> Result<(Option<String>, bool)> {
+    let Some(src_node) = &src.node else {
+        return Ok((node, true));
+    };
+    let nodes = engine::of(home).nodes().await?;
+    let up = nodes.iter().any(|n| &n.name == src_node && n.usable());
+    if from == FromRepo::S3 {
+        return Ok((node, up));
+    }
+    if let Some(n) = node.as_ref().filter(|n| *n != src_node) {
+        return Err(Error::invalid(
+            "node",
+            format!(
+                "the local backups of '{}' are on node {src_node}, so a restore from them runs there, not on {n}; restore from its S3 repository (--from s3) to place it on another node",
+                src.name
+            ),
+        ));
+    }
+    if !up {
+        return Err(Error::Conflict(format!(
+            "the local backups of '{}' are on node {src_node}, which is down or drained; restore from its S3 repository instead (--from s3 --node OTHER), or wait for the node",
+            src.name
+        )));
+    }
+    Ok((Some(src_node.clone()), true))
 }
 
 /// What an in-place restore (or its undo) did.
@@ -172,8 +218,18 @@ pub async fn restore_in_place(
 ) -> Result<InPlace> {
     let inst = find(home, key).await?;
     policy_of(&inst)?;
+    if inst.node.is_some() {
+        // Its data is a volume on the node: nothing here to keep aside.
+        return Err(Error::invalid(
+            "in_place",
+            format!(
+                "an in-place restore is not available on the swarm engine yet; restore into a new instance instead (`dbaasctl restore {} --to NEW`)",
+                inst.name
+            ),
+        ));
+    }
     let src = Source::of(&inst);
-    check_target(home, &src, &target, from).await?;
+    check_target(home, &src, &target, from, true).await?;
     let rec = Recovery {
         source_id: inst.id.clone(),
         source_repo: home.backup_dir(&inst.id),

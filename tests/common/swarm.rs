@@ -270,6 +270,38 @@ impl Swarm {
         target
     }
 
+    /// An S3-compatible server (dbaas/s3test: moto behind stunnel on 443)
+    /// on the swarm's network, off every node: what a restore reads when a
+    /// node is gone. Returns its address; Drop removes it.
+    pub fn start_s3(&self) -> String {
+        let prefix = self.registry.rsplit_once('.').unwrap().0;
+        let ip = format!("{prefix}.6");
+        docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &self.s3_container(),
+            "--network",
+            &self.network,
+            "--ip",
+            &ip,
+            "--label",
+            "dbaas.test=swarm",
+            "dbaas/s3test",
+            "dbaas-test",
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !docker_ok(&["logs", &self.s3_container()]).contains("s3-server: bucket") {
+            assert!(Instant::now() < deadline, "the S3 server did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        ip
+    }
+
+    fn s3_container(&self) -> String {
+        format!("dbaas-swarm-{}-s3", self.tag)
+    }
+
     /// Stops a node's container (its daemon goes; the swarm sees it down).
     pub fn stop_node(&self, i: usize) {
         docker_ok(&["stop", "-t", "5", &self.nodes[i].container]);
@@ -302,6 +334,7 @@ impl Drop for Swarm {
     fn drop(&mut self) {
         let mut names: Vec<String> = self.nodes.iter().map(|n| n.container.clone()).collect();
         names.push(self.registry_container.clone());
+        let _ = docker(&["rm", "-f", "-v", &self.s3_container()]);
         let mut args = vec!["rm", "-f", "-v"];
         args.extend(names.iter().map(String::as_str));
         let _ = docker(&args);
