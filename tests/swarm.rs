@@ -476,10 +476,6 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         repo,
         "the repository is a volume on the worker"
     );
-    let refused = home
-        .run(&["move", "b1", "--to", &swarm.nodes[2].name])
-        .fails_with(4);
-    assert!(refused.contains("backups"), "{refused}");
 
     // Restores from the node's repository: into a new instance on the same
     // node (a one-off container there recovers into its data volume), and a
@@ -536,16 +532,27 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         &format!("label=dbaas.instance={r_id}"),
     ]);
     assert!(left.trim().is_empty(), "left on {}: {left}", worker.name);
+
+    // A move carries the backup repository along: one history, listed and
+    // extended on the new node, nothing of it left on the old one.
+    let third = &swarm.nodes[2];
+    let m = home
+        .run(&["move", "b1", "--to", &third.name, "--json"])
+        .json();
+    assert_eq!(m["instance"]["node"], third.name.as_str(), "{m}");
+    let vols = third.docker_ok(&["volume", "ls", "-q", "--filter", &format!("name={repo}")]);
+    assert_eq!(vols.trim(), repo, "the repository moved to {}", third.name);
+    let b_filter = format!("label=dbaas.instance={b_id}");
+    let vols = worker.docker_ok(&["volume", "ls", "-q", "--filter", &b_filter]);
+    assert!(vols.trim().is_empty(), "left on {}: {vols}", worker.name);
+    let taken = home.run(&["backup", "b1", "--json"]).json();
+    assert_eq!(taken["verified"], true, "{taken}");
+    let v = home.run(&["backups", "b1", "--json"]).json();
+    assert_eq!(v["backups"].as_array().unwrap().len(), 3, "{v}");
     home.run(&["destroy", "b1", "--yes", "--delete-backups"])
         .ok();
-    let vols = worker.docker_ok(&[
-        "volume",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=dbaas.instance={b_id}"),
-    ]);
-    assert!(vols.trim().is_empty(), "left on {}: {vols}", worker.name);
+    let vols = third.docker_ok(&["volume", "ls", "-q", "--filter", &b_filter]);
+    assert!(vols.trim().is_empty(), "left on {}: {vols}", third.name);
 
     // An instance on the worker that also backs up to an S3-compatible
     // server off the nodes: restorable elsewhere when the worker is gone.

@@ -1,8 +1,9 @@
 //! Moving a stopped swarm instance's data from one node to another: its
-//! data volume is streamed as a tar archive from a one-off container on the
-//! old node into a new volume of the same name on the new one, both made by
-//! the nodes' own daemons (a manager cannot reach another node's volume).
-//! The stack, pinned to the new node, then finds its volume there.
+//! data volume (and its backup repository's) is streamed as a tar archive
+//! from a one-off container on the old node into a new volume of the same
+//! name on the new one, both made by the nodes' own daemons (a manager
+//! cannot reach another node's volume). The stack, pinned to the new node,
+//! then finds its volumes there.
 
 use super::docker;
 use crate::error::{Error, Result};
@@ -16,36 +17,38 @@ pub fn data_volume(id: &str) -> String {
     format!("{id}_data")
 }
 
-/// Refuses a node (the daemon at `to`) that has a volume by the name the
-/// instance's data would take: it is not ours to overwrite.
-pub async fn check_free(docker_cli: &str, to: &str, id: &str) -> Result<()> {
-    let vol = data_volume(id);
-    let exists = docker::run(
+/// Whether the daemon at `ep` has the volume `vol`.
+async fn has_volume(docker_cli: &str, ep: &str, vol: &str) -> Result<bool> {
+    let filter = format!("name=^{vol}$");
+    let out = docker::run(
         docker_cli,
-        &[
-            "-H",
-            to,
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            &format!("name=^{vol}$"),
-        ],
+        &["-H", ep, "volume", "ls", "-q", "--filter", &filter],
         None,
         docker::QUICK_TIMEOUT,
     )
     .await?;
-    if !exists.stdout.trim().is_empty() {
-        return Err(Error::Conflict(format!(
-            "the new node already has a volume {vol}; remove it there (docker volume rm {vol}) if it is a leftover of an earlier move"
-        )));
+    Ok(!out.stdout.trim().is_empty())
+}
+
+/// Refuses a node (the daemon at `to`) that has a volume by a name the
+/// instance's data or backup repository would take: it is not ours to
+/// overwrite.
+pub async fn check_free(docker_cli: &str, to: &str, id: &str) -> Result<()> {
+    for vol in [data_volume(id), repo_volume(id)] {
+        if has_volume(docker_cli, to, &vol).await? {
+            return Err(Error::Conflict(format!(
+                "the new node already has a volume {vol}; remove it there (docker volume rm {vol}) if it is a leftover of an earlier move"
+            )));
+        }
     }
     Ok(())
 }
 
-/// Copies the data volume of `id` from the daemon at `from` to the one at
-/// `to`, where it must not exist yet; `image` (the instance's, present on
-/// both nodes) runs tar. Ownership and modes are kept, by number.
+/// Copies the data volume of `id`, and its backup repository volume when
+/// it has one, from the daemon at `from` to the one at `to`, where neither
+/// may exist yet; `image` (the instance's, present on both nodes) runs
+/// tar. Ownership and modes are kept, by number. A failure removes what it
+/// made on `to`.
 pub async fn copy_data(
     docker_cli: &str,
     from: &str,
@@ -54,8 +57,37 @@ pub async fn copy_data(
     image: &str,
     home_tag: &str,
 ) -> Result<()> {
-    let vol = data_volume(id);
     check_free(docker_cli, to, id).await?;
+    let mut vols = vec![data_volume(id)];
+    if has_volume(docker_cli, from, &repo_volume(id)).await? {
+        vols.push(repo_volume(id));
+    }
+    let mut made = vec![];
+    for vol in &vols {
+        made.push(vol.as_str());
+        let copied = copy_volume(docker_cli, from, to, id, vol, image, home_tag).await;
+        if copied.is_err() {
+            // Nothing of a half copy stays on the new node.
+            let mut rm = vec!["-H", to, "volume", "rm", "-f"];
+            rm.extend(&made);
+            if let Err(e) = docker::run(docker_cli, &rm, None, docker::QUICK_TIMEOUT).await {
+                log::warn!("removing the half-copied volumes {made:?}: {e}");
+            }
+            return copied;
+        }
+    }
+    Ok(())
+}
+
+async fn copy_volume(
+    docker_cli: &str,
+    from: &str,
+    to: &str,
+    id: &str,
+    vol: &str,
+    image: &str,
+    home_tag: &str,
+) -> Result<()> {
     let labels = [
         format!("dbaas.instance={id}"),
         format!("dbaas.home={home_tag}"),
@@ -65,7 +97,7 @@ pub async fn copy_data(
     for l in &labels {
         create.extend(["--label", l.as_str()]);
     }
-    create.push(&vol);
+    create.push(vol);
     docker::run(docker_cli, &create, None, docker::QUICK_TIMEOUT).await?;
     let (src, dst) = (format!("{vol}:/from:ro"), format!("{vol}:/to"));
     let read = [
@@ -106,15 +138,7 @@ pub async fn copy_data(
         "-xpf",
         "-",
     ];
-    let copied = docker::pipe(docker_cli, &read, &write, COPY_TIMEOUT).await;
-    if copied.is_err() {
-        // Nothing of a half copy stays on the new node.
-        let rm = ["-H", to, "volume", "rm", "-f", vol.as_str()];
-        if let Err(e) = docker::run(docker_cli, &rm, None, docker::QUICK_TIMEOUT).await {
-            log::warn!("removing the half-copied volume {vol}: {e}");
-        }
-    }
-    copied
+    docker::pipe(docker_cli, &read, &write, COPY_TIMEOUT).await
 }
 
 /// Removes the stopped containers of stack `id` from the daemon at `ep`:

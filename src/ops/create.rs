@@ -299,7 +299,7 @@ async fn provision_and_start(
                 "create.template",
                 super::template::fill(home, inst.version, &inst.image, &data),
             ),
-            start_all(home, inst)
+            start(home, inst, None, Start::All)
         );
         let _slot = filled.and(started)?;
         return oplog::step(
@@ -310,7 +310,7 @@ async fn provision_and_start(
         )
         .await;
     }
-    let _slot = start_db(home, inst, recovery).await?;
+    let _slot = start(home, inst, recovery, Start::Db).await?;
     let (rest, ready) = tokio::join!(
         oplog::step(home, &inst.id, "create.compose_up", engine.up(&inst.id)),
         oplog::step(
@@ -323,33 +323,22 @@ async fn provision_and_start(
     ready.and(rest)
 }
 
-/// Every service of a new instance from one `compose up`; holds a
-/// provisioning slot from then on.
-async fn start_all(home: &Home, inst: &Instance) -> Result<ProvisionSlot> {
-    let slot = oplog::step(
-        home,
-        &inst.id,
-        "create.wait_slot",
-        ProvisionSlot::acquire(home),
-    )
-    .await?;
-    oplog::step(
-        home,
-        &inst.id,
-        "create.compose_up",
-        engine::of(home).up(&inst.id),
-    )
-    .await?;
-    Ok(slot)
+/// Which services a create starts first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Every service, from one `compose up` (the template's path).
+    All,
+    /// The db alone: PostgreSQL first, its sidecars start while it comes up.
+    Db,
 }
 
-/// The recovery (a restore's), then the db service alone: PostgreSQL
-/// first, its sidecars start while it comes up. Holds a provisioning slot
-/// from then on.
-async fn start_db(
+/// The recovery (a restore's), then the services `what` names. Holds a
+/// provisioning slot from then on.
+async fn start(
     home: &Home,
     inst: &Instance,
     recovery: Option<&Recovery>,
+    what: Start,
 ) -> Result<ProvisionSlot> {
     if let Some(rec) = recovery {
         oplog::step(
@@ -367,13 +356,15 @@ async fn start_db(
         ProvisionSlot::acquire(home),
     )
     .await?;
-    oplog::step(
-        home,
-        &inst.id,
-        "create.compose_up_db",
-        engine::of(home).up_service(&inst.id, &engine::Service::Db),
-    )
-    .await?;
+    let engine = engine::of(home);
+    let (step, started) = match what {
+        Start::All => ("create.compose_up", engine.up(&inst.id)),
+        Start::Db => (
+            "create.compose_up_db",
+            engine.up_service(&inst.id, &engine::Service::Db),
+        ),
+    };
+    oplog::step(home, &inst.id, step, started).await?;
     Ok(slot)
 }
 

@@ -1,5 +1,6 @@
 //! move: a swarm instance to another node, by a copy of its data. The
-//! instance stops, its data volume is copied to the new node, the registry
+//! instance stops, its data volume (and its backup repository's: one
+//! history, carried along) is copied to the new node, the registry
 //! and stack name the new node, and it starts there; only then does the old
 //! node's copy go. Any failure before that leaves it on the old node, as it
 //! was, and removes what the move made on the new one.
@@ -37,14 +38,6 @@ pub async fn move_to(home: &Home, key: &str, node: &str) -> Result<Moved> {
     if from == node {
         return Err(Error::Conflict(format!(
             "'{}' is on node {node} already",
-            inst.name
-        )));
-    }
-    if inst.backups.is_some() {
-        // Its repository is a volume on its node; a copy of the data alone
-        // would start a second history beside the first.
-        return Err(Error::Conflict(format!(
-            "'{}' has backups, and moving their repository to another node is not available yet; nothing was changed",
             inst.name
         )));
     }
@@ -109,8 +102,8 @@ async fn relocate(
         Ok(view) => {
             if let Err(e) = engine.clear_node(&inst.id, from).await {
                 let what = format!(
-                    "the old copy on {from} could not be removed ({e}); remove its volume {}_data there by hand",
-                    inst.id
+                    "the old copy on {from} could not be removed ({e}); remove its volumes {id}_data and {id}_repo there by hand",
+                    id = inst.id
                 );
                 log::warn!("{what}");
                 if let Ok(mut l) = left_behind.lock() {
