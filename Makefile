@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 DBAASCTL := target/release/dbaasctl
+# The one test of tests/swarm.rs, which `make test` runs beside the others.
+SWARM_TEST := instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing
 
 .PHONY: all setup build demo test lint fuzz prometheus-check bench clean
 
@@ -29,8 +31,20 @@ lint:
 
 ## test: everything CI runs, from a fresh clone: host setup, lint, unit and integration tests (the chaos suite included), a real Prometheus scrape, API fuzzing; prints the chaos figures
 test: setup lint
-	@rm -f target/tmp/chaos-figures.txt
-	$(CARGO) test --locked -- --test-threads=4
+	@rm -f target/tmp/chaos-figures.txt target/tmp/swarm-test.log
+	@mkdir -p target/tmp
+	$(CARGO) test --locked --no-run
+	@# The multi-node swarm test (about 12 minutes, most of it waiting on its
+	@# nodes) runs beside the other test binaries, not after them; its
+	@# output follows theirs. Both must pass.
+	@swarm=$$($(CARGO) test --locked --no-run --test swarm 2>&1 | grep -o 'target/debug/deps/swarm-[0-9a-f]*' | head -n 1); \
+	  test -x "$$swarm" || { echo "make test: could not find the swarm test binary"; exit 1; }; \
+	  echo "running $$swarm beside the other tests (output in target/tmp/swarm-test.log)"; \
+	  "$$swarm" --nocapture >target/tmp/swarm-test.log 2>&1 & pid=$$!; \
+	  $(CARGO) test --locked -- --test-threads=4 --skip $(SWARM_TEST); rest=$$?; \
+	  wait $$pid; swarm_status=$$?; \
+	  echo "--- tests/swarm.rs (run beside the others) ---"; cat target/tmp/swarm-test.log; \
+	  test $$rest = 0 && test $$swarm_status = 0
 	bash scripts/prometheus-check.sh
 	bash scripts/fuzz-api.sh
 	@echo "--- chaos figures of this run (tests/chaos.rs) ---"

@@ -27,7 +27,8 @@ l=$(ls -1 "$d/repo/backup/$id" 2>/dev/null | grep -E '^[0-9]{8}-[0-9]{6}F' | tr 
 echo "$l"
 t=$(find "$d/repo/archive/$id" -type f -name '????????????????????????-*' -printf '%T@\n' 2>/dev/null | sort -n | tail -n 1)
 echo "${t%%.*}"
-head -n 1 "$d/s3-listing.json" 2>/dev/null || echo
+j=$(head -n 1 "$d/s3-listing.json" 2>/dev/null)
+echo "$j"
 if [ "$s" -gt "$1" ]; then tail -c +$(($1 + 1)) "$f" | head -c "$2"; fi
 exit 0"#;
 

@@ -217,8 +217,24 @@ pub async fn take(home: &Home, key: &str, kind: &str) -> Result<Backup> {
         )));
     }
     let label = line["label"].as_str().unwrap_or_default().to_string();
-    get(home, &inst.id, &label).await
+    // Where the repository is on another machine (a swarm node), the copy
+    // that lists it can miss a sync under load: a few more before "not
+    // found".
+    let mirrored = engine::of(home).mirrors_metrics();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match get(home, &inst.id, &label).await {
+            Err(Error::NotFound { .. }) if mirrored && attempt <= MIRROR_RETRIES => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            found => return found,
+        }
+    }
 }
+
+/// How many more syncs `take` tries before a backup it took is not found.
+const MIRROR_RETRIES: u32 = 3;
 
 /// Verifies a backup again (the newest when no label is given): restored
 /// into the sidecar's scratch directory and checked, as after every backup.
