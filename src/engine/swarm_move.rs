@@ -79,6 +79,31 @@ pub async fn copy_data(
     Ok(())
 }
 
+/// Makes the volume `vol` of instance `id` on the daemon at `ep`, with the
+/// labels dbaas finds it by and the stack's namespace (a deploy of the
+/// stack then adopts it). An existing volume of that name is kept.
+pub async fn create_volume(
+    docker_cli: &str,
+    ep: &str,
+    id: &str,
+    vol: &str,
+    home_tag: &str,
+) -> Result<()> {
+    let labels = [
+        format!("dbaas.instance={id}"),
+        format!("dbaas.home={home_tag}"),
+        format!("com.docker.stack.namespace={id}"),
+    ];
+    let mut create = vec!["-H", ep, "volume", "create"];
+    for l in &labels {
+        create.extend(["--label", l.as_str()]);
+    }
+    create.push(vol);
+    docker::run(docker_cli, &create, None, docker::QUICK_TIMEOUT)
+        .await
+        .map(|_| ())
+}
+
 async fn copy_volume(
     docker_cli: &str,
     from: &str,
@@ -88,17 +113,7 @@ async fn copy_volume(
     image: &str,
     home_tag: &str,
 ) -> Result<()> {
-    let labels = [
-        format!("dbaas.instance={id}"),
-        format!("dbaas.home={home_tag}"),
-        format!("com.docker.stack.namespace={id}"),
-    ];
-    let mut create = vec!["-H", to, "volume", "create"];
-    for l in &labels {
-        create.extend(["--label", l.as_str()]);
-    }
-    create.push(vol);
-    docker::run(docker_cli, &create, None, docker::QUICK_TIMEOUT).await?;
+    create_volume(docker_cli, to, id, vol, home_tag).await?;
     let (src, dst) = (format!("{vol}:/from:ro"), format!("{vol}:/to"));
     let read = [
         "-H",

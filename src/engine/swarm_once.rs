@@ -40,21 +40,12 @@ impl OneOff<'_> {
         docker::run(self.docker, &all, None, timeout).await
     }
 
-    /// The instance's data volume on the node, made with dbaas's labels when
-    /// it is not there yet (the stack's deploy then adopts it).
+    /// The instance's data volume on the node, made when it is not there
+    /// yet (the stack's deploy then adopts it).
     async fn data_volume(&self) -> Result<String> {
         let vol = super::swarm_move::data_volume(self.id);
-        let labels = [
-            format!("dbaas.instance={}", self.id),
-            format!("dbaas.home={}", self.home_tag),
-            format!("com.docker.stack.namespace={}", self.id),
-        ];
-        let mut args = vec!["volume", "create"];
-        for l in &labels {
-            args.extend(["--label", l.as_str()]);
-        }
-        args.push(&vol);
-        self.node(&args, docker::QUICK_TIMEOUT).await?;
+        super::swarm_move::create_volume(self.docker, self.endpoint, self.id, &vol, self.home_tag)
+            .await?;
         Ok(vol)
     }
 

@@ -218,14 +218,13 @@ pub async fn take(home: &Home, key: &str, kind: &str) -> Result<Backup> {
     }
     let label = line["label"].as_str().unwrap_or_default().to_string();
     // Where the repository is on another machine (a swarm node), the copy
-    // that lists it can miss a sync under load: a few more before "not
-    // found".
-    let mirrored = engine::of(home).mirrors_metrics();
+    // that lists it can miss a sync under load: a few more (each `get`
+    // syncs; a no-op on one host) before "not found".
     let mut attempt = 0;
     loop {
         attempt += 1;
         match get(home, &inst.id, &label).await {
-            Err(Error::NotFound { .. }) if mirrored && attempt <= MIRROR_RETRIES => {
+            Err(Error::NotFound { .. }) if attempt <= MIRROR_RETRIES => {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             found => return found,
