@@ -5,6 +5,9 @@
 //!   (a) `dbaasctl create` until the app user connects      vs
 //!   (b) `docker run` of the same image and environment until the first
 //!       connection as the app user (the floor), and the ratio a/b;
+//!   (u) `docker compose up -d` of that instance's own project again (after
+//!       `down`, its data in place: no copy, no first start) until the app
+//!       user connects: what Docker alone takes for its three containers;
 //!   (c) `dbaasctl list` with 20 instances                   vs `docker ps`;
 //!   (d) `dbaasctl --help`                                   vs `/bin/true`.
 //!
@@ -178,6 +181,7 @@ fn main() {
         c
     };
     let (mut creates, mut initdbs, mut floors, mut pools) = (vec![], vec![], vec![], vec![]);
+    let mut ups = vec![];
     for i in 0..repeats {
         let name = format!("bench-{i}");
         assert!(pooled(&["pool", "fill"]).status().unwrap().success());
@@ -201,7 +205,16 @@ fn main() {
         assert!(pooled(&["pool", "drain"]).status().unwrap().success());
         home.run(&["destroy", &name, "--yes"]);
         settle();
-        creates.push(time_cmd(home.cmd(&["create", &name])));
+        let start = Instant::now();
+        let out = home.cmd(&["create", &name, "--json"]).output().unwrap();
+        creates.push(start.elapsed());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ups.push(compose_up_again(&rt, &home, &made));
         home.run(&["destroy", &name, "--yes"]);
         settle();
         let mut c = home.cmd(&["create", &name]);
@@ -231,6 +244,11 @@ fn main() {
         "(a)  dbaasctl create (template) -> app user connects: median {} (runs: {})  (target <= 1.0 s)",
         ms(a),
         list(&creates)
+    );
+    println!(
+        "(u)  docker compose up -d of its project, data in place: median {} (runs: {})  (Docker's part of (a))",
+        ms(median(ups.clone())),
+        list(&ups)
     );
     println!(
         "(a') dbaasctl create (DBAAS_PROVISION=initdb):        median {} (runs: {})",
@@ -348,6 +366,32 @@ fn main() {
         ms(median(helps)),
         ms(median(trues))
     );
+}
+
+/// (u): the instance just created, `down` (its data kept), then the Compose
+/// plugin's `up -d` of its project until the app user connects.
+fn compose_up_again(
+    rt: &tokio::runtime::Runtime,
+    home: &Home,
+    made: &serde_json::Value,
+) -> Duration {
+    let id = made["instance"]["id"].as_str().expect("the instance's id");
+    let port = made["instance"]["port"].as_u64().expect("its port") as u16;
+    let password = made["password"].as_str().expect("its password");
+    home.run(&["down", id]);
+    settle();
+    let dir = home.root.join("instances").join(id);
+    let start = Instant::now();
+    let st = Command::new("docker")
+        .args(["compose", "up", "-d"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "docker compose up -d in {}", dir.display());
+    wait_connect(rt, port, password);
+    start.elapsed()
 }
 
 fn list(v: &[Duration]) -> String {

@@ -18,9 +18,14 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 ALTER SCHEMA public OWNER TO :"app_user";
 
 -- Nobody but the superuser connects to the maintenance databases, or creates
--- objects in their public schemas (template1's is copied into new databases).
+-- objects in their public schemas (template1's is copied into new databases):
+-- 15+ grants no CREATE there to begin with, so only older servers need the
+-- two connections.
 REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;
+SELECT current_setting('server_version_num')::int < 150000 AS public_create \gset
+\if :public_create
 \connect template1
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 \connect postgres
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+\endif

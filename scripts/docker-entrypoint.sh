@@ -90,15 +90,15 @@ if { [ "$1" = 'postgres' ] || [ "$1" = 'dbaas-template' ]; } && [ "$EUID" = 0 ];
     fi
     # Few processes: in a new container every program's first run reads
     # it through fuse-overlayfs, and this half runs before each start.
-    [ -d "$PGDATA" ] && [ -d /var/run/postgresql ] || mkdir -p "$PGDATA" /var/run/postgresql
+    # `install -d` makes what is missing and sets owner and mode of what
+    # exists: two programs for what took mkdir, chown and two chmods.
     # dbaas mounts the instance's backup directory at /var/lib/pgbackrest
     # (archive_command pushes WAL into it as postgres); its contents are
     # postgres's already.
-    own=("$PGDATA" /var/run/postgresql) private=("$PGDATA")
-    if [ -d /var/lib/pgbackrest ]; then own+=(/var/lib/pgbackrest) private+=(/var/lib/pgbackrest); fi
-    chown postgres:postgres "${own[@]}"
-    chmod 0700 "${private[@]}"
-    chmod 2777 /var/run/postgresql
+    private=("$PGDATA")
+    if [ -d /var/lib/pgbackrest ]; then private+=(/var/lib/pgbackrest); fi
+    install -d -o postgres -g postgres -m 0700 "${private[@]}"
+    install -d -o postgres -g postgres -m 2777 /var/run/postgresql
     # The S3 repository's keys (a compose secret, root's on the host): a
     # copy only postgres reads, where pgBackRest looks for more settings.
     if [ -r /run/secrets/pgbackrest_s3 ]; then
@@ -128,7 +128,10 @@ init_cluster() {
         [ "$auth" = trust ] || echo "password_encryption = 'scram-sha-256'"
     } >> "$PGDATA/postgresql.conf"
     printf 'host all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
-    touch "$marker"
+    # The first start's guard (see personalise) in place already: a
+    # template's copies then start without editing the file first.
+    sed -i "1i $guard" "$PGDATA/pg_hba.conf"
+    : > "$marker"
 }
 
 # The first start of a fresh cluster (from initdb or a template's copy): the
@@ -142,25 +145,37 @@ init_cluster() {
 # stops; later starts exec the server directly.
 guard='host all all all reject # dbaas: until the first start has run'
 personalise() {
-    sed -i "/# dbaas: until the first start has run\$/d" "$PGDATA/pg_hba.conf"
-    sed -i "1i $guard" "$PGDATA/pg_hba.conf"
+    # The guard first, any earlier run's copy of it gone (`i` prints before
+    # `d` looks at line 1), unless it is first already (a fresh cluster).
+    local first=''
+    read -r first <"$PGDATA/pg_hba.conf" || :
+    [ "$first" = "$guard" ] ||
+        sed -i -e "1i $guard" -e "/# dbaas: until the first start has run\$/d" "$PGDATA/pg_hba.conf"
+    # A postmaster.pid left by a container stopped half-way names the same
+    # pid as this one's server (a new pid namespace counts alike) and may
+    # say "ready": only a file written after this point counts (a new file
+    # each time: a restarted container keeps its /tmp).
+    local since=/tmp/dbaas-first-start-${EPOCHREALTIME/./}
+    : >"$since"
     # The server gets none of the passwords the init scripts need.
     (unset POSTGRES_PASSWORD DBAAS_APP_PASSWORD DBAAS_MONITOR_PASSWORD; exec "$@") &
     pg=$!
     trap 'kill -INT "$pg" 2>/dev/null; wait "$pg"; exit 143' INT TERM
     # Ready when the server's own postmaster.pid says so (its 8th line),
-    # read without starting a program; the pid tells it from a stale file.
-    local pidfile=()
-    until [ -r "$PGDATA/postmaster.pid" ] && mapfile -t -n 8 pidfile <"$PGDATA/postmaster.pid" &&
+    # read without starting a program.
+    # The pause is a builtin read with a timeout, not a sleep program.
+    local pidfile=() tick
+    exec {tick}<> <(:)
+    until [ "$PGDATA/postmaster.pid" -nt "$since" ] && mapfile -t -n 8 pidfile <"$PGDATA/postmaster.pid" &&
         [ "${pidfile[0]:-}" = "$pg" ] && [[ "${pidfile[7]:-}" == ready* ]]; do
         kill -0 "$pg" 2>/dev/null || { wait "$pg"; exit $?; }
-        sleep 0.01
+        read -rt 0.005 -u "$tick" || :
     done
+    exec {tick}<&-
     psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc -q -h /var/run/postgresql)
-    # One session: the superuser's password, then the database. A template
-    # holds an empty database made ahead (dbaas_newdb), renamed here rather
-    # than copied from template1 (CREATE DATABASE took ~170 ms of a create);
-    # consecutive .sql init scripts share a session too.
+    # First the superuser's password, then the database. A template holds
+    # an empty database made ahead (dbaas_newdb), renamed here rather than
+    # copied from template1 (CREATE DATABASE took ~170 ms of a create).
     local setpw='' batch
     [ -z "$POSTGRES_PASSWORD" ] || setpw="SET password_encryption = 'scram-sha-256'; ALTER ROLE :\"u\" PASSWORD :'pw';"
     batch="$setpw
@@ -170,11 +185,26 @@ SELECT CASE
     ELSE format('CREATE DATABASE %I', :'db') END \\gexec
 SELECT 'DROP DATABASE dbaas_newdb' WHERE EXISTS (SELECT 1 FROM pg_database WHERE datname = 'dbaas_newdb') \\gexec
 "
+    # One psql session for all of it, fed through a pipe (each session
+    # costs a program start and a connection): a batch ends with a mark
+    # that psql echoes once the batch has run, so that a .sh script runs
+    # after the SQL before it, as with one psql per batch. ON_ERROR_STOP
+    # ends the session at the first error, and the read below with it.
+    coproc SQL { exec "${psql[@]}" --dbname postgres --set u="$POSTGRES_USER" \
+        --set pw="$POSTGRES_PASSWORD" --set db="$POSTGRES_DB"; }
+    local sql_in=${SQL[1]} sql_out=${SQL[0]} sql_pid=$SQL_PID marks=0
     run_batch() {
         [ -z "$batch" ] && return 0
-        printf '%s\n' "$batch" | "${psql[@]}" --dbname postgres --set u="$POSTGRES_USER" \
-            --set pw="$POSTGRES_PASSWORD" --set db="$POSTGRES_DB"
+        marks=$((marks + 1))
+        printf '%s\n\\echo dbaas-mark-%d\n' "$batch" "$marks" >&"$sql_in"
         batch=''
+        local line
+        while IFS= read -r line <&"$sql_out"; do
+            [ "$line" = "dbaas-mark-$marks" ] && return 0
+            printf '%s\n' "$line"
+        done
+        echo >&2 "error: the first start's SQL stopped (see psql's error above)"
+        exit 1
     }
     run_batch
     for f in /docker-entrypoint-initdb.d/*; do
@@ -187,6 +217,8 @@ SELECT 'DROP DATABASE dbaas_newdb' WHERE EXISTS (SELECT 1 FROM pg_database WHERE
         esac
     done
     run_batch
+    exec {sql_in}>&-
+    wait "$sql_pid" || { echo >&2 "error: the first start's psql session failed"; exit 1; }
     sed -i "/# dbaas: until the first start has run\$/d" "$PGDATA/pg_hba.conf"
     kill -HUP "$pg"
     rm -f "$marker"
@@ -213,16 +245,19 @@ fi
 # Settings sized to the container's memory, from the compose file's
 # environment at each start, in a file postgresql.conf includes (so that
 # `dbaasctl resize` can rewrite it and reload; ALTER SYSTEM still wins).
+# Builtins only (printf, $(<file)): every program's first start in a new
+# container is read through fuse-overlayfs.
 if [ "$1" = 'postgres' ] && [ -n "${DBAAS_SHARED_BUFFERS:-}" ]; then
-    cat >"$PGDATA/dbaas-tuning.conf" <<EOF
-# Sized to the container's memory by dbaas (the compose file's environment at
-# each start; \`dbaasctl resize\` while it runs). ALTER SYSTEM overrides it.
-shared_buffers = '$DBAAS_SHARED_BUFFERS'
-effective_cache_size = '$DBAAS_EFFECTIVE_CACHE_SIZE'
-temp_file_limit = '$DBAAS_TEMP_FILE_LIMIT'
-EOF
-    grep -qx "include_if_exists = 'dbaas-tuning.conf'" "$PGDATA/postgresql.conf" ||
-        echo "include_if_exists = 'dbaas-tuning.conf'" >>"$PGDATA/postgresql.conf"
+    printf '%s\n' \
+        "# Sized to the container's memory by dbaas (the compose file's environment at" \
+        "# each start; \`dbaasctl resize\` while it runs). ALTER SYSTEM overrides it." \
+        "shared_buffers = '$DBAAS_SHARED_BUFFERS'" \
+        "effective_cache_size = '$DBAAS_EFFECTIVE_CACHE_SIZE'" \
+        "temp_file_limit = '$DBAAS_TEMP_FILE_LIMIT'" >"$PGDATA/dbaas-tuning.conf"
+    include="include_if_exists = 'dbaas-tuning.conf'"
+    conf=$(<"$PGDATA/postgresql.conf")
+    [[ $'\n'$conf$'\n' == *$'\n'"$include"$'\n'* ]] || echo "$include" >>"$PGDATA/postgresql.conf"
+    unset include conf
 fi
 
 if [ "$1" = 'postgres' ] && [ -e "$marker" ]; then

@@ -21,4 +21,5 @@ pub mod settings;
 pub mod subnet;
 #[cfg(test)]
 pub mod testing;
+pub mod top_dir;
 pub mod validate;

@@ -360,6 +360,16 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
             dir.display()
         )));
     }
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(parent)
+            .ctx(|| format!("creating {}", parent.display()))?;
+        // Before the instance's directory exists: it gets a block group
+        // of its own (see top_dir).
+        crate::top_dir::mark(parent);
+    }
     // data/ is chowned by the container's entrypoint; scripts/ and logs/ must
     // be readable by the container's unprivileged postgres user.
     for (sub, mode) in [
@@ -446,6 +456,14 @@ pub fn provision_backups(dir: &Path, inst: &Instance) -> Result<()> {
             .ctx(|| format!("creating {}", p.display()))?;
     }
     let repo = backup_repo_dir(dir, &inst.id);
+    if let Some(parent) = repo.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .ctx(|| format!("creating {}", parent.display()))?;
+        crate::top_dir::mark(parent);
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

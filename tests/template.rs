@@ -144,3 +144,145 @@ fn a_template_made_by_another_image_is_rebuilt_and_initdb_stays() {
         "{err}"
     );
 }
+
+/// The first start's SQL runs in one psql session, in order with the .sh
+/// scripts between; a failing statement stops the container with the
+/// marker and the guard in place, and the next start does it all again.
+#[test]
+fn a_failing_init_script_stops_the_first_start_and_is_redone() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("tplfail");
+    let own = h.root.join("tpl");
+    let h = h.with_env("DBAAS_TEMPLATE_DIR", own.to_str().unwrap());
+    h.create("source", &["--no-backups"]);
+    let scratch = h.root.join("by-hand");
+    let (data, scripts) = (scratch.join("data"), scratch.join("scripts"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&scripts).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(own.join("15/data/."))
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let write = |name: &str, body: &str| std::fs::write(scripts.join(name), body).unwrap();
+    write(
+        "01-first.sql",
+        "CREATE TABLE IF NOT EXISTS first_step (x int);\n",
+    );
+    // Sees the table only if the SQL before it has run.
+    write(
+        "02-check.sh",
+        "psql -qAt -U \"$POSTGRES_USER\" -h /var/run/postgresql -d \"$POSTGRES_DB\" \
+         -c \"SELECT to_regclass('first_step') IS NOT NULL\" > \"$PGDATA/sh-saw\"\n",
+    );
+    write("03-last.sql", "SELECT 1/0;\n");
+    let name = format!("dbaas-test-initfail-{}", std::process::id());
+    let _gone = ContainerGuard(name.clone());
+    let data_mount = format!("{}:/var/lib/postgresql/data", data.display());
+    let scripts_mount = format!("{}:/docker-entrypoint-initdb.d:ro", scripts.display());
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-v",
+        &data_mount,
+        "-v",
+        &scripts_mount,
+        "-e",
+        "POSTGRES_PASSWORD=first-start-pw",
+        "-e",
+        "POSTGRES_DB=appdb",
+        "dbaas/postgres:15",
+        "postgres",
+    ]);
+    let exited = wait_exited(&name);
+    assert_ne!(exited, "0", "a failing init script fails the container");
+    let logs = docker_logs(&name);
+    assert!(logs.contains("division by zero"), "{logs}");
+    assert!(logs.contains("the first start's SQL stopped"), "{logs}");
+    assert!(!logs.contains("init complete"), "{logs}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("sh-saw")).unwrap().trim(),
+        "t"
+    );
+    assert!(data.join("dbaas-personalise").exists(), "the marker stays");
+    let hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+    assert!(
+        hba.contains("until the first start has run"),
+        "the guard stays: {hba}"
+    );
+
+    // Fixed, the next start runs everything again and completes.
+    write(
+        "03-last.sql",
+        "CREATE TABLE IF NOT EXISTS last_step (x int);\n",
+    );
+    docker_ok(&["start", &name]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !docker_logs(&name).contains("init complete") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            docker_logs(&name)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(!data.join("dbaas-personalise").exists());
+    let hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+    assert!(!hba.contains("until the first start has run"), "{hba}");
+    let tables = docker_ok(&[
+        "exec", &name, "psql", "-qAt", "-U", "postgres", "-d", "appdb", "-c",
+        "SELECT string_agg(relname::text, ',' ORDER BY relname) FROM pg_class WHERE relname LIKE '%_step'",
+    ]);
+    assert_eq!(tables, "first_step,last_step");
+}
+
+/// Removes the container when the test ends, however it ends.
+struct ContainerGuard(String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", "-v", &self.0])
+            .output();
+    }
+}
+
+/// Waits (bounded) for a container to stop; its exit code.
+fn wait_exited(name: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state = docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.State.ExitCode}}",
+            name,
+        ]);
+        if let Some(code) = state.strip_prefix("false ") {
+            return code.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} still runs: {}",
+            docker_logs(name)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn docker_logs(name: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["logs", name])
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
