@@ -361,11 +361,7 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         )));
     }
     if let Some(parent) = dir.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(parent)
-            .ctx(|| format!("creating {}", parent.display()))?;
+        make_dir(parent, 0o750)?;
         // Before the instance's directory exists: it gets a block group
         // of its own (see top_dir).
         crate::top_dir::mark(parent);
@@ -381,11 +377,7 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         ("secrets", 0o700),
     ] {
         let p = dir.join(sub);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(&p)
-            .ctx(|| format!("creating {}", p.display()))?;
+        make_dir(&p, mode)?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .ctx(|| format!("setting the mode of {}", p.display()))?;
     }
@@ -421,6 +413,15 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
     Ok(())
 }
 
+/// `mkdir -p -m MODE` (the mode for what it makes; umask applies).
+fn make_dir(p: &Path, mode: u32) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(p)
+        .ctx(|| format!("creating {}", p.display()))
+}
+
 /// The project file: a swarm instance's is its stack (its containers are
 /// on its node), any other's its compose file.
 fn write_project(dir: &Path, inst: &Instance, home_tag: &str) -> Result<()> {
@@ -449,26 +450,14 @@ pub fn provision_backups(dir: &Path, inst: &Instance) -> Result<()> {
     };
     for (sub, mode) in [("run", 0o755), ("verify", 0o700)] {
         let p = dir.join(sub);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(&p)
-            .ctx(|| format!("creating {}", p.display()))?;
+        make_dir(&p, mode)?;
     }
     let repo = backup_repo_dir(dir, &inst.id);
     if let Some(parent) = repo.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .ctx(|| format!("creating {}", parent.display()))?;
+        make_dir(parent, 0o700)?;
         crate::top_dir::mark(parent);
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&repo)
-        .ctx(|| format!("creating {}", repo.display()))?;
+    make_dir(&repo, 0o700)?;
     write_atomic(
         &dir.join(PGBACKREST_CONF),
         render_pgbackrest(inst, policy).as_bytes(),

@@ -92,10 +92,7 @@ fn a_template_made_by_another_image_is_rebuilt_and_initdb_stays() {
     if !docker_required() {
         return;
     }
-    let h = TestHome::new("tplold");
-    let own = h.root.join("tpl");
-    let h = h.with_env("DBAAS_TEMPLATE_DIR", own.to_str().unwrap());
-    h.create("first", &["--no-backups"]);
+    let (h, own) = home_with_own_template("tplold", "first");
     let image_file = own.join("15/image");
     let current = std::fs::read_to_string(&image_file).unwrap();
     assert_eq!(
@@ -153,10 +150,7 @@ fn a_failing_init_script_stops_the_first_start_and_is_redone() {
     if !docker_required() {
         return;
     }
-    let h = TestHome::new("tplfail");
-    let own = h.root.join("tpl");
-    let h = h.with_env("DBAAS_TEMPLATE_DIR", own.to_str().unwrap());
-    h.create("source", &["--no-backups"]);
+    let (h, own) = home_with_own_template("tplfail", "source");
     let scratch = h.root.join("by-hand");
     let (data, scripts) = (scratch.join("data"), scratch.join("scripts"));
     std::fs::create_dir_all(&data).unwrap();
@@ -285,4 +279,14 @@ fn docker_logs(name: &str) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// A home whose templates are its own (not the tests' shared ones), made
+/// by a first create named `first`; the home and its template directory.
+fn home_with_own_template(home: &str, first: &str) -> (TestHome, std::path::PathBuf) {
+    let h = TestHome::new(home);
+    let own = h.root.join("tpl");
+    let h = h.with_env("DBAAS_TEMPLATE_DIR", own.to_str().unwrap());
+    h.create(first, &["--no-backups"]);
+    (h, own)
 }
