@@ -1,6 +1,6 @@
 //! The layering rule, checked: faces (api) -> ops -> services (engine, db,
 //! metrics, registry, provision, oplog, backups) -> base (settings, home, validate,
-//! error, secrets, safe_fs). A module may use its own layer and the ones
+//! error, secrets, safe_fs, top_dir). A module may use its own layer and the ones
 //! below, never one above. Also: no function of the library is much longer
 //! than a screen. Both are read from the source text by unit tests.
 
@@ -17,6 +17,7 @@ mod tests {
         ("safe_fs", 0),
         ("s3", 0),
         ("subnet", 0),
+        ("top_dir", 0),
         ("testing", 0),
         ("layers", 0),
         ("engine", 1),
