@@ -97,5 +97,13 @@ ALTER SYSTEM RESET recovery_target;
 ALTER SYSTEM RESET recovery_target_action;
 SQL
 unset SU_PW APP_PW MON_PW
+# root (`docker exec`) logs in as the app user over the socket, where the
+# restored pg_hba.conf maps operating-system users (see the image's
+# entrypoint): the map names this instance's app user.
+line="dbaas root \"${DBAAS_APP_USER:-}\""
+if [ -n "${DBAAS_APP_USER:-}" ] && grep -q 'map=dbaas' "$PGDATA/pg_hba.conf" &&
+    ! grep -qxF "$line" "$PGDATA/pg_ident.conf"; then
+    printf '%s\n' "$line" >>"$PGDATA/pg_ident.conf"
+fi
 as_pg pg_ctl -D "$PGDATA" -m fast -w -t 120 -s stop
 printf '{"recovered": true, "seconds": %d}\n' $(($(date +%s) - started))

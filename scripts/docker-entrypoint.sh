@@ -120,17 +120,30 @@ init_cluster() {
     # In the background with `wait`, so that a stop signal interrupts it.
     # shellcheck disable=SC2086
     initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
-        --auth-local=trust --auth-host="$auth" $POSTGRES_INITDB_ARGS >/dev/null &
+        --auth-local=peer --auth-host="$auth" $POSTGRES_INITDB_ARGS >/dev/null &
     wait $!
     {
         echo
         echo "listen_addresses = '*'"
         [ "$auth" = trust ] || echo "password_encryption = 'scram-sha-256'"
     } >> "$PGDATA/postgresql.conf"
-    printf 'host all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
-    # The first start's guard (see personalise) in place already: a
-    # template's copies then start without editing the file first.
-    sed -i "1i $guard" "$PGDATA/pg_hba.conf"
+    # Who logs in how (the first matching line decides). The local socket's
+    # directory is shared with the sidecars (./run on the host), so it
+    # trusts nobody: the superuser logs in only as the operating-system
+    # user postgres (the server, the backup sidecar) or root (`docker
+    # exec`), the monitoring role (pg_monitor's members: the agent, which
+    # runs as nobody) with its password, any other role only as root
+    # (personalise maps the app user: `dbaasctl psql`, dump, import). Over
+    # TCP a password, and the first start's guard (see personalise) first:
+    # a template's copies then start without editing the file.
+    printf '%s\n' "$guard" \
+        "local all $POSTGRES_USER peer map=dbaas" \
+        "local all +pg_monitor $auth" \
+        "local all all peer map=dbaas" \
+        "local replication $POSTGRES_USER peer map=dbaas" \
+        "host all all all $auth" >"$PGDATA/pg_hba.conf"
+    printf '%s\n' "# dbaas: which operating-system user logs in over the local socket as which role" \
+        "dbaas postgres $POSTGRES_USER" "dbaas root $POSTGRES_USER" >"$PGDATA/pg_ident.conf"
     : > "$marker"
 }
 
@@ -219,6 +232,12 @@ SELECT 'DROP DATABASE dbaas_newdb' WHERE EXISTS (SELECT 1 FROM pg_database WHERE
     run_batch
     exec {sql_in}>&-
     wait "$sql_pid" || { echo >&2 "error: the first start's psql session failed"; exit 1; }
+    # root (`docker exec`) may log in as the app user over the socket.
+    local ident='' line
+    [ ! -r "$PGDATA/pg_ident.conf" ] || ident=$(<"$PGDATA/pg_ident.conf")
+    line="dbaas root \"$DBAAS_APP_USER\""
+    [ -z "${DBAAS_APP_USER:-}" ] || [[ $'\n'$ident$'\n' == *$'\n'"$line"$'\n'* ]] ||
+        printf '%s\n' "$line" >>"$PGDATA/pg_ident.conf"
     sed -i "/# dbaas: until the first start has run\$/d" "$PGDATA/pg_hba.conf"
     kill -HUP "$pg"
     rm -f "$marker"

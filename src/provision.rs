@@ -375,6 +375,7 @@ pub fn provision(dir: &Path, inst: &Instance, creds: &Credentials, home_tag: &st
         ("scripts", 0o755),
         ("agent", 0o755),
         ("secrets", 0o700),
+        ("run", 0o755),
     ] {
         let p = dir.join(sub);
         make_dir(&p, mode)?;
@@ -439,8 +440,7 @@ fn write_project(dir: &Path, inst: &Instance, home_tag: &str) -> Result<()> {
     }
 }
 
-/// What an instance with backups has besides: run/ (the socket directory
-/// db and the sidecar share), verify/ (the sidecar's scratch restores),
+/// What an instance with backups has besides: verify/ (the sidecar's scratch restores),
 /// pgbackrest.conf, and the repository directory backups/<id>/ next to
 /// instances/ (which may exist: restoring from a destroyed instance's
 /// backups reuses nothing of it, but a re-created id is never reused).
@@ -448,10 +448,7 @@ pub fn provision_backups(dir: &Path, inst: &Instance) -> Result<()> {
     let Some(policy) = &inst.backups else {
         return Ok(());
     };
-    for (sub, mode) in [("run", 0o755), ("verify", 0o700)] {
-        let p = dir.join(sub);
-        make_dir(&p, mode)?;
-    }
+    make_dir(&dir.join("verify"), 0o700)?;
     let repo = backup_repo_dir(dir, &inst.id);
     if let Some(parent) = repo.parent() {
         make_dir(parent, 0o700)?;
@@ -571,6 +568,8 @@ pub fn backup_repo_dir(instance_dir: &Path, id: &str) -> std::path::PathBuf {
 /// file, the agent's scripts, the backup files) from its registry entry;
 /// data and secrets are untouched.
 pub fn rewrite(dir: &Path, inst: &Instance, home_tag: &str) -> Result<()> {
+    // The socket directory the agent shares (made only with backups before).
+    make_dir(&dir.join("run"), 0o755)?;
     write_project(dir, inst, home_tag)?;
     for (name, body, mode) in AGENT_FILES {
         write_atomic(&dir.join("agent").join(name), body.as_bytes(), *mode)?;
@@ -664,6 +663,22 @@ mod tests {
         assert_eq!(agent["cap_drop"][0].as_str(), Some("ALL"));
         assert_eq!(agent["secrets"][0].as_str(), Some("monitor_password"));
         assert!(agent.get("env_file").is_none());
+        // No network: the server's socket, shared read-only.
+        assert_eq!(agent["network_mode"].as_str(), Some("none"));
+        assert_eq!(
+            agent["environment"]["PGHOST"].as_str(),
+            Some("/var/run/postgresql")
+        );
+        let mounts = |svc: &serde_yaml::Value| -> Vec<String> {
+            svc["volumes"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(mounts(agent).contains(&"./run:/var/run/postgresql:ro".to_string()));
+        assert!(mounts(db).contains(&"./run:/var/run/postgresql".to_string()));
         assert_eq!(
             y["secrets"]["app_password"]["file"].as_str(),
             Some("./secrets/app_password")
@@ -727,6 +742,12 @@ mod tests {
         assert!(y["services"].get("backup").is_none());
         assert!(
             !text.contains("archive") && !text.contains("backups/"),
+            "{text}"
+        );
+        // The agent's socket directory is there all the same.
+        assert!(
+            text.contains("      - ./run:/var/run/postgresql\n")
+                && text.contains("      - ./run:/var/run/postgresql:ro\n"),
             "{text}"
         );
     }
@@ -805,7 +826,11 @@ mod tests {
         ] {
             assert!(compose.contains(want), "{want} missing:\n{compose}");
         }
-        assert!(!compose.contains("network_mode: none"), "{compose}");
+        let y: serde_yaml::Value = serde_yaml::from_str(&compose).unwrap();
+        assert!(
+            y["services"]["backup"].get("network_mode").is_none(),
+            "{compose}"
+        );
         let conf = render_pgbackrest(&i, i.backups.as_ref().unwrap());
         for want in [
             "repo2-type=s3\n",

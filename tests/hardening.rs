@@ -121,6 +121,73 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
             "{other}: {e:?}"
         );
     }
+    // The local socket is shared with the sidecars, so it trusts nobody.
+    // The agent (no network, the socket read-only) gets in as the
+    // monitoring role with its password, and as nothing else, with or
+    // without the other passwords.
+    assert_eq!(a["HostConfig"]["NetworkMode"], "none");
+    let from_agent = |user: &str, password: Option<&str>| {
+        let mut c = Command::new("docker");
+        c.arg("exec");
+        if let Some(pw) = password {
+            c.args(["-e", &format!("PGPASSWORD={pw}")]);
+        }
+        c.args([
+            agent.as_str(),
+            "psql",
+            "-X",
+            "-w",
+            "-A",
+            "-t",
+            "-h",
+            "/var/run/postgresql",
+            "-U",
+            user,
+            "-d",
+            "app",
+            "-c",
+            "SELECT current_user",
+        ]);
+        let out = c.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = from_agent("dbaas_monitor", Some(&passwords[2]));
+    assert!(ok && out.starts_with("dbaas_monitor"), "{out}");
+    for (user, pw) in [
+        ("dbaas_monitor", None),
+        ("postgres", None),
+        ("postgres", Some(&passwords[0])),
+        ("app", None),
+        ("app", Some(&passwords[2])),
+    ] {
+        let (ok, out) = from_agent(user, pw.map(String::as_str));
+        assert!(
+            !ok && (out.contains("authentication failed") || out.contains("no password supplied")),
+            "{user} over the socket from the agent: {out}"
+        );
+    }
+    // root in the db container (`docker exec`: dbaasctl psql, dump,
+    // import) logs in as the superuser and as the app user.
+    let as_root = docker_ok(&[
+        "exec",
+        &db,
+        "psql",
+        "-X",
+        "-w",
+        "-A",
+        "-t",
+        "-U",
+        "app",
+        "-d",
+        "app",
+        "-c",
+        "SELECT current_user",
+    ]);
+    assert_eq!(as_root, "app");
     let q = |db: &str, sql: &str| superuser_sql(&id, db, sql);
     for dbname in ["postgres", "template1"] {
         assert_eq!(
