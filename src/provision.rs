@@ -664,7 +664,7 @@ mod tests {
         assert_eq!(agent["secrets"][0].as_str(), Some("monitor_password"));
         assert!(agent.get("env_file").is_none());
         // No network: the server's socket, shared read-only.
-        assert_eq!(agent["network_mode"].as_str(), Some("none"));
+        assert_eq!(agent["network_mode"].as_str(), Some("disabled"));
         assert_eq!(
             agent["environment"]["PGHOST"].as_str(),
             Some("/var/run/postgresql")
@@ -713,7 +713,7 @@ mod tests {
             command.contains(&"archive_command=pgbackrest --stanza=db_0a1b2c3d archive-push %p")
         );
         let backup = &y["services"]["backup"];
-        assert_eq!(backup["network_mode"].as_str(), Some("none"));
+        assert_eq!(backup["network_mode"].as_str(), Some("disabled"));
         assert_eq!(backup["cap_drop"][0].as_str(), Some("ALL"));
         assert_eq!(backup["mem_limit"].as_str(), Some("256m"));
         assert!(

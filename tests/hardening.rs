@@ -125,7 +125,16 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
     // The agent (no network, the socket read-only) gets in as the
     // monitoring role with its password, and as nothing else, with or
     // without the other passwords.
-    assert_eq!(a["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(a["HostConfig"]["NetworkMode"], "disabled");
+    assert_eq!(a["Config"]["NetworkDisabled"], true);
+    let links = docker_ok(&["exec", &agent, "cat", "/proc/net/dev"]);
+    assert!(
+        links
+            .lines()
+            .skip(2)
+            .all(|l| l.trim_start().starts_with("lo:")),
+        "the agent has a network link: {links}"
+    );
     let from_agent = |user: &str, password: Option<&str>| {
         let mut c = Command::new("docker");
         c.arg("exec");

@@ -203,7 +203,8 @@ fn limits_labels_and_port_binding_as_docker_sees_them() {
     let db = containers.iter().find(|c| c.ends_with("-db-1")).unwrap();
     assert!(containers.iter().any(|c| c.ends_with("-agent-1")));
     let sidecar = docker_inspect(&format!("{id}-backup-1"));
-    assert_eq!(sidecar["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(sidecar["HostConfig"]["NetworkMode"], "disabled");
+    assert_eq!(sidecar["Config"]["NetworkDisabled"], true);
     assert_eq!(sidecar["HostConfig"]["Memory"], 256 * 1024 * 1024);
     assert_eq!(sidecar["HostConfig"]["CpuShares"], 256);
     let c = docker_inspect(db);
