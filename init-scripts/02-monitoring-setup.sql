@@ -10,10 +10,12 @@ CREATE ROLE :"monitor_user" LOGIN PASSWORD :'monitor_password'
 GRANT pg_monitor TO :"monitor_user";
 GRANT CONNECT ON DATABASE :"app_db" TO :"monitor_user";
 
--- Query statistics where the image ships the extension (Debian's and the
--- official images both do); the server preloads it from the compose command.
-SELECT count(*) > 0 AS has_pg_stat_statements
-  FROM pg_available_extensions WHERE name = 'pg_stat_statements' \gset
+-- Query statistics where the server has preloaded the extension's library
+-- (the compose command asks for it; Debian's and the official images ship
+-- it). Asked of the setting, not of pg_available_extensions, which reads
+-- every extension's control file (~13 ms of a create).
+SELECT current_setting('shared_preload_libraries') ~ '(^|[\s,])"?pg_stat_statements"?($|[\s,])'
+  AS has_pg_stat_statements \gset
 \if :has_pg_stat_statements
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 -- Without its comment, a dump (`dbaasctl dump`) carries only CREATE

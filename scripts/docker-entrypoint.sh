@@ -134,9 +134,11 @@ init_cluster() {
     # exec`), the monitoring role (pg_monitor's members: the agent, which
     # runs as nobody) with its password, any other role only as root
     # (personalise maps the app user: `dbaasctl psql`, dump, import). Over
-    # TCP a password, and the first start's guard (see personalise) first:
-    # a template's copies then start without editing the file.
+    # TCP a password, never the superuser (00-superuser-local-only.sh
+    # finds its line here), and the first start's guard (see personalise)
+    # first: a template's copies then start without editing the file.
     printf '%s\n' "$guard" \
+        "host all $POSTGRES_USER all reject" \
         "local all $POSTGRES_USER peer map=dbaas" \
         "local all +pg_monitor $auth" \
         "local all all peer map=dbaas" \
