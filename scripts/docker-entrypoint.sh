@@ -137,16 +137,50 @@ init_cluster() {
     # TCP a password, never the superuser (00-superuser-local-only.sh
     # finds its line here), and the first start's guard (see personalise)
     # first: a template's copies then start without editing the file.
-    printf '%s\n' "$guard" \
-        "host all $POSTGRES_USER all reject" \
-        "local all $POSTGRES_USER peer map=dbaas" \
-        "local all +pg_monitor $auth" \
-        "local all all peer map=dbaas" \
-        "local replication $POSTGRES_USER peer map=dbaas" \
-        "host all all all $auth" >"$PGDATA/pg_hba.conf"
+    {
+        printf '%s\n' "$guard" "host all $POSTGRES_USER all reject"
+        local_rules "$POSTGRES_USER" "$auth"
+        printf '%s\n' "host all all all $auth"
+    } >"$PGDATA/pg_hba.conf"
     printf '%s\n' "# dbaas: which operating-system user logs in over the local socket as which role" \
-        "dbaas postgres $POSTGRES_USER" "dbaas root $POSTGRES_USER" >"$PGDATA/pg_ident.conf"
+        >"$PGDATA/pg_ident.conf"
+    ident_add "dbaas postgres $POSTGRES_USER"
+    ident_add "dbaas root $POSTGRES_USER"
     : > "$marker"
+}
+
+# pg_hba.conf's rules for the local socket (see init_cluster): SUPERUSER AUTH.
+local_rules() {
+    printf '%s\n' "local all $1 peer map=dbaas" "local all +pg_monitor $2" \
+        "local all all peer map=dbaas" "local replication $1 peer map=dbaas"
+}
+
+# Appends LINE to pg_ident.conf unless it is there (builtins only).
+ident_add() {
+    local text=''
+    [ ! -r "$PGDATA/pg_ident.conf" ] || text=$(<"$PGDATA/pg_ident.conf")
+    [[ $'\n'$text$'\n' == *$'\n'"$1"$'\n'* ]] || printf '%s\n' "$1" >>"$PGDATA/pg_ident.conf"
+}
+
+# A cluster made before the socket was shared with the agent trusts every
+# local login (initdb's `local all all trust`): at its next start its local
+# lines give way to the rules above, and the map gets its users. Builtins
+# only, unless there is something to change.
+secure_local_socket() {
+    local hba line su=${POSTGRES_USER:-postgres}
+    hba=$(<"$PGDATA/pg_hba.conf")
+    [[ $'\n'$hba =~ $'\n'local[[:space:]]+all[[:space:]]+all[[:space:]]+trust ]] || return 0
+    {
+        while IFS= read -r line; do
+            [[ $line =~ ^[[:space:]]*local[[:space:]] ]] || printf '%s\n' "$line"
+        done <<<"$hba"
+        local_rules "$su" scram-sha-256
+    } >"$PGDATA/pg_hba.conf.dbaas"
+    mv -f "$PGDATA/pg_hba.conf.dbaas" "$PGDATA/pg_hba.conf"
+    ident_add "dbaas postgres $su"
+    ident_add "dbaas root $su"
+    [ -z "${DBAAS_APP_USER:-}" ] || ident_add "dbaas root \"$DBAAS_APP_USER\""
+    echo "entrypoint: the local socket now trusts no one (pg_hba.conf's local lines replaced)"
 }
 
 # The first start of a fresh cluster (from initdb or a template's copy): the
@@ -235,11 +269,7 @@ SELECT 'DROP DATABASE dbaas_newdb' WHERE EXISTS (SELECT 1 FROM pg_database WHERE
     exec {sql_in}>&-
     wait "$sql_pid" || { echo >&2 "error: the first start's psql session failed"; exit 1; }
     # root (`docker exec`) may log in as the app user over the socket.
-    local ident='' line
-    [ ! -r "$PGDATA/pg_ident.conf" ] || ident=$(<"$PGDATA/pg_ident.conf")
-    line="dbaas root \"$DBAAS_APP_USER\""
-    [ -z "${DBAAS_APP_USER:-}" ] || [[ $'\n'$ident$'\n' == *$'\n'"$line"$'\n'* ]] ||
-        printf '%s\n' "$line" >>"$PGDATA/pg_ident.conf"
+    [ -z "${DBAAS_APP_USER:-}" ] || ident_add "dbaas root \"$DBAAS_APP_USER\""
     sed -i "/# dbaas: until the first start has run\$/d" "$PGDATA/pg_hba.conf"
     kill -HUP "$pg"
     rm -f "$marker"
@@ -281,6 +311,9 @@ if [ "$1" = 'postgres' ] && [ -n "${DBAAS_SHARED_BUFFERS:-}" ]; then
     unset include conf
 fi
 
+if [ "$1" = 'postgres' ] && [ -s "$PGDATA/pg_hba.conf" ]; then
+    secure_local_socket
+fi
 if [ "$1" = 'postgres' ] && [ -e "$marker" ]; then
     init_env
     personalise "$@"

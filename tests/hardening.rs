@@ -197,6 +197,42 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
         "SELECT current_user",
     ]);
     assert_eq!(as_root, "app");
+    // A cluster made before this (initdb's `local all all trust`, no map)
+    // is brought to the same rules at its next start.
+    let data = dir.join("data");
+    let hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
+    let old: String = hba
+        .lines()
+        .filter(|l| !l.starts_with("local"))
+        .map(|l| format!("{l}\n"))
+        .chain(["local   all             all                                     trust\n".into()])
+        .collect();
+    std::fs::write(data.join("pg_hba.conf"), old).unwrap();
+    std::fs::write(data.join("pg_ident.conf"), "# none\n").unwrap();
+    h.run(&["restart", "tight"]).ok();
+    let (ok, out) = from_agent("dbaas_monitor", Some(&passwords[2]));
+    assert!(ok, "{out}");
+    let (ok, out) = from_agent("postgres", None);
+    assert!(
+        !ok && out.contains("authentication failed"),
+        "the old trust line stayed: {out}"
+    );
+    let as_root = docker_ok(&[
+        "exec",
+        &db,
+        "psql",
+        "-X",
+        "-w",
+        "-A",
+        "-t",
+        "-U",
+        "app",
+        "-d",
+        "app",
+        "-c",
+        "SELECT current_user",
+    ]);
+    assert_eq!(as_root, "app");
     let q = |db: &str, sql: &str| superuser_sql(&id, db, sql);
     for dbname in ["postgres", "template1"] {
         assert_eq!(
