@@ -564,31 +564,43 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server on a port the kernel picks as it binds (`--listen
+    /// 127.0.0.1:0`), read back from its first line: a port picked here and
+    /// released could be taken by another test's server before this one
+    /// binds it (a request then met that server, or its shutdown).
     pub fn start(home: &TestHome, extra_env: &[(&str, &str)]) -> Server {
-        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let token = format!("test-token-{:08x}{:08x}", rand_u32(), rand_u32());
-        let mut c = home.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]);
+        let mut c = home.command(&["serve", "--listen", "127.0.0.1:0"]);
         c.env("DBAAS_API_TOKEN", &token)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (k, v) in extra_env {
             c.env(k, v);
         }
-        let child = c.spawn().expect("start dbaasctl serve");
-        let server = Server { port, token, child };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "dbaasctl serve did not listen"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        server
+        let mut child = c.spawn().expect("start dbaasctl serve");
+        let err = child.stderr.take().expect("serve's stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Passes the server's log on, as inherited stderr did.
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let port = line
+                    .split("listening on http://127.0.0.1:")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|p| p.parse::<u16>().ok());
+                if let (Some(p), Some(t)) = (port, tx.as_ref()) {
+                    let _ = t.send(p);
+                    tx = None;
+                }
+                eprintln!("{line}");
+            }
+        });
+        let port = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("dbaasctl serve did not listen");
+        Server { port, token, child }
     }
 
     pub fn get(&self, path: &str) -> http::Response {
