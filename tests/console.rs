@@ -156,11 +156,11 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
     b.goto(&format!("{base}/"));
     assert!(b.url().ends_with("/login"), "{}", b.url());
     b.fill("#token", "not-the-token");
-    b.click(&b.find("#login-form button[type=submit]"));
+    b.click_css("#login-form button[type=submit]");
     b.wait_text("#token-error", "not this server's API token", 10);
     b.screenshot("01-sign-in-refused");
     b.fill("#token", &s.token);
-    b.click(&b.find("#login-form button[type=submit]"));
+    b.click_css("#login-form button[type=submit]");
     b.wait_for("the overview", 10, || b.try_find("#instances"));
     assert!(!b.url().contains(&s.token));
     let cookies = b.cookies();
@@ -187,7 +187,7 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
 
     // Create from the form: a bad name first, its error next to the field.
     b.fill("#f-name", "Bad Name");
-    b.click(&b.find("#create-button"));
+    b.click_css("#create-button");
     let err = b.wait_text("#err-name", "name", 10);
     assert!(
         b.text_of("#err-form").is_empty(),
@@ -200,9 +200,9 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
     b.screenshot("03-create-bad-name");
     b.fill("#f-name", "web");
     b.fill("#f-metrics_interval", "1");
-    b.click(&b.find("#f-no_backups"));
+    b.click_css("#f-no_backups");
     b.script("window.__same_page = 1; return 0", vec![]);
-    b.click(&b.find("#create-button"));
+    b.click_css("#create-button");
     let mut seen: Vec<String> = vec![];
     b.wait_for("web running in the overview", 120, || {
         let st = b
@@ -238,7 +238,7 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
     b.screenshot("04-overview-running");
 
     // The instance page: charts draw points once two samples exist.
-    b.click(&b.find("tr[data-name=web] a"));
+    b.click_css("tr[data-name=web] a");
     b.wait_for("the instance page", 10, || b.try_find("#charts"));
     b.wait_for("two points on the connections chart", 60, || {
         let n = b.script(
@@ -260,12 +260,12 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
         !b.text_of("#conn-url").contains(&password),
         "hidden until asked"
     );
-    b.click(&b.find("#show-password"));
+    b.click_css("#show-password");
     b.wait_text("#conn-url", &password, 10);
     b.wait_text("#agent", "running", 20);
     b.screenshot("05-instance");
     b.screenshot_of("#charts", "05-instance-charts-1h");
-    b.click(&b.find("[data-window='24h']"));
+    b.click_css("[data-window='24h']");
     b.wait_for("the 24 h charts", 10, || {
         let label = b.script(
             "const s = document.querySelector('figure.chart svg'); return s ? s.getAttribute('aria-label') : ''",
@@ -302,25 +302,25 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
     );
     b.screenshot("08-sql-error");
     // Read-only refuses a write.
-    b.click(&b.find("#read-only"));
+    b.click_css("#read-only");
     run_sql(&b, "DELETE FROM items");
     b.wait_text("#sql-error", "25006", 20);
-    b.click(&b.find("#read-only"));
+    b.click_css("#read-only");
 
     // Table browser: a filter and an ordering give the API's rows.
     b.goto(&format!("{base}/ui/instances/{id}/tables"));
     b.wait_text("#tables", "items", 20);
-    b.click(&b.find("#tables a"));
+    b.click_css("#tables a");
     b.wait_for("the grid", 20, || b.try_find("#op-qty"));
     b.script(
         "document.getElementById('op-qty').value = 'gt'; return 0",
         vec![],
     );
     b.fill("#fv-qty", "2");
-    b.click(&b.find("#exact-count"));
-    b.click(&b.find("#filter-form button[type=submit]"));
+    b.click_css("#exact-count");
+    b.click_css("#filter-form button[type=submit]");
     b.wait_text("#range", "of 4", 20);
-    b.click(&b.find("button.sort[data-column=name]"));
+    b.click_css("button.sort[data-column=name]");
     let want = api_rows(&s, &id, "qty=gt.2&order=name.asc");
     assert_eq!(want, ["date", "fig", "kiwi", "pear"]);
     let grid_names = || -> Vec<String> {
@@ -337,7 +337,7 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
     b.wait_for("rows ordered by name", 20, || {
         (grid_names() == want).then_some(())
     });
-    b.click(&b.find("button.sort[data-column=name]"));
+    b.click_css("button.sort[data-column=name]");
     let desc: Vec<String> = want.iter().rev().cloned().collect();
     b.wait_for("rows ordered by name descending", 20, || {
         (grid_names() == desc).then_some(())
@@ -351,27 +351,27 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
     // Stop, start, and destroy from the instance page.
     b.goto(&format!("{base}/ui/instances/{id}"));
     b.wait_text("#status", "running", 20);
-    b.click(&b.find("[data-action=stop]"));
+    b.click_css("[data-action=stop]");
     b.wait_text("#status", "stopped", 120);
     assert_eq!(
         s.get(&format!("/instances/{id}")).json()["status"],
         "stopped"
     );
-    b.click(&b.find("[data-action=start]"));
+    b.click_css("[data-action=start]");
     b.wait_text("#status", "running", 120);
     // Resize from the page: CPUs change on the running container.
     b.fill("#r-cpus", "0.5");
-    b.click(&b.find("#resize-form button[type=submit]"));
+    b.click_css("#resize-form button[type=submit]");
     b.wait_text("#action-state", "Resized", 60);
     assert_eq!(
         s.get(&format!("/instances/{id}")).json()["cpus"],
         json!(0.5)
     );
     b.fill("#r-memory", "1k");
-    b.click(&b.find("#resize-form button[type=submit]"));
+    b.click_css("#resize-form button[type=submit]");
     b.wait_text("#rerr-memory", "memory", 20);
     b.fill("#destroy-confirm", "wrong-name");
-    b.click(&b.find("#destroy-form button[type=submit]"));
+    b.click_css("#destroy-form button[type=submit]");
     b.wait_text("#destroy-error", "not the instance's name", 10);
     assert_eq!(
         s.get(&format!("/instances/{id}")).status,
@@ -380,7 +380,7 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
     );
     b.screenshot("10-destroy-refused");
     b.fill("#destroy-confirm", "web");
-    b.click(&b.find("#destroy-form button[type=submit]"));
+    b.click_css("#destroy-form button[type=submit]");
     b.wait_for("back on the overview", 120, || {
         (!b.url().contains("/ui/")).then_some(())
     });
@@ -394,7 +394,7 @@ fn the_console_signs_in_creates_charts_browses_runs_sql_and_destroys_in_chromium
     b.set_window(1280, 900);
 
     // Sign out ends the session.
-    b.click(&b.find("form.signout button"));
+    b.click_css("form.signout button");
     b.wait_for("the sign-in page", 10, || b.try_find("#token"));
     b.goto(&format!("{base}/"));
     assert!(b.url().ends_with("/login"), "signed out: {}", b.url());

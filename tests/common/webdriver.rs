@@ -179,6 +179,22 @@ impl Browser {
         self.cmd("POST", &format!("/element/{}/click", e.0), Some(json!({})));
     }
 
+    /// Finds `css` and clicks it, finding it again when the page re-rendered
+    /// it in between (the console redraws its lists as statuses change).
+    pub fn click_css(&self, css: &str) {
+        for _ in 0..50 {
+            let e = self.find(css);
+            match self.try_cmd("POST", &format!("/element/{}/click", e.0), Some(json!({}))) {
+                Ok(_) => return,
+                Err(err) if err.contains("stale element") => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                Err(err) => panic!("WebDriver click on {css}: {err}"),
+            }
+        }
+        panic!("{css} went stale 50 times in a row");
+    }
+
     pub fn clear(&self, e: &Element) {
         self.cmd("POST", &format!("/element/{}/clear", e.0), Some(json!({})));
     }
