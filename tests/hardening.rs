@@ -181,22 +181,24 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
     }
     // root in the db container (`docker exec`: dbaasctl psql, dump,
     // import) logs in as the superuser and as the app user.
-    let as_root = docker_ok(&[
-        "exec",
-        &db,
-        "psql",
-        "-X",
-        "-w",
-        "-A",
-        "-t",
-        "-U",
-        "app",
-        "-d",
-        "app",
-        "-c",
-        "SELECT current_user",
-    ]);
-    assert_eq!(as_root, "app");
+    let root_as_app = || {
+        docker_ok(&[
+            "exec",
+            &db,
+            "psql",
+            "-X",
+            "-w",
+            "-A",
+            "-t",
+            "-U",
+            "app",
+            "-d",
+            "app",
+            "-c",
+            "SELECT current_user",
+        ])
+    };
+    assert_eq!(root_as_app(), "app");
     // A cluster made before this (initdb's `local all all trust`, no map)
     // is brought to the same rules at its next start.
     let data = dir.join("data");
@@ -217,22 +219,7 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
         !ok && out.contains("authentication failed"),
         "the old trust line stayed: {out}"
     );
-    let as_root = docker_ok(&[
-        "exec",
-        &db,
-        "psql",
-        "-X",
-        "-w",
-        "-A",
-        "-t",
-        "-U",
-        "app",
-        "-d",
-        "app",
-        "-c",
-        "SELECT current_user",
-    ]);
-    assert_eq!(as_root, "app");
+    assert_eq!(root_as_app(), "app");
     let q = |db: &str, sql: &str| superuser_sql(&id, db, sql);
     for dbname in ["postgres", "template1"] {
         assert_eq!(
