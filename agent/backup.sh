@@ -60,6 +60,13 @@ repos=${DBAAS_REPOS:-1}
 s3_stanza=0
 lock=/tmp/dbaas-backup.lock
 export LC_ALL=C
+# The tenant boundary: every session this script opens is the superuser's,
+# in databases whose owner is the app user. Its settings are pinned at
+# startup (a startup option beats ALTER DATABASE/ROLE ... SET), so no name
+# in our SQL resolves to an object the app user made (CVE-2018-1058), and
+# the owner's statement_timeout or read-only default cannot fail a backup
+# or its check. Our SQL names every function with its schema as well.
+export PGOPTIONS='-c search_path=pg_catalog,pg_temp -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c default_transaction_read_only=off'
 
 # Stop at once when asked (compose stops this service before db on a
 # restart): every process of this user in the container (a backup, a
@@ -120,10 +127,10 @@ newest_backup() {
 write_canary() {
     local token=$1
     psql_main -d postgres -v token="$token" <<'SQL'
-CREATE TABLE IF NOT EXISTS dbaas_backup_canary (token text PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now());
-REVOKE ALL ON dbaas_backup_canary FROM PUBLIC;
-DELETE FROM dbaas_backup_canary WHERE written_at < now() - interval '30 days';
-INSERT INTO dbaas_backup_canary (token) VALUES (:'token');
+CREATE TABLE IF NOT EXISTS public.dbaas_backup_canary (token text PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT pg_catalog.now());
+REVOKE ALL ON public.dbaas_backup_canary FROM PUBLIC;
+DELETE FROM public.dbaas_backup_canary WHERE written_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) interval '30 days';
+INSERT INTO public.dbaas_backup_canary (token) VALUES (:'token');
 SQL
 }
 
@@ -177,8 +184,17 @@ s3_listing() {
 # it and checks it. Prints (and records) the verification's JSON line.
 verify() {
     local label=$1 token=${2:-} repo=${3:-1} started out reason="" restore_s tables=0 indexes=0 line ok=false tmpsock=/tmp/verify
+    local hba=/tmp/verify-hba.conf checker
     started=$(epoch)
-    rm -rf "$scratch" "$tmpsock"; mkdir -p "$scratch" "$tmpsock"; chmod 0700 "$scratch"
+    rm -rf "$scratch" "$tmpsock"; mkdir -p "$scratch" "$tmpsock"; chmod 0700 "$scratch" "$tmpsock"
+    # The copy's own pg_hba.conf is the live server's: this one lets the
+    # checking role below in, on a socket only this user can reach.
+    printf 'local all all trust\n' >"$hba"
+    # The role that reads the tenant's tables and runs amcheck: no
+    # superuser, so that whatever of the tenant's could still run in a
+    # check runs without privileges. A fresh name each time, which the
+    # tenant cannot have taken in advance.
+    checker=dbaas_check_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
     # WAL from the same repository as the backup, so that each repository
     # is proven on its own.
     if ! out=$(pgbr restore --repo="$repo" --set="$label" --pg1-path="$scratch" --type=immediate --target-action=promote \
@@ -188,7 +204,7 @@ verify() {
         # No TCP, no archiving, small memory; hot_standby off, so the server
         # accepts connections only once recovery has ended and it promoted.
         if ! out=$(pg_ctl -D "$scratch" -w -t 600 -l /tmp/verify-server.log -s start -o \
-            "-c listen_addresses= -c unix_socket_directories=$tmpsock -c archive_mode=off -c hot_standby=off -c shared_buffers=32MB -c max_wal_size=256MB -c shared_preload_libraries= -c logging_collector=off" 2>&1); then
+            "-c listen_addresses= -c unix_socket_directories=$tmpsock -c hba_file=$hba -c archive_mode=off -c hot_standby=off -c shared_buffers=32MB -c max_wal_size=256MB -c shared_preload_libraries= -c logging_collector=off" 2>&1); then
             reason="the restored server did not start: $(tail_of "$(tail -n 6 /tmp/verify-server.log 2>/dev/null)")"
         fi
     fi
@@ -208,27 +224,50 @@ verify() {
         restore_s=$(($(epoch) - started))
     fi
     if [ -z "$reason" ]; then
-        if [ -n "$token" ] && [ "$("${q[@]}" -d postgres -v t="$token" <<<"SELECT count(*) FROM dbaas_backup_canary WHERE token = :'t';" 2>&1)" != 1 ]; then
+        # The app owner's settings of its database and roles (a
+        # statement_timeout of 1 ms, a read-only default, a search path)
+        # are the live server's business, not the check's: gone from the
+        # copy before anything else runs there.
+        if ! out=$("${q[@]}" -d postgres -c 'DELETE FROM pg_catalog.pg_db_role_setting' 2>&1); then
+            reason="resetting the copy's settings: $(tail_of "$out")"
+        elif [ -n "$token" ] && [ "$("${q[@]}" -d postgres -v t="$token" <<<"SELECT pg_catalog.count(*) FROM public.dbaas_backup_canary WHERE token OPERATOR(pg_catalog.=) :'t';" 2>&1)" != 1 ]; then
             reason="the canary row written before the backup is missing"
-        elif ! tables=$("${q[@]}" -d "$database" 2>&1 <<'SQL'
+        elif ! out=$("${q[@]}" -d "$database" -v c="$checker" 2>&1 <<'SQL'
+-- amcheck in a schema of the superuser's, made now: the tenant owns public
+-- and could have put a closer-matching bt_index_check there.
+CREATE ROLE :"c" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
+CREATE SCHEMA :"c";
+DROP EXTENSION IF EXISTS amcheck;
+CREATE EXTENSION amcheck SCHEMA :"c";
+GRANT USAGE ON SCHEMA :"c" TO :"c";
+GRANT EXECUTE ON FUNCTION :"c".bt_index_check(pg_catalog.regclass) TO :"c";
+SELECT pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I; GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', n.nspname, :'c', n.nspname, :'c')
+  FROM pg_catalog.pg_namespace n
+ WHERE n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', :'c'])
+   AND n.nspname OPERATOR(pg_catalog.!~~) 'pg\_toast%' AND n.nspname OPERATOR(pg_catalog.!~~) 'pg\_temp%' \gexec
+SQL
+        ); then
+            reason="preparing the check: $(tail_of "$out")"
+        elif ! tables=$("${q[@]}" -U "$checker" -d "$database" 2>&1 <<'SQL'
 SET statement_timeout = '10min';
-SELECT format('SELECT count(*) FROM ONLY %I.%I', n.nspname, c.relname)
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg_toast%' \gexec
-SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema');
+SELECT pg_catalog.format('SELECT pg_catalog.count(*) FROM ONLY %I.%I', n.nspname, c.relname)
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'm']::"char"[])
+   AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema'])
+   AND n.nspname OPERATOR(pg_catalog.!~~) 'pg\_toast%' \gexec
+SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'm']::"char"[])
+   AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']);
 SQL
         ); then
             reason="a table does not read: $(tail_of "$tables")"
-        elif ! indexes=$("${q[@]}" -d "$database" -v max="$max_indexes" 2>&1 <<'SQL'
+        elif ! indexes=$("${q[@]}" -U "$checker" -d "$database" -v max="$max_indexes" -v c="$checker" 2>&1 <<'SQL'
 SET statement_timeout = '10min';
-CREATE EXTENSION IF NOT EXISTS amcheck;
-SELECT count(bt_index_check(s.oid)) FROM (
-  SELECT c.oid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-    JOIN pg_am a ON a.oid = c.relam
-   WHERE a.amname = 'btree' AND c.relpersistence <> 't' AND i.indisready AND i.indisvalid
-   ORDER BY random() LIMIT :max) s;
+SELECT pg_catalog.count(:"c".bt_index_check(s.oid::pg_catalog.regclass)) FROM (
+  SELECT c.oid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+    JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam
+   WHERE a.amname OPERATOR(pg_catalog.=) 'btree' AND c.relpersistence OPERATOR(pg_catalog.<>) 't' AND i.indisready AND i.indisvalid
+   ORDER BY pg_catalog.random() LIMIT :max) s;
 SQL
         ); then
             reason="amcheck: $(tail_of "$indexes")"
@@ -239,7 +278,7 @@ SQL
         fi
     fi
     pg_ctl -D "$scratch" -m immediate -s stop >/dev/null 2>&1
-    rm -rf "$scratch" "$tmpsock"
+    rm -rf "$scratch" "$tmpsock" "$hba"
     [[ $tables =~ ^[0-9]+$ ]] || tables=0
     [[ $indexes =~ ^[0-9]+$ ]] || indexes=0
     line=$(jq -cn --arg ts "$(now)" --arg lbl "$label" --argjson ok "$ok" --arg reason "$reason" \

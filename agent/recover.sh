@@ -68,8 +68,11 @@ log=/tmp/recover/server.log
 as_pg pg_ctl -D "$PGDATA" -w -t 60 -l "$log" -s start -o \
     "-c listen_addresses= -c unix_socket_directories=/tmp/recover -c archive_mode=off -c hot_standby=off -c shared_preload_libraries=" \
     || { tail -n 20 "$log" >&2; exit 1; }
+# The privileged channel's settings (src/db/privileged.rs): a restored
+# cluster is the tenant's, and so are its ALTER DATABASE/ROLE ... SET.
+export PGOPTIONS='-c search_path=pg_catalog,pg_temp -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c default_transaction_read_only=off'
 psql=(as_pg psql -X -q -A -t -v ON_ERROR_STOP=1 -h /tmp/recover -U postgres -d postgres)
-until [ "$("${psql[@]}" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do
+until [ "$("${psql[@]}" -c 'SELECT pg_catalog.pg_is_in_recovery()' 2>/dev/null)" = f ]; do
     if ! as_pg pg_ctl -D "$PGDATA" -s status >/dev/null 2>&1; then
         echo "recover: PostgreSQL stopped during recovery; the end of its log:" >&2
         tail -n 20 "$log" >&2
@@ -87,9 +90,9 @@ SU_PW=$(read_secret postgres_password) APP_PW=$(read_secret app_password) MON_PW
 \set app_pw `printf '%s' "$APP_PW"`
 \set mon_pw `printf '%s' "$MON_PW"`
 SET password_encryption = 'scram-sha-256';
-SELECT format('ALTER ROLE %I PASSWORD %L', :'su', :'su_pw') WHERE :'su_pw' <> '' \gexec
-SELECT format('ALTER ROLE %I PASSWORD %L', :'app', :'app_pw') WHERE :'app_pw' <> '' AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app') \gexec
-SELECT format('ALTER ROLE %I PASSWORD %L', :'mon', :'mon_pw') WHERE :'mon_pw' <> '' AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'mon') \gexec
+SELECT pg_catalog.format('ALTER ROLE %I PASSWORD %L', :'su', :'su_pw') WHERE :'su_pw' <> '' \gexec
+SELECT pg_catalog.format('ALTER ROLE %I PASSWORD %L', :'app', :'app_pw') WHERE :'app_pw' <> '' AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :'app') \gexec
+SELECT pg_catalog.format('ALTER ROLE %I PASSWORD %L', :'mon', :'mon_pw') WHERE :'mon_pw' <> '' AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :'mon') \gexec
 ALTER SYSTEM RESET restore_command;
 ALTER SYSTEM RESET recovery_target_time;
 ALTER SYSTEM RESET recovery_target_lsn;
@@ -97,13 +100,5 @@ ALTER SYSTEM RESET recovery_target;
 ALTER SYSTEM RESET recovery_target_action;
 SQL
 unset SU_PW APP_PW MON_PW
-# root (`docker exec`) logs in as the app user over the socket, where the
-# restored pg_hba.conf maps operating-system users (see the image's
-# entrypoint): the map names this instance's app user.
-line="dbaas root \"${DBAAS_APP_USER:-}\""
-if [ -n "${DBAAS_APP_USER:-}" ] && grep -q 'map=dbaas' "$PGDATA/pg_hba.conf" &&
-    ! grep -qxF "$line" "$PGDATA/pg_ident.conf"; then
-    printf '%s\n' "$line" >>"$PGDATA/pg_ident.conf"
-fi
 as_pg pg_ctl -D "$PGDATA" -m fast -w -t 120 -s stop
 printf '{"recovered": true, "seconds": %d}\n' $(($(date +%s) - started))

@@ -133,8 +133,8 @@ init_cluster() {
     # user postgres (the server, the backup sidecar) or root (`docker
     # exec`), the monitoring role (pg_monitor's members: the agent, which
     # runs as nobody) with its password, any other role only as root
-    # (personalise maps the app user: `dbaasctl psql`, dump, import). Over
-    # TCP a password, never the superuser (00-superuser-local-only.sh
+    # (secure_local_socket maps the app user: `dbaasctl psql`, dump,
+    # import). Over TCP a password, never the superuser (00-superuser-local-only.sh
     # finds its line here), and the first start's guard (see personalise)
     # first: a template's copies then start without editing the file.
     {
@@ -162,12 +162,16 @@ ident_add() {
     [[ $'\n'$text$'\n' == *$'\n'"$1"$'\n'* ]] || printf '%s\n' "$1" >>"$PGDATA/pg_ident.conf"
 }
 
-# A cluster made before the socket was shared with the agent trusts every
-# local login (initdb's `local all all trust`): at its next start its local
-# lines give way to the rules above, and the map gets its users. Builtins
-# only, unless there is something to change.
+# At every start, before the server: root (`docker exec`: dbaasctl psql,
+# dump, import) may log in as the app user over the socket, whichever way
+# the cluster came (initdb, a template's copy, a restore). A cluster made
+# before the socket was shared with the agent trusts every local login
+# (initdb's `local all all trust`): its local lines give way to the rules
+# above, and the map gets its users. Builtins only, unless there is
+# something to change.
 secure_local_socket() {
     local hba line su=${POSTGRES_USER:-postgres}
+    [ -z "${DBAAS_APP_USER:-}" ] || ident_add "dbaas root \"$DBAAS_APP_USER\""
     hba=$(<"$PGDATA/pg_hba.conf")
     [[ $'\n'$hba =~ $'\n'local[[:space:]]+all[[:space:]]+all[[:space:]]+trust ]] || return 0
     {
@@ -179,7 +183,6 @@ secure_local_socket() {
     mv -f "$PGDATA/pg_hba.conf.dbaas" "$PGDATA/pg_hba.conf"
     ident_add "dbaas postgres $su"
     ident_add "dbaas root $su"
-    [ -z "${DBAAS_APP_USER:-}" ] || ident_add "dbaas root \"$DBAAS_APP_USER\""
     echo "entrypoint: the local socket now trusts no one (pg_hba.conf's local lines replaced)"
 }
 
@@ -268,8 +271,6 @@ SELECT 'DROP DATABASE dbaas_newdb' WHERE EXISTS (SELECT 1 FROM pg_database WHERE
     run_batch
     exec {sql_in}>&-
     wait "$sql_pid" || { echo >&2 "error: the first start's psql session failed"; exit 1; }
-    # root (`docker exec`) may log in as the app user over the socket.
-    [ -z "${DBAAS_APP_USER:-}" ] || ident_add "dbaas root \"$DBAAS_APP_USER\""
     sed -i "/# dbaas: until the first start has run\$/d" "$PGDATA/pg_hba.conf"
     kill -HUP "$pg"
     rm -f "$marker"

@@ -3,7 +3,7 @@
 //! (backups/<id>/backups.json), joined with what pgBackRest's repository
 //! still holds (backups/<id>/repo), and the recoverable window.
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::SystemTime;
@@ -438,31 +438,11 @@ fn newest_segment_time(archive: &Path) -> Option<SystemTime> {
     newest
 }
 
-/// The end of a file (at most LOG_MAX_BYTES), empty when it does not exist.
+/// The end of a file (at most LOG_MAX_BYTES), empty when it does not exist;
+/// the sidecar writes it, so it goes through the safe reader.
 fn read_tail(path: &Path) -> Result<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => {
-            return Err(crate::error::Error::io(
-                format!("reading {}", path.display()),
-                e,
-            ))
-        }
-    };
-    let len = f
-        .metadata()
-        .ctx(|| format!("reading {}", path.display()))?
-        .len();
-    if len > LOG_MAX_BYTES {
-        f.seek(SeekFrom::Start(len - LOG_MAX_BYTES))
-            .ctx(|| format!("reading {}", path.display()))?;
-    }
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)
-        .ctx(|| format!("reading {}", path.display()))?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    crate::safe_fs::read_tail(path, LOG_MAX_BYTES)
+        .map_err(|e| crate::error::Error::io(format!("reading {}", path.display()), e))
 }
 
 #[cfg(test)]

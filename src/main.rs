@@ -41,7 +41,12 @@ fn run(cli: Cli) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the async runtime", e))?;
-    rt.block_on(dispatch(&home, cli.command))
+    let result = rt.block_on(dispatch(&home, cli.command));
+    // A blocking task still running (a read stuck in a container's file, a
+    // query) must not hold the process: `serve` stops within seconds of
+    // SIGTERM whatever it is doing.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {

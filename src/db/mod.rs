@@ -7,9 +7,12 @@
 pub mod catalog;
 pub mod connect;
 pub mod exec;
+pub mod import;
 pub mod lanes;
 pub mod pool;
+pub mod privileged;
 pub mod query;
+pub mod script;
 pub mod session;
 pub mod values;
 

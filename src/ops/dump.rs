@@ -1,11 +1,14 @@
 //! Logical dumps, for moving data in and out of dbaas: `pg_dump` and
-//! `pg_restore`/`psql` inside the instance's container, as its app user,
-//! streamed between the container and the user's file (never held whole).
+//! `pg_restore` inside the instance's container, as its app user, and a
+//! plain-SQL import over a client connection (`db::import`), streamed
+//! between the instance and the user's file (never held whole).
 
 use super::access::serving;
+use crate::db::import::PlainImport;
 use crate::engine::{self, Attach, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
+use crate::provision;
 use crate::registry::Instance;
 use std::path::Path;
 
@@ -83,27 +86,25 @@ pub async fn import(home: &Home, key: &str, file: &Path) -> Result<()> {
     importer.finish().await
 }
 
-fn import_argv(inst: &Instance, custom: bool) -> Vec<String> {
-    let (user, db) = (inst.user.clone(), inst.database.clone());
-    if custom {
-        [
-            "pg_restore",
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "--single-transaction",
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain(["-U".into(), user, "-d".into(), db])
-        .collect()
-    } else {
-        ["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1"]
-            .map(String::from)
-            .into_iter()
-            .chain(["-U".into(), user, "-d".into(), db])
-            .collect()
-    }
+/// pg_restore of a custom-format archive, as the app user, without the
+/// archive's owners and grants, all or nothing.
+fn import_argv(inst: &Instance) -> Vec<String> {
+    [
+        "pg_restore",
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([
+        "-U".into(),
+        inst.user.clone(),
+        "-d".into(),
+        inst.database.clone(),
+    ])
+    .collect()
 }
 
 /// Whether a dump's first bytes are a custom-format archive's.
@@ -184,55 +185,68 @@ pub async fn dump_piped(home: &Home, key: &str, format: DumpFormat) -> Result<Pi
     Piped::start(home, &inst, dump_argv(&inst, format), false).await
 }
 
-/// An import under way. pg_restore runs the archive in one transaction of
-/// its own (a cut archive is an error, so a rollback). For plain SQL the
-/// transaction is ours: BEGIN goes first, and COMMIT only after the whole
-/// input, from `finish`. Dropped before `finish` (the client left, the
-/// request timed out, dbaasctl was killed), the tool is killed and its
-/// input ends without a COMMIT: PostgreSQL rolls everything back. (psql's
-/// own `-1` would COMMIT whatever it had read by then.)
-pub struct Importer {
-    piped: Piped,
-    stdin: tokio::process::ChildStdin,
-    plain: bool,
+/// An import under way.
+/// - A custom-format archive: pg_restore in the container, as the app user,
+///   in one transaction of its own (a cut archive is an error, so a
+///   rollback). pg_restore runs no meta-commands.
+/// - Plain SQL never reaches psql (`\!` would be a shell in the container,
+///   `\c - postgres` the superuser): its statements run over a client
+///   connection as the app user, in one transaction committed only after
+///   the whole file (`db::import`).
+///
+/// Dropped before `finish` (the client left, the request timed out,
+/// dbaasctl was killed), nothing is committed.
+pub enum Importer {
+    Archive {
+        piped: Box<Piped>,
+        stdin: tokio::process::ChildStdin,
+    },
+    Plain(PlainImport),
 }
 
 impl Importer {
     /// `custom` as the dump's first bytes say (`is_custom`).
     pub async fn start(home: &Home, key: &str, custom: bool) -> Result<Importer> {
         let inst = serving(home, key).await?;
-        let mut piped = Piped::start(home, &inst, import_argv(&inst, custom), true).await?;
+        if !custom {
+            let dir = home.instance_dir(&inst.id);
+            let password = super::blocking(move || provision::app_password(&dir)).await?;
+            let mut cfg = super::pg_config(&inst, &password);
+            cfg.application_name("dbaasctl-import")
+                .connect_timeout(home.settings.db.connect_timeout);
+            return Ok(Importer::Plain(PlainImport::start(cfg)));
+        }
+        let mut piped = Piped::start(home, &inst, import_argv(&inst), true).await?;
         let stdin = piped
             .child
             .stdin
             .take()
             .ok_or_else(|| Error::Failed("the import has no input pipe".into()))?;
-        let mut importer = Importer {
-            piped,
+        Ok(Importer::Archive {
+            piped: Box::new(piped),
             stdin,
-            plain: !custom,
-        };
-        if importer.plain {
-            importer.write(b"BEGIN;\n").await;
-        }
-        Ok(importer)
+        })
     }
 
-    /// The next part of the dump; false once the tool stopped reading (it
+    /// The next part of the dump; false once the import stopped (it
     /// failed: `finish` says why).
     pub async fn write(&mut self, chunk: &[u8]) -> bool {
         use tokio::io::AsyncWriteExt;
-        self.stdin.write_all(chunk).await.is_ok()
+        match self {
+            Importer::Archive { stdin, .. } => stdin.write_all(chunk).await.is_ok(),
+            Importer::Plain(p) => p.write(chunk).await,
+        }
     }
 
-    /// The whole dump went in: commit (plain SQL), wait for the tool, and
-    /// name its failure with its last words.
-    pub async fn finish(mut self) -> Result<()> {
-        if self.plain {
-            self.write(b"\nCOMMIT;\n").await;
+    /// The whole dump went in: commit, and name a failure with its cause.
+    pub async fn finish(self) -> Result<()> {
+        match self {
+            Importer::Archive { piped, stdin } => {
+                drop(stdin);
+                piped.finish().await
+            }
+            Importer::Plain(p) => p.finish().await.map(|_| ()),
         }
-        drop(self.stdin);
-        self.piped.finish().await
     }
 }
 

@@ -188,13 +188,7 @@ async fn record(home: &Home, id: &str, t: Target, port: Option<u16>) -> Result<I
 /// returns the settings PostgreSQL says need a restart.
 async fn retune(home: &Home, inst: &Instance) -> Result<Vec<String>> {
     let text = provision::render_tuning(&provision::tuning(inst.memory));
-    let sql = |q: &str| -> Vec<String> {
-        [
-            "psql", "-X", "-q", "-A", "-t", "-U", "postgres", "-d", "postgres", "-c", q,
-        ]
-        .map(String::from)
-        .into()
-    };
+    let sql = |q: &str| crate::db::privileged::psql_argv("postgres", q);
     let engine = engine::of(home);
     // Written from inside the container, atomically and owned as the data
     // directory is: on a swarm node the data is a volume only the node has.
@@ -208,7 +202,7 @@ async fn retune(home: &Home, inst: &Instance) -> Result<Vec<String>> {
         .exec(
             &inst.id,
             &Service::Db,
-            &sql("SELECT pg_reload_conf()"),
+            &sql("SELECT pg_catalog.pg_reload_conf()"),
             QUICK,
         )
         .await?;
@@ -216,7 +210,7 @@ async fn retune(home: &Home, inst: &Instance) -> Result<Vec<String>> {
     // effect once it has (bounded).
     let want = provision::tuning(inst.memory).effective_cache_size;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let q = "SELECT current_setting('effective_cache_size') || '|' || coalesce(string_agg(name, ',' ORDER BY name), '') FROM pg_settings WHERE pending_restart";
+    let q = "SELECT pg_catalog.current_setting('effective_cache_size') || '|' || coalesce(pg_catalog.string_agg(name, ',' ORDER BY name), '') FROM pg_catalog.pg_settings WHERE pending_restart";
     loop {
         let out = engine.exec(&inst.id, &Service::Db, &sql(q), QUICK).await?;
         let (ecs, pending) = out.trim().split_once('|').unwrap_or((out.trim(), ""));
