@@ -129,7 +129,7 @@ write_canary() {
     psql_main -d postgres -v token="$token" <<'SQL'
 CREATE TABLE IF NOT EXISTS public.dbaas_backup_canary (token text PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT pg_catalog.now());
 REVOKE ALL ON public.dbaas_backup_canary FROM PUBLIC;
-DELETE FROM public.dbaas_backup_canary WHERE written_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) interval '30 days';
+DELETE FROM public.dbaas_backup_canary WHERE written_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '30 days');
 INSERT INTO public.dbaas_backup_canary (token) VALUES (:'token');
 SQL
 }
@@ -240,6 +240,7 @@ CREATE SCHEMA :"c";
 DROP EXTENSION IF EXISTS amcheck;
 CREATE EXTENSION amcheck SCHEMA :"c";
 GRANT USAGE ON SCHEMA :"c" TO :"c";
+SELECT pg_catalog.format('GRANT CONNECT ON DATABASE %I TO %I', pg_catalog.current_database(), :'c') \gexec
 GRANT EXECUTE ON FUNCTION :"c".bt_index_check(pg_catalog.regclass) TO :"c";
 SELECT pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I; GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', n.nspname, :'c', n.nspname, :'c')
   FROM pg_catalog.pg_namespace n
