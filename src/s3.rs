@@ -15,6 +15,7 @@
 //! path       = /dbaas              # prefix in the bucket; each instance gets path/<id>
 //! network    = my-net              # a Docker network the containers join to reach it
 //! cipher_pass = ...                # default: a random passphrase per instance
+//!                                   # (refused in the host-wide DBAAS_S3 file)
 //! ```
 
 use crate::error::{Error, IoContext, Result};

@@ -171,16 +171,34 @@ pub(super) fn s3_for(
     }
     Ok(match &req.s3 {
         S3Choice::HostDefault => match &home.settings.s3_file {
-            Some(f) => Some(crate::s3::read(f).map_err(|e| match e {
-                Error::Invalid { reason, .. } => Error::invalid("DBAAS_S3", reason),
-                e => e,
-            })?),
+            Some(f) => Some(host_s3(f)?),
             None => None,
         },
         S3Choice::File(f) => Some(crate::s3::read(f)?),
         S3Choice::Off => None,
         S3Choice::Given(s) => Some(s.for_new_instance()),
     })
+}
+
+/// The host-wide S3 file (DBAAS_S3), which every new instance shares: a
+/// passphrase there would be one key to every instance's backups, so it is
+/// refused (each instance gets its own; a file given with `--s3` may name
+/// one for that instance alone).
+fn host_s3(f: &std::path::Path) -> Result<S3Settings> {
+    let s = crate::s3::read(f).map_err(|e| match e {
+        Error::Invalid { reason, .. } => Error::invalid("DBAAS_S3", reason),
+        e => e,
+    })?;
+    if s.secrets.cipher_pass_given {
+        return Err(Error::invalid(
+            "DBAAS_S3",
+            format!(
+                "{} names a cipher_pass, which every instance would share (one tenant's way in would open every instance's backups); remove the line: each instance gets its own random passphrase (or give one per instance with --s3 FILE)",
+                f.display()
+            ),
+        ));
+    }
+    Ok(s)
 }
 
 /// Provision, start, wait for readiness; on failure apply `on_failure`.
@@ -551,6 +569,25 @@ mod tests {
         assert!(
             matches!(crate::validate::create(&bad, host()), Err(Error::Invalid { ref field, .. }) if field == "port")
         );
+    }
+
+    #[test]
+    fn a_shared_passphrase_in_the_host_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = crate::testing::TempDir::new("host-s3");
+        let f = d.join("s3.conf");
+        let base = "endpoint = s3.example.net\nbucket = b\nregion = r\naccess_key = AKIAEXAMPLE\nsecret_key = 0123456789abcdef\n";
+        std::fs::write(&f, base).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!host_s3(&f).unwrap().secrets.cipher_pass_given);
+        std::fs::write(&f, format!("{base}cipher_pass = one-pass-for-everyone\n")).unwrap();
+        let e = host_s3(&f).unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid { field, reason } if field == "DBAAS_S3" && reason.contains("cipher_pass")),
+            "{e}"
+        );
+        // The same file for one instance (--s3 FILE) may name its own.
+        assert!(crate::s3::read(&f).unwrap().secrets.cipher_pass_given);
     }
 
     #[test]
