@@ -72,7 +72,7 @@ impl Source {
 }
 
 /// The instance NAME-or-id, or a destroyed one whose backups are kept (by
-/// id, or by name: the most recently created of that name).
+/// id, or by name when one destroyed instance alone had it).
 pub async fn source(home: &Home, key: &str) -> Result<Source> {
     match find(home, key).await {
         Ok(inst) => return Ok(Source::of(&inst)),
@@ -80,14 +80,24 @@ pub async fn source(home: &Home, key: &str) -> Result<Source> {
         Err(e) => return Err(e),
     }
     let (h, k) = (home.clone(), key.to_string());
-    let found = blocking(move || {
+    let mut found = blocking(move || {
         Ok(destroyed(&h)?
             .into_iter()
             .filter(|s| s.id == k || s.name == k)
-            .max_by(|a, b| a.id.cmp(&b.id)))
+            .collect::<Vec<_>>())
     })
     .await?;
-    found.ok_or_else(|| Error::NotFound {
+    // Ids are random: when several destroyed instances had this name, the
+    // largest id is not the newest, so the caller picks one by its id.
+    if found.len() > 1 {
+        let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+        return Err(Error::Conflict(format!(
+            "{} destroyed instances named '{key}' have kept backups ({}); name one by its id (`dbaasctl backups --all` lists them with their dates)",
+            ids.len(),
+            ids.join(", ")
+        )));
+    }
+    found.pop().ok_or_else(|| Error::NotFound {
         what: format!("instance '{key}'"),
         hint: "no instance and no kept backups have this name or id; `dbaasctl list` and `dbaasctl backups --all` list them".into(),
     })
@@ -303,5 +313,34 @@ pub(super) async fn archive_now(home: &Home, inst: &Instance, s3: bool) -> bool 
             );
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kept backups of a destroyed instance: its about file alone.
+    fn kept(home: &Home, id: &str, name: &str) {
+        let dir = home.backups_dir().join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let about = serde_json::json!({"id": id, "name": name, "version": 15, "image": "i",
+            "database": "app", "user": "app", "memory": 1, "cpus": 1.0});
+        std::fs::write(dir.join(provision::BACKUP_ABOUT), about.to_string()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_name_two_destroyed_instances_had_is_refused_with_their_ids() {
+        let d = crate::testing::TempDir::new("kept-names");
+        let home = Home::new(crate::settings::Settings::with_root(d.path().to_path_buf()));
+        kept(&home, "db_00000001", "gone");
+        assert_eq!(source(&home, "gone").await.unwrap().id, "db_00000001");
+        kept(&home, "db_ffffffff", "gone");
+        let e = source(&home, "gone").await.unwrap_err().to_string();
+        assert!(
+            e.contains("db_00000001") && e.contains("db_ffffffff"),
+            "{e}"
+        );
+        assert_eq!(source(&home, "db_ffffffff").await.unwrap().name, "gone");
     }
 }
