@@ -423,7 +423,12 @@ fn allocate(
         };
         let id = loop {
             let id = crate::secrets::instance_id();
-            if reg.find(&id).is_none() && !home.instance_dir(&id).exists() {
+            // Nor a destroyed instance's kept backups: the new instance
+            // would write into (and restore from) another's repository.
+            if reg.find(&id).is_none()
+                && !home.instance_dir(&id).exists()
+                && std::fs::symlink_metadata(home.backup_dir(&id)).is_err()
+            {
                 break id;
             }
         };
