@@ -65,6 +65,19 @@ fn redoc_renders_every_operation() {
         "ReDoc's bundle must be installed (scripts/setup-host.sh): {}",
         js.text()
     );
+    // The page may not be framed, and loads nothing from elsewhere (and
+    // still renders under that policy, below).
+    let page = http::request(s.port, "GET", "/redoc", None, None, "");
+    let csp = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    let docs = http::request(s.port, "GET", "/docs/", None, None, "");
+    assert!(docs
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("frame-ancestors 'none'")));
     let dom = rendered_dom(&format!("http://127.0.0.1:{}/redoc", s.port));
     for op in OPERATIONS {
         assert!(

@@ -143,7 +143,31 @@ pub fn openapi_json() -> Reply {
     reply::bytes(StatusCode::OK, "application/json", openapi_bytes())
 }
 
+/// The docs pages may not be framed (clickjacking) nor load anything from
+/// elsewhere. ReDoc injects its styles as <style> elements and may start a
+/// worker from a blob, hence those two allowances.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+fn protected(mut r: Reply) -> Reply {
+    use warp::http::HeaderValue;
+    let h = r.headers_mut();
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(DOCS_CSP),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
 pub fn swagger(full_path: &str, tail: &str) -> Reply {
+    protected(swagger_file(full_path, tail))
+}
+
+fn swagger_file(full_path: &str, tail: &str) -> Reply {
     // Swagger UI's relative asset links need the trailing slash.
     if !full_path.ends_with('/') && tail.is_empty() {
         let mut r = reply::bytes(StatusCode::MOVED_PERMANENTLY, "text/plain", "");
@@ -175,7 +199,11 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 "#;
 
 pub fn redoc_page() -> Reply {
-    reply::bytes(StatusCode::OK, "text/html; charset=utf-8", REDOC_PAGE)
+    protected(reply::bytes(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        REDOC_PAGE,
+    ))
 }
 
 /// ReDoc's bundle (DBAAS_REDOC_JS), read on a blocking thread.
