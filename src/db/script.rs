@@ -161,134 +161,22 @@ impl Splitter {
     fn line(&mut self, text: &[u8], out: &mut Vec<Piece>) -> Result<(), Refusal> {
         self.line += 1;
         if self.copying {
-            let bare = text.strip_suffix(b"\n").unwrap_or(text);
-            let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
-            if bare == b"\\." {
-                self.copying = false;
-                self.stmt_line = self.line + 1;
-                out.push(Piece::CopyEnd);
-            } else {
-                out.push(Piece::CopyRow(text.to_vec()));
-            }
+            self.copy_row(text, out);
             return Ok(());
         }
         if self.lex == Lex::Normal && !self.content && Self::is_restrict(text) {
             self.stmt.push(b'\n');
             return Ok(());
         }
-        let mut i = 0;
-        let mut from = 0;
+        // i: the next byte; from: the first byte not yet in `stmt`.
+        let (mut i, mut from) = (0, 0);
         while i < text.len() {
-            let b = text[i];
-            match self.lex.clone() {
-                Lex::Normal => {
-                    if is_word_byte(b) && !(b == b'$' && self.word.is_empty()) {
-                        self.word.push(b);
-                        self.content = true;
-                        i += 1;
-                        continue;
-                    }
-                    let quote_prefix = std::mem::take(&mut self.word);
-                    self.push_word(&quote_prefix);
-                    match b {
-                        b'-' if text.get(i + 1) == Some(&b'-') => {
-                            // A comment to the end of the line.
-                            self.stmt.extend_from_slice(&text[from..i]);
-                            self.stmt.push(b'\n');
-                            from = text.len();
-                            i = text.len();
-                            continue;
-                        }
-                        b'/' if text.get(i + 1) == Some(&b'*') => {
-                            self.lex = Lex::Comment(1);
-                            i += 2;
-                            continue;
-                        }
-                        b'\'' => {
-                            let escapes = quote_prefix.eq_ignore_ascii_case(b"e");
-                            self.lex = Lex::Quote { escapes };
-                        }
-                        b'"' => self.lex = Lex::Ident,
-                        b'$' => {
-                            if let Some(n) = dollar_tag(&text[i..]) {
-                                self.lex = Lex::Dollar(text[i..i + n].to_vec());
-                                self.content = true;
-                                i += n;
-                                continue;
-                            }
-                        }
-                        b'\\' => return Err(self.meta_command(&text[i..])),
-                        b';' => {
-                            self.stmt.extend_from_slice(&text[from..=i]);
-                            from = i + 1;
-                            self.content = true;
-                            let copy_in = self.emit(out)?;
-                            if copy_in {
-                                if text[from..].iter().any(|b| !b.is_ascii_whitespace()) {
-                                    return Err(self.refuse(
-                                        "text follows COPY ... FROM stdin on its line; its rows must start on the next line".into(),
-                                    ));
-                                }
-                                self.copying = true;
-                                return Ok(());
-                            }
-                            i += 1;
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    if !b.is_ascii_whitespace() {
-                        self.content = true;
-                    }
-                    i += 1;
+            if self.lex == Lex::Normal {
+                if self.normal(text, &mut i, &mut from, out)? {
+                    return Ok(());
                 }
-                Lex::Quote { escapes } => {
-                    if self.escaped {
-                        self.escaped = false;
-                    } else if escapes && b == b'\\' {
-                        self.escaped = true;
-                    } else if b == b'\'' {
-                        if text.get(i + 1) == Some(&b'\'') {
-                            i += 1;
-                        } else {
-                            self.lex = Lex::Normal;
-                        }
-                    }
-                    i += 1;
-                }
-                Lex::Ident => {
-                    if b == b'"' {
-                        if text.get(i + 1) == Some(&b'"') {
-                            i += 1;
-                        } else {
-                            self.lex = Lex::Normal;
-                        }
-                    }
-                    i += 1;
-                }
-                Lex::Dollar(tag) => {
-                    if text[i..].starts_with(&tag) {
-                        self.lex = Lex::Normal;
-                        i += tag.len();
-                    } else {
-                        i += 1;
-                    }
-                }
-                Lex::Comment(depth) => {
-                    if b == b'/' && text.get(i + 1) == Some(&b'*') {
-                        self.lex = Lex::Comment(depth + 1);
-                        i += 2;
-                    } else if b == b'*' && text.get(i + 1) == Some(&b'/') {
-                        self.lex = if depth == 1 {
-                            Lex::Normal
-                        } else {
-                            Lex::Comment(depth - 1)
-                        };
-                        i += 2;
-                    } else {
-                        i += 1;
-                    }
-                }
+            } else {
+                i = self.quoted(text, i);
             }
         }
         if self.lex == Lex::Normal {
@@ -299,6 +187,154 @@ impl Splitter {
             return Err(self.refuse(format!("a statement is longer than {MAX_STATEMENT} bytes")));
         }
         Ok(())
+    }
+
+    fn copy_row(&mut self, text: &[u8], out: &mut Vec<Piece>) {
+        let bare = text.strip_suffix(b"\n").unwrap_or(text);
+        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+        if bare == b"\\." {
+            self.copying = false;
+            self.stmt_line = self.line + 1;
+            out.push(Piece::CopyEnd);
+        } else {
+            out.push(Piece::CopyRow(text.to_vec()));
+        }
+    }
+
+    /// One token outside quotes at `text[*i]`; true when the rest of the
+    /// line is COPY data's business (a `COPY ... FROM stdin;` ended it).
+    fn normal(
+        &mut self,
+        text: &[u8],
+        i: &mut usize,
+        from: &mut usize,
+        out: &mut Vec<Piece>,
+    ) -> Result<bool, Refusal> {
+        let b = text[*i];
+        if is_word_byte(b) && !(b == b'$' && self.word.is_empty()) {
+            self.word.push(b);
+            self.content = true;
+            *i += 1;
+            return Ok(false);
+        }
+        let prefix = std::mem::take(&mut self.word);
+        self.push_word(&prefix);
+        let next = text.get(*i + 1);
+        match b {
+            b'-' if next == Some(&b'-') => {
+                // A comment to the end of the line.
+                self.stmt.extend_from_slice(&text[*from..*i]);
+                self.stmt.push(b'\n');
+                *from = text.len();
+                *i = text.len();
+                return Ok(false);
+            }
+            b'/' if next == Some(&b'*') => {
+                self.lex = Lex::Comment(1);
+                *i += 2;
+                return Ok(false);
+            }
+            b'\'' => {
+                let escapes = prefix.eq_ignore_ascii_case(b"e");
+                self.lex = Lex::Quote { escapes };
+            }
+            b'"' => self.lex = Lex::Ident,
+            b'$' => {
+                if let Some(n) = dollar_tag(&text[*i..]) {
+                    self.lex = Lex::Dollar(text[*i..*i + n].to_vec());
+                    self.content = true;
+                    *i += n;
+                    return Ok(false);
+                }
+            }
+            b'\\' => return Err(self.meta_command(&text[*i..])),
+            b';' => return self.semicolon(text, i, from, out),
+            _ => {}
+        }
+        if !b.is_ascii_whitespace() {
+            self.content = true;
+        }
+        *i += 1;
+        Ok(false)
+    }
+
+    /// The statement ends at `text[*i]`; true when COPY data follows.
+    fn semicolon(
+        &mut self,
+        text: &[u8],
+        i: &mut usize,
+        from: &mut usize,
+        out: &mut Vec<Piece>,
+    ) -> Result<bool, Refusal> {
+        self.stmt.extend_from_slice(&text[*from..=*i]);
+        *from = *i + 1;
+        *i += 1;
+        self.content = true;
+        if !self.emit(out)? {
+            return Ok(false);
+        }
+        if text[*from..].iter().any(|b| !b.is_ascii_whitespace()) {
+            return Err(self.refuse(
+                "text follows COPY ... FROM stdin on its line; its rows must start on the next line"
+                    .into(),
+            ));
+        }
+        self.copying = true;
+        Ok(true)
+    }
+
+    /// One byte (or a doubled quote, or a closing tag) inside a quote, a
+    /// quoted identifier, a dollar quote or a comment; the next index.
+    fn quoted(&mut self, text: &[u8], i: usize) -> usize {
+        let b = text[i];
+        let next = text.get(i + 1);
+        match self.lex.clone() {
+            Lex::Quote { escapes } => {
+                if self.escaped {
+                    self.escaped = false;
+                } else if escapes && b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'\'' {
+                    if next == Some(&b'\'') {
+                        return i + 2;
+                    }
+                    self.lex = Lex::Normal;
+                }
+                i + 1
+            }
+            Lex::Ident => {
+                if b == b'"' {
+                    if next == Some(&b'"') {
+                        return i + 2;
+                    }
+                    self.lex = Lex::Normal;
+                }
+                i + 1
+            }
+            Lex::Dollar(tag) => {
+                if text[i..].starts_with(&tag) {
+                    self.lex = Lex::Normal;
+                    return i + tag.len();
+                }
+                i + 1
+            }
+            Lex::Comment(depth) => {
+                if b == b'/' && next == Some(&b'*') {
+                    self.lex = Lex::Comment(depth + 1);
+                    i + 2
+                } else if b == b'*' && next == Some(&b'/') {
+                    self.lex = if depth == 1 {
+                        Lex::Normal
+                    } else {
+                        Lex::Comment(depth - 1)
+                    };
+                    i + 2
+                } else {
+                    i + 1
+                }
+            }
+            Lex::Normal => i + 1,
+        }
     }
 
     /// pg_dump's `\restrict KEY` / `\unrestrict KEY`, alone on a line.
@@ -521,6 +557,32 @@ mod tests {
         assert!(split("SET standard_conforming_strings = off;").is_err());
         assert!(split("COPY t TO PROGRAM 'id';").is_err());
         assert!(split("COPY t TO STDOUT;").is_err());
+    }
+
+    fn run(parts: &[&[u8]]) -> Result<Vec<Piece>, Refusal> {
+        let mut out = Vec::new();
+        let mut s = Splitter::new();
+        for p in parts {
+            s.feed(p, &mut out)?;
+        }
+        s.finish(&mut out)?;
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        /// Whatever the text and wherever the chunks break, the same
+        /// pieces (or the same refusal), and never a panic.
+        #[test]
+        fn any_text_splits_the_same_in_any_chunks(
+            text in r"[ -~\n\t]{0,300}|(SELECT|COPY t FROM stdin|E'|'|\\|\\.|\$\$|\$a\$|/\*|\*/|--|;|\n| |x){0,60}",
+            cut in 0usize..300,
+        ) {
+            let b = text.as_bytes();
+            let cut = cut.min(b.len());
+            let whole = run(&[b]);
+            let halves = run(&[&b[..cut], &b[cut..]]);
+            proptest::prop_assert_eq!(whole, halves);
+        }
     }
 
     #[test]
