@@ -460,22 +460,52 @@ pub fn provision_backups(dir: &Path, inst: &Instance) -> Result<()> {
         render_pgbackrest(inst, policy).as_bytes(),
         0o644,
     )?;
-    write_backup_about(&repo, inst)
+    write_backup_about(&kept_dir(&repo), inst)
 }
 
-/// backups/<id>/about.json: what restoring these backups needs once the
-/// instance is gone (its name among it).
-fn write_backup_about(repo: &Path, inst: &Instance) -> Result<()> {
+/// config/kept/<id>/: what the host keeps about an instance's backups
+/// (instance.json, s3.json). backups/<id>/ is mounted into the instance's
+/// containers, so whatever a tenant who got into one wrote there would be
+/// trusted by the next restore; no container mounts config/.
+pub fn kept_dir(repo_dir: &Path) -> std::path::PathBuf {
+    let id = repo_dir.file_name().unwrap_or_default();
+    repo_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("config")
+        .join("kept")
+        .join(id)
+}
+
+/// config/kept/<id>/instance.json: what restoring these backups needs once
+/// the instance is gone (its name among it).
+fn write_backup_about(kept: &Path, inst: &Instance) -> Result<()> {
+    make_dir(kept, 0o700)?;
+    // The copy an older dbaas wrote where the containers can reach it.
+    let _ = std::fs::remove_file(kept_legacy(kept, BACKUP_ABOUT));
     let about = serde_json::json!({
         "id": inst.id, "name": inst.name, "version": inst.version, "image": inst.image,
         "database": inst.database, "user": inst.user, "memory": inst.memory, "cpus": inst.cpus,
         "created_at": inst.created_at, "node": inst.node,
     });
     write_atomic(
-        &repo.join(BACKUP_ABOUT),
+        &kept.join(BACKUP_ABOUT),
         format!("{about:#}\n").as_bytes(),
-        0o644,
+        0o600,
     )
+}
+
+/// Where an older dbaas kept `file` of config/kept/<id>: backups/<id>/.
+pub fn kept_legacy(kept: &Path, file: &str) -> std::path::PathBuf {
+    let id = kept.file_name().unwrap_or_default();
+    kept.parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("backups")
+        .join(id)
+        .join(file)
 }
 
 /// A spare of the warm pool becomes `inst` (ops/pool.rs): the generated
@@ -488,8 +518,8 @@ pub fn rename(dir: &Path, inst: &Instance, home_tag: &str) -> Result<()> {
 
 /// secrets/pgbackrest_s3.conf: the S3 repository's keys, a compose secret.
 pub const S3_SECRET_FILE: &str = "pgbackrest_s3.conf";
-/// backups/<id>/s3.json: the S3 repository with its keys, kept with the
-/// local backups so that a destroyed instance's S3 backups restore.
+/// config/kept/<id>/s3.json: the S3 repository with its keys, kept beside
+/// the local backups so that a destroyed instance's S3 backups restore.
 pub const S3_SETTINGS: &str = "s3.json";
 
 /// Writes both files of an instance's S3 repository (root's, 0600).
@@ -505,12 +535,19 @@ fn save_s3(dir: &Path, id: &str, s3: &crate::s3::S3Settings) -> Result<()> {
         keys.as_bytes(),
         0o600,
     )?;
+    write_kept_s3(&kept_dir(&backup_repo_dir(dir, id)), s3)
+}
+
+fn write_kept_s3(kept: &Path, s3: &crate::s3::S3Settings) -> Result<()> {
+    make_dir(kept, 0o700)?;
     let json = serde_json::to_string_pretty(s3).expect("S3 settings serialize");
     write_atomic(
-        &backup_repo_dir(dir, id).join(S3_SETTINGS),
+        &kept.join(S3_SETTINGS),
         format!("{json}\n").as_bytes(),
         0o600,
-    )
+    )?;
+    let _ = std::fs::remove_file(kept_legacy(kept, S3_SETTINGS));
+    Ok(())
 }
 
 fn s3_keys(s: &crate::s3::S3Secrets, n: u8) -> String {
@@ -520,16 +557,48 @@ fn s3_keys(s: &crate::s3::S3Secrets, n: u8) -> String {
     )
 }
 
-/// The S3 repository a repository directory (backups/<id>) records, if any.
+/// The S3 repository of the instance whose repository directory is
+/// `repo_dir` (backups/<id>), if any: from config/kept/<id>/, or from where
+/// an older dbaas kept it (backups/<id>/s3.json, which a container could
+/// rewrite), checked by the rules of a settings file and moved to
+/// config/kept/. Either way the values are checked again before use.
 pub fn read_s3(repo_dir: &Path) -> Result<Option<crate::s3::S3Settings>> {
-    let path = repo_dir.join(S3_SETTINGS);
-    match crate::safe_fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-            crate::error::Error::Failed(format!("{} is not readable: {e}", path.display()))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).ctx(|| format!("reading {}", path.display())),
+    let kept = kept_dir(repo_dir);
+    let read = |path: &Path| -> Result<Option<crate::s3::S3Settings>> {
+        match crate::safe_fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str::<crate::s3::S3Settings>(&text)
+                .map_err(|e| {
+                    crate::error::Error::Failed(format!("{} is not readable: {e}", path.display()))
+                })?
+                .checked()
+                .map(Some)
+                .map_err(|e| {
+                    crate::error::Error::Failed(format!(
+                        "{} holds S3 settings that are not valid ({e}); it was not used",
+                        path.display()
+                    ))
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).ctx(|| format!("reading {}", path.display())),
+        }
+    };
+    if let Some(s) = read(&kept.join(S3_SETTINGS))? {
+        return Ok(Some(s));
     }
+    let legacy = repo_dir.join(S3_SETTINGS);
+    match read(&legacy)? {
+        Some(s) => {
+            write_kept_s3(&kept, &s)?;
+            Ok(Some(s))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Whether the instance of `repo_dir` has an S3 repository (cheap: the
+/// file's presence, for reports).
+pub fn has_s3(repo_dir: &Path) -> bool {
+    kept_dir(repo_dir).join(S3_SETTINGS).exists() || repo_dir.join(S3_SETTINGS).exists()
 }
 
 /// A pgBackRest configuration of stanza `id` in an S3 repository alone (as
@@ -551,7 +620,7 @@ pub fn render_s3_source(id: &str, s3: &crate::s3::S3Settings) -> String {
     )
 }
 
-/// backups/<id>/instance.json: the instance a repository belongs to.
+/// config/kept/<id>/instance.json: the instance a repository belongs to.
 pub const BACKUP_ABOUT: &str = "instance.json";
 
 /// instances/<id>/ -> backups/<id>/ (the compose file names it relatively).
@@ -622,6 +691,46 @@ pub fn app_password(dir: &Path) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn s3_settings_move_out_of_the_containers_reach_and_are_checked() {
+        let t = crate::testing::TempDir::new("kept-s3");
+        let repo = t.path().join("backups").join("db_0000000a");
+        std::fs::create_dir_all(&repo).unwrap();
+        let good = crate::s3::parse(
+            "endpoint=s3.example.net\nbucket=b\nregion=r\naccess_key=AKIA1\nsecret_key=abcdef\n",
+        )
+        .unwrap();
+        // As an older dbaas left it, beside the repository.
+        let legacy = repo.join(S3_SETTINGS);
+        std::fs::write(&legacy, serde_json::to_string(&good).unwrap()).unwrap();
+        assert_eq!(read_s3(&repo).unwrap().unwrap(), good);
+        assert!(!legacy.exists(), "moved");
+        let kept = t.path().join("config/kept/db_0000000a").join(S3_SETTINGS);
+        assert!(kept.exists());
+        assert_eq!(read_s3(&repo).unwrap().unwrap(), good);
+        // A container's rewrite: a newline that would add a pgBackRest
+        // option, a network that would reach the compose file.
+        std::fs::remove_file(&kept).unwrap();
+        for bad in [
+            {
+                let mut b = good.clone();
+                b.secrets.secret_key.push_str("\nrepo2-path=/elsewhere");
+                b
+            },
+            {
+                let mut b = good.clone();
+                b.repo.network = Some("x\n    privileged: true".into());
+                b
+            },
+        ] {
+            std::fs::write(&legacy, serde_json::to_string(&bad).unwrap()).unwrap();
+            let e = read_s3(&repo).unwrap_err().to_string();
+            assert!(e.contains("not valid"), "{e}");
+            assert!(!kept.exists());
+        }
+    }
+
     use super::*;
     use crate::registry::State;
 

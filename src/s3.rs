@@ -77,6 +77,44 @@ impl S3Settings {
     }
 }
 
+impl S3Settings {
+    /// Settings read back from a file dbaas wrote are checked by the rules
+    /// of a settings file: written out as one and parsed again, they must
+    /// come back the same (a newline in a value, which would add a
+    /// pgBackRest option, or a network name that is not a word, does not).
+    pub fn checked(self) -> Result<S3Settings> {
+        let (r, k) = (&self.repo, &self.secrets);
+        let mut text = format!(
+            "endpoint={}\nbucket={}\nregion={}\naccess_key={}\nsecret_key={}\nport={}\nuri_style={}\nverify_tls={}\npath={}\ncipher_pass={}\n",
+            r.endpoint,
+            r.bucket,
+            r.region,
+            k.access_key,
+            k.secret_key,
+            r.port,
+            r.uri_style,
+            if r.verify_tls { "y" } else { "n" },
+            r.path,
+            k.cipher_pass
+        );
+        if let Some(n) = &r.network {
+            text.push_str(&format!("network={n}\n"));
+        }
+        let again = parse(&text)?;
+        let same = again.repo == self.repo
+            && again.secrets.access_key == k.access_key
+            && again.secrets.secret_key == k.secret_key
+            && again.secrets.cipher_pass == k.cipher_pass;
+        if !same {
+            return Err(Error::invalid(
+                "s3",
+                "a value does not read back the same (a newline or a character a settings file refuses)",
+            ));
+        }
+        Ok(self)
+    }
+}
+
 /// Whether a new instance gets an S3 repository.
 #[derive(Debug, Clone, Default)]
 pub enum S3Choice {

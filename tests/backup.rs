@@ -907,10 +907,20 @@ fn an_s3_repository_gets_every_backup_encrypted_and_restores_when_the_local_one_
     // read, not in the registry, not in any output.
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir.join("secrets/pgbackrest_s3.conf")), 0o600);
+    // Beside the repository the host keeps them where no container
+    // reaches (config/kept/<id>/), not in backups/<id>/ (mounted into the
+    // containers).
     assert_eq!(
-        mode(&h.root.join("backups").join(&id).join("s3.json")),
+        mode(&h.root.join("config/kept").join(&id).join("s3.json")),
         0o600
     );
+    assert!(!h.root.join("backups").join(&id).join("s3.json").exists());
+    assert!(!h
+        .root
+        .join("backups")
+        .join(&id)
+        .join("instance.json")
+        .exists());
     for text in [
         conf,
         std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap(),

@@ -115,17 +115,46 @@ fn destroyed(home: &Home) -> Result<Vec<Source>> {
         if reg.find(&id).is_some() || crate::validate::instance_id(&id).is_err() {
             continue;
         }
-        let about = d.path().join(provision::BACKUP_ABOUT);
-        match crate::safe_fs::read_to_string(&about)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Source>(&t).ok())
-        {
-            Some(s) if s.id == id => out.push(s),
-            _ => log::warn!("{} is missing or damaged; skipped", about.display()),
+        match kept_source(home, &d.path(), &id) {
+            Some(s) => out.push(s),
+            None => log::warn!(
+                "the backups in {} have no valid instance.json; skipped",
+                d.path().display()
+            ),
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// The destroyed instance whose repository is `repo`: from
+/// config/kept/<id>/instance.json, or from where an older dbaas kept it
+/// (backups/<id>/, which its containers could write), then checked as a
+/// request would be and with the image its version gets on this host: the
+/// file cannot choose what a restore runs.
+fn kept_source(home: &Home, repo: &std::path::Path, id: &str) -> Option<Source> {
+    let kept = provision::kept_dir(repo).join(provision::BACKUP_ABOUT);
+    let read = |p: &std::path::Path| {
+        crate::safe_fs::read_to_string(p)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Source>(&t).ok())
+    };
+    if let Some(s) = read(&kept).filter(|s| s.id == id) {
+        return Some(s);
+    }
+    let mut s = read(&repo.join(provision::BACKUP_ABOUT)).filter(|s| s.id == id)?;
+    let valid = crate::validate::instance_name(&s.name).is_ok()
+        && crate::validate::sql_name("database", &s.database).is_ok()
+        && crate::validate::sql_name("user", &s.user).is_ok()
+        && crate::validate::version(&s.version.to_string()).is_ok()
+        && s.node
+            .as_deref()
+            .is_none_or(|n| crate::validate::node_name(n).is_ok());
+    if !valid {
+        return None;
+    }
+    s.image = home.settings.image_for(s.version);
+    Some(s)
 }
 
 fn list_of(home: &Home, src: &Source) -> Result<BackupList> {

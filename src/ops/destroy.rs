@@ -123,10 +123,15 @@ async fn forget_s3(home: &Home, inst: &Instance) -> Result<()> {
         })
 }
 
-/// backups/<id>/: on `--delete-backups`, and when a create is rolled back.
+/// backups/<id>/ and config/kept/<id>/: on `--delete-backups`, and when a
+/// create is rolled back.
 pub async fn remove_backups(home: &Home, id: &str) -> Result<()> {
     let repo = home.backup_dir(id);
-    blocking(move || remove_dir(&repo)).await
+    blocking(move || {
+        remove_dir(&repo)?;
+        remove_dir(&crate::provision::kept_dir(&repo))
+    })
+    .await
 }
 
 pub(super) fn remove_dir(dir: &Path) -> Result<()> {
