@@ -359,6 +359,49 @@ fn a_tenant_stays_a_tenant() {
     });
 
     s.run(
+        "on-demand backups do not queue: one at a time, 409 for the next",
+        || {
+            let server = Server::start(&h, &[]);
+            let count = || {
+                h.run(&["backups", "victim", "--json"]).json()["backups"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            };
+            let before = count();
+            let path = format!("/instances/{id}/backups?wait=false");
+            let first = server.post_empty(&path);
+            assert_eq!(first.status, 202, "{}", first.text());
+            let second = server.post_empty(&path);
+            assert_eq!(second.status, 409, "{}", second.text());
+            assert!(
+                second.text().contains("already under way"),
+                "{}",
+                second.text()
+            );
+            // The first runs to its end; then another is accepted.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while count() == before {
+                assert!(
+                    Instant::now() < deadline,
+                    "the background backup never landed"
+                );
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let r = server.post_empty(&path);
+                if r.status == 202 {
+                    break;
+                }
+                assert_eq!(r.status, 409, "{}", r.text());
+                assert!(Instant::now() < deadline, "still refused: {}", r.text());
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        },
+    );
+
+    s.run(
         "a backups.json a container replaced cannot take the server down",
         || {
             let mut server = Server::start(&h, &[]);

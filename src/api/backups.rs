@@ -103,7 +103,7 @@ pub async fn get(state: &Arc<AppState>, key: &str, label: &str) -> Result<Reply,
     responses((status = 201, description = "Taken, with its verification", body = Backup),
         (status = 202, description = "Started (wait=false): GET /instances/{id}/backups shows it when done", body = BackupList),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "Not running, or backups are off", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 409, description = "Not running, backups are off, or a backup of the instance is already under way", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 500, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn take(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Reply, Error> {
@@ -115,20 +115,8 @@ pub async fn take(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Rep
     };
     let kind = body.kind.unwrap_or_else(|| "full".into());
     if !wait {
-        // The quick refusals (not running, backups off, bad type) first.
+        ops::backup::take_in_background(&state.home, key, &kind).await?;
         let list = ops::backup::list(&state.home, key).await?;
-        if !matches!(kind.as_str(), "full" | "diff" | "incr") || !list.enabled {
-            return Ok(reply::json(
-                201,
-                &ops::backup::take(&state.home, key, &kind).await?,
-            ));
-        }
-        let (st, key) = (state.clone(), key.to_string());
-        tokio::spawn(async move {
-            if let Err(e) = ops::backup::take(&st.home, &key, &kind).await {
-                log::warn!("backup of {key} failed: {e}");
-            }
-        });
         return Ok(reply::json(202, &list));
     }
     let (st, key) = (state.clone(), key.to_string());

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use warp::http::HeaderMap;
 
+/// The per-instance locks kept before unused ones are dropped.
+const LOCKS_KEPT: usize = 1024;
+
 /// How old the container status may be.
 pub const STATUS_REFRESH: Duration = Duration::from_millis(1000);
 /// The background refresh runs only while someone reads the status: an idle
@@ -90,7 +93,19 @@ impl AppState {
     /// being created).
     pub fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().expect("lock map");
+        // Bounded: past a size, the locks nobody holds or waits for (the
+        // map's is their only reference) go; requests for made-up names
+        // cannot grow it without end.
+        if locks.len() >= LOCKS_KEPT {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
         locks.entry(key.to_string()).or_default().clone()
+    }
+
+    /// How many locks `locks` holds before unused ones are dropped.
+    #[cfg(test)]
+    pub fn locks_len(&self) -> usize {
+        self.locks.lock().expect("lock map").len()
     }
 
     /// The registry as on disk now: re-read when the file changed.
@@ -261,4 +276,22 @@ fn check_token_file(path: &std::path::Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_map_is_bounded_and_keeps_held_locks() {
+        let d = crate::testing::TempDir::new("locks");
+        let home = Home::new(crate::settings::Settings::with_root(d.path().to_path_buf()));
+        let state = AppState::new(home, "t".into());
+        let held = state.lock_for("held");
+        for i in 0..3 * LOCKS_KEPT {
+            drop(state.lock_for(&format!("made-up-{i}")));
+        }
+        assert!(state.locks_len() <= LOCKS_KEPT, "{}", state.locks_len());
+        assert!(Arc::ptr_eq(&held, &state.lock_for("held")));
+    }
 }

@@ -221,6 +221,62 @@ pub(super) fn policy_of(inst: &Instance) -> Result<BackupPolicy> {
 /// Takes a backup now (full, diff or incr) and verifies it; returns it
 /// with its verification. The instance must be running.
 pub async fn take(home: &Home, key: &str, kind: &str) -> Result<Backup> {
+    check_kind(kind)?;
+    let inst = serving(home, key).await?;
+    policy_of(&inst)?;
+    let claim = Claim::new(&inst)?;
+    run_backup(home, inst, kind, claim).await
+}
+
+/// `take` for a caller that does not wait: the refusals (bad type, not
+/// running, backups off, one already pending) come back at once, the
+/// backup runs on to its end in the background.
+pub async fn take_in_background(home: &Home, key: &str, kind: &str) -> Result<()> {
+    check_kind(kind)?;
+    let inst = serving(home, key).await?;
+    policy_of(&inst)?;
+    let claim = Claim::new(&inst)?;
+    let (home, kind) = (home.clone(), kind.to_string());
+    tokio::spawn(async move {
+        let name = inst.name.clone();
+        if let Err(e) = run_backup(&home, inst, &kind, claim).await {
+            log::warn!("backup of {name} failed: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// The instances with an on-demand backup under way in this process: one
+/// at a time each, so that requests cannot queue backups without end.
+static PENDING: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// An instance's place in `PENDING`, given back when dropped.
+struct Claim(String);
+
+impl Claim {
+    fn new(inst: &Instance) -> Result<Claim> {
+        let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        if !p.insert(inst.id.clone()) {
+            return Err(Error::Conflict(format!(
+                "a backup of '{}' is already under way; wait for it (`dbaasctl backups {}` lists it when done)",
+                inst.name, inst.name
+            )));
+        }
+        Ok(Claim(inst.id.clone()))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        PENDING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
+fn check_kind(kind: &str) -> Result<()> {
     if !matches!(kind, "full" | "diff" | "incr") {
         return Err(Error::invalid(
             "type",
@@ -230,8 +286,10 @@ pub async fn take(home: &Home, key: &str, kind: &str) -> Result<Backup> {
             ),
         ));
     }
-    let inst = serving(home, key).await?;
-    policy_of(&inst)?;
+    Ok(())
+}
+
+async fn run_backup(home: &Home, inst: Instance, kind: &str, _claim: Claim) -> Result<Backup> {
     let argv: Vec<String> = ["bash", "/agent/backup.sh", "backup", kind]
         .map(String::from)
         .into();
