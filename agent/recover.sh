@@ -82,7 +82,7 @@ until [ "$("${psql[@]}" -c 'SELECT pg_catalog.pg_is_in_recovery()' 2>/dev/null)"
 done
 
 # The instance's own passwords (the restored ones are the source's), then no
-# trace of the recovery in the configuration.
+# trace of the recovery (or of the source's ALTER SYSTEM) in the configuration.
 export SU_PW APP_PW MON_PW
 SU_PW=$(read_secret postgres_password) APP_PW=$(read_secret app_password) MON_PW=$(read_secret monitor_password)
 "${psql[@]}" -v su="${POSTGRES_USER:-postgres}" -v app="${DBAAS_APP_USER:-}" -v mon="${DBAAS_MONITOR_USER:-}" <<'SQL'
@@ -93,11 +93,10 @@ SET password_encryption = 'scram-sha-256';
 SELECT pg_catalog.format('ALTER ROLE %I PASSWORD %L', :'su', :'su_pw') WHERE :'su_pw' <> '' \gexec
 SELECT pg_catalog.format('ALTER ROLE %I PASSWORD %L', :'app', :'app_pw') WHERE :'app_pw' <> '' AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :'app') \gexec
 SELECT pg_catalog.format('ALTER ROLE %I PASSWORD %L', :'mon', :'mon_pw') WHERE :'mon_pw' <> '' AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :'mon') \gexec
-ALTER SYSTEM RESET restore_command;
-ALTER SYSTEM RESET recovery_target_time;
-ALTER SYSTEM RESET recovery_target_lsn;
-ALTER SYSTEM RESET recovery_target;
-ALTER SYSTEM RESET recovery_target_action;
+-- The recovery's settings, and anything else the source's
+-- postgresql.auto.conf held: dbaas writes its configuration into files of
+-- its own, so a restored or cloned cluster takes none of the source's.
+ALTER SYSTEM RESET ALL;
 SQL
 unset SU_PW APP_PW MON_PW
 as_pg pg_ctl -D "$PGDATA" -m fast -w -t 120 -s stop

@@ -357,6 +357,34 @@ fn a_tenant_stays_a_tenant() {
         assert_eq!(b["verified"], true, "{b}");
         assert_still_a_tenant(&h, &id, &user);
     });
+    hostile_defaults(&url, &db, false);
+
+    s.run(
+        "a clone runs none of the tenant's code and keeps none of the source's ALTER SYSTEM",
+        || {
+            // What a superuser of the source (not the tenant) could leave in
+            // postgresql.auto.conf.
+            superuser_sql(&id, "postgres", "ALTER SYSTEM SET work_mem = '7MB'");
+            let v = h.run(&["clone", "victim", "twin", "--json"]).json();
+            let twin = v["instance"]["id"].as_str().unwrap().to_string();
+            let twin_user = v["instance"]["user"].as_str().unwrap().to_string();
+            assert_eq!(
+                superuser_sql(&twin, "postgres", "SELECT pg_catalog.count(*) FROM pg_catalog.pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf'"),
+                "0"
+            );
+            assert_ne!(superuser_sql(&twin, "postgres", "SHOW work_mem"), "7MB");
+            // The clone's rows are the source's, and its tenant a tenant.
+            let n: i64 = app_client(v["url"].as_str().unwrap())
+                .query_one("SELECT pg_catalog.count(*) FROM public.t", &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(n, 100);
+            assert_still_a_tenant(&h, &twin, &twin_user);
+            assert_still_a_tenant(&h, &id, &user);
+            superuser_sql(&id, "postgres", "ALTER SYSTEM RESET work_mem");
+            h.run(&["destroy", "twin", "--yes", "--delete-backups"]).ok();
+        },
+    );
 
     s.run(
         "on-demand backups do not queue: one at a time, 409 for the next",

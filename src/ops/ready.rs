@@ -27,7 +27,10 @@ pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<
         // The async client, so that a probe stuck in the docker proxy can be
         // abandoned: later probes get more time in case the host is busy.
         let mut cfg = pg_config(inst, password);
-        cfg.connect_timeout(READY_CONNECT_TIMEOUT);
+        // The owner's ALTER DATABASE ... SET (a 1 ms statement_timeout)
+        // must not make a running instance look down.
+        cfg.connect_timeout(READY_CONNECT_TIMEOUT)
+            .options("-c statement_timeout=0 -c default_transaction_read_only=off");
         let res = match tokio::time::timeout(probe_timeout, probe(cfg)).await {
             Ok(r) => r,
             Err(_) => {
