@@ -67,6 +67,10 @@ pub struct Restore {
     /// put back the data directory an in-place restore kept aside
     #[argh(switch)]
     pub undo: bool,
+    /// delete the data directories in-place restores and undos kept aside
+    /// (they are never deleted otherwise)
+    #[argh(switch)]
+    pub prune: bool,
     /// recover to this time, RFC 3339 in UTC (2026-11-29T01:02:03Z)
     #[argh(option)]
     pub time: Option<String>,
@@ -277,6 +281,22 @@ fn print_table(r: &dbaas::backups::Report) {
 pub async fn restore(home: &Home, c: Restore) -> Result<i32> {
     let target = Target::parse(c.time.as_deref(), c.lsn.as_deref(), c.backup.as_deref())?;
     let from = FromRepo::parse(c.from.as_deref())?;
+    if c.prune {
+        if c.to.is_some() || c.in_place || c.undo || target != Target::Latest || c.from.is_some() {
+            return Err(Error::invalid("prune", "--prune takes no other option"));
+        }
+        let gone = ops::restore::prune(home, &c.name).await?;
+        if c.json {
+            print::json(&serde_json::json!({ "deleted": gone }));
+        } else if gone.is_empty() {
+            eprintln!("'{}' has no data directory kept aside", c.name);
+        } else {
+            for g in &gone {
+                eprintln!("deleted {g}");
+            }
+        }
+        return Ok(0);
+    }
     match (&c.to, c.in_place, c.undo) {
         (Some(to), false, false) => {
             let pending =
@@ -302,7 +322,7 @@ pub async fn restore(home: &Home, c: Restore) -> Result<i32> {
         }
         _ => Err(Error::invalid(
             "arguments",
-            "give exactly one of --to NEW, --in-place and --undo",
+            "give exactly one of --to NEW, --in-place, --undo and --prune",
         )),
     }
 }

@@ -226,6 +226,20 @@ fn point_in_time_recovery_to_the_row_and_a_clone_under_write_load() {
     sections.finish();
 }
 
+/// The data directories in-place restores and undos kept aside, oldest
+/// first.
+fn kept_dirs(h: &TestHome, id: &str) -> Vec<std::path::PathBuf> {
+    let dir = h.root.join("instances").join(id);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("data.before-") || n.starts_with("data.incomplete-"))
+        .collect();
+    names.sort();
+    names.into_iter().map(|n| dir.join(n)).collect()
+}
+
 #[test]
 fn lost_data_volume_restored_in_place_then_undone() {
     if !docker_required() {
@@ -284,11 +298,18 @@ fn lost_data_volume_restored_in_place_then_undone() {
         let half = ids(&url);
         // T is the insert time of the middle row: its commit came after T.
         assert_eq!(half, all[..all.len() / 2].to_vec());
-        let kept = h.root.join("instances").join(&id).join("data.before-restore");
-        assert!(kept.join("PG_VERSION").is_file(), "the replaced data directory is kept");
+        // Both replaced directories are kept (the first restore's, emptied
+        // by the "lost volume", and this one's), never deleted implicitly.
+        let kept = kept_dirs(&h, &id);
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept[1].join("PG_VERSION").is_file(), "{kept:?}");
         h.run(&["restore", "vol", "--undo"]).ok();
         assert_eq!(ids(&url), all);
         assert_eq!(h.run(&["show", "vol", "--json"]).json()["status"], "running");
+        // --prune deletes what was kept, and says what.
+        let out = h.run(&["restore", "vol", "--prune"]).stderr();
+        assert_eq!(out.matches("deleted ").count(), 2, "{out}");
+        assert!(kept_dirs(&h, &id).is_empty());
     });
     sections.finish();
 }
@@ -670,7 +691,7 @@ fn the_api_lists_takes_restores_and_clones() {
         assert!(r.json()["kept_aside"]
             .as_str()
             .unwrap()
-            .ends_with("data.before-restore"));
+            .contains("/data.before-restore-"));
         assert_eq!(ids(&url).len(), 100);
     });
 
@@ -1027,4 +1048,100 @@ fn an_s3_repository_gets_every_backup_encrypted_and_restores_when_the_local_one_
         .run(&["restore", "plain", "--to", "nope", "--from", "s3"])
         .fails_with(4);
     assert!(err.contains("no S3 repository"), "{err}");
+}
+
+/// Whether the live data is the original (it has the table written after
+/// the backup) or the restored one (it has not).
+fn has_after(url: &str) -> bool {
+    let n: i64 = connect(url)
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'after_backup'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    n == 1
+}
+
+#[test]
+fn in_place_restores_and_undos_killed_at_every_step_lose_nothing() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("killinplace");
+    let (id, url, first) = with_rows(&h, "k", &[], 50);
+    let label = first["backups"][0]["label"].as_str().unwrap().to_string();
+    connect(&url)
+        .batch_execute("CREATE TABLE after_backup (x int)")
+        .unwrap();
+    // (the step the process dies at, whether the restored data is live after
+    // doctor --fix). Before the recovery ended the original comes back;
+    // after it, the restored data stays.
+    for (step, restored_live) in [
+        ("set-aside", false),
+        ("recovering", false),
+        ("recovered", true),
+    ] {
+        let r = h.run_env(
+            &["restore", "k", "--in-place", "--backup", &label],
+            &[("DBAAS_CRASH_AT", step)],
+        );
+        assert_ne!(
+            r.code(),
+            0,
+            "{step}: the process was not killed: {}",
+            r.stderr()
+        );
+        h.run(&["doctor", "--fix"]);
+        assert_eq!(
+            h.run(&["show", "k", "--json"]).json()["status"],
+            "running",
+            "{step}"
+        );
+        assert_eq!(
+            has_after(&url),
+            !restored_live,
+            "{step}: the wrong data is live"
+        );
+        if restored_live {
+            // The original is kept, and comes back with --undo.
+            let kept = kept_dirs(&h, &id);
+            assert!(
+                kept.iter().any(|k| k.join("PG_VERSION").is_file()
+                    && k.to_string_lossy().contains("data.before-restore-")),
+                "{kept:?}"
+            );
+            h.run(&["restore", "k", "--undo"]).ok();
+            assert!(
+                has_after(&url),
+                "{step}: --undo did not bring the original back"
+            );
+        }
+        eprintln!("killed at {step}: kept {:?}", kept_dirs(&h, &id));
+    }
+    // Now restored data live, the original kept; an undo killed at each of
+    // its steps leaves one live and the other kept.
+    h.run(&["restore", "k", "--in-place", "--backup", &label])
+        .ok();
+    assert!(!has_after(&url));
+    for step in ["out", "in"] {
+        let before = has_after(&url);
+        let r = h.run_env(&["restore", "k", "--undo"], &[("DBAAS_CRASH_AT", step)]);
+        assert_ne!(r.code(), 0, "undo {step}: not killed: {}", r.stderr());
+        h.run(&["doctor", "--fix"]);
+        assert_eq!(
+            h.run(&["show", "k", "--json"]).json()["status"],
+            "running",
+            "undo {step}"
+        );
+        let now = has_after(&url);
+        eprintln!("undo killed at {step}: the original live before {before}, after {now}");
+        // Whichever is live, the other is kept: one more undo swaps them.
+        h.run(&["restore", "k", "--undo"]).ok();
+        assert_eq!(
+            has_after(&url),
+            !now,
+            "undo {step}: the other one was not kept"
+        );
+    }
 }

@@ -10,6 +10,7 @@ pub mod create;
 pub mod destroy;
 pub mod doctor;
 pub mod dump;
+pub mod in_place;
 pub mod lifecycle;
 pub mod mirror;
 pub mod nodes;

@@ -4,6 +4,7 @@
 
 use super::backup::{archive_now, policy_of, source, Source};
 use super::create::{create_begin, Pending};
+use super::in_place;
 use super::lifecycle::{operate, up_inner};
 use super::recovery::{no_s3, recover, rfc3339, Recovery};
 pub use super::recovery::{parse_time, FromRepo, Target};
@@ -11,15 +12,11 @@ use super::views::InstanceView;
 use super::{blocking, find};
 use crate::backups;
 use crate::engine;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::registry::{Instance, Intent};
 use crate::validate::CreateRequest;
 use serde::Serialize;
-use std::path::Path;
-
-/// Where an in-place restore keeps the data directory it replaced.
-pub const ASIDE: &str = "data.before-restore";
 
 /// Checks a target against the source's backups, forcing the current WAL
 /// out first when the source runs (so the latest second is restorable).
@@ -236,28 +233,29 @@ pub async fn restore_in_place(
         target,
         from,
     };
-    let view = operate(home, key, Intent::Restore, |inst| {
-        in_place_inner(home, inst, rec)
-    })
-    .await?;
+    let (view, aside) = operate_in_place(home, key, |inst| in_place_inner(home, inst, rec)).await?;
     Ok(InPlace {
         instance: view,
         kept_aside: home
             .instance_dir(&inst.id)
-            .join(ASIDE)
+            .join(aside)
             .display()
             .to_string(),
     })
 }
 
-async fn in_place_inner(home: &Home, inst: Instance, rec: Recovery) -> Result<InstanceView> {
+async fn in_place_inner(
+    home: &Home,
+    inst: Instance,
+    rec: Recovery,
+) -> Result<(InstanceView, String)> {
     let dir = home.instance_dir(&inst.id);
     engine::of(home).down(&inst.id).await?;
     let d = dir.clone();
-    blocking(move || set_aside(&d)).await?;
+    let aside = blocking(move || in_place::set_aside(&d)).await?;
     if let Err(e) = recover(home, &inst.id, &rec).await {
-        let d = dir.clone();
-        let back = blocking(move || put_back(&d)).await;
+        let (d, a) = (dir.clone(), aside.clone());
+        let back = blocking(move || in_place::put_back(&d, &a)).await;
         let restarted = match back {
             Ok(()) => up_inner(home, inst.clone()).await.map(|_| ()),
             Err(e) => Err(e),
@@ -266,7 +264,7 @@ async fn in_place_inner(home: &Home, inst: Instance, rec: Recovery) -> Result<In
             Ok(()) => "the data directory was put back and the instance started again".to_string(),
             Err(r) => format!(
                 "putting the data directory back failed too ({r}); it is in {}",
-                dir.join(ASIDE).display()
+                dir.join(&aside).display()
             ),
         };
         return Err(Error::Failed(format!(
@@ -274,98 +272,80 @@ async fn in_place_inner(home: &Home, inst: Instance, rec: Recovery) -> Result<In
             inst.name
         )));
     }
-    up_inner(home, inst).await
+    let (d, a) = (dir.clone(), aside.clone());
+    blocking(move || in_place::recovering(&d, &a, in_place::Step::Recovered)).await?;
+    let view = up_inner(home, inst).await?;
+    blocking(move || in_place::done(&dir)).await?;
+    Ok((view, aside))
 }
 
-/// data/ -> data.before-restore/ (replacing an older one), and a new, empty
-/// data/.
-fn set_aside(dir: &Path) -> Result<()> {
-    let (data, aside) = (dir.join("data"), dir.join(ASIDE));
-    if aside.exists() {
-        super::destroy::remove_dir(&aside)?;
-    }
-    if data.exists() {
-        std::fs::rename(&data, &aside).ctx(|| format!("moving {} aside", data.display()))?;
-    }
-    make_data_dir(&data)
-}
-
-fn make_data_dir(data: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(data)
-        .ctx(|| format!("creating {}", data.display()))
-}
-
-/// After a failed recovery: the half-restored data/ goes, the kept one
-/// comes back.
-fn put_back(dir: &Path) -> Result<()> {
-    let (data, aside) = (dir.join("data"), dir.join(ASIDE));
-    if aside.exists() {
-        if data.exists() {
-            super::destroy::remove_dir(&data)?;
-        }
-        std::fs::rename(&aside, &data).ctx(|| format!("putting {} back", aside.display()))?;
-    }
-    Ok(())
-}
-
-/// Swaps the data directory with the one an in-place restore kept aside
-/// (so a second undo swaps them back), and starts the instance.
+/// Swaps the data directory with the newest one kept aside by an in-place
+/// restore or undo (so a second undo swaps them back), and starts the
+/// instance. The directory it replaces is kept too.
 pub async fn undo(home: &Home, key: &str) -> Result<InPlace> {
     let inst = find(home, key).await?;
     let dir = home.instance_dir(&inst.id);
-    if !dir.join(ASIDE).is_dir() {
+    if in_place::newest_kept(&dir).is_none() {
         return Err(Error::Conflict(format!(
-            "'{}' has no data directory kept by an in-place restore ({} does not exist); nothing to undo",
+            "'{}' has no data directory kept by an in-place restore (no {}* in {}); nothing to undo",
             inst.name,
-            dir.join(ASIDE).display()
+            in_place::KEPT_PREFIX,
+            dir.display()
         )));
     }
-    let view = operate(home, key, Intent::Restore, |inst| async move {
+    let (view, out) = operate_in_place(home, key, |inst| async move {
         engine::of(home).down(&inst.id).await?;
         let d = home.instance_dir(&inst.id);
-        blocking(move || swap(&d)).await?;
-        up_inner(home, inst).await
+        let out = blocking(move || in_place::swap(&d)).await?;
+        Ok((up_inner(home, inst).await?, out))
     })
     .await?;
     Ok(InPlace {
         instance: view,
-        kept_aside: dir.join(ASIDE).display().to_string(),
+        kept_aside: dir.join(out).display().to_string(),
     })
 }
 
-fn swap(dir: &Path) -> Result<()> {
-    let (data, aside, tmp) = (dir.join("data"), dir.join(ASIDE), dir.join("data.swap"));
-    if tmp.exists() {
-        super::destroy::remove_dir(&tmp)?;
-    }
-    if data.exists() {
-        std::fs::rename(&data, &tmp).ctx(|| format!("moving {}", data.display()))?;
-    }
-    std::fs::rename(&aside, &data).ctx(|| format!("moving {}", aside.display()))?;
-    if tmp.exists() {
-        std::fs::rename(&tmp, &aside).ctx(|| format!("moving {}", tmp.display()))?;
-    }
-    Ok(())
-}
-
-/// An interrupted in-place restore (its process killed): a data directory
-/// left without a finished recovery is replaced by the kept one; then the
-/// instance is started.
-pub async fn resume_restore(home: &Home, id: &str) -> Result<()> {
-    let dir = home.instance_dir(id);
-    let d = dir.clone();
-    blocking(move || {
-        let data = d.join("data");
-        let finished = data.join("PG_VERSION").exists() && !data.join("recovery.signal").exists();
-        if !finished {
-            put_back(&d)?;
-        }
-        Ok(())
+/// `operate` for an operation that also says which directory it kept.
+async fn operate_in_place<F, Fut>(home: &Home, key: &str, f: F) -> Result<(InstanceView, String)>
+where
+    F: FnOnce(Instance) -> Fut,
+    Fut: std::future::Future<Output = Result<(InstanceView, String)>>,
+{
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let k = kept.clone();
+    let view = operate(home, key, Intent::Restore, |inst| async move {
+        let (view, name) = f(inst).await?;
+        *k.lock().unwrap_or_else(|e| e.into_inner()) = name;
+        Ok(view)
     })
     .await?;
+    let name = kept.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok((view, name))
+}
+
+/// Deletes the data directories in-place restores and undos kept aside;
+/// returns their paths.
+pub async fn prune(home: &Home, key: &str) -> Result<Vec<String>> {
+    let inst = find(home, key).await?;
+    let dir = home.instance_dir(&inst.id);
+    let d = dir.clone();
+    let names = blocking(move || in_place::prune(&d)).await?;
+    Ok(names
+        .iter()
+        .map(|n| dir.join(n).display().to_string())
+        .collect())
+}
+
+/// An interrupted in-place restore or undo (its process killed): the
+/// journal says which step ran, and it is finished with either the
+/// original or the restored data live, the other kept; then the instance
+/// is started.
+pub async fn resume_restore(home: &Home, id: &str) -> Result<()> {
+    let dir = home.instance_dir(id);
+    if let Some(did) = blocking(move || in_place::resume(&dir)).await? {
+        log::warn!("{id}: {did}");
+    }
     super::lifecycle::up(home, id).await.map(|_| ())
 }
 
@@ -396,22 +376,5 @@ mod tests {
             rfc3339("2026-11-29 01:02:03.250000+00"),
             "2026-11-29T01:02:03.250000Z"
         );
-    }
-
-    #[test]
-    fn aside_swap_and_put_back() {
-        let t = crate::testing::TempDir::new("aside");
-        let dir = t.path();
-        std::fs::create_dir(dir.join("data")).unwrap();
-        std::fs::write(dir.join("data/old"), b"1").unwrap();
-        set_aside(dir).unwrap();
-        assert!(dir.join(ASIDE).join("old").exists());
-        std::fs::write(dir.join("data/new"), b"2").unwrap();
-        swap(dir).unwrap();
-        assert!(dir.join("data/old").exists() && dir.join(ASIDE).join("new").exists());
-        swap(dir).unwrap();
-        assert!(dir.join("data/new").exists());
-        put_back(dir).unwrap();
-        assert!(dir.join("data/old").exists() && !dir.join(ASIDE).exists());
     }
 }
