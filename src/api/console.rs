@@ -97,10 +97,6 @@ pub fn login_page(state: &AppState, req: &Request) -> Result<Reply, Error> {
     Ok(html(StatusCode::OK, render(&Login { error: "" })?))
 }
 
-/// How long a wrong token waits for its answer: guessing stays slow even
-/// for a token chosen by hand.
-const WRONG_TOKEN_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
-
 pub async fn login(state: &AppState, req: &Request) -> Result<Reply, Error> {
     if !session::same_origin(&req.headers) {
         return Ok(forbidden_html());
@@ -111,7 +107,9 @@ pub async fn login(state: &AppState, req: &Request) -> Result<Reply, Error> {
         .find(|(k, _)| k == "token")
         .map_or("", |(_, v)| v.trim());
     if token.is_empty() || !constant_time_eq(token.as_bytes(), state.token().as_bytes()) {
-        tokio::time::sleep(WRONG_TOKEN_DELAY).await;
+        // The bearer path's backoff, shared: guessing stays slow even for
+        // a token chosen by hand, and parallel guesses wait their turn.
+        session::wrong_token_backoff().await;
         let error = if token.is_empty() {
             "Enter the API token."
         } else {

@@ -203,6 +203,10 @@ where
         match state.access(&req.method, &req.headers) {
             session::Access::Token | session::Access::Session(_) => {}
             session::Access::Forged => return forged(),
+            session::Access::WrongToken => {
+                session::wrong_token_backoff().await;
+                return unauthorized();
+            }
             session::Access::None => return unauthorized(),
         }
     }

@@ -39,7 +39,34 @@ pub enum Access {
     /// A session cookie on a change without the session's CSRF token, or
     /// from another origin.
     Forged,
+    /// A bearer token that is not this server's: a guess, answered after
+    /// the shared backoff.
+    WrongToken,
     None,
+}
+
+/// Every wrong token waits at least this long for its answer.
+const WRONG_TOKEN_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
+/// Wrong tokens from all clients, on both paths (the bearer header and the
+/// console's sign-in), are answered at most one per this: guessing in
+/// parallel gains nothing.
+const WRONG_TOKEN_SPACING: std::time::Duration = std::time::Duration::from_millis(50);
+/// The longest a wrong token waits in that queue.
+const WRONG_TOKEN_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The shared backoff of a wrong token: each takes the next free slot.
+pub async fn wrong_token_backoff() {
+    static NEXT: std::sync::Mutex<Option<tokio::time::Instant>> = std::sync::Mutex::new(None);
+    let now = tokio::time::Instant::now();
+    let at = {
+        let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = next
+            .map_or(now, |n| n.max(now))
+            .min(now + WRONG_TOKEN_MAX_WAIT);
+        *next = Some(slot + WRONG_TOKEN_SPACING);
+        slot
+    };
+    tokio::time::sleep_until(at.max(now + WRONG_TOKEN_DELAY)).await;
 }
 
 /// Compares secrets in time independent of where they differ.
@@ -151,7 +178,7 @@ pub fn access(sessions: &Sessions, token: &str, method: &Method, headers: &Heade
         return if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
             Access::Token
         } else {
-            Access::None
+            Access::WrongToken
         };
     }
     let Some(s) = sessions.get(headers) else {
@@ -245,7 +272,7 @@ mod tests {
         let both = headers(&[("cookie", &c), ("authorization", "Bearer nope")]);
         assert!(matches!(
             access(&s, "tok", &Method::GET, &both),
-            Access::None
+            Access::WrongToken
         ));
         assert!(matches!(
             access(
@@ -273,6 +300,20 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[tokio::test]
+    async fn wrong_tokens_share_one_backoff() {
+        // Twenty guesses at once: answered one per spacing, not together.
+        let t = tokio::time::Instant::now();
+        let all: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(wrong_token_backoff()))
+            .collect();
+        for h in all {
+            h.await.unwrap();
+        }
+        let took = t.elapsed();
+        assert!(took >= WRONG_TOKEN_SPACING * 19, "{took:?}");
     }
 
     #[test]
