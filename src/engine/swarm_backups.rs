@@ -14,6 +14,12 @@ use std::path::Path;
 
 /// The most bytes of the log one sync reads.
 const CHUNK: u64 = 1 << 20;
+/// The most of the node's log the mirror copies, and the most labels it
+/// lists: the node's files are the sidecar's to write, so a container that
+/// was taken over cannot fill this host's disk through them (a real log
+/// holds a few hundred bytes per backup).
+const MAX_LOG: u64 = 64 << 20;
+const MAX_LABELS: usize = 10_000;
 
 /// Run in the backup container as postgres with `$1` the offset and `$2`
 /// CHUNK: the log's size, the labels, the newest segment's mtime (epoch
@@ -75,6 +81,7 @@ pub fn apply(dir: &Path, offset: u64, answer: &str) -> std::io::Result<bool> {
         .ok_or_else(|| bad("the labels"))?
         .split_whitespace()
         .filter(|l| crate::validate::backup_label(l).is_ok())
+        .take(MAX_LABELS)
         .collect();
     let newest_wal = parts.next().ok_or_else(|| bad("the WAL time"))?.trim();
     let s3_listing = parts.next().ok_or_else(|| bad("the S3 listing"))?.trim();
@@ -86,7 +93,10 @@ pub fn apply(dir: &Path, offset: u64, answer: &str) -> std::io::Result<bool> {
         std::fs::File::create(&log)?;
         return Ok(true);
     }
-    let whole = body.rfind('\n').map_or("", |i| &body[..=i]);
+    let whole = match body.rfind('\n') {
+        Some(i) if offset < MAX_LOG => &body[..=i],
+        _ => "",
+    };
     if !whole.is_empty() {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -169,5 +179,16 @@ mod tests {
             0
         );
         assert!(apply(&dir, 0, "garbage").is_err());
+        // Past the cap, nothing more of the log is copied.
+        let len = std::fs::metadata(dir.join(crate::backups::LOG))
+            .unwrap()
+            .len();
+        assert!(!apply(&dir, MAX_LOG, &format!("{}\n\n\n\nx\n", MAX_LOG + 2)).unwrap());
+        assert_eq!(
+            std::fs::metadata(dir.join(crate::backups::LOG))
+                .unwrap()
+                .len(),
+            len
+        );
     }
 }

@@ -13,6 +13,10 @@ use std::path::Path;
 /// The most bytes one sync reads (about 2,000 samples); a longer backlog
 /// (a first sync of an old instance) comes over the next syncs.
 pub const CHUNK: u64 = 4 << 20;
+/// The most of the node's current file the mirror copies: the agent
+/// rotates at DBAAS_METRICS_MAX_BYTES (10 MiB), so only a container that
+/// was taken over writes more, and this host's disk is not its to fill.
+pub const MAX_MIRROR: u64 = 256 << 20;
 
 /// Run in the agent container with `$1` the offset and `$2` CHUNK. The
 /// first line is the size of the node's current file; then, from the
@@ -87,7 +91,11 @@ pub fn apply(dir: &Path, offset: u64, keep: u32, answer: &str) -> std::io::Resul
         .trim()
         .parse()
         .map_err(|_| std::io::Error::other(format!("unexpected answer from the node: {size:?}")))?;
-    let whole = &body[..body.rfind('\n').map_or(0, |i| i + 1)];
+    let whole = if offset < MAX_MIRROR {
+        &body[..body.rfind('\n').map_or(0, |i| i + 1)]
+    } else {
+        ""
+    };
     std::fs::create_dir_all(dir)?;
     if !whole.is_empty() {
         let mut f = std::fs::OpenOptions::new()
@@ -143,6 +151,11 @@ mod tests {
         assert_eq!(offset(&dir), 16);
         let got = apply(&dir, 16, 2, "20\n{\"a\"").unwrap();
         assert_eq!(got, Synced::Appended(0), "a piece of a line is not a line");
+        assert_eq!(
+            apply(&dir, MAX_MIRROR, 2, &format!("{}\n{{}}\n", MAX_MIRROR + 3)).unwrap(),
+            Synced::Appended(0),
+            "past the cap nothing is copied"
+        );
         let got = apply(&dir, 16, 2, "24\n{\"a\":3}\n").unwrap();
         assert_eq!(got, Synced::Appended(8));
         // Rotated on the node: the rest of the old file, then the local
