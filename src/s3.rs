@@ -132,19 +132,27 @@ pub enum S3Choice {
 /// Reads a settings file: it must be a regular file that only its owner
 /// can read (it holds the keys).
 pub fn read(path: &Path) -> Result<S3Settings> {
+    let text = read_private(path)?;
+    parse(&text).map_err(|e| in_file(e, path))
+}
+
+fn in_file(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Invalid { field, reason } => {
+            Error::invalid(field, format!("{reason} (in {})", path.display()))
+        }
+        e => e,
+    }
+}
+
+/// A settings or key file's text: a regular file only its owner can read.
+fn read_private(path: &Path) -> Result<String> {
     use std::os::unix::fs::PermissionsExt;
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        Error::invalid(
-            "s3",
-            format!("cannot read the S3 settings file {shown}: {e}"),
-        )
-    })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::invalid("s3", format!("cannot read {shown}: {e}")))?;
     if !meta.is_file() {
-        return Err(Error::invalid(
-            "s3",
-            format!("{shown} is not a file; give the S3 settings file"),
-        ));
+        return Err(Error::invalid("s3", format!("{shown} is not a file")));
     }
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(Error::invalid(
@@ -152,11 +160,63 @@ pub fn read(path: &Path) -> Result<S3Settings> {
             format!("{shown} holds keys but others can read it; run `chmod 600 {shown}`"),
         ));
     }
-    let text = crate::safe_fs::read_to_string(path).ctx(|| format!("reading {shown}"))?;
-    parse(&text).map_err(|e| match e {
-        Error::Invalid { field, reason } => Error::invalid(field, format!("{reason} (in {shown})")),
-        e => e,
-    })
+    crate::safe_fs::read_to_string(path).ctx(|| format!("reading {shown}"))
+}
+
+/// The host-wide settings file (DBAAS_S3) for the instance NAME. With
+/// `keys_dir = DIR` in it, the instance's keys (and, if given, its own
+/// `path` in the bucket) come from DIR/NAME.conf, so that each instance
+/// holds a key of its own, which a bucket policy limits to its path; an
+/// instance without such a file gets no S3 repository, refused with the
+/// file to write.
+pub fn read_for_instance(host_file: &Path, name: &str) -> Result<S3Settings> {
+    let text = read_private(host_file)?;
+    let mut keys_dir = None;
+    let mut base = String::new();
+    for line in text.lines() {
+        match line.split_once('=') {
+            Some((k, v)) if k.trim() == "keys_dir" => keys_dir = Some(v.trim().to_string()),
+            _ => {
+                base.push_str(line);
+                base.push('\n');
+            }
+        }
+    }
+    let Some(dir) = keys_dir else {
+        return parse(&text).map_err(|e| in_file(e, host_file));
+    };
+    if !dir.starts_with('/') {
+        return Err(in_file(
+            Error::invalid("s3", "'keys_dir' must be an absolute path"),
+            host_file,
+        ));
+    }
+    let file = Path::new(&dir).join(format!("{name}.conf"));
+    if !file.exists() {
+        return Err(Error::invalid(
+            "s3",
+            format!(
+                "{} names keys_dir = {dir}, and {} does not exist: write it (mode 0600) with this instance's own `access_key = ...` and `secret_key = ...` (and `path = ...`, the prefix its bucket policy allows), or create it with --no-s3",
+                host_file.display(),
+                file.display()
+            ),
+        ));
+    }
+    let own = read_private(&file)?;
+    if let Some(k) = key_values(&own)?
+        .keys()
+        .find(|k| !["access_key", "secret_key", "path"].contains(&k.as_str()))
+    {
+        return Err(in_file(
+            Error::invalid(
+                "s3",
+                format!("'{k}' is not accepted in an instance's key file: only access_key, secret_key and path"),
+            ),
+            &file,
+        ));
+    }
+    // The instance's lines come last, and the last of a key wins.
+    parse(&format!("{base}{own}")).map_err(|e| in_file(e, &file))
 }
 
 /// Parses the `key = value` lines of a settings file.

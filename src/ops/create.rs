@@ -171,7 +171,7 @@ pub(super) fn s3_for(
     }
     Ok(match &req.s3 {
         S3Choice::HostDefault => match &home.settings.s3_file {
-            Some(f) => Some(host_s3(f)?),
+            Some(f) => Some(host_s3(f, &req.name)?),
             None => None,
         },
         S3Choice::File(f) => Some(crate::s3::read(f)?),
@@ -184,8 +184,8 @@ pub(super) fn s3_for(
 /// passphrase there would be one key to every instance's backups, so it is
 /// refused (each instance gets its own; a file given with `--s3` may name
 /// one for that instance alone).
-fn host_s3(f: &std::path::Path) -> Result<S3Settings> {
-    let s = crate::s3::read(f).map_err(|e| match e {
+fn host_s3(f: &std::path::Path, name: &str) -> Result<S3Settings> {
+    let s = crate::s3::read_for_instance(f, name).map_err(|e| match e {
         Error::Invalid { reason, .. } => Error::invalid("DBAAS_S3", reason),
         e => e,
     })?;
@@ -584,15 +584,74 @@ mod tests {
         let base = "endpoint = s3.example.net\nbucket = b\nregion = r\naccess_key = AKIAEXAMPLE\nsecret_key = 0123456789abcdef\n";
         std::fs::write(&f, base).unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(!host_s3(&f).unwrap().secrets.cipher_pass_given);
+        assert!(!host_s3(&f, "a").unwrap().secrets.cipher_pass_given);
         std::fs::write(&f, format!("{base}cipher_pass = one-pass-for-everyone\n")).unwrap();
-        let e = host_s3(&f).unwrap_err();
+        let e = host_s3(&f, "a").unwrap_err();
         assert!(
             matches!(&e, Error::Invalid { field, reason } if field == "DBAAS_S3" && reason.contains("cipher_pass")),
             "{e}"
         );
         // The same file for one instance (--s3 FILE) may name its own.
         assert!(crate::s3::read(&f).unwrap().secrets.cipher_pass_given);
+    }
+
+    #[test]
+    fn each_instance_takes_its_own_keys_from_the_keys_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = crate::testing::TempDir::new("host-s3-keys");
+        let keys = d.join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let private = |p: &std::path::Path, text: &str| {
+            std::fs::write(p, text).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        let f = d.join("s3.conf");
+        private(
+            &f,
+            &format!(
+                "endpoint = s3.example.net\nbucket = b\nregion = r\npath = /dbaas\nkeys_dir = {}\n",
+                keys.display()
+            ),
+        );
+        private(
+            &keys.join("a.conf"),
+            "access_key = AKIAA\nsecret_key = secret-of-a\npath = /dbaas/a\n",
+        );
+        private(
+            &keys.join("b.conf"),
+            "access_key = AKIAB\nsecret_key = secret-of-b\n",
+        );
+        let a = host_s3(&f, "a").unwrap();
+        let b = host_s3(&f, "b").unwrap();
+        assert_eq!(
+            (a.secrets.access_key.as_str(), a.repo.path.as_str()),
+            ("AKIAA", "/dbaas/a")
+        );
+        assert_eq!(
+            (b.secrets.access_key.as_str(), b.repo.path.as_str()),
+            ("AKIAB", "/dbaas")
+        );
+        assert_ne!(a.secrets.cipher_pass, b.secrets.cipher_pass);
+        // No file for the instance: refused, naming the file to write.
+        let e = host_s3(&f, "c").unwrap_err().to_string();
+        assert!(e.contains("c.conf") && e.contains("--no-s3"), "{e}");
+        // A key file may not move the endpoint, nor be readable by others.
+        private(
+            &keys.join("d.conf"),
+            "access_key = AKIAD\nsecret_key = s\nendpoint = evil.example\n",
+        );
+        assert!(host_s3(&f, "d")
+            .unwrap_err()
+            .to_string()
+            .contains("endpoint"));
+        std::fs::set_permissions(keys.join("b.conf"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        assert!(host_s3(&f, "b")
+            .unwrap_err()
+            .to_string()
+            .contains("chmod 600"));
+        // keys_dir belongs in the host file only.
+        assert!(crate::s3::read(&f).is_err());
     }
 
     #[test]
