@@ -183,7 +183,9 @@ where
                     _ = conn.as_mut() => break,
                     _ = stop.changed() => {
                         conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
+                        // Bounded: a client that never reads its answer
+                        // does not hold the shutdown.
+                        let _ = tokio::time::timeout(DRAIN, conn).await;
                         break;
                     }
                     _ = tick.tick() => {
@@ -191,7 +193,7 @@ where
                         // starts, but not an idle kept-alive connection.
                         if activity.idle_for() > HEADER_TIMEOUT {
                             conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
+                            let _ = tokio::time::timeout(HEADER_TIMEOUT, conn).await;
                             break;
                         }
                     }
