@@ -58,13 +58,14 @@ prometheus-check: setup
 fuzz: setup
 	bash scripts/fuzz-api.sh
 
-## bench: provisioning, API, database, monitoring, backup, console and scale (200 instances, ~12 min) benchmarks (print figures; see README)
+## bench: provisioning, API, database, monitoring, backup, import, console and scale (200 instances, ~12 min) benchmarks (print figures; see README)
 bench: setup build
 	bash scripts/bench-provision.sh
 	bash scripts/bench-api.sh
 	bash scripts/bench-db.sh
 	bash scripts/bench-monitoring.sh
 	bash scripts/bench-backup.sh
+	bash scripts/bench-import.sh
 	bash scripts/bench-console.sh
 	bash scripts/bench-scale.sh
 

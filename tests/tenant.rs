@@ -4,7 +4,8 @@
 //! signatures, views named like catalog relations, ALTER DATABASE/ROLE
 //! settings, triggers), and hostile dump files are imported. Then dbaas
 //! runs what it runs on an instance: a backup and its verification, a
-//! resize, a restart, the agent's samples, dump and import. Afterwards
+//! resize, a restart, the agent's samples, dump and import, a clone, an
+//! in-place restore and its undo. Afterwards
 //! the app role is no superuser and has no new memberships, no file was
 //! written by COPY TO PROGRAM, and the backups still verify.
 //!
@@ -383,6 +384,21 @@ fn a_tenant_stays_a_tenant() {
             assert_still_a_tenant(&h, &id, &user);
             superuser_sql(&id, "postgres", "ALTER SYSTEM RESET work_mem");
             h.run(&["destroy", "twin", "--yes", "--delete-backups"]).ok();
+        },
+    );
+
+    s.run(
+        "an in-place restore, and its undo, run none of the tenant's code",
+        || {
+            h.run(&["restore", "victim", "--in-place"]).ok();
+            assert_still_a_tenant(&h, &id, &user);
+            h.run(&["restore", "victim", "--undo"]).ok();
+            assert_still_a_tenant(&h, &id, &user);
+            let n: i64 = app_client(&url)
+                .query_one("SELECT pg_catalog.count(*) FROM public.t", &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(n, 100);
         },
     );
 
