@@ -35,7 +35,9 @@ compose() { docker compose -p "$id" -f "$dir/docker-compose.yml" "$@"; }
 #    disk the repository is on, from the sidecar (same CPU limits).
 compose exec -T -u postgres backup rm -rf /verify/basebackup
 t=$(now)
-compose exec -T -u postgres backup pg_basebackup -h /var/run/postgresql -U postgres -D /verify/basebackup -X stream -c fast
+# As the superuser, with the privileged channel's settings (src/db/privileged.rs).
+compose exec -T -u postgres -e PGOPTIONS='-c search_path=pg_catalog,pg_temp' backup \
+    pg_basebackup -h /var/run/postgresql -U postgres -D /verify/basebackup -X stream -c fast
 base_s=$(since "$t")
 base_bytes=$(du -sb "$dir/verify/basebackup" | cut -f1)
 compose exec -T -u postgres backup rm -rf /verify/basebackup

@@ -24,14 +24,7 @@ enum Msg {
 
 pub struct PlainImport {
     tx: Option<mpsc::Sender<Msg>>,
-    worker: tokio::task::JoinHandle<Result<Summary>>,
-}
-
-/// What went in.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Summary {
-    pub statements: u64,
-    pub rows: u64,
+    worker: tokio::task::JoinHandle<Result<()>>,
 }
 
 impl PlainImport {
@@ -55,7 +48,7 @@ impl PlainImport {
     }
 
     /// The whole file was written: commit, or say why not.
-    pub async fn finish(mut self) -> Result<Summary> {
+    pub async fn finish(mut self) -> Result<()> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Msg::End).await;
         }
@@ -117,7 +110,7 @@ fn statement_failed(line: usize, e: &postgres::Error) -> Error {
     )
 }
 
-fn run(cfg: postgres::Config, rx: mpsc::Receiver<Msg>) -> Result<Summary> {
+fn run(cfg: postgres::Config, rx: mpsc::Receiver<Msg>) -> Result<()> {
     let mut src = Source {
         rx,
         splitter: Splitter::new(),
@@ -130,12 +123,10 @@ fn run(cfg: postgres::Config, rx: mpsc::Receiver<Msg>) -> Result<Summary> {
     let mut tx = client
         .transaction()
         .map_err(|e| Error::Unavailable(format!("starting the import's transaction: {e}")))?;
-    let mut sum = Summary::default();
     while let Some(piece) = src.next()? {
         let Piece::Statement { sql, line, copy_in } = piece else {
             return Err(Error::Failed("COPY data without its statement".into()));
         };
-        sum.statements += 1;
         // One statement per round trip, by the extended protocol, which
         // refuses two in one (whatever a string trick made of the split).
         if !copy_in {
@@ -148,11 +139,9 @@ fn run(cfg: postgres::Config, rx: mpsc::Receiver<Msg>) -> Result<Summary> {
             .map_err(|e| statement_failed(line, &e))?;
         loop {
             match src.next()? {
+                // A failed write: the server's error comes with finish.
                 Some(Piece::CopyRow(row)) => {
-                    sum.rows += 1;
-                    if let Err(e) = w.write_all(&row) {
-                        // The server's error comes with finish.
-                        drop(e);
+                    if w.write_all(&row).is_err() {
                         break;
                     }
                 }
@@ -166,6 +155,5 @@ fn run(cfg: postgres::Config, rx: mpsc::Receiver<Msg>) -> Result<Summary> {
         Error::Failed(format!(
             "committing the import: {e}; its outcome is unknown"
         ))
-    })?;
-    Ok(sum)
+    })
 }

@@ -190,6 +190,17 @@ pub(super) async fn serving(home: &Home, key: &str) -> Result<Instance> {
     Ok(inst)
 }
 
+/// How the CLI connects as the app user of `inst` (one connection, no
+/// pool): its password, address and the connect timeout.
+pub(super) async fn app_config(home: &Home, inst: &Instance) -> Result<postgres::Config> {
+    let dir = home.instance_dir(&inst.id);
+    let password = blocking(move || provision::app_password(&dir)).await?;
+    let mut cfg = pg_config(inst, &password);
+    cfg.application_name("dbaasctl")
+        .connect_timeout(home.settings.db.connect_timeout);
+    Ok(cfg)
+}
+
 /// For the CLI: one connection (no pool) as the app user of a running
 /// instance, used by `f` on the blocking thread pool.
 pub async fn with_client<T, F>(home: &Home, key: &str, f: F) -> Result<T>
@@ -198,16 +209,11 @@ where
     F: FnOnce(&mut postgres::Client) -> Result<T, crate::db::Failure> + Send + 'static,
 {
     let inst = serving(home, key).await?;
-    let dir = home.instance_dir(&inst.id);
-    let password = blocking(move || provision::app_password(&dir)).await?;
-    let settings = &home.settings.db;
-    let mut cfg = pg_config(&inst, &password);
-    cfg.application_name("dbaasctl")
-        .connect_timeout(settings.connect_timeout)
-        .options(&format!(
-            "-c statement_timeout={}",
-            settings.statement_timeout.as_millis()
-        ));
+    let mut cfg = app_config(home, &inst).await?;
+    cfg.options(&format!(
+        "-c statement_timeout={}",
+        home.settings.db.statement_timeout.as_millis()
+    ));
     tokio::task::spawn_blocking(move || {
         let mut client = cfg.connect(postgres::NoTls).map_err(|e| {
             Error::Unavailable(format!(

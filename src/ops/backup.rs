@@ -221,21 +221,25 @@ pub(super) fn policy_of(inst: &Instance) -> Result<BackupPolicy> {
 /// Takes a backup now (full, diff or incr) and verifies it; returns it
 /// with its verification. The instance must be running.
 pub async fn take(home: &Home, key: &str, kind: &str) -> Result<Backup> {
+    let (inst, claim) = claim(home, key, kind).await?;
+    run_backup(home, inst, kind, claim).await
+}
+
+/// The refusals of an on-demand backup (bad type, not running, backups
+/// off, one already under way), and the instance's place in `PENDING`.
+async fn claim(home: &Home, key: &str, kind: &str) -> Result<(Instance, Claim)> {
     check_kind(kind)?;
     let inst = serving(home, key).await?;
     policy_of(&inst)?;
     let claim = Claim::new(&inst)?;
-    run_backup(home, inst, kind, claim).await
+    Ok((inst, claim))
 }
 
 /// `take` for a caller that does not wait: the refusals (bad type, not
 /// running, backups off, one already pending) come back at once, the
 /// backup runs on to its end in the background.
 pub async fn take_in_background(home: &Home, key: &str, kind: &str) -> Result<()> {
-    check_kind(kind)?;
-    let inst = serving(home, key).await?;
-    policy_of(&inst)?;
-    let claim = Claim::new(&inst)?;
+    let (inst, claim) = claim(home, key, kind).await?;
     let (home, kind) = (home.clone(), kind.to_string());
     tokio::spawn(async move {
         let name = inst.name.clone();

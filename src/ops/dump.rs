@@ -8,7 +8,6 @@ use crate::db::import::PlainImport;
 use crate::engine::{self, Attach, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::provision;
 use crate::registry::Instance;
 use std::path::Path;
 
@@ -209,11 +208,7 @@ impl Importer {
     pub async fn start(home: &Home, key: &str, custom: bool) -> Result<Importer> {
         let inst = serving(home, key).await?;
         if !custom {
-            let dir = home.instance_dir(&inst.id);
-            let password = super::blocking(move || provision::app_password(&dir)).await?;
-            let mut cfg = super::pg_config(&inst, &password);
-            cfg.application_name("dbaasctl-import")
-                .connect_timeout(home.settings.db.connect_timeout);
+            let cfg = super::access::app_config(home, &inst).await?;
             return Ok(Importer::Plain(PlainImport::start(cfg)));
         }
         let mut piped = Piped::start(home, &inst, import_argv(&inst), true).await?;
@@ -245,7 +240,7 @@ impl Importer {
                 drop(stdin);
                 piped.finish().await
             }
-            Importer::Plain(p) => p.finish().await.map(|_| ()),
+            Importer::Plain(p) => p.finish().await,
         }
     }
 }
