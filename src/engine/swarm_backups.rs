@@ -88,9 +88,24 @@ pub fn apply(dir: &Path, offset: u64, answer: &str) -> std::io::Result<bool> {
     let body = parts.next().unwrap_or("");
     std::fs::create_dir_all(dir)?;
     let log = dir.join(crate::backups::LOG);
+    // Two processes may sync one instance at once (`serve`'s mirror and a
+    // CLI command): under an exclusive lock, the copy is changed only if
+    // it is still as long as the offset this answer was asked with;
+    // otherwise the other one got there first, and this sync asks again.
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)?;
+    // SAFETY: flock on a descriptor we own; released when `f` closes.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if f.metadata()?.len() != offset {
+        return Ok(true);
+    }
     if size < offset {
         // Not the log that was copied (a repository made again): start over.
-        std::fs::File::create(&log)?;
+        f.set_len(0)?;
         return Ok(true);
     }
     let whole = match body.rfind('\n') {
@@ -98,12 +113,9 @@ pub fn apply(dir: &Path, offset: u64, answer: &str) -> std::io::Result<bool> {
         _ => "",
     };
     if !whole.is_empty() {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
         f.write_all(whole.as_bytes())?;
     }
+    drop(f);
     held(dir, &labels)?;
     let wal = dir.join(crate::backups::MIRRORED_WAL);
     if newest_wal.chars().all(|c| c.is_ascii_digit()) && !newest_wal.is_empty() {
@@ -180,15 +192,15 @@ mod tests {
         );
         assert!(apply(&dir, 0, "garbage").is_err());
         // Past the cap, nothing more of the log is copied.
-        let len = std::fs::metadata(dir.join(crate::backups::LOG))
-            .unwrap()
-            .len();
+        let log = dir.join(crate::backups::LOG);
+        let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+        f.set_len(MAX_LOG).unwrap();
         assert!(!apply(&dir, MAX_LOG, &format!("{}\n\n\n\nx\n", MAX_LOG + 2)).unwrap());
-        assert_eq!(
-            std::fs::metadata(dir.join(crate::backups::LOG))
-                .unwrap()
-                .len(),
-            len
-        );
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), MAX_LOG);
+        // An answer asked at an offset another writer has moved past since
+        // changes nothing, and asks for another round.
+        std::fs::write(&log, "a\n").unwrap();
+        assert!(apply(&dir, 0, "2\n\n\n\na\n").unwrap());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "a\n");
     }
 }
