@@ -100,4 +100,21 @@ ALTER SYSTEM RESET ALL;
 SQL
 unset SU_PW APP_PW MON_PW
 as_pg pg_ctl -D "$PGDATA" -m fast -w -t 120 -s stop
+
+# Who logs in how, written afresh: the restored pg_hba.conf and
+# pg_ident.conf are the source's. The rules are the image's own, as its
+# entrypoint writes them at initdb (scripts/docker-entrypoint.sh,
+# init_cluster and local_rules; a unit test holds the two equal); the
+# entrypoint adds the app user's mapping at every start.
+su=${POSTGRES_USER:-postgres} auth=scram-sha-256
+# dbaas-access-rules:begin
+hba_lines=("host all $su all reject"
+    "local all $su peer map=dbaas" "local all +pg_monitor $auth"
+    "local all all peer map=dbaas" "local replication $su peer map=dbaas"
+    "host all all all $auth")
+ident_lines=("# dbaas: which operating-system user logs in over the local socket as which role"
+    "dbaas postgres $su" "dbaas root $su")
+# dbaas-access-rules:end
+printf '%s\n' "${hba_lines[@]}" | as_pg tee "$PGDATA/pg_hba.conf" >/dev/null
+printf '%s\n' "${ident_lines[@]}" | as_pg tee "$PGDATA/pg_ident.conf" >/dev/null
 printf '{"recovered": true, "seconds": %d}\n' $(($(date +%s) - started))

@@ -791,12 +791,15 @@ fn restores_cut_short_leave_the_source_untouched_and_the_target_cleanable() {
 }
 
 /// The S3-compatible server of these tests: moto behind stunnel (image
-/// dbaas/s3test, built by scripts/setup-host.sh) on an internal Docker
-/// network this test creates, so that only the containers joined to it
-/// reach it. Removed on drop.
+/// dbaas/s3test, built by scripts/setup-host.sh), as the README tells an
+/// operator to run one: on a network of its own, its port published on the
+/// gateway of an S3 network this test creates with container-to-container
+/// traffic off, so that the instances joined to that network reach the
+/// server and not each other. Removed on drop.
 struct S3Server {
     network: String,
     container: String,
+    gateway: String,
 }
 
 impl S3Server {
@@ -813,12 +816,26 @@ impl S3Server {
         docker_ok(&[
             "network",
             "create",
-            "--internal",
+            "-o",
+            "com.docker.network.bridge.enable_icc=false",
             "--label",
             "dbaas.test=1",
             &network,
         ]);
-        let s = S3Server { network, container };
+        let gateway = docker_ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            &network,
+        ])
+        .trim()
+        .to_string();
+        let s = S3Server {
+            network,
+            container,
+            gateway,
+        };
         docker_ok(&[
             "run",
             "-d",
@@ -827,10 +844,8 @@ impl S3Server {
             &s.container,
             "--label",
             "dbaas.test=1",
-            "--network",
-            &s.network,
-            "--network-alias",
-            "s3.dbaas.test",
+            "-p",
+            &format!("{}:443:443", s.gateway),
             "dbaas/s3test",
             "dbaas-test",
         ]);
@@ -850,9 +865,9 @@ impl S3Server {
         std::fs::write(
             &path,
             format!(
-                "endpoint = s3.dbaas.test\nbucket = dbaas-test\nregion = us-east-1\nuri_style = path\n\
+                "endpoint = {}\nbucket = dbaas-test\nregion = us-east-1\nuri_style = path\n\
                  verify_tls = n\naccess_key = AKIATEST\nsecret_key = TopSecretKey123\nnetwork = {}\n",
-                self.network
+                self.gateway, self.network
             ),
         )
         .unwrap();
@@ -914,9 +929,58 @@ fn an_s3_repository_gets_every_backup_encrypted_and_restores_when_the_local_one_
         .run(&["create", "nope", "--s3", &settings, "--no-backups"])
         .fails_with(2);
     assert!(err.contains("no backups"), "{err}");
+    // A network whose containers reach each other is refused.
+    let open_net = format!("{}-open", s3.network);
+    docker_ok(&["network", "create", "--label", "dbaas.test=1", &open_net]);
+    let open_settings = h.root.join("open.conf");
+    std::fs::write(
+        &open_settings,
+        std::fs::read_to_string(&settings)
+            .unwrap()
+            .replace(&s3.network, &open_net),
+    )
+    .unwrap();
+    std::fs::set_permissions(&open_settings, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = h
+        .run(&["create", "nope", "--s3", open_settings.to_str().unwrap()])
+        .fails_with(2);
+    docker_ok(&["network", "rm", &open_net]);
+    assert!(err.contains("enable_icc=false"), "{err}");
     assert!(h.registry_text().is_none_or(|t| !t.contains("nope")));
+    assert!(h.instance_dirs().is_empty(), "{:?}", h.instance_dirs());
 
     let (id, _, _) = with_rows(&h, "s3src", &["--s3", &settings], 300);
+    // On the S3 network, the containers reach the S3 server (on the
+    // gateway) and not each other: the backup sidecar cannot open the db
+    // container's port there.
+    let db_ip = docker_ok(&[
+        "inspect",
+        "-f",
+        &format!(
+            "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+            s3.network
+        ),
+        &format!("{id}-db-1"),
+    ])
+    .trim()
+    .to_string();
+    assert!(!db_ip.is_empty());
+    let probe = std::process::Command::new("docker")
+        .args([
+            "exec",
+            &format!("{id}-backup-1"),
+            "timeout",
+            "3",
+            "bash",
+            "-c",
+        ])
+        .arg(format!("echo > /dev/tcp/{db_ip}/5432"))
+        .output()
+        .unwrap();
+    assert!(
+        !probe.status.success(),
+        "a container on the S3 network reached another's port 5432"
+    );
     let dir = h.root.join("instances").join(&id);
     let conf = std::fs::read_to_string(dir.join("pgbackrest.conf")).unwrap();
     assert!(
@@ -951,7 +1015,7 @@ fn an_s3_repository_gets_every_backup_encrypted_and_restores_when_the_local_one_
         assert!(!text.contains("TopSecretKey123"), "a key leaked: {text}");
     }
     let shown = h.run(&["show", "s3src", "--json"]).json();
-    assert_eq!(shown["s3"]["endpoint"], "s3.dbaas.test", "{shown}");
+    assert_eq!(shown["s3"]["endpoint"], s3.gateway.as_str(), "{shown}");
 
     let v = first_s3_backup(&h, "s3src");
     assert_eq!(v["s3"]["backups"][0]["verified"], true, "{v}");

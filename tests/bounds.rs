@@ -64,7 +64,7 @@ fn results_queues_and_casts_are_bounded() {
     sections.run("3,000 intervals (no local decoder) in one result: a few b...", || {
         // 3,000 intervals (no local decoder) in one result: a few batched casts,
         // not one round trip each.
-        superuser_sql(&id, "app", "SELECT pg_stat_statements_reset()");
+        superuser_sql(&id, "app", "SELECT extensions.pg_stat_statements_reset()");
         let r = sql("SELECT make_interval(secs => g) AS i FROM generate_series(1, 3000) g");
         assert_eq!(r.status, 200, "{}", r.text());
         let v = r.json();
@@ -72,7 +72,7 @@ fn results_queues_and_casts_are_bounded() {
         let casts: i64 = superuser_sql(
             &id,
             "app",
-            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE 'SELECT $1::text%'",
+            "SELECT coalesce(sum(calls), 0) FROM extensions.pg_stat_statements WHERE query LIKE 'SELECT $1::text%'",
         )
         .parse()
         .unwrap();

@@ -213,7 +213,9 @@ fn an_operators_docker_kill_is_reported_and_undone_by_up() {
 }
 
 /// A docker CLI that works for `ok_calls` calls, then answers as a docker
-/// CLI does when the daemon is gone.
+/// CLI does when the daemon is gone. The count is kept under a lock: a
+/// create's calls may overlap, and an unlocked read between another call's
+/// truncate and write counted from 0 again (CI once saw 1 call).
 fn docker_dying_after(h: &TestHome, ok_calls: usize) -> String {
     let count = h.root.join(format!("docker-calls-{ok_calls}"));
     let _ = std::fs::remove_file(&count);
@@ -221,7 +223,8 @@ fn docker_dying_after(h: &TestHome, ok_calls: usize) -> String {
         h,
         &format!("docker-dying-after-{ok_calls}"),
         &format!(
-            "#!/bin/sh\nf='{}'\nn=$(cat \"$f\" 2>/dev/null || echo 0)\nn=$((n + 1))\necho $n > \"$f\"\n\
+            "#!/bin/sh\nf='{}'\n\
+             n=$(flock \"$f.lock\" sh -c 'n=$(cat \"$1\" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > \"$1\"; echo $n' sh \"$f\")\n\
              if [ $n -gt {ok_calls} ]; then echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1; fi\n\
              exec docker \"$@\"\n",
             count.display()

@@ -167,6 +167,51 @@ fn assert_still_a_tenant(h: &TestHome, id: &str, user: &str) {
     }
 }
 
+/// A file of the instance's data directory, as its db container holds it.
+fn data_file(container: &str, file: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args([
+            "exec",
+            container,
+            "cat",
+            &format!("/var/lib/postgresql/data/{file}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Writes a file of the data directory as its owner (postgres) would.
+fn write_data_file(container: &str, file: &str, text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("docker")
+        .args(["exec", "-i", "-u", "postgres", container, "sh", "-c"])
+        .arg(format!("cat > /var/lib/postgresql/data/{file}"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Lines a superuser of the source could add to its access rules.
+fn append_data_files(container: &str, hba_line: &str, ident_line: &str) {
+    for (file, line) in [("pg_hba.conf", hba_line), ("pg_ident.conf", ident_line)] {
+        let text = data_file(container, file) + line + "\n";
+        write_data_file(container, file, &text);
+    }
+}
+
 /// A connection as the app user that overrides its database's 1 ms
 /// statement timeout and read-only default (a startup option).
 fn app_client(url: &str) -> postgres::Client {
@@ -221,6 +266,19 @@ fn a_tenant_stays_a_tenant() {
     let user = inst["user"].as_str().unwrap().to_string();
     let db = inst["database"].as_str().unwrap().to_string();
     wait_first_backup(&h, "victim");
+    // dbaas's extensions live outside the tenant's public, in a schema of
+    // the superuser's that the app role reads through its search path.
+    assert_eq!(
+        superuser_sql(
+            &id,
+            &db,
+            "SELECT pg_catalog.string_agg(e.extname || ' ' || n.nspname || ' ' || pg_catalog.pg_get_userbyid(n.nspowner), ',') FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql'"
+        ),
+        "pg_stat_statements extensions postgres"
+    );
+    app_client(&url)
+        .query_one("SELECT pg_catalog.count(*) FROM pg_stat_statements", &[])
+        .unwrap();
     set_traps(&url, &user, &db);
     eprintln!(
         "traps set for {} function names: {:?}",
@@ -366,6 +424,12 @@ fn a_tenant_stays_a_tenant() {
             // What a superuser of the source (not the tenant) could leave in
             // postgresql.auto.conf.
             superuser_sql(&id, "postgres", "ALTER SYSTEM SET work_mem = '7MB'");
+            // ... and in pg_hba.conf and pg_ident.conf, taken by a backup.
+            let db_container = format!("{id}-db-1");
+            let hba = data_file(&db_container, "pg_hba.conf");
+            let ident = data_file(&db_container, "pg_ident.conf");
+            append_data_files(&db_container, "host all all all trust", "evil root postgres");
+            h.run(&["backup", "victim"]).ok();
             let v = h.run(&["clone", "victim", "twin", "--json"]).json();
             let twin = v["instance"]["id"].as_str().unwrap().to_string();
             let twin_user = v["instance"]["user"].as_str().unwrap().to_string();
@@ -374,6 +438,13 @@ fn a_tenant_stays_a_tenant() {
                 "0"
             );
             assert_ne!(superuser_sql(&twin, "postgres", "SHOW work_mem"), "7MB");
+            // The clone's access rules are a fresh instance's.
+            let twin_container = format!("{twin}-db-1");
+            assert_eq!(data_file(&twin_container, "pg_hba.conf"), hba);
+            assert_eq!(
+                data_file(&twin_container, "pg_ident.conf"),
+                ident.replace(&format!("\"{user}\""), &format!("\"{twin_user}\""))
+            );
             // The clone's rows are the source's, and its tenant a tenant.
             let n: i64 = app_client(v["url"].as_str().unwrap())
                 .query_one("SELECT pg_catalog.count(*) FROM public.t", &[])
@@ -383,6 +454,8 @@ fn a_tenant_stays_a_tenant() {
             assert_still_a_tenant(&h, &twin, &twin_user);
             assert_still_a_tenant(&h, &id, &user);
             superuser_sql(&id, "postgres", "ALTER SYSTEM RESET work_mem");
+            write_data_file(&db_container, "pg_hba.conf", &hba);
+            write_data_file(&db_container, "pg_ident.conf", &ident);
             h.run(&["destroy", "twin", "--yes", "--delete-backups"]).ok();
         },
     );

@@ -29,6 +29,29 @@ pub struct Compose {
 }
 
 impl Compose {
+    /// The S3 network joins every instance that names it: it must refuse
+    /// traffic between its containers (a bridge with ICC off), or one
+    /// instance's containers reach another's database over it.
+    async fn s3_network_isolates(&self, network: &str) -> Result<()> {
+        let format = "{{.Driver}} {{index .Options \"com.docker.network.bridge.enable_icc\"}}";
+        match self
+            .run(&["network", "inspect", "--format", format, network], None, QUICK_TIMEOUT)
+            .await
+        {
+            Ok(out) => docker::s3_network_verdict(network, &out),
+            Err(Error::Compose(f)) if f.stderr_tail.contains("No such network") => {
+                Err(Error::invalid(
+                    "s3",
+                    format!(
+                        "the S3 settings name the Docker network '{network}', which does not exist: {}",
+                        docker::S3_NETWORK_HOWTO
+                    ),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn new(home: &Home) -> Compose {
         Compose { home: home.clone() }
     }
@@ -133,20 +156,30 @@ pub fn is_v2(version: &str) -> bool {
 
 #[async_trait::async_trait]
 impl Engine for Compose {
-    /// Checks, concurrently, that the daemon answers, the image exists and
-    /// Compose v2 is installed.
-    async fn preflight(&self, image: &str) -> Result<()> {
+    /// Checks, concurrently, that the daemon answers, the image exists,
+    /// Compose v2 is installed and the S3 network keeps containers apart.
+    async fn preflight(&self, image: &str, s3_network: Option<&str>) -> Result<()> {
         // The plugin's own binary is Compose v2 (v1 was never a plugin):
         // a create need not start it to ask (~30 ms); the image's id comes
         // from the socket where it can.
         let known_v2 = self.home.settings.compose_plugin.is_some();
-        let (img, comp) = tokio::join!(self.image_id(image), async {
-            if known_v2 {
-                Ok(None)
-            } else {
-                self.compose_version().await.map(Some)
+        let (img, comp, net) = tokio::join!(
+            self.image_id(image),
+            async {
+                if known_v2 {
+                    Ok(None)
+                } else {
+                    self.compose_version().await.map(Some)
+                }
+            },
+            async {
+                match s3_network {
+                    Some(n) => self.s3_network_isolates(n).await,
+                    None => Ok(()),
+                }
             }
-        });
+        );
+        net?;
         match img {
             Ok(_) => {}
             Err(Error::Compose(f)) if f.stderr_tail.contains("No such image") => {

@@ -284,6 +284,27 @@ pub fn classify(cmdline: &str, status: &str, stderr: &str) -> Error {
     })
 }
 
+/// How to make an S3 network that keeps its containers apart, and reach
+/// a containerized S3 server from it (the README's S3 section says more).
+pub const S3_NETWORK_HOWTO: &str = "create it with `docker network create -o com.docker.network.bridge.enable_icc=false NAME` (its containers reach the host through its gateway address, and not each other; `--internal` would cut off the gateway too), publish the S3 server's port on that gateway (docker run -p GATEWAY:443:443 ...) and set endpoint = GATEWAY";
+
+/// Whether `docker network inspect` of an S3 network ("DRIVER ICC") says
+/// that its containers cannot reach each other.
+pub fn s3_network_verdict(network: &str, inspect: &str) -> crate::error::Result<()> {
+    let mut words = inspect.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("bridge"), Some("false")) => Ok(()),
+        _ => Err(Error::invalid(
+            "s3",
+            format!(
+                "the S3 settings name the Docker network '{network}', whose containers can reach each other ({}): every instance joins it, so one tenant's container could reach another's database; {}",
+                inspect.trim(),
+                S3_NETWORK_HOWTO
+            ),
+        )),
+    }
+}
+
 fn first_line(s: &str) -> &str {
     s.lines()
         .find(|l| !l.trim().is_empty())
@@ -309,6 +330,21 @@ pub fn interactive(docker: &str, args: &[&str], cwd: &Path) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_bridge_without_icc_is_an_s3_network() {
+        assert!(super::s3_network_verdict("n", "bridge false\n").is_ok());
+        for bad in [
+            "bridge true",
+            "bridge <no value>",
+            "overlay false",
+            "",
+            "macvlan",
+        ] {
+            let e = super::s3_network_verdict("n", bad).unwrap_err().to_string();
+            assert!(e.contains("enable_icc=false"), "{bad}: {e}");
+        }
+    }
+
     use super::*;
 
     #[test]

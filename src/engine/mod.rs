@@ -241,8 +241,9 @@ pub trait Engine: Send + Sync {
         "compose"
     }
     /// Before a create: the engine answers, the image is there, its tools
-    /// are installed; errors say how to fix each.
-    async fn preflight(&self, image: &str) -> Result<()>;
+    /// are installed, the S3 network (if any) keeps its containers apart;
+    /// errors say how to fix each.
+    async fn preflight(&self, image: &str, s3_network: Option<&str>) -> Result<()>;
     /// Whether an instance's generated project is on disk.
     fn provisioned(&self, id: &str) -> bool;
     /// Whether the generated project defines `service` (older instances

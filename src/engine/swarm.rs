@@ -178,7 +178,8 @@ impl Engine for Swarm {
         "swarm"
     }
 
-    async fn preflight(&self, image: &str) -> Result<()> {
+    /// A swarm home has no S3 network (ops refuses one before).
+    async fn preflight(&self, image: &str, _s3_network: Option<&str>) -> Result<()> {
         let info = self.manager_state().await?;
         if info.trim() != "active true" {
             return Err(Error::Docker(format!(

@@ -129,7 +129,8 @@ pub(super) async fn create_begin_as(
     budget.check_disk(home)?;
     let image = home.settings.image_for(v.version);
     let engine = engine::of(home);
-    engine.preflight(&image).await?;
+    let s3_network = s3.as_ref().and_then(|s| s.repo.network.as_deref());
+    engine.preflight(&image, s3_network).await?;
     let nodes = if swarm {
         Some(engine.nodes().await?)
     } else {

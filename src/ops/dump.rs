@@ -53,6 +53,9 @@ fn dump_argv(inst: &Instance, format: DumpFormat) -> Vec<String> {
         "pg_dump".to_string(),
         "--no-owner".into(),
         "--no-privileges".into(),
+        // dbaas's own (pg_stat_statements); the dump keeps the extension's
+        // CREATE EXTENSION IF NOT EXISTS, a no-op where it is installed.
+        "--exclude-schema=extensions".into(),
         "-U".into(),
         inst.user.clone(),
         "-d".into(),
