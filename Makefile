@@ -58,7 +58,7 @@ prometheus-check: setup
 fuzz: setup
 	bash scripts/fuzz-api.sh
 
-## bench: provisioning, API, database, monitoring, backup, import, console and scale (200 instances, ~12 min) benchmarks (print figures; see README)
+## bench: provisioning, API, database, monitoring, backup, import, console and scale (200 instances, ~12 min) benchmarks (print figures; see docs/performance.md)
 bench: setup build
 	bash scripts/bench-provision.sh
 	bash scripts/bench-api.sh

@@ -82,7 +82,7 @@ pub struct Create {
     /// no WAL archiving and no backups
     #[argh(switch)]
     pub no_backups: bool,
-    /// also back up to this S3-compatible repository (a settings file of mode 0600; see README)
+    /// also back up to this S3-compatible repository (a settings file of mode 0600; see docs/backups.md)
     #[argh(option)]
     pub s3: Option<std::path::PathBuf>,
     /// no S3 repository, though the host has one (DBAAS_S3)

@@ -138,7 +138,7 @@ impl Error {
         }
     }
 
-    /// Process exit code for the CLI. Documented in the README.
+    /// Process exit code for the CLI. Documented in docs/commands.md.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid { .. } | Error::NotJson(_) | Error::InvalidJson { .. } => 2,

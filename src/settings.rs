@@ -1,6 +1,6 @@
 //! Every DBAAS_* variable, with its default and its validation, read once at
 //! start-up into `Settings` and handed down (through `Home`). Nothing else
-//! reads the environment. The README's "Settings" table lists the same.
+//! reads the environment. docs/settings.md lists the same.
 
 use crate::error::{Error, Result};
 use crate::subnet::Net;

@@ -791,7 +791,7 @@ fn restores_cut_short_leave_the_source_untouched_and_the_target_cleanable() {
 }
 
 /// The S3-compatible server of these tests: moto behind stunnel (image
-/// dbaas/s3test, built by scripts/setup-host.sh), as the README tells an
+/// dbaas/s3test, built by scripts/setup-host.sh), as docs/backups.md tells an
 /// operator to run one: on a network of its own, its port published on the
 /// gateway of an S3 network this test creates with container-to-container
 /// traffic off, so that the instances joined to that network reach the

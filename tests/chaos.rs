@@ -1,5 +1,5 @@
 //! Faults while work goes on, counted (issue 10, part 9). Each test prints
-//! a `chaos:` line with its figures; the README quotes them.
+//! a `chaos:` line with its figures; docs/tests.md quotes them.
 
 mod common;
 use common::*;

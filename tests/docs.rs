@@ -87,3 +87,55 @@ fn redoc_renders_every_operation() {
         );
     }
 }
+
+/// Every page of docs/, as one text.
+fn docs_text() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let mut text = String::new();
+    for e in std::fs::read_dir(&dir).expect("docs/") {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            text += &std::fs::read_to_string(&p).unwrap();
+        }
+    }
+    text
+}
+
+/// The reference is in docs/: every subcommand `dbaasctl help` lists and
+/// every route of the OpenAPI document is named there (each route as its
+/// own `METHOD /path`).
+#[test]
+fn docs_name_every_command_and_route() {
+    let docs = docs_text();
+    let h = TestHome::new("docs-ref");
+    let help = h.run(&["help"]).stdout();
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .expect("a command list in dbaasctl help")
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(commands.len() > 20, "{help}");
+    let missing: Vec<_> = commands
+        .iter()
+        .filter(|c| !docs.contains(&format!("`dbaasctl {c}")))
+        .collect();
+    assert!(missing.is_empty(), "commands not in docs/: {missing:?}");
+
+    let s = Server::start(&h, &[]);
+    let spec = http::request(s.port, "GET", "/openapi.json", None, None, "").json();
+    let mut routes = vec![];
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            routes.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    assert!(routes.len() > 30, "{routes:?}");
+    let missing: Vec<_> = routes
+        .iter()
+        .filter(|r| !docs.contains(&format!("`{r}")))
+        .collect();
+    assert!(missing.is_empty(), "routes not in docs/: {missing:?}");
+}

@@ -54,7 +54,7 @@ fn instances_from_one_template_share_no_secret() {
         .map(|e| e.message().to_string())
         .unwrap_or_default();
     assert!(msg.contains("password authentication failed"), "{err:?}");
-    // Both copies of one template: the same system identifier (README).
+    // Both copies of one template: the same system identifier (docs/provisioning.md).
     assert_eq!(
         superuser_sql(
             &a,

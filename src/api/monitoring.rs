@@ -17,7 +17,7 @@ use std::sync::Arc;
         ("last" = Option<u32>, Query, description = "the latest N samples (default 1, at most 10000)"),
         ("since" = Option<String>, Query, description = "RFC 3339 time, or a duration ago such as 15m; streams every sample in the range, across rotated files"),
         ("until" = Option<String>, Query, description = "RFC 3339 time, or a duration ago (default now)")),
-    responses((status = 200, description = "Samples, oldest first (see the README for the line schema)", body = [Object]),
+    responses((status = 200, description = "Samples, oldest first (see docs/monitoring.md for the line schema)", body = [Object]),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn samples(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply, Error> {

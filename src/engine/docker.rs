@@ -285,7 +285,7 @@ pub fn classify(cmdline: &str, status: &str, stderr: &str) -> Error {
 }
 
 /// How to make an S3 network that keeps its containers apart, and reach
-/// a containerized S3 server from it (the README's S3 section says more).
+/// a containerized S3 server from it (docs/backups.md says more).
 pub const S3_NETWORK_HOWTO: &str = "create it with `docker network create -o com.docker.network.bridge.enable_icc=false NAME` (its containers reach the host through its gateway address, and not each other; `--internal` would cut off the gateway too), publish the S3 server's port on that gateway (docker run -p GATEWAY:443:443 ...) and set endpoint = GATEWAY";
 
 /// Whether `docker network inspect` of an S3 network ("DRIVER ICC") says
