@@ -9,7 +9,7 @@ SWARM_TEST := instances_spread_over_the_nodes_connect_at_their_node_and_leave_no
 
 all: build
 
-## setup: install Compose v2 and mmdebstrap if missing, build the images (idempotent)
+## setup: everything `make test` needs: Compose v2, mmdebstrap, the PostgreSQL images, the test tools and test images (idempotent)
 setup:
 	bash scripts/setup-host.sh
 
@@ -17,12 +17,9 @@ setup:
 build:
 	$(CARGO) build --release --locked
 
-## demo: set up the host, build, create an instance named demo, print its connection string, then serve the API and the web console on 127.0.0.1:8000 (Ctrl+C stops the server; the instance keeps running)
-demo: setup build
-	@if $(DBAASCTL) show demo >/dev/null 2>&1; then $(DBAASCTL) up demo; else $(DBAASCTL) create demo >/dev/null; fi
-	@$(DBAASCTL) url demo
-	@echo "web console: open http://127.0.0.1:8000/ and sign in with the API token$$(test -s config/api-token && echo ": $$(cat config/api-token)" || echo " that serve prints below")"
-	@$(DBAASCTL) serve --listen 127.0.0.1:8000
+## demo: what a first instance needs (Compose v2, mmdebstrap, the default version's image) and the release build side by side, an instance named demo and its connection string; then the other images build in the background and the API and web console serve on 127.0.0.1:8000 (Ctrl+C stops the server; the instance keeps running)
+demo:
+	@CARGO=$(CARGO) bash scripts/demo.sh
 
 ## lint: formatting and clippy, warnings are errors
 lint:

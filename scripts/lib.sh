@@ -37,6 +37,16 @@ suite_for_version() {
 
 SUPPORTED_VERSIONS="13 15 17"
 
+# The version a create gets without --version (src/validate.rs's
+# DEFAULT_VERSION; a unit test holds the two equal).
+DBAAS_DEFAULT_VERSION=15
+default_version() { echo "$DBAAS_DEFAULT_VERSION"; }
+
+# The name of an image's build lock under /run/lock (src/engine/image_lock.rs
+# makes the same): the reference with every character but letters, digits,
+# '.' and '-' as '_'.
+image_lock_name() { printf '%s' "$1" | tr -c 'A-Za-z0-9.-' '_'; }
+
 # Images carry the hash of their recipe (this build script and the
 # entrypoint), so that setup-host.sh rebuilds them when either changes.
 recipe_sha() {

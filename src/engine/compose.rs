@@ -4,6 +4,7 @@
 
 use super::docker::{self, QUICK_TIMEOUT};
 use super::docker_api;
+use super::image_lock;
 use super::{
     Attach, Container, ContainerState, Engine, Health, HostCheck, Mount, MountFrom, PsMap, Service,
 };
@@ -180,6 +181,16 @@ impl Engine for Compose {
             }
         );
         net?;
+        let img = match img {
+            // Being built (make demo's background builds): wait, then ask again.
+            Err(Error::Compose(f))
+                if f.stderr_tail.contains("No such image")
+                    && image_lock::wait_for_build(image, image_lock::BUILD_WAIT).await =>
+            {
+                self.image_id(image).await
+            }
+            other => other,
+        };
         match img {
             Ok(_) => {}
             Err(Error::Compose(f)) if f.stderr_tail.contains("No such image") => {

@@ -7,6 +7,7 @@
 pub mod compose;
 pub mod docker;
 pub mod docker_api;
+pub mod image_lock;
 pub mod swarm;
 pub mod swarm_backups;
 pub mod swarm_mirror;
