@@ -38,7 +38,7 @@ test: setup lint
 	  test -x "$$swarm" || { echo "make test: could not find the swarm test binary"; exit 1; }; \
 	  echo "running $$swarm beside the other tests (output in target/tmp/swarm-test.log)"; \
 	  "$$swarm" --nocapture >target/tmp/swarm-test.log 2>&1 & pid=$$!; \
-	  $(CARGO) test --locked -- --test-threads=4 --skip $(SWARM_TEST); rest=$$?; \
+	  $(CARGO) test --locked --no-fail-fast -- --test-threads=4 --skip $(SWARM_TEST); rest=$$?; \
 	  wait $$pid; swarm_status=$$?; \
 	  echo "--- tests/swarm.rs (run beside the others) ---"; cat target/tmp/swarm-test.log; \
 	  test $$rest = 0 && test $$swarm_status = 0

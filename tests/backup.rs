@@ -707,7 +707,18 @@ fn the_api_lists_takes_restores_and_clones() {
                 .is_empty(),
             "{show}"
         );
-        let m = s.get("/metrics").text();
+        // The archiver's families come from the agent's samples: wait for
+        // one that has them (a loaded machine may not have sampled yet).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let m = loop {
+            let m = s.get("/metrics").text();
+            if m.contains("# TYPE dbaas_wal_archive_failures_total counter")
+                || Instant::now() > deadline
+            {
+                break m;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
         for family in [
             "dbaas_backup_last_success_timestamp_seconds",
             "dbaas_backup_last_verified_timestamp_seconds",

@@ -117,9 +117,15 @@ fn operations_run_to_their_end_when_the_client_leaves() {
             std::thread::sleep(Duration::from_millis(200));
         }
 
+        // The containers carry the id in their label, not the name.
+        let id = s.get(&format!("/instances/{name}")).json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(!h.containers_of(&id).is_empty(), "no containers of {id}");
         hang_up("DELETE", &format!("/instances/{name}"), "", after);
         wait_for(&s, &name, "gone", |code, _| code == 404);
-        assert!(h.containers_of(&name).is_empty());
+        assert_eq!(h.containers_of(&id), Vec::<String>::new());
     }
     let reg = h.registry();
     assert_eq!(reg["instances"].as_array().map(Vec::len), Some(0), "{reg}");
@@ -154,7 +160,12 @@ fn statements_of_a_client_that_left_do_not_commit() {
         &json!({"sql": "INSERT INTO t SELECT 2 FROM pg_sleep(2)"}).to_string(),
         Duration::from_millis(300),
     );
-    std::thread::sleep(Duration::from_secs(3));
+    // Until the server's sessions have ended their statements (rolled back).
+    wait_until(
+        "the abandoned statements ended",
+        Duration::from_secs(60),
+        || other_backends(&url, &["active", "idle in transaction"]) == 0,
+    );
     let mut c = connect(&url);
     let n: i64 = c.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
     assert_eq!(n, 0, "a statement committed after its request was answered");

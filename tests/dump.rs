@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::process::Stdio;
+use std::time::Duration;
 
 const SCHEMA: &str = "CREATE TABLE t (
     id bigserial PRIMARY KEY, name text NOT NULL, score numeric(10,2), flag bool,
@@ -145,9 +146,16 @@ fn dumps_round_trip_between_instances_in_both_formats() {
         );
         c.write_all(head.as_bytes()).unwrap();
         c.write_all(half).unwrap();
-        std::thread::sleep(std::time::Duration::from_secs(2));
+        // The import's transaction is open (it waits for the rest) ...
+        let busy = ["active", "idle in transaction"];
+        wait_until("the import began", Duration::from_secs(60), || {
+            other_backends(&dst, &busy) > 0
+        });
         drop(c);
-        std::thread::sleep(std::time::Duration::from_secs(3));
+        // ... and ends with the client.
+        wait_until("the import ended", Duration::from_secs(60), || {
+            other_backends(&dst, &busy) == 0
+        });
         let t: Option<String> = connect(&dst)
             .query_one("SELECT to_regclass('t')::text", &[])
             .unwrap()

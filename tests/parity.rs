@@ -188,10 +188,15 @@ fn lifecycle_outcomes_agree() {
     );
 
     // Destroy: the first face removes it, the second finds nothing.
+    let id = h.run(&["show", "par", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!h.containers_of(&id).is_empty(), "no containers of {id}");
     let destroy = || op("destroy", &["destroy", "par", "--yes"], "DELETE", p);
     assert_eq!(via_api(&s, &destroy()), Outcome::Ok);
     both(&h, &s, destroy(), Outcome::NotFound);
-    assert!(h.containers_of("par").is_empty());
+    assert_eq!(h.containers_of(&id), Vec::<String>::new());
 }
 
 #[test]

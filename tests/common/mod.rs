@@ -694,3 +694,29 @@ impl Sections {
         );
     }
 }
+
+/// Polls `done` every 100 ms until it holds; panics naming `what` after
+/// `limit` (a bound that only catches a hang, never a timing claim).
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still waiting after {limit:?}: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Backends of the database at `url`, other than the asking one, in one
+/// of `states` (pg_stat_activity.state).
+pub fn other_backends(url: &str, states: &[&str]) -> i64 {
+    let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+    connect(url)
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = ANY($1)",
+            &[&states],
+        )
+        .unwrap()
+        .get(0)
+}
