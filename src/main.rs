@@ -394,7 +394,7 @@ async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
     if let (Some(node), true) = (&inst.node, kept.is_dir()) {
         eprintln!(
             "its backups are kept in the volume {} on node {node} (their log in {}; `docker volume rm` on that node removes them, as --delete-backups would have)",
-            dbaas::engine::swarm_move::repo_volume(&inst.id),
+            dbaas::engine::swarm::relocate::repo_volume(&inst.id),
             kept.display()
         );
     } else if kept.is_dir() {

@@ -9,16 +9,22 @@ pub mod docker;
 pub mod docker_api;
 pub mod image_lock;
 pub mod swarm;
-pub mod swarm_backups;
-pub mod swarm_mirror;
-pub mod swarm_move;
-pub mod swarm_once;
-pub mod swarm_state;
 
 use crate::error::Result;
 use crate::home::Home;
+use crate::provision::spec::{InstanceSpec, ProjectFile};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// An instance's project file, rendered by the engine it runs on: a swarm
+/// instance's (pinned to a node) is its stack, any other's its compose file.
+pub fn project_file(inst: &crate::registry::Instance, home_tag: &str) -> ProjectFile {
+    let spec = InstanceSpec::of(inst, home_tag);
+    match spec.node {
+        Some(_) => swarm::stack_file(&spec),
+        None => compose::compose_file(&spec),
+    }
+}
 
 /// An instance's services, as the generated project names them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -70,7 +70,8 @@ async fn apply_policy(home: &Home, inst: Instance, policy: BackupPolicy) -> Resu
     .await?;
     let (dir, tag) = (home.instance_dir(&updated.id), home.tag());
     let inst2 = updated.clone();
-    blocking(move || provision::rewrite(&dir, &inst2, &tag)).await?;
+    blocking(move || provision::rewrite(&dir, &inst2, &crate::engine::project_file(&inst2, &tag)))
+        .await?;
     if inst.state == State::Running {
         // Compose recreates what changed: db once when archiving is turned
         // on, the sidecar alone when only its schedule changed.

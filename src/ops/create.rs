@@ -299,7 +299,10 @@ async fn provision_and_start(
     let tag = home.tag();
     let work = {
         let (dir, inst, creds) = (dir.clone(), inst.clone(), creds.clone());
-        blocking(move || provision::provision(&dir, &inst, &creds, &tag))
+        blocking(move || {
+            let project = crate::engine::project_file(&inst, &tag);
+            provision::provision(&dir, &inst, &creds, &project)
+        })
     };
     oplog::step(home, &inst.id, "create.provision", work).await?;
     let engine = engine::of(home);

@@ -192,7 +192,10 @@ async fn hand_over(home: &Home, inst: &Instance) -> Result<String> {
         Err(_) => return Err(Error::Failed("the spare did not answer".into())),
     }
     let (inst, tag) = (inst.clone(), home.tag());
-    blocking(move || crate::provision::rename(&dir, &inst, &tag)).await?;
+    blocking(move || {
+        crate::provision::rename(&dir, &inst, &crate::engine::project_file(&inst, &tag))
+    })
+    .await?;
     Ok(password)
 }
 

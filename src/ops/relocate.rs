@@ -141,7 +141,11 @@ async fn pin(home: &Home, id: &str, node: &str, address: &str) -> Result<Instanc
             i.bind_address = address;
             Ok(i.clone())
         })?;
-        provision::rewrite(&h.instance_dir(&id), &updated, &h.tag())?;
+        provision::rewrite(
+            &h.instance_dir(&id),
+            &updated,
+            &crate::engine::project_file(&updated, &h.tag()),
+        )?;
         Ok(updated)
     })
     .await

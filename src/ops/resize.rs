@@ -128,7 +128,7 @@ async fn apply(
     let updated = record(home, &inst.id, t, new_port).await?;
     let dir = home.instance_dir(&updated.id);
     let (d, u, tag) = (dir.clone(), updated.clone(), home.tag());
-    blocking(move || provision::rewrite(&d, &u, &tag)).await?;
+    blocking(move || provision::rewrite(&d, &u, &crate::engine::project_file(&u, &tag))).await?;
     if !running {
         return status_view(home, &updated).await;
     }

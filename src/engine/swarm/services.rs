@@ -3,8 +3,8 @@
 //! unavailable node marked so), and the host checks.
 
 use super::super::docker::QUICK_TIMEOUT;
-use super::super::swarm_state::{mark_node_down, parse_tasks, why_unavailable, TASK_FORMAT};
 use super::super::{Container, ContainerState, HostCheck, NodeInfo, PsMap, Service};
+use super::state::{mark_node_down, parse_tasks, why_unavailable, TASK_FORMAT};
 use super::{Swarm, CONTAINERS_GONE, SCALE_TIMEOUT};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -96,7 +96,7 @@ impl Swarm {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        super::super::swarm_move::remove_volumes(self.docker(), &ep, id, keep_repo).await
+        super::relocate::remove_volumes(self.docker(), &ep, id, keep_repo).await
     }
 
     /// The tasks the manager wants running for this home's services.

@@ -5,7 +5,7 @@
 //! is a byte copy of the node's, so its length is the offset to read from,
 //! and a node file shorter than that was rotated since the last sync.
 
-use super::docker;
+use crate::engine::docker;
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;

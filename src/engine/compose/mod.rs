@@ -1,6 +1,8 @@
 //! The engine of one Docker host: each instance is the Compose project
-//! `instances/<id>/docker-compose.yml` (rendered by provision.rs), driven by
+//! `instances/<id>/docker-compose.yml` (rendered from the spec by render.rs), driven by
 //! `docker compose -p <id>`; status comes from one `docker ps` for the home.
+
+pub mod render;
 
 use super::docker::{self, QUICK_TIMEOUT};
 use super::docker_api;
@@ -10,11 +12,12 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::provision::COMPOSE_FILE;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use render::{compose_file, COMPOSE_FILE};
 
 /// `compose up -d`: creates the network and containers, no waiting on health.
 pub const UP_TIMEOUT: Duration = Duration::from_secs(180);

@@ -1,21 +1,29 @@
 //! The engine of a Docker Swarm cluster: each instance is the stack
-//! `instances/<id>/stack.yml` (rendered by provision.rs), deployed with
+//! `instances/<id>/stack.yml` (rendered from the spec by stack_file.rs), deployed with
 //! `docker stack deploy` through a manager (DOCKER_HOST, or DBAAS_DOCKER's
 //! CLI), every service pinned to the instance's node. Status comes from the
 //! manager's tasks. What only a node's own daemon can do (exec, attach,
 //! removing a volume) goes to the endpoint in the node's `dbaas.endpoint`
 //! label, such as `ssh://root@db2` (the docker CLI's own ssh transport).
 
-use super::docker::{self, QUICK_TIMEOUT};
+pub mod backups;
+pub mod mirror;
+mod once;
+pub mod relocate;
 mod services;
+pub mod stack_file;
+pub mod state;
 
-use super::swarm_state::{parse_nodes, GONE_FROM_SWARM};
+use super::docker::{self, QUICK_TIMEOUT};
+
 use super::{Attach, Engine, HostCheck, Mount, NodeInfo, PsMap, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::provision::STACK_FILE;
+use state::{parse_nodes, GONE_FROM_SWARM};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use stack_file::{stack_file, STACK_FILE};
 
 /// `stack deploy`: creates secrets, configs, networks and services; does
 /// not wait for the tasks.
@@ -405,7 +413,7 @@ impl Engine for Swarm {
         let ep = self.endpoint(&self.node_of(id)?).await?;
         let (image, memory) = self.image_and_memory(id)?;
         let (tag, dir) = (self.home.tag(), self.home.instance_dir(id));
-        let once = super::swarm_once::OneOff {
+        let once = once::OneOff {
             docker: self.docker(),
             endpoint: &ep,
             id,
@@ -469,19 +477,19 @@ impl Engine for Swarm {
 
     async fn check_move(&self, id: &str, to: &str) -> Result<()> {
         let ep = self.endpoint(to).await?;
-        super::swarm_move::check_free(self.docker(), &ep, id).await
+        relocate::check_free(self.docker(), &ep, id).await
     }
 
     async fn move_data(&self, id: &str, image: &str, from: &str, to: &str) -> Result<()> {
         let (a, b) = (self.endpoint(from).await?, self.endpoint(to).await?);
         let tag = self.home.tag();
-        super::swarm_move::copy_data(self.docker(), &a, &b, id, image, &tag).await
+        relocate::copy_data(self.docker(), &a, &b, id, image, &tag).await
     }
 
     async fn clear_node(&self, id: &str, node: &str) -> Result<()> {
         let ep = self.endpoint(node).await?;
-        super::swarm_move::remove_stopped(self.docker(), &ep, id).await?;
-        super::swarm_move::remove_volumes(self.docker(), &ep, id, false).await
+        relocate::remove_stopped(self.docker(), &ep, id).await?;
+        relocate::remove_volumes(self.docker(), &ep, id, false).await
     }
 
     fn mirrors_metrics(&self) -> bool {
@@ -490,12 +498,12 @@ impl Engine for Swarm {
 
     async fn mirror_metrics(&self, id: &str, dir: &Path, keep: u32) -> Result<()> {
         let (ep, c) = self.container_of(id, &Service::Agent).await?;
-        super::swarm_mirror::sync(self.docker(), &ep, &c, id, dir, keep).await
+        mirror::sync(self.docker(), &ep, &c, id, dir, keep).await
     }
 
     async fn mirror_backups(&self, id: &str, dir: &Path) -> Result<()> {
         let (ep, c) = self.container_of(id, &Service::Backup).await?;
-        super::swarm_backups::sync(self.docker(), &ep, &c, dir).await
+        backups::sync(self.docker(), &ep, &c, dir).await
     }
 
     async fn destroy(&self, id: &str, keep_backups: bool) -> Result<()> {

@@ -7,7 +7,7 @@
 //! looks for them), the newest archived WAL segment's time, and the labels
 //! the S3 repository holds (s3-listing.json).
 
-use super::docker;
+use crate::engine::docker;
 use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;

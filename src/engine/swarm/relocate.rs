@@ -5,7 +5,7 @@
 //! cannot reach another node's volume). The stack, pinned to the new node,
 //! then finds its volumes there.
 
-use super::docker;
+use crate::engine::docker;
 use crate::error::{Error, Result};
 use std::time::Duration;
 

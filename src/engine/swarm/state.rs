@@ -3,7 +3,7 @@
 //! `docker node inspect` into nodes, and the containers of an instance
 //! whose node is down or drained marked so.
 
-use super::{Container, ContainerState, Health, NodeInfo, PsMap, Service};
+use crate::engine::{Container, ContainerState, Health, NodeInfo, PsMap, Service};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
 

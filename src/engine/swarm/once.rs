@@ -5,8 +5,8 @@
 //! files are on the manager's host, not on the node), run to its end,
 //! removed whatever happened.
 
-use super::docker;
-use super::{Mount, MountFrom};
+use crate::engine::docker;
+use crate::engine::{Mount, MountFrom};
 use crate::error::Result;
 use std::path::Path;
 use std::time::Duration;
@@ -43,8 +43,8 @@ impl OneOff<'_> {
     /// The instance's data volume on the node, made when it is not there
     /// yet (the stack's deploy then adopts it).
     async fn data_volume(&self) -> Result<String> {
-        let vol = super::swarm_move::data_volume(self.id);
-        super::swarm_move::create_volume(self.docker, self.endpoint, self.id, &vol, self.home_tag)
+        let vol = super::relocate::data_volume(self.id);
+        super::relocate::create_volume(self.docker, self.endpoint, self.id, &vol, self.home_tag)
             .await?;
         Ok(vol)
     }
@@ -131,7 +131,7 @@ impl OneOff<'_> {
             match &m.from {
                 MountFrom::Repository { id, .. } => {
                     let ro = if m.read_only { ":ro" } else { "" };
-                    let repo = super::swarm_move::repo_volume(id);
+                    let repo = super::relocate::repo_volume(id);
                     args.extend(["-v".into(), format!("{repo}:{}{ro}", m.target)]);
                 }
                 MountFrom::Path(p) => copies.push((p.clone(), m.target)),
