@@ -1,137 +1,15 @@
-//! dbaasctl: parse arguments, build the runtime, call one `ops` function per
-//! command, print the result (print.rs) or the error with its cause chain,
-//! and exit with the error kind's code.
+//! The instance commands: create, resize, move, list, show, destroy, nodes and
+//! the warm pool.
 
-mod backup_cli;
-mod cli;
-mod print;
-
-use cli::{Cli, Command};
+use crate::cli;
+use crate::print;
 use dbaas::error::{Error, Result};
 use dbaas::home::Home;
 use dbaas::ops;
 use std::io::{BufRead, IsTerminal, Write};
 
-fn main() {
-    // Parsing comes first: --help and bad arguments never start a runtime.
-    let cli: Cli = argh::from_env();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,hyper=error"))
-        .format_timestamp_millis()
-        .init();
-    let code = match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
-            e.exit_code()
-        }
-    };
-    std::process::exit(code);
-}
-
-fn run(cli: Cli) -> Result<i32> {
-    let home = Home::from_env()?;
-    home.check_private()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(home.settings.server.worker_threads)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the async runtime", e))?;
-    let result = rt.block_on(dispatch(&home, cli.command));
-    // A blocking task still running (a read stuck in a container's file, a
-    // query) must not hold the process: `serve` stops within seconds of
-    // SIGTERM whatever it is doing.
-    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    result
-}
-
-async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
-    match cmd {
-        Command::Create(c) => return create(home, c).await,
-        Command::Up(c) => {
-            let v = ops::up(home, &c.name).await?;
-            eprintln!("'{}' ({}) is {} on port {}", v.name, v.id, v.status, v.port);
-        }
-        Command::Down(c) => {
-            let v = ops::down(home, &c.name).await?;
-            eprintln!("'{}' ({}) is {}; data kept", v.name, v.id, v.status);
-        }
-        Command::Resize(c) => resize(home, c).await?,
-        Command::Move(c) => move_instance(home, c).await?,
-        Command::Restart(c) => {
-            let v = ops::restart(home, &c.name).await?;
-            eprintln!("'{}' ({}) restarted, {}", v.name, v.id, v.status);
-        }
-        Command::Destroy(c) => destroy(home, c).await?,
-        Command::List(c) => list(home, c).await?,
-        Command::Show(c) => show(home, c).await?,
-        Command::Url(c) => println!("{}", ops::credentials(home, &c.name).await?.url),
-        Command::Logs(c) => return ops::attach_logs(home, &c.name, c.tail, c.follow).await,
-        Command::Psql(c) => {
-            let tty = std::io::stdin().is_terminal();
-            return ops::psql(home, &c.name, c.command.as_deref(), tty).await;
-        }
-        Command::Serve(c) => {
-            let addr: std::net::SocketAddr = c.listen.parse().map_err(|_| {
-                Error::invalid(
-                    "listen",
-                    format!("'{}' is not an address like 127.0.0.1:8000", c.listen),
-                )
-            })?;
-            dbaas::api::serve(home.clone(), addr).await?;
-        }
-        Command::Sql(c) => sql(home, c).await?,
-        Command::Tables(c) => {
-            let schema = c.schema.clone();
-            let tables = ops::with_client(home, &c.name, move |client| {
-                dbaas::db::catalog::list(client, &schema)
-            })
-            .await?;
-            if c.json {
-                print::json(&tables);
-            } else {
-                print::tables(&tables);
-            }
-        }
-        Command::Metrics(c) => metrics(home, c).await?,
-        Command::Top(c) => {
-            let rows = ops::top(home).await?;
-            if c.json {
-                print::json(&rows);
-            } else {
-                print::top(&rows);
-            }
-        }
-        Command::Doctor(c) => return doctor(home, c).await,
-        Command::Pool(c) => pool(home, c).await?,
-        Command::Init(c) => {
-            let kind = ops::nodes::init(home, &c.engine).await?;
-            eprintln!(
-                "{} is bound to the {} engine",
-                home.root.display(),
-                kind.as_str()
-            );
-        }
-        Command::Nodes(c) => nodes(home, c).await?,
-        Command::Dump(c) => return dump(home, c).await,
-        Command::Import(c) => {
-            ops::dump::import(home, &c.name, &c.file).await?;
-            eprintln!("imported {} into '{}'", c.file.display(), c.name);
-        }
-        Command::Backup(c) => backup_cli::backup(home, c).await?,
-        Command::Backups(c) => backup_cli::backups(home, c).await?,
-        Command::Restore(c) => return backup_cli::restore(home, c).await,
-        Command::Clone(c) => return backup_cli::clone(home, c).await,
-    }
-    Ok(0)
-}
-
 /// `move`: says first that the instance stops, then where it is.
-async fn move_instance(home: &Home, c: cli::Move) -> Result<()> {
+pub(crate) async fn move_instance(home: &Home, c: cli::Move) -> Result<()> {
     eprintln!("moving '{}' stops it until it runs on {}", c.name, c.to);
     let m = ops::relocate::move_to(home, &c.name, &c.to).await?;
     if let Some(w) = &m.left_behind {
@@ -157,7 +35,7 @@ async fn move_instance(home: &Home, c: cli::Move) -> Result<()> {
 
 /// `resize`: says before a port change that it restarts, and after what is
 /// pending.
-async fn resize(home: &Home, c: cli::Resize) -> Result<()> {
+pub(crate) async fn resize(home: &Home, c: cli::Resize) -> Result<()> {
     let json = c.json;
     if c.port.is_some() {
         eprintln!("a new port recreates the container: PostgreSQL restarts briefly");
@@ -201,7 +79,7 @@ async fn resize(home: &Home, c: cli::Resize) -> Result<()> {
     Ok(())
 }
 
-async fn create(home: &Home, c: cli::Create) -> Result<i32> {
+pub(crate) async fn create(home: &Home, c: cli::Create) -> Result<i32> {
     let json = c.json;
     let create = ops::create(
         home,
@@ -242,7 +120,7 @@ async fn create(home: &Home, c: cli::Create) -> Result<i32> {
     created_or_rolled_back(home, create, json, "created").await
 }
 
-async fn list(home: &Home, c: cli::List) -> Result<()> {
+pub(crate) async fn list(home: &Home, c: cli::List) -> Result<()> {
     let views = ops::list(home).await?;
     if c.json {
         print::json(&views);
@@ -255,7 +133,7 @@ async fn list(home: &Home, c: cli::List) -> Result<()> {
     Ok(())
 }
 
-async fn nodes(home: &Home, c: cli::Nodes) -> Result<()> {
+pub(crate) async fn nodes(home: &Home, c: cli::Nodes) -> Result<()> {
     let nodes = ops::nodes::nodes(home).await?;
     if c.json {
         print::json(&nodes);
@@ -267,20 +145,9 @@ async fn nodes(home: &Home, c: cli::Nodes) -> Result<()> {
     Ok(())
 }
 
-async fn dump(home: &Home, c: cli::Dump) -> Result<i32> {
-    let format = ops::dump::DumpFormat::parse(&c.format)?;
-    if format == ops::dump::DumpFormat::Custom && std::io::stdout().is_terminal() {
-        return Err(Error::invalid(
-            "output",
-            "a custom-format dump is binary: redirect it to a file (dbaasctl dump NAME > app.dump), or use --format plain",
-        ));
-    }
-    ops::dump::dump(home, &c.name, format).await
-}
-
 /// A create took a spare: `dbaasctl pool fill` makes another, detached
 /// (its output in logs/pool.log), so that this command returns at once.
-fn refill_in_background(home: &Home) {
+pub(crate) fn refill_in_background(home: &Home) {
     use std::os::unix::process::CommandExt;
     let log = home.logs_dir().join("pool.log");
     let open = || {
@@ -303,7 +170,7 @@ fn refill_in_background(home: &Home) {
     }
 }
 
-async fn pool(home: &Home, c: cli::Pool) -> Result<()> {
+pub(crate) async fn pool(home: &Home, c: cli::Pool) -> Result<()> {
     match c.action.as_deref().unwrap_or("status") {
         "status" => {}
         "fill" => {
@@ -374,7 +241,7 @@ pub(crate) async fn created_or_rolled_back(
     Ok(0)
 }
 
-async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
+pub(crate) async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
     let inst = ops::find(home, &c.name).await?;
     if !c.yes {
         confirm_destroy(&inst, c.keep_data)?;
@@ -407,7 +274,7 @@ async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
     Ok(())
 }
 
-async fn show(home: &Home, c: cli::Show) -> Result<()> {
+pub(crate) async fn show(home: &Home, c: cli::Show) -> Result<()> {
     let v = ops::show(home, &c.name).await?;
     let creds = match c.show_password {
         true => Some(ops::credentials(home, &v.id).await?),
@@ -427,62 +294,7 @@ async fn show(home: &Home, c: cli::Show) -> Result<()> {
     Ok(())
 }
 
-async fn sql(home: &Home, c: cli::Sql) -> Result<()> {
-    let st = dbaas::db::exec::Statement {
-        sql: c.sql,
-        params: c.param.into_iter().map(serde_json::Value::String).collect(),
-    };
-    let json = c.json;
-    let opts = dbaas::db::sql_options(&home.settings.db, c.read_only, !json);
-    let rs = ops::with_client(home, &c.name, move |client| {
-        // A one-off connection: a late cancel has no next statement to hit.
-        let cancelled = std::cell::Cell::new(false);
-        dbaas::db::exec::run_sql(client, &st, &opts, &|| false, &cancelled)
-    })
-    .await?;
-    if json {
-        print::json(&dbaas::db::exec::SqlResult::from_set(rs, false)?);
-    } else {
-        print::rows(&rs);
-    }
-    Ok(())
-}
-
-async fn metrics(home: &Home, c: cli::Metrics) -> Result<()> {
-    let samples = ops::samples(home, &c.name, c.last).await?;
-    if c.json {
-        print::json(&samples);
-    } else if samples.is_empty() {
-        let inst = ops::find(home, &c.name).await?;
-        println!(
-            "no samples yet for '{}' (the agent writes one every {} s)",
-            inst.name, inst.metrics_interval
-        );
-    } else {
-        let typed: Vec<_> = samples
-            .into_iter()
-            .filter_map(dbaas::metrics::Sample::from_value)
-            .collect();
-        print::samples(&typed);
-    }
-    Ok(())
-}
-
-async fn doctor(home: &Home, c: cli::Doctor) -> Result<i32> {
-    let findings = ops::doctor::run(home, c.fix).await?;
-    if c.json {
-        print::json(&findings);
-    } else {
-        print::findings(&findings);
-    }
-    match ops::doctor::as_error(&findings) {
-        Some(e) if c.json => Ok(e.exit_code()),
-        Some(e) => Err(e),
-        None => Ok(0),
-    }
-}
-
-fn confirm_destroy(inst: &dbaas::registry::Instance, keep_data: bool) -> Result<()> {
+pub(crate) fn confirm_destroy(inst: &dbaas::registry::Instance, keep_data: bool) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::invalid(
             "confirmation",
