@@ -9,8 +9,8 @@ use super::Request;
 use crate::backups::Backup;
 use crate::error::Error;
 use crate::ops;
+use crate::ops::backup::restore::{FromRepo, InPlace, Target};
 use crate::ops::backup::BackupList;
-use crate::ops::restore::{FromRepo, InPlace, Target};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -144,7 +144,7 @@ pub async fn restore(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
         (Some(to), false, false) => {
             let key = key.to_string();
             super::instances::provision(state, wait, to.clone(), move |st| async move {
-                ops::restore::restore_begin(&st.home, &key, &to, target, from, b.node).await
+                ops::backup::restore::restore_begin(&st.home, &key, &to, target, from, b.node).await
             })
             .await
         }
@@ -177,8 +177,8 @@ async fn in_place(
         let guard = st.lock_for(&id).lock_owned().await;
         st.pools.drop_pool(&id);
         let res = match target {
-            Some((t, from)) => ops::restore::restore_in_place(&st.home, &id, t, from).await,
-            None => ops::restore::undo(&st.home, &id).await,
+            Some((t, from)) => ops::backup::restore::restore_in_place(&st.home, &id, t, from).await,
+            None => ops::backup::restore::undo(&st.home, &id).await,
         };
         drop(guard);
         st.status_changed();
@@ -207,7 +207,7 @@ pub async fn clone(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Re
     let key = key.to_string();
     let name = b.name.clone();
     super::instances::provision(state, wait, name, move |st| async move {
-        ops::restore::restore_begin(&st.home, &key, &b.name, target, from, b.node).await
+        ops::backup::restore::restore_begin(&st.home, &key, &b.name, target, from, b.node).await
     })
     .await
 }

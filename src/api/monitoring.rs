@@ -105,7 +105,7 @@ pub async fn summary(state: &Arc<AppState>, id: &str) -> Result<Reply, Error> {
     let home = state.home.clone();
     let summary = metrics::read_files(move || {
         let mut s = metrics::summary::summarize(&tail::last_samples(&dir, 30));
-        s.backups = ops::protection::health(&home, &inst);
+        s.backups = ops::backup::protection::health(&home, &inst);
         s
     })
     .await?;
@@ -194,7 +194,7 @@ pub async fn all_summaries(state: &Arc<AppState>) -> Result<Vec<InstanceSummary>
                 let samples = tail::last_samples(&metrics::dir_of(&home, &i.id), 2);
                 let sample_age_seconds = samples.last().and_then(|s| s.age_seconds());
                 let mut summary = metrics::summary::summarize(&samples);
-                summary.backups = ops::protection::health(&home, &i);
+                summary.backups = ops::backup::protection::health(&home, &i);
                 InstanceSummary {
                     id: i.id,
                     name: i.name,
@@ -287,7 +287,7 @@ pub async fn prometheus(state: &Arc<AppState>) -> Result<Reply, Error> {
             .collect::<Vec<_>>();
         let backups = with_backups
             .iter()
-            .filter_map(|i| Some((i.id.clone(), ops::protection::health(&home, i)?)))
+            .filter_map(|i| Some((i.id.clone(), ops::backup::protection::health(&home, i)?)))
             .collect::<Vec<_>>();
         (latest, backups)
     })

@@ -2,11 +2,11 @@
 //! provision the directory, start, wait for readiness, record `running`.
 //! Any failure after the registry entry exists follows an `OnFailure`.
 
+use super::backup::recovery::Recovery;
 use super::capacity::{Budget, ProvisionSlot};
 use super::destroy::{remove_backups, remove_dir, remove_unfinished};
 use super::ready::wait_ready;
 use super::record::{record_state, set_state};
-use super::recovery::Recovery;
 use super::views::{view, InstanceView};
 use super::{blocking, connection_url};
 use crate::engine;
@@ -367,7 +367,7 @@ async fn start(
             home,
             &inst.id,
             "create.recover",
-            super::recovery::recover(home, &inst.id, rec),
+            super::backup::recovery::recover(home, &inst.id, rec),
         )
         .await?;
     }

@@ -251,7 +251,7 @@ async fn instance(
     if inst.state == State::Running && running {
         out.extend(agent(home, engine, inst, containers, &label));
     }
-    for c in super::protection::concerns(home, inst).0 {
+    for c in super::backup::protection::concerns(home, inst).0 {
         // A failed backup is retried by the sidecar (after a minute, then
         // less often): a warning; no verified backup, or archiving failing, is
         // an error.

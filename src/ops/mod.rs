@@ -4,26 +4,21 @@
 
 pub mod access;
 pub mod backup;
-pub mod backup_policy;
 pub mod capacity;
 pub mod create;
 pub mod destroy;
 pub mod doctor;
 pub mod dump;
-pub mod in_place;
 pub mod lifecycle;
 pub mod mirror;
 pub mod nodes;
 pub mod placement;
 pub mod pool;
-pub mod protection;
 pub mod ready;
 pub mod record;
-pub mod recover;
-pub mod recovery;
 pub mod relocate;
 pub mod resize;
-pub mod restore;
+pub mod resume;
 pub mod template;
 pub mod views;
 
@@ -42,7 +37,7 @@ pub use destroy::{abandon_own_creates, destroy, remove_instance};
 pub use lifecycle::{down, restart, up};
 pub use pool::create;
 pub use record::{creator_alive, interrupted, refuse_if_creating};
-pub use recover::resume;
+pub use resume::resume;
 pub use views::{
     containers, instance_containers, list, live_status, show, status_view, top, view, views,
     InstanceView, Status, TopRow,

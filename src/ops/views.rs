@@ -118,7 +118,7 @@ async fn backup_health(
     inst: &Instance,
 ) -> Result<Option<crate::backups::BackupHealth>> {
     let (home, inst) = (home.clone(), inst.clone());
-    crate::metrics::read_files(move || super::protection::health(&home, &inst)).await
+    crate::metrics::read_files(move || super::backup::protection::health(&home, &inst)).await
 }
 
 /// The live status of an instance, as `list`, `show` and the API report it.
@@ -319,7 +319,7 @@ pub async fn top(home: &Home) -> Result<Vec<TopRow>> {
                     samples = tail::last_samples(&dir, 30);
                 }
                 let age = samples.last().and_then(metrics::Sample::age_seconds);
-                let concerns = super::protection::health(&h, inst).map(|x| x.concerns);
+                let concerns = super::backup::protection::health(&h, inst).map(|x| x.concerns);
                 (metrics::summary::summarize(&samples), age, concerns)
             })
             .collect::<Vec<_>>()

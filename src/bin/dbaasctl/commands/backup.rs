@@ -7,7 +7,7 @@ use dbaas::backups::Backup as BackupInfo;
 use dbaas::error::{Error, Result};
 use dbaas::home::Home;
 use dbaas::ops;
-use dbaas::ops::restore::{FromRepo, Target};
+use dbaas::ops::backup::restore::{FromRepo, Target};
 
 #[derive(FromArgs, Debug)]
 /// Take a backup now and verify it (backup NAME); verify one again (backup
@@ -122,7 +122,7 @@ pub async fn backup(home: &Home, c: Backup) -> Result<()> {
     let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
     match args.as_slice() {
         [action @ ("enable" | "config"), name] => {
-            let r = ops::backup_policy::configure(home, name, c.schedule.as_deref(), c.retention.as_deref()).await?;
+            let r = ops::backup::policy::configure(home, name, c.schedule.as_deref(), c.retention.as_deref()).await?;
             if c.json {
                 print::json(&r);
             } else {
@@ -285,7 +285,7 @@ pub async fn restore(home: &Home, c: Restore) -> Result<i32> {
         if c.to.is_some() || c.in_place || c.undo || target != Target::Latest || c.from.is_some() {
             return Err(Error::invalid("prune", "--prune takes no other option"));
         }
-        let gone = ops::restore::prune(home, &c.name).await?;
+        let gone = ops::backup::restore::prune(home, &c.name).await?;
         if c.json {
             print::json(&serde_json::json!({ "deleted": gone }));
         } else if gone.is_empty() {
@@ -299,13 +299,19 @@ pub async fn restore(home: &Home, c: Restore) -> Result<i32> {
     }
     match (&c.to, c.in_place, c.undo) {
         (Some(to), false, false) => {
-            let pending =
-                ops::restore::restore_begin(home, &c.name, to, target, from, c.node.clone())
-                    .await?;
+            let pending = ops::backup::restore::restore_begin(
+                home,
+                &c.name,
+                to,
+                target,
+                from,
+                c.node.clone(),
+            )
+            .await?;
             finish_new(home, pending, c.json).await
         }
         (None, true, false) => {
-            let r = ops::restore::restore_in_place(home, &c.name, target, from).await?;
+            let r = ops::backup::restore::restore_in_place(home, &c.name, target, from).await?;
             print_in_place(&r, c.json, "restored");
             Ok(0)
         }
@@ -316,7 +322,7 @@ pub async fn restore(home: &Home, c: Restore) -> Result<i32> {
                     "--undo takes no --time, --lsn, --backup or --from",
                 ));
             }
-            let r = ops::restore::undo(home, &c.name).await?;
+            let r = ops::backup::restore::undo(home, &c.name).await?;
             print_in_place(&r, c.json, "undid the restore of");
             Ok(0)
         }
@@ -327,7 +333,7 @@ pub async fn restore(home: &Home, c: Restore) -> Result<i32> {
     }
 }
 
-fn print_in_place(r: &ops::restore::InPlace, json: bool, what: &str) {
+fn print_in_place(r: &ops::backup::restore::InPlace, json: bool, what: &str) {
     if json {
         print::json(r);
     } else {
@@ -342,7 +348,8 @@ pub async fn clone(home: &Home, c: Clone) -> Result<i32> {
     let target = Target::parse(c.time.as_deref(), None, None)?;
     let from = FromRepo::parse(c.from.as_deref())?;
     let pending =
-        ops::restore::restore_begin(home, &c.name, &c.new, target, from, c.node.clone()).await?;
+        ops::backup::restore::restore_begin(home, &c.name, &c.new, target, from, c.node.clone())
+            .await?;
     finish_new(home, pending, c.json).await
 }
 

@@ -2,18 +2,18 @@
 //! in a one-off container before its first start; in place (the current
 //! data directory kept aside); and undoing an in-place restore.
 
-use super::backup::{archive_now, policy_of, source, Source};
-use super::create::{create_begin, Pending};
-use super::in_place;
-use super::lifecycle::{operate, up_inner};
-use super::recovery::{no_s3, recover, rfc3339, Recovery};
-pub use super::recovery::{parse_time, FromRepo, Target};
-use super::views::InstanceView;
-use super::{blocking, find};
 use crate::backups;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::home::Home;
+use crate::ops::backup::in_place;
+use crate::ops::backup::recovery::{no_s3, recover, rfc3339, Recovery};
+pub use crate::ops::backup::recovery::{parse_time, FromRepo, Target};
+use crate::ops::backup::{archive_now, policy_of, source, Source};
+use crate::ops::create::{create_begin, Pending};
+use crate::ops::lifecycle::{operate, up_inner};
+use crate::ops::views::InstanceView;
+use crate::ops::{blocking, find};
 use crate::registry::{Instance, Intent};
 use crate::validate::CreateRequest;
 use serde::Serialize;
@@ -112,7 +112,7 @@ pub async fn restore_begin(
     let src = source(home, key).await?;
     let (node, reachable) = placement(home, &src, from, node).await?;
     if let Some(inst) = &src.live {
-        super::record::refuse_if_creating(inst)?;
+        crate::ops::record::refuse_if_creating(inst)?;
     }
     // The name is checked again under the registry lock; this is the early,
     // cheap refusal before any WAL is forced out.
@@ -346,7 +346,7 @@ pub async fn resume_restore(home: &Home, id: &str) -> Result<()> {
     if let Some(did) = blocking(move || in_place::resume(&dir)).await? {
         log::warn!("{id}: {did}");
     }
-    super::lifecycle::up(home, id).await.map(|_| ())
+    crate::ops::lifecycle::up(home, id).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -2,12 +2,18 @@
 //! demand through the instance's backup sidecar, and turning backups on or
 //! reconfiguring them. Restores are in restore.rs.
 
-use super::access::serving;
-use super::{blocking, find};
+pub mod in_place;
+pub mod policy;
+pub mod protection;
+pub mod recovery;
+pub mod restore;
+
 use crate::backups::{self, Backup, Report};
 use crate::engine::{self, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
+use crate::ops::access::serving;
+use crate::ops::{blocking, find};
 use crate::provision;
 use crate::registry::{self, Instance};
 use crate::validate::BackupPolicy;
@@ -176,7 +182,7 @@ fn list_of(home: &Home, src: &Source) -> Result<BackupList> {
 pub async fn list(home: &Home, key: &str) -> Result<BackupList> {
     let src = source(home, key).await?;
     if let Some(inst) = &src.live {
-        super::mirror::sync_backups(home, inst).await;
+        crate::ops::mirror::sync_backups(home, inst).await;
     }
     let home = home.clone();
     blocking(move || list_of(&home, &src)).await

@@ -30,7 +30,7 @@ pub async fn resume(home: &Home, id: &str) -> Result<Option<String>> {
         // recorded: they are kept (`destroy --delete-backups` again removes them).
         (_, Some(Intent::Destroy)) => remove_instance(home, id, false, true).await?,
         (_, Some(Intent::DestroyKeepData)) => remove_instance(home, id, true, true).await?,
-        (_, Some(Intent::Restore)) => super::restore::resume_restore(home, id).await?,
+        (_, Some(Intent::Restore)) => super::backup::restore::resume_restore(home, id).await?,
         _ => return Ok(None),
     }
     let done = if what == "create" {

@@ -170,7 +170,7 @@ pub async fn recover(home: &Home, id: &str, rec: &Recovery) -> Result<()> {
     let conf = home.instance_dir(id).join("secrets").join(SOURCE_CONF);
     if rec.from == FromRepo::S3 {
         let (repo, src, c) = (rec.source_repo.clone(), rec.source_id.clone(), conf.clone());
-        super::blocking(move || {
+        crate::ops::blocking(move || {
             let s3 = crate::provision::read_s3(&repo)?.ok_or_else(|| no_s3(&src))?;
             let text = crate::provision::render_s3_source(&src, &s3);
             crate::registry::write_atomic(&c, text.as_bytes(), 0o600)

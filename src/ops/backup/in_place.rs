@@ -204,7 +204,7 @@ pub fn done(dir: &Path) -> Result<()> {
 pub fn put_back(dir: &Path, aside: &str) -> Result<()> {
     if dir.join(aside).exists() {
         if dir.join("data").exists() {
-            super::destroy::remove_dir(&dir.join("data"))?;
+            crate::ops::destroy::remove_dir(&dir.join("data"))?;
         }
         rename(dir, aside, "data")?;
     }
@@ -293,7 +293,7 @@ pub fn prune(dir: &Path) -> Result<Vec<String>> {
     }
     let names = kept(dir);
     for n in &names {
-        super::destroy::remove_dir(&dir.join(n))?;
+        crate::ops::destroy::remove_dir(&dir.join(n))?;
     }
     Ok(names)
 }

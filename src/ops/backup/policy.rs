@@ -2,11 +2,11 @@
 //! the registry and rendered into its generated files; PostgreSQL restarts
 //! only when archiving is turned on.
 
-use super::lifecycle::{operate, up_inner};
-use super::views::InstanceView;
-use super::{blocking, find};
 use crate::error::Result;
 use crate::home::Home;
+use crate::ops::lifecycle::{operate, up_inner};
+use crate::ops::views::InstanceView;
+use crate::ops::{blocking, find};
 use crate::provision;
 use crate::registry::{self, Instance, Intent, State};
 use crate::validate::BackupPolicy;
@@ -77,6 +77,6 @@ async fn apply_policy(home: &Home, inst: Instance, policy: BackupPolicy) -> Resu
         // on, the sidecar alone when only its schedule changed.
         up_inner(home, updated).await
     } else {
-        super::views::status_view(home, &updated).await
+        crate::ops::views::status_view(home, &updated).await
     }
 }
