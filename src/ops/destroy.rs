@@ -96,7 +96,24 @@ pub async fn remove_instance(
 /// (an instance that never ran has nothing worth keeping).
 pub async fn remove_unfinished(home: &Home, id: &str) -> Result<()> {
     remove_instance(home, id, false, false).await?;
+    sweep_late_containers(home, id).await?;
     remove_backups(home, id).await
+}
+
+/// A create stopped in the middle of `compose up` (Ctrl-C, a lost client)
+/// may have had the daemon make a container after the rollback's `down`
+/// listed the project's (the daemon finishes a request whose client was
+/// killed): look again for a moment, and take down what appeared.
+async fn sweep_late_containers(home: &Home, id: &str) -> Result<()> {
+    let engine = engine::of(home);
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        if !engine.ps(Some(id)).await?.is_empty() {
+            log::warn!("{id}: a container appeared after the rollback's down; removing it");
+            engine.down(id).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the instance's stanza from its S3 repository, through its

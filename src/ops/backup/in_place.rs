@@ -102,15 +102,21 @@ fn fresh(dir: &Path, prefix: &str) -> String {
         .chars()
         .filter(|c| *c != '-' && *c != ':')
         .collect();
-    // Unique in time across prefixes too, so that the newest is one.
-    let times: Vec<String> = kept(dir).iter().map(|n| time_of(n)).collect();
-    let mut time = now.clone();
+    // After every kept directory's time, across prefixes: the newest is the
+    // one made last, even within one second (a counter, zero-padded so that
+    // it sorts) or after the clock went back.
+    let newest = kept(dir)
+        .iter()
+        .map(|n| time_of(n))
+        .max()
+        .unwrap_or_default();
+    let newest_base = newest.split('-').next().unwrap_or_default().to_string();
+    let base = now.max(newest_base);
+    let mut time = base.clone();
     let mut n = 1;
-    while times.contains(&time)
-        || std::fs::symlink_metadata(dir.join(format!("{prefix}{time}"))).is_ok()
-    {
+    while time <= newest || std::fs::symlink_metadata(dir.join(format!("{prefix}{time}"))).is_ok() {
         n += 1;
-        time = format!("{now}-{n}");
+        time = format!("{base}-{n:03}");
     }
     format!("{prefix}{time}")
 }
@@ -335,6 +341,28 @@ mod tests {
         let pruned = prune(dir).unwrap();
         assert_eq!(pruned, kept);
         assert!(super::kept(dir).is_empty());
+    }
+
+    /// Names made within one second, or after a clock that went back,
+    /// sort in the order they were made (CI once saw an undo's directory
+    /// sort after the restore that followed it).
+    #[test]
+    fn kept_names_sort_in_the_order_they_were_made() {
+        let t = crate::testing::TempDir::new("in-place-order");
+        let dir = t.path();
+        std::fs::create_dir(dir.join("data.before-undo-20990101T000000Z-002")).unwrap();
+        let mut made = vec!["data.before-undo-20990101T000000Z-002".to_string()];
+        for i in 0..12 {
+            let prefix = if i % 2 == 0 {
+                "data.before-restore-"
+            } else {
+                "data.before-undo-"
+            };
+            let n = fresh(dir, prefix);
+            std::fs::create_dir(dir.join(&n)).unwrap();
+            made.push(n);
+        }
+        assert_eq!(kept(dir), made);
     }
 
     #[test]
