@@ -106,7 +106,9 @@ pub async fn remove_unfinished(home: &Home, id: &str) -> Result<()> {
 /// killed): look again for a moment, and take down what appeared.
 async fn sweep_late_containers(home: &Home, id: &str) -> Result<()> {
     let engine = engine::of(home);
-    for _ in 0..4 {
+    // CI saw the agent's and the backup's containers made after Ctrl-C's
+    // rollback had listed the project; two seconds covers a loaded daemon.
+    for _ in 0..8 {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         if !engine.ps(Some(id)).await?.is_empty() {
             log::warn!("{id}: a container appeared after the rollback's down; removing it");
