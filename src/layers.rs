@@ -93,6 +93,34 @@ mod tests {
         assert!(wrong.is_empty(), "upward imports: {wrong:#?}");
     }
 
+    /// The faces (the API and the CLI) ask `ops`: they reach no engine,
+    /// no provisioning and no pool themselves.
+    #[test]
+    fn the_faces_reach_no_engine_provisioning_or_pool() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![];
+        for dir in ["api", "bin"] {
+            let mut found = sources()
+                .into_iter()
+                .filter(|p| p.starts_with(root.join(dir)))
+                .collect::<Vec<_>>();
+            assert!(!found.is_empty(), "no files under src/{dir}");
+            files.append(&mut found);
+        }
+        let mut wrong = vec![];
+        for path in files {
+            let text = code(&path);
+            for below in ["engine", "provision", "db::pool"] {
+                for krate in ["crate", "dbaas"] {
+                    if text.contains(&format!("{krate}::{below}")) {
+                        wrong.push(format!("{} uses {krate}::{below}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
     #[test]
     fn no_function_is_much_longer_than_a_screen() {
         const MOST: usize = 85;

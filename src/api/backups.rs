@@ -175,7 +175,7 @@ async fn in_place(
     let (st, id) = (state.clone(), inst.id.clone());
     let task = tokio::spawn(async move {
         let guard = st.lock_for(&id).lock_owned().await;
-        st.pools.drop_pool(&id);
+        st.data.drop_pool(&id);
         let res = match target {
             Some((t, from)) => ops::backup::restore::restore_in_place(&st.home, &id, t, from).await,
             None => ops::backup::restore::undo(&st.home, &id).await,

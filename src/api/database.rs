@@ -1,60 +1,32 @@
 //! /database/{id}/...: tables, rows (PostgREST's grammar), SQL and
-//! transactions over the instance's pool. The instance must be running; each
-//! request runs on the blocking pool through `db::pool::run`.
+//! transactions over the instance's pool, through the data plane
+//! (ops/data_plane.rs): the instance must be running.
 
 use super::reply::{self, ErrorBody, Reply};
 use super::state::AppState;
 use super::Request;
 use crate::db::catalog::{self, NewTable, TableDescription, TableSummary};
 use crate::db::exec::{self, Insert, Isolation, SqlResult, Statement};
-use crate::db::pool::{self, InstancePool, PgConn};
 use crate::db::query::{self, Resolution};
 use crate::db::session;
 use crate::db::Failure;
 use crate::error::Error;
-use crate::ops;
-use crate::provision;
-use crate::registry::{Instance, State};
+use crate::ops::data_plane::{InstancePool, PgConn};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
-fn not_running(inst: &Instance, status: ops::Status) -> Error {
-    Error::Conflict(format!(
-        "instance '{}' is {status}, not running; start it with `dbaasctl up {}` or POST /instances/{}/start",
-        inst.name, inst.name, inst.name
-    ))
-}
-
-/// Runs `f` on a connection of the instance's pool. An unknown instance is
-/// a 404, one that is recorded as not running a 409. Docker is asked only
-/// when PostgreSQL cannot be reached: then a container that is down is a
-/// 409 too, rather than a 503.
+/// Runs `f` on a connection of the instance's pool, under the data
+/// plane's running rule (ops/data_plane.rs).
 async fn with_db<T, F>(state: &Arc<AppState>, key: &str, f: F) -> Result<T, Error>
 where
     T: Send + 'static,
     F: FnMut(&mut PgConn, &InstancePool) -> Result<T, Failure> + Send + 'static,
 {
     let inst = state.registry()?.get(key)?.clone();
-    if inst.state != State::Running {
-        return Err(not_running(&inst, ops::live_status(&inst, None).0));
-    }
-    let p = state.pools.get(&inst, || {
-        provision::app_password(&state.home.instance_dir(&inst.id))
-    })?;
-    match pool::run(p, f).await {
-        Err(Error::Unavailable(why)) => {
-            let ps = state.status_for(&[&inst.id]).await?;
-            let status = ops::live_status(&inst, ps.get(&inst.id)).0;
-            if status.serves() {
-                Err(Error::Unavailable(why))
-            } else {
-                Err(not_running(&inst, status))
-            }
-        }
-        other => other,
-    }
+    let id = [inst.id.as_str()];
+    state.data.run(&inst, state.status_for(&id), f).await
 }
 
 fn pairs(req: &Request) -> Result<Vec<(String, String)>, Error> {
@@ -225,7 +197,7 @@ pub async fn read_rows(
     table: &str,
 ) -> Result<Reply, Error> {
     let pairs = pairs(req)?;
-    let q = query::parse_read(&pairs, state.pools.settings.max_rows)?;
+    let q = query::parse_read(&pairs, state.data.settings().max_rows)?;
     let count = prefer(req)?.count;
     let (schema, table) = (schema_of(req), table.to_string());
     let offset = q.offset;
@@ -452,7 +424,7 @@ pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply
         params: b.params,
     };
     let array_mode = b.array_mode;
-    let opts = crate::db::sql_options(&state.pools.settings, b.read_only, array_mode);
+    let opts = crate::db::sql_options(state.data.settings(), b.read_only, array_mode);
     let res = with_db(state, id, move |c, p| {
         // Any statement may change the catalog.
         p.forget_tables();
@@ -502,7 +474,7 @@ pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Resu
         return Err(Error::invalid("statements", "give at least one statement"));
     }
     let (statements, isolation, array_mode) = (b.statements, b.isolation, b.array_mode);
-    let opts = crate::db::sql_options(&state.pools.settings, false, array_mode);
+    let opts = crate::db::sql_options(state.data.settings(), false, array_mode);
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
         let abandoned = c.abandon_check();

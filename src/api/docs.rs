@@ -67,7 +67,7 @@ use warp::http::StatusCode;
         instances::Health,
         crate::ops::nodes::NodeView,
         crate::ops::nodes::Placed,
-        crate::engine::NodeInfo,
+        crate::ops::nodes::NodeInfo,
         crate::ops::Credentials,
         reply::LogLines,
         instances::Deleted,

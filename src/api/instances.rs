@@ -388,7 +388,7 @@ pub async fn move_to(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
     let (st, id) = (state.clone(), inst.id.clone());
     let task = tokio::spawn(async move {
         let guard = st.lock_for(&id).lock_owned().await;
-        st.pools.drop_pool(&id);
+        st.data.drop_pool(&id);
         let res = ops::relocate::move_to(&st.home, &id, &b.node).await;
         drop(guard);
         st.status_changed();
@@ -415,7 +415,7 @@ pub async fn action(
     let task = tokio::spawn(async move {
         let guard = st.lock_for(&id).lock_owned().await;
         // The instance's connections die with it; start again from a new pool.
-        st.pools.drop_pool(&id);
+        st.data.drop_pool(&id);
         let res = match op.as_str() {
             "start" => ops::up(&st.home, &id).await,
             "stop" => ops::down(&st.home, &id).await,
@@ -452,7 +452,7 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
     let id = inst.id.clone();
     let inst = super::joined(tokio::spawn(async move {
         let guard = st.lock_for(&id).lock_owned().await;
-        st.pools.drop_pool(&id);
+        st.data.drop_pool(&id);
         let res = ops::destroy(&st.home, &id, keep_data, delete_backups).await;
         drop(guard);
         st.status_changed();

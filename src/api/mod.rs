@@ -90,7 +90,7 @@ fn resume_interrupted(state: Arc<AppState>) {
             .collect();
         for id in ids {
             let _guard = state.lock_for(&id).lock_owned().await;
-            state.pools.drop_pool(&id);
+            state.data.drop_pool(&id);
             if let Err(e) = crate::ops::resume(&state.home, &id).await {
                 log::error!("{id}: finishing an interrupted operation: {e}");
             }

@@ -34,7 +34,8 @@ pub struct AppState {
     pub pool_claimed: Notify,
     registry: Mutex<Option<(FileKey, Arc<Registry>)>>,
     /// One connection pool per instance, for /database.
-    pub pools: crate::db::pool::Pools,
+    /// Pools, the running rule and passwords: the data routes' way in.
+    pub data: crate::ops::data_plane::DataPlane,
     /// The console's sign-ins.
     pub sessions: super::session::Sessions,
     /// Requests served, for /metrics.
@@ -58,7 +59,7 @@ struct FileKey {
 impl AppState {
     pub fn new(home: Home, token: String) -> AppState {
         AppState {
-            pools: crate::db::pool::Pools::new(home.settings.db.clone()),
+            data: crate::ops::data_plane::DataPlane::new(&home),
             home,
             token,
             locks: Mutex::new(HashMap::new()),

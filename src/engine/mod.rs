@@ -26,6 +26,17 @@ pub fn project_file(inst: &crate::registry::Instance, home_tag: &str) -> Project
     }
 }
 
+/// Where an instance's backup repository lives when it is not in
+/// backups/<id>/ on this host: a swarm instance's is a volume on its node.
+pub fn repository_elsewhere(inst: &crate::registry::Instance) -> Option<String> {
+    inst.node.as_ref().map(|node| {
+        format!(
+            "the volume {} on node {node}",
+            swarm::relocate::repo_volume(&inst.id)
+        )
+    })
+}
+
 /// An instance's services, as the generated project names them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Service {

@@ -182,10 +182,7 @@ pub(super) async fn serving(home: &Home, key: &str) -> Result<Instance> {
     let inst = find(home, key).await?;
     let view = status_view(home, &inst).await?;
     if !view.status.serves() {
-        return Err(Error::Conflict(format!(
-            "instance '{}' is {}, not running; start it with `dbaasctl up {}`",
-            inst.name, view.status, inst.name
-        )));
+        return Err(super::data_plane::not_running(&inst, view.status));
     }
     Ok(inst)
 }

@@ -199,3 +199,22 @@ pub async fn abandon_own_creates(home: &Home) -> Result<Vec<String>> {
     }
     Ok(mine)
 }
+
+/// What `destroy` says about the backups it kept, if any.
+pub fn kept_backups_note(home: &Home, inst: &Instance) -> Option<String> {
+    let kept = home.backup_dir(&inst.id);
+    if !kept.is_dir() {
+        return None;
+    }
+    Some(match engine::repository_elsewhere(inst) {
+        Some(place) => format!(
+            "its backups are kept in {place} (their log in {}; `docker volume rm` on that node removes them, as --delete-backups would have)",
+            kept.display()
+        ),
+        None => format!(
+            "its backups are kept in {} (`dbaasctl restore {} --to NEW` restores them; `dbaasctl destroy` with --delete-backups would have removed them)",
+            kept.display(),
+            inst.id
+        ),
+    })
+}

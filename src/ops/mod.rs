@@ -6,6 +6,7 @@ pub mod access;
 pub mod backup;
 pub mod capacity;
 pub mod create;
+pub mod data_plane;
 pub mod destroy;
 pub mod doctor;
 pub mod dump;

@@ -2,7 +2,9 @@
 //! swarm's nodes with the instances each holds (`nodes`, GET /nodes).
 
 use super::blocking;
-use crate::engine::{self, NodeInfo};
+use crate::engine;
+/// A node of the swarm, as the engine reports it (the API documents it).
+pub use crate::engine::NodeInfo;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::registry;

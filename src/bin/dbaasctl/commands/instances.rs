@@ -257,19 +257,8 @@ pub(crate) async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
     } else {
         eprintln!("destroyed '{}' ({})", inst.name, inst.id);
     }
-    let kept = home.backup_dir(&inst.id);
-    if let (Some(node), true) = (&inst.node, kept.is_dir()) {
-        eprintln!(
-            "its backups are kept in the volume {} on node {node} (their log in {}; `docker volume rm` on that node removes them, as --delete-backups would have)",
-            dbaas::engine::swarm::relocate::repo_volume(&inst.id),
-            kept.display()
-        );
-    } else if kept.is_dir() {
-        eprintln!(
-            "its backups are kept in {} (`dbaasctl restore {} --to NEW` restores them; `dbaasctl destroy` with --delete-backups would have removed them)",
-            kept.display(),
-            inst.id
-        );
+    if let Some(note) = ops::destroy::kept_backups_note(home, &inst) {
+        eprintln!("{note}");
     }
     Ok(())
 }
