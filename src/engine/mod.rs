@@ -7,6 +7,8 @@
 pub mod compose;
 pub mod docker;
 pub mod docker_api;
+#[cfg(test)]
+pub mod fake;
 pub mod image_lock;
 pub mod swarm;
 
@@ -405,6 +407,10 @@ pub trait Engine: Send + Sync {
 
 /// The engine of a home.
 pub fn of(home: &Home) -> Arc<dyn Engine> {
+    #[cfg(test)]
+    if let Some(fake) = fake::for_home(&home.root) {
+        return fake;
+    }
     match home.settings.engine {
         EngineKind::Compose => Arc::new(compose::Compose::new(home)),
         EngineKind::Swarm => Arc::new(swarm::Swarm::new(home)),

@@ -333,7 +333,10 @@ async fn provision_and_start(
         .await;
     }
     let _slot = start(home, inst, recovery, Start::Db).await?;
-    let (rest, ready) = tokio::join!(
+    // The sidecars start while PostgreSQL comes up; the first failure ends
+    // both, so that the engine's error (the cause) is what is reported,
+    // at once, not a readiness timeout after it.
+    tokio::try_join!(
         oplog::step(home, &inst.id, "create.compose_up", engine.up(&inst.id)),
         oplog::step(
             home,
@@ -341,8 +344,8 @@ async fn provision_and_start(
             "create.wait_ready",
             wait_ready(home, inst, &creds.app_password),
         )
-    );
-    ready.and(rest)
+    )
+    .map(|_| ())
 }
 
 /// Which services a create starts first.

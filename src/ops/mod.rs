@@ -10,6 +10,8 @@ pub mod data_plane;
 pub mod destroy;
 pub mod doctor;
 pub mod dump;
+#[cfg(test)]
+mod fake_engine_tests;
 pub mod lifecycle;
 pub mod mirror;
 pub mod nodes;

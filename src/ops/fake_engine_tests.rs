@@ -1,0 +1,110 @@
+//! `ops` on the fake engine (engine/fake.rs), without Docker: a create that
+//! fails at each of its engine steps, or never gets ready, leaves nothing
+//! behind, and says so.
+
+use crate::engine::fake::{install, FakeEngine};
+use crate::error::Error;
+use crate::home::Home;
+use crate::settings::{Provision, Settings};
+use crate::testing::TempDir;
+use crate::validate::CreateRequest;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn home(label: &str) -> (TempDir, Home, Arc<FakeEngine>) {
+    let t = TempDir::new(label);
+    let mut s = Settings::with_root(t.path().to_path_buf());
+    // initdb: no template to make; readiness given up quickly (nothing
+    // listens on the instance's port).
+    s.provision = Provision::Initdb;
+    s.ready_timeout = Duration::from_millis(600);
+    let home = Home::new(s);
+    let fake = Arc::new(FakeEngine::new(&home.root.join("instances")));
+    install(&home.root, fake.clone());
+    (t, home, fake)
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Nothing of a create: no registry entry, no directory, no backups, no
+/// kept metadata, nothing up.
+fn nothing_left(home: &Home, fake: &FakeEngine) {
+    let reg = crate::registry::load(home).unwrap();
+    assert!(reg.instances.is_empty(), "{:?}", reg.instances);
+    assert_eq!(entries(&home.root.join("instances")), Vec::<String>::new());
+    assert_eq!(entries(&home.root.join("backups")), Vec::<String>::new());
+    assert_eq!(
+        entries(&home.root.join("config").join("kept")),
+        Vec::<String>::new()
+    );
+    let calls = fake.calls();
+    let ids: Vec<&str> = calls.iter().filter_map(|c| c.strip_prefix("up ")).collect();
+    assert!(ids.iter().all(|id| !fake.is_up(id)), "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_failing_at_each_engine_step_rolls_back_everything() {
+    for step in ["preflight", "up_service", "up"] {
+        let (_t, home, fake) = home(&format!("fake-create-{step}"));
+        fake.fail_next(step);
+        let req = CreateRequest {
+            name: "shop".into(),
+            ..Default::default()
+        };
+        let err = super::create_new(&home, req).await.unwrap_err();
+        assert_eq!(err.exit_code(), 5, "{step}: {err}");
+        let text = err.to_string();
+        assert!(text.contains("not reachable"), "{step}: {text}");
+        if step != "preflight" {
+            // Allocated, provisioned, then rolled back through the engine.
+            assert!(text.contains("rolled back"), "{step}: {text}");
+            assert!(
+                fake.calls().iter().any(|c| c.starts_with("down db_")),
+                "{step}: {:?}",
+                fake.calls()
+            );
+        }
+        nothing_left(&home, &fake);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_that_never_gets_ready_rolls_back_everything() {
+    let (_t, home, fake) = home("fake-create-ready");
+    let req = CreateRequest {
+        name: "shop".into(),
+        ..Default::default()
+    };
+    let err = super::create_new(&home, req).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::CreateFailed { cause, .. } if matches!(**cause, Error::Timeout { .. })),
+        "{err}"
+    );
+    assert!(fake.calls().iter().any(|c| c.starts_with("down db_")));
+    nothing_left(&home, &fake);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_that_fails_says_how_to_clean_up() {
+    let (_t, home, fake) = home("fake-create-rollback");
+    // The up fails, and so does the rollback's down.
+    fake.fail_next("up");
+    let req = CreateRequest {
+        name: "shop".into(),
+        ..Default::default()
+    };
+    fake.fail_next("down");
+    let res = super::create_new(&home, req).await;
+    let text = res.unwrap_err().to_string();
+    assert!(text.contains("doctor --fix"), "{text}");
+}
