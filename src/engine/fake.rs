@@ -39,6 +39,8 @@ pub struct FakeEngine {
     pub instances_dir: Option<PathBuf>,
     /// Nodes of a multi-node fake.
     pub nodes: Vec<NodeInfo>,
+    /// What `exec` prints (a program's output in a container).
+    exec_output: Mutex<String>,
 }
 
 impl FakeEngine {
@@ -52,6 +54,11 @@ impl FakeEngine {
     /// The next call of this kind fails as if the daemon had gone.
     pub fn fail_next(&self, kind: &str) {
         self.fail.lock().expect("fail").push(kind.to_string());
+    }
+
+    /// `exec` prints this from now on.
+    pub fn exec_prints(&self, out: &str) {
+        *self.exec_output.lock().expect("exec") = out.to_string();
     }
 
     /// The calls so far, as "kind id".
@@ -160,7 +167,8 @@ impl Engine for FakeEngine {
         _argv: &[String],
         _timeout: std::time::Duration,
     ) -> Result<String> {
-        self.call("exec", id).map(|_| String::new())
+        self.call("exec", id)?;
+        Ok(self.exec_output.lock().expect("exec").clone())
     }
     async fn run_once(
         &self,

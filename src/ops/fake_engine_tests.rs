@@ -108,3 +108,85 @@ async fn a_rollback_that_fails_says_how_to_clean_up() {
     let text = res.unwrap_err().to_string();
     assert!(text.contains("doctor --fix"), "{text}");
 }
+
+/// Two running instances recorded in the home (their directories written
+/// as a create would), for the resize tests.
+fn two_running(home: &Home) -> (crate::registry::Instance, crate::registry::Instance) {
+    use crate::registry::Instance;
+    let a = Instance::fixture("db_0000000a", "a", 45432);
+    let b = Instance::fixture("db_0000000b", "b", 45433);
+    for i in [&a, &b] {
+        let project = crate::engine::project_file(i, &home.tag());
+        let creds = crate::provision::Credentials::generate();
+        crate::provision::provision(&home.instance_dir(&i.id), i, &creds, &project).unwrap();
+    }
+    let (a2, b2) = (a.clone(), b.clone());
+    crate::registry::update(home, move |reg| {
+        reg.instances.push(a2);
+        reg.instances.push(b2);
+        Ok(())
+    })
+    .unwrap();
+    (a, b)
+}
+
+/// The registry's entry and the compose file of `id`, to compare before
+/// and after a refused resize.
+fn state_of(home: &Home, id: &str) -> (String, String) {
+    let reg = crate::registry::load(home).unwrap();
+    let entry = serde_json::to_string(reg.find(id).unwrap()).unwrap();
+    let file = std::fs::read_to_string(home.instance_dir(id).join("docker-compose.yml")).unwrap();
+    (entry, file)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_resize_changes_nothing() {
+    let (_t, home, fake) = home("fake-resize");
+    let (a, b) = two_running(&home);
+    let before = state_of(&home, &a.id);
+    // The other instance's port: refused under the registry's lock.
+    let req = super::resize::ResizeRequest {
+        port: Some(b.port as u32),
+        ..Default::default()
+    };
+    let e = super::resize::resize(&home, "a", req).await.unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert!(e.to_string().contains("port"), "{e}");
+    assert_eq!(state_of(&home, &a.id), before);
+    // Docker refuses the new limits: the registry and the file keep the old.
+    fake.fail_next("update_limits");
+    let req = super::resize::ResizeRequest {
+        cpus: Some("0.5".into()),
+        ..Default::default()
+    };
+    let e = super::resize::resize(&home, "a", req).await.unwrap_err();
+    assert_eq!(e.exit_code(), 5, "{e}");
+    assert_eq!(state_of(&home, &a.id), before);
+    // Below what it uses (the container reports 400 MB in use).
+    fake.exec_prints("419430400\n");
+    let req = super::resize::ResizeRequest {
+        memory: Some("256m".into()),
+        ..Default::default()
+    };
+    let e = super::resize::resize(&home, "a", req).await.unwrap_err();
+    assert_eq!(e.exit_code(), 4, "{e}");
+    assert!(e.to_string().contains("uses 400m now"), "{e}");
+    assert_eq!(state_of(&home, &a.id), before);
+    // What it uses cannot be read: refused as well.
+    fake.exec_prints("");
+    let req = super::resize::ResizeRequest {
+        memory: Some("256m".into()),
+        ..Default::default()
+    };
+    let e = super::resize::resize(&home, "a", req).await.unwrap_err();
+    assert!(e.to_string().contains("could not read the memory"), "{e}");
+    assert_eq!(state_of(&home, &a.id), before);
+    // Nothing was started or restarted.
+    assert!(
+        !fake.calls().iter().any(|c| c.starts_with("up ")
+            || c.starts_with("up_service")
+            || c.starts_with("restart")),
+        "{:?}",
+        fake.calls()
+    );
+}
