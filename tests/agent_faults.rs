@@ -35,21 +35,37 @@ fn wait_up(h: &TestHome, id: &str, from: usize, what: &str) {
     }
 }
 
-/// Holds a fault for three intervals (1 s each) and checks the lines
-/// written meanwhile: at least one per interval, each `up: false` with a
-/// reason, and the agent's container neither restarted nor restarting.
+/// Holds a fault until the agent has written three samples under it (each
+/// `up: false` with a reason) and checks that its container neither
+/// restarted nor is restarting. Waits for samples, not for a time: a
+/// loaded machine may write them late.
 fn hold(h: &TestHome, id: &str, agent: &str, what: &str) -> usize {
     let restarts = docker_ok(&["inspect", "-f", "{{.RestartCount}}", agent]);
-    // The fault is in force from the next sample on.
-    std::thread::sleep(Duration::from_millis(1100));
-    let from = lines(h, id).len();
-    std::thread::sleep(Duration::from_millis(3300));
-    let seen: Vec<Value> = lines(h, id).into_iter().skip(from).collect();
-    assert!(
-        seen.len() >= 3,
-        "{what}: {} lines in 3 intervals: {seen:?}",
-        seen.len()
+    let start = lines(h, id).len();
+    // The fault is in force from the first sample that says so (one taken
+    // before it may still be in flight).
+    let mut from = start;
+    wait_until(
+        &format!("{what}: a sample under the fault"),
+        Duration::from_secs(60),
+        || match lines(h, id)
+            .iter()
+            .skip(start)
+            .position(|v| v["up"] == false)
+        {
+            Some(i) => {
+                from = start + i;
+                true
+            }
+            None => false,
+        },
     );
+    wait_until(
+        &format!("{what}: three samples under the fault"),
+        Duration::from_secs(60),
+        || lines(h, id).len() >= from + 3,
+    );
+    let seen: Vec<Value> = lines(h, id).into_iter().skip(from).take(3).collect();
     for v in &seen {
         assert_eq!(v["up"], false, "{what}: {v}");
         assert!(
@@ -67,7 +83,7 @@ fn hold(h: &TestHome, id: &str, agent: &str, what: &str) -> usize {
         restarts,
         "{what}: the agent restarted"
     );
-    eprintln!("{what}: {} up:false lines in 3 intervals", seen.len());
+    eprintln!("{what}: {} up:false lines in a row", seen.len());
     from + seen.len()
 }
 
