@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,13 +66,16 @@ fn ids(url: &str) -> Vec<i64> {
 /// every row after, after it.
 struct Writer {
     stop: Arc<AtomicBool>,
+    /// Rows committed so far.
+    written: Arc<AtomicI64>,
     handle: Option<std::thread::JoinHandle<(i64, Option<String>)>>,
 }
 
 impl Writer {
     fn start(url: &str, mark: i64) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, url) = (stop.clone(), url.to_string());
+        let written = Arc::new(AtomicI64::new(0));
+        let (s, w, url) = (stop.clone(), written.clone(), url.to_string());
         let handle = std::thread::spawn(move || {
             let mut c = connect(&url);
             let (mut n, mut t) = (0, None);
@@ -80,6 +83,7 @@ impl Writer {
                 c.execute("INSERT INTO w (at) VALUES (clock_timestamp())", &[])
                     .unwrap();
                 n += 1;
+                w.store(n, Ordering::Relaxed);
                 if n == mark {
                     let r = c
                         .query_one(
@@ -95,8 +99,19 @@ impl Writer {
         });
         Writer {
             stop,
+            written,
             handle: Some(handle),
         }
+    }
+
+    /// Until `n` rows are committed (a loaded machine writes slower than
+    /// one per 100 ms).
+    fn wait_for(&self, n: i64) {
+        wait_until(
+            &format!("{n} rows written"),
+            Duration::from_secs(180),
+            || self.written.load(Ordering::Relaxed) >= n,
+        );
     }
 
     fn finish(mut self) -> (i64, Option<String>) {
@@ -120,7 +135,7 @@ fn point_in_time_recovery_to_the_row_and_a_clone_under_write_load() {
 
     // Rows 1..=30 committed before T, the rest after.
     let writer = Writer::start(&src, 30);
-    std::thread::sleep(Duration::from_secs(6));
+    writer.wait_for(41);
     let (written, t) = writer.finish();
     let t = t.expect("the writer reached its mark");
     assert!(written > 40, "only {written} rows written");
