@@ -253,12 +253,38 @@ impl NodeInfo {
 /// Which engine a home is bound to (config/engine).
 pub use crate::settings::EngineKind;
 
+/// What an engine can do: `ops` asks this, never which engine it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Instances run on one of several nodes (`--node`, `move`, `nodes`).
+    pub nodes: bool,
+    /// A warm pool of started spares.
+    pub warm_pool: bool,
+    /// An S3 repository reached through a Docker network of this host.
+    pub s3_network: bool,
+    /// A restore in place (the data directory is on this host).
+    pub in_place_restore: bool,
+}
+
 /// What runs the containers of instances.
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
     /// `compose` or `swarm`, as doctor, list and /health show it.
     fn kind(&self) -> &'static str {
         "compose"
+    }
+    /// What it can do (one host's engine: all but nodes).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            nodes: false,
+            warm_pool: true,
+            s3_network: true,
+            in_place_restore: true,
+        }
+    }
+    /// Where instances run, in a sentence (doctor's first line).
+    fn describe(&self) -> &'static str {
+        "compose: instances run on this host"
     }
     /// Before a create: the engine answers, the image is there, its tools
     /// are installed, the S3 network (if any) keeps its containers apart;

@@ -16,7 +16,7 @@ use crate::oplog::{self, now_rfc3339};
 use crate::provision::{self, Credentials};
 use crate::registry::{self, Instance, Registry, State};
 use crate::s3::{S3Choice, S3Settings};
-use crate::settings::{EngineKind, Provision};
+use crate::settings::Provision;
 pub use crate::validate::{CreateRequest, ValidCreate};
 use serde::Serialize;
 use std::net::{IpAddr, TcpListener};
@@ -72,16 +72,28 @@ pub async fn create_new(home: &Home, req: CreateRequest) -> Result<Created> {
     create_finish(home, pending, on_failure).await
 }
 
-/// What a swarm home does not do: warm-pool spares, and an S3 endpoint
-/// reached through a Docker network of one host.
-fn swarm_request(s3: Option<&S3Settings>, spare: bool) -> Result<()> {
-    if s3.is_some_and(|s| s.repo.network.is_some()) {
+/// What the engine cannot do, refused before anything changes: a node
+/// where instances have none, and on a multi-node engine warm-pool spares
+/// and an S3 endpoint reached through a Docker network of one host.
+fn refuse_unsupported(
+    caps: engine::Capabilities,
+    s3: Option<&S3Settings>,
+    spare: bool,
+    node: bool,
+) -> Result<()> {
+    if node && !caps.nodes {
+        return Err(Error::invalid(
+            "node",
+            "--node chooses a swarm node, and this home's engine is compose (one host); omit it",
+        ));
+    }
+    if !caps.s3_network && s3.is_some_and(|s| s.repo.network.is_some()) {
         return Err(Error::invalid(
             "s3",
             "the S3 settings name a Docker network, which a swarm's stacks cannot join; drop `network` and give an endpoint the nodes reach (their containers go out through each node's gateway)",
         ));
     }
-    if spare {
+    if spare && !caps.warm_pool {
         return Err(Error::invalid(
             "DBAAS_WARM_POOL",
             "the warm pool is not available on the swarm engine; unset DBAAS_WARM_POOL",
@@ -114,24 +126,17 @@ pub(super) async fn create_begin_as(
     if spare {
         v.name = registry::SPARE_NAME.to_string();
     }
-    let swarm = home.settings.engine == EngineKind::Swarm;
+    let engine = engine::of(home);
+    let caps = engine.capabilities();
     let s3 = s3_for(home, req, v.backups.is_some())?;
-    if swarm {
-        swarm_request(s3.as_ref(), spare)?;
-    } else if v.node.is_some() {
-        return Err(Error::invalid(
-            "node",
-            "--node chooses a swarm node, and this home's engine is compose (one host); omit it",
-        ));
-    }
+    refuse_unsupported(caps, s3.as_ref(), spare, v.node.is_some())?;
     v.s3 = s3.as_ref().map(|s| s.repo.clone());
     let budget = Budget::of(home);
     budget.check_disk(home)?;
     let image = home.settings.image_for(v.version);
-    let engine = engine::of(home);
     let s3_network = s3.as_ref().and_then(|s| s.repo.network.as_deref());
     engine.preflight(&image, s3_network).await?;
-    let nodes = if swarm {
+    let nodes = if caps.nodes {
         Some(engine.nodes().await?)
     } else {
         None

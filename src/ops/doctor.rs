@@ -84,17 +84,7 @@ fn finding(level: Level, check: &str, message: String, fix: Option<String>) -> F
 
 pub async fn run(home: &Home, fix: bool) -> Result<Vec<Finding>> {
     let engine = engine::of(home);
-    let mut out = vec![finding(
-        Level::Ok,
-        "engine",
-        match home.settings.engine {
-            crate::settings::EngineKind::Compose => "compose: instances run on this host".into(),
-            crate::settings::EngineKind::Swarm => {
-                "swarm: instances run on the nodes of the swarm DOCKER_HOST manages".into()
-            }
-        },
-        None,
-    )];
+    let mut out = vec![finding(Level::Ok, "engine", engine.describe().into(), None)];
     for c in engine.host_checks().await {
         let failed = c.outcome.is_err();
         out.push(match c.outcome {

@@ -190,3 +190,20 @@ async fn a_refused_resize_changes_nothing() {
         fake.calls()
     );
 }
+
+/// What the engine cannot do is refused before anything changes (the
+/// fake, like one host's engine, has no nodes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_on_an_engine_without_nodes_is_refused_first() {
+    let (_t, home, fake) = home("fake-create-node");
+    let req = CreateRequest {
+        name: "shop".into(),
+        node: Some("n1".into()),
+        ..Default::default()
+    };
+    let e = super::create_new(&home, req).await.unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(e.to_string().contains("--node"), "{e}");
+    assert_eq!(fake.calls(), Vec::<String>::new());
+    nothing_left(&home, &fake);
+}

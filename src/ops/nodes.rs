@@ -50,11 +50,13 @@ pub async fn init(home: &Home, engine: &str) -> Result<EngineKind> {
             kind.as_str()
         )));
     }
-    if kind == EngineKind::Swarm {
-        let mut s = (*home.settings).clone();
-        s.engine = kind;
-        let probe = Home::new(s);
-        let checks = engine::of(&probe).host_checks().await;
+    let mut s = (*home.settings).clone();
+    s.engine = kind;
+    let probe = Home::new(s);
+    let target = engine::of(&probe);
+    // An engine of nodes must reach its manager before a home is bound to it.
+    if target.capabilities().nodes {
+        let checks = target.host_checks().await;
         if let Some(c) = checks.iter().find(|c| c.fatal && c.outcome.is_err()) {
             return Err(Error::Docker(format!(
                 "{}: {}; {}",

@@ -186,6 +186,19 @@ impl Engine for Swarm {
         "swarm"
     }
 
+    fn capabilities(&self) -> super::Capabilities {
+        super::Capabilities {
+            nodes: true,
+            warm_pool: false,
+            s3_network: false,
+            in_place_restore: false,
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        "swarm: instances run on the nodes of the swarm DOCKER_HOST manages"
+    }
+
     /// A swarm home has no S3 network (ops refuses one before).
     async fn preflight(&self, image: &str, _s3_network: Option<&str>) -> Result<()> {
         let info = self.manager_state().await?;

@@ -215,7 +215,7 @@ pub async fn restore_in_place(
 ) -> Result<InPlace> {
     let inst = find(home, key).await?;
     policy_of(&inst)?;
-    if inst.node.is_some() {
+    if !crate::engine::of(home).capabilities().in_place_restore {
         // Its data is a volume on the node: nothing here to keep aside.
         return Err(Error::invalid(
             "in_place",
