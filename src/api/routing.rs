@@ -333,6 +333,47 @@ mod routing_tests {
         v["error"]["code"].as_str().unwrap_or("")
     }
 
+    /// PATCH below what the instance uses: 409 with nothing changed (on
+    /// the fake engine, whose container reports 400 MB in use).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_resize_below_use_is_a_409() {
+        let (_dir, st) = state();
+        let home = st.home.clone();
+        let fake = Arc::new(crate::engine::fake::FakeEngine::new(
+            &home.root.join("instances"),
+        ));
+        crate::engine::fake::install(&home.root, fake.clone());
+        let i = crate::registry::Instance::fixture("db_0000000d", "big", 45435);
+        let project = crate::engine::project_file(&i, &home.tag());
+        let creds = crate::provision::Credentials::generate();
+        crate::provision::provision(&home.instance_dir(&i.id), &i, &creds, &project).unwrap();
+        let i2 = i.clone();
+        crate::registry::update(&home, move |reg| {
+            reg.instances.push(i2);
+            Ok(())
+        })
+        .unwrap();
+        fake.exec_prints("419430400\n");
+        let (s, v) = call(
+            &st,
+            "PATCH",
+            "/instances/big",
+            Some(r#"{"memory":"256m"}"#),
+            true,
+        )
+        .await;
+        assert_eq!((s, code(&v)), (409, "conflict"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("uses 400m"),
+            "{v}"
+        );
+        let reg = crate::registry::load(&home).unwrap();
+        assert_eq!(reg.find("db_0000000d").unwrap().memory, i.memory);
+    }
+
     #[tokio::test]
     async fn auth_is_required_except_for_public_routes() {
         let (dir, st) = state();

@@ -207,3 +207,52 @@ async fn a_node_on_an_engine_without_nodes_is_refused_first() {
     assert_eq!(fake.calls(), Vec::<String>::new());
     nothing_left(&home, &fake);
 }
+
+/// An in-place restore whose recovery fails puts the original data
+/// directory back (docs/commands.md promises it), keeps nothing aside and
+/// says what happened.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_in_place_restore_puts_the_data_back() {
+    use super::backup::restore::{restore_in_place, FromRepo, Target};
+    let (_t, home, fake) = home("fake-in-place");
+    let mut i = crate::registry::Instance::fixture("db_0000000c", "kept", 45434);
+    i.backups = Some(crate::validate::BackupPolicy::default());
+    let project = crate::engine::project_file(&i, &home.tag());
+    let creds = crate::provision::Credentials::generate();
+    let dir = home.instance_dir(&i.id);
+    crate::provision::provision(&dir, &i, &creds, &project).unwrap();
+    std::fs::write(dir.join("data").join("original"), b"x").unwrap();
+    // One verified backup in the repository.
+    let repo = home.backup_dir(&i.id);
+    std::fs::create_dir_all(repo.join("repo/backup").join(&i.id).join("A")).unwrap();
+    std::fs::write(
+        repo.join("backups.json"),
+        concat!(
+            r#"{"ts":"2020-01-01T00:27:21Z","event":"backup","ok":true,"label":"A","type":"full","reason":"first","start":"2020-01-01T00:27:17Z","stop":"2020-01-01T00:27:21Z","start_lsn":"0/2","stop_lsn":"0/3","size_bytes":30,"repo_size_bytes":3,"duration_s":4}"#,
+            "\n",
+            r#"{"ts":"2020-01-01T00:27:30Z","event":"verify","label":"A","verified":true,"duration_s":6,"restore_s":4,"tables":1,"indexes_checked":1}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let i2 = i.clone();
+    crate::registry::update(&home, move |reg| {
+        reg.instances.push(i2);
+        Ok(())
+    })
+    .unwrap();
+    fake.fail_next("run_once");
+    let e = restore_in_place(&home, "kept", Target::Latest, FromRepo::Local)
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("was put back"), "{text}");
+    assert!(dir.join("data").join("original").exists(), "{text}");
+    assert_eq!(super::backup::in_place::kept(&dir), Vec::<String>::new());
+    let calls = fake.calls();
+    let pos = |k: &str| calls.iter().position(|c| c.starts_with(k));
+    assert!(
+        pos("down").unwrap() < pos("run_once").unwrap() && pos("run_once") < pos("up "),
+        "stopped, recovery tried, started again: {calls:?}"
+    );
+}

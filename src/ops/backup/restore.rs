@@ -256,12 +256,15 @@ async fn in_place_inner(
     if let Err(e) = recover(home, &inst.id, &rec).await {
         let (d, a) = (dir.clone(), aside.clone());
         let back = blocking(move || in_place::put_back(&d, &a)).await;
-        let restarted = match back {
-            Ok(()) => up_inner(home, inst.clone()).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        let note = match restarted {
-            Ok(()) => "the data directory was put back and the instance started again".to_string(),
+        let note = match back {
+            Ok(()) => match up_inner(home, inst.clone()).await {
+                Ok(_) => "the data directory was put back and the instance started again"
+                    .to_string(),
+                Err(r) => format!(
+                    "the data directory was put back, but the instance did not start again ({r}); `dbaasctl up {}` starts it",
+                    inst.name
+                ),
+            },
             Err(r) => format!(
                 "putting the data directory back failed too ({r}); it is in {}",
                 dir.join(&aside).display()
