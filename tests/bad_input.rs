@@ -257,3 +257,27 @@ fn compose_failure_is_reported_and_rolled_back() {
     h.run(&["destroy", "kept", "--yes"]).ok();
     assert!(h.instance_dirs().is_empty());
 }
+
+/// `dump --format custom` onto a terminal is refused (it is binary); the
+/// same to a pipe or a file is not refused for that. `script` gives the
+/// command a terminal as its standard output.
+#[test]
+fn a_binary_dump_onto_a_terminal_is_refused() {
+    let h = TestHome::new("dump-tty");
+    let cmd = format!(
+        "DBAAS_HOME='{}' '{}' dump nosuch --format custom; echo \"exit=$?\"",
+        h.root.display(),
+        BIN
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script(1) from util-linux");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("exit=2"), "{text}");
+    assert!(text.contains("redirect it to a file"), "{text}");
+    // Not a terminal: the refusal is for the instance, not the output.
+    let run = h.run(&["dump", "nosuch", "--format", "custom"]);
+    let err = run.fails_with(3);
+    assert!(!err.contains("redirect it to a file"), "{err}");
+}
