@@ -685,6 +685,9 @@ fn instances_spread_over_the_nodes_connect_at_their_node_and_leave_nothing() {
         ),
         "465"
     );
+    // The restore (onto another node, while the worker is down) started
+    // none of the worker's instances elsewhere either.
+    assert_nowhere_else(&swarm, 1, &on_worker);
     swarm.start_node(1);
     wait_status(&home, "pinned", "running", Duration::from_secs(120));
     let kept = "SELECT n::text FROM kept";
