@@ -332,6 +332,178 @@ if [ -e \"$f\" ]; then echo 'Cannot connect to the Docker daemon at unix:///var/
     assert!(calls >= 3, "a create made {calls} docker calls");
 }
 
+/// The Docker daemon's socket as dbaas sees it through DOCKER_HOST: a
+/// proxy that forwards `limit` connections to the real socket, then goes
+/// away as a daemon does (its open connections cut, the socket file
+/// gone). So the paths production uses when the daemon is local (the
+/// socket API of engine/docker_api.rs and the Compose plugin run directly)
+/// meet the fault too, not only the docker CLI.
+struct DyingSocket {
+    path: std::path::PathBuf,
+    conns: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DyingSocket {
+    fn start(path: std::path::PathBuf, limit: u64) -> DyingSocket {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (conns, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (c, st, p) = (conns.clone(), stop.clone(), path.clone());
+        let thread = std::thread::spawn(move || {
+            let mut open: Vec<UnixStream> = vec![];
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        if c.fetch_add(1, Ordering::SeqCst) >= limit {
+                            // Gone: this connection, the open ones, the socket.
+                            drop(client);
+                            for o in &open {
+                                let _ = o.shutdown(std::net::Shutdown::Both);
+                            }
+                            let _ = std::fs::remove_file(&p);
+                            break;
+                        }
+                        client.set_nonblocking(false).unwrap();
+                        let daemon = UnixStream::connect("/var/run/docker.sock").unwrap();
+                        open.push(client.try_clone().unwrap());
+                        open.push(daemon.try_clone().unwrap());
+                        pump(client.try_clone().unwrap(), daemon.try_clone().unwrap());
+                        pump(daemon, client);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        DyingSocket {
+            path,
+            conns,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    fn connections(&self) -> u64 {
+        self.conns.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for DyingSocket {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Copies one direction of a connection until either side closes.
+fn pump(mut from: std::os::unix::net::UnixStream, mut to: std::os::unix::net::UnixStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
+}
+
+#[test]
+fn the_docker_socket_going_away_mid_create_leaves_nothing_half_done() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("chaos-socket");
+    // The template first (a create after it is what is counted); the home's
+    // tag, which every container of it carries, from its first container.
+    let (warm, _) = h.create("warm", &[]);
+    let tag = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"dbaas.home\"}}",
+        &h.containers_of(&warm)[0],
+    ])
+    .trim()
+    .to_string();
+    let of_home = || {
+        docker_ok(&[
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=dbaas.home={tag}"),
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+    h.run(&["destroy", "warm", "--yes"]).ok();
+    let sock = |limit| DyingSocket::start(h.root.join(format!("docker-{limit}.sock")), limit);
+    let counting = sock(u64::MAX);
+    h.run_env(
+        &["create", "counted"],
+        &[("DOCKER_HOST", &counting.docker_host())],
+    )
+    .ok();
+    let total = counting.connections();
+    drop(counting);
+    h.run(&["destroy", "counted", "--yes"]).ok();
+    assert!(
+        total >= 2,
+        "a create opened {total} connections to the daemon"
+    );
+    let (mut failed, mut done) = (0, 0);
+    let step = (total / 8).max(1);
+    for k in (0..total).step_by(step as usize) {
+        let name = format!("gone{k}");
+        let dying = sock(k);
+        let run = h.run_env(&["create", &name], &[("DOCKER_HOST", &dying.docker_host())]);
+        drop(dying);
+        if run.code() == 0 {
+            // Every call the create needed was made before the fault (the
+            // rest were reads it could do without): it is simply done.
+            done += 1;
+            h.run(&["destroy", &name, "--yes"]).ok();
+        } else {
+            failed += 1;
+            let err = run.fails_with(5);
+            assert!(
+                err.contains("Docker daemon is not reachable"),
+                "after {k}: {err}"
+            );
+        }
+        // With the daemon back: doctor --fix cleans what could not be.
+        h.run(&["doctor", "--fix"]);
+        assert_eq!(
+            h.registry()["instances"],
+            json!([]),
+            "after {k} connections"
+        );
+        assert!(h.instance_dirs().is_empty(), "{:?}", h.instance_dirs());
+        assert_eq!(of_home(), Vec::<String>::new(), "after {k} connections");
+        let doctor = h.run(&["doctor", "--json"]).json();
+        assert!(
+            !doctor.to_string().contains("orphan"),
+            "after {k}: {doctor}"
+        );
+    }
+    figure(format!(
+        "chaos: the Docker socket gone after k of the {total} connections of a create (socket API and Compose plugin): {failed} failed with exit 5, {done} had made every call they needed; nothing left after doctor --fix"
+    ));
+    assert!(failed >= 1, "no create met the fault");
+}
+
 /// A tiny xorshift generator: the soak's choices, reproducible from its seed.
 struct Rng(u64);
 
