@@ -167,23 +167,15 @@ fn assert_still_a_tenant(h: &TestHome, id: &str, user: &str) {
     }
 }
 
-/// A file of the instance's data directory, as its db container holds it.
+/// A file of the instance's data directory, as its db container holds it
+/// (without its last newline).
 fn data_file(container: &str, file: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args([
-            "exec",
-            container,
-            "cat",
-            &format!("/var/lib/postgresql/data/{file}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    docker_ok(&[
+        "exec",
+        container,
+        "cat",
+        &format!("/var/lib/postgresql/data/{file}"),
+    ])
 }
 
 /// Writes a file of the data directory as its owner (postgres) would.
@@ -207,7 +199,7 @@ fn write_data_file(container: &str, file: &str, text: &str) {
 /// Lines a superuser of the source could add to its access rules.
 fn append_data_files(container: &str, hba_line: &str, ident_line: &str) {
     for (file, line) in [("pg_hba.conf", hba_line), ("pg_ident.conf", ident_line)] {
-        let text = data_file(container, file) + line + "\n";
+        let text = format!("{}\n{line}\n", data_file(container, file));
         write_data_file(container, file, &text);
     }
 }
@@ -454,8 +446,8 @@ fn a_tenant_stays_a_tenant() {
             assert_still_a_tenant(&h, &twin, &twin_user);
             assert_still_a_tenant(&h, &id, &user);
             superuser_sql(&id, "postgres", "ALTER SYSTEM RESET work_mem");
-            write_data_file(&db_container, "pg_hba.conf", &hba);
-            write_data_file(&db_container, "pg_ident.conf", &ident);
+            write_data_file(&db_container, "pg_hba.conf", &format!("{hba}\n"));
+            write_data_file(&db_container, "pg_ident.conf", &format!("{ident}\n"));
             h.run(&["destroy", "twin", "--yes", "--delete-backups"]).ok();
         },
     );

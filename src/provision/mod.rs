@@ -495,21 +495,26 @@ mod tests {
         assert_eq!(strip(spare.1), strip(named.1));
     }
 
-    #[test]
-    fn compose_file_snapshot() {
-        let text = render_compose(&inst(), "abc123abc123");
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/snapshots/docker-compose.yml"
-        );
+    /// `text` against the file `tests/snapshots/NAME` (UPDATE_SNAPSHOTS=1
+    /// writes it).
+    fn snapshot(text: &str, name: &str) {
+        let path = format!("{}/tests/snapshots/{name}", env!("CARGO_MANIFEST_DIR"));
         if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-            std::fs::write(path, &text).unwrap();
+            std::fs::write(&path, text).unwrap();
         }
-        let expected = std::fs::read_to_string(path).unwrap();
+        let expected = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text.trim_end(),
             expected.trim_end(),
-            "template changed: update tests/snapshots/docker-compose.yml"
+            "template changed: update tests/snapshots/{name}"
+        );
+    }
+
+    #[test]
+    fn compose_file_snapshot() {
+        snapshot(
+            &render_compose(&inst(), "abc123abc123"),
+            "docker-compose.yml",
         );
     }
 
@@ -526,17 +531,7 @@ mod tests {
             .unwrap()
             .repo,
         );
-        let text = render_stack(&i, "abc123abc123");
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/stack.yml");
-        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-            std::fs::write(path, &text).unwrap();
-        }
-        let expected = std::fs::read_to_string(path).unwrap();
-        assert_eq!(
-            text.trim_end(),
-            expected.trim_end(),
-            "template changed: update tests/snapshots/stack.yml"
-        );
+        snapshot(&render_stack(&i, "abc123abc123"), "stack.yml");
     }
 
     #[test]
