@@ -22,12 +22,16 @@ pub mod state;
 
 use crate::error::{Error, Result};
 use crate::home::Home;
+use reply::Reply;
 use state::AppState;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use warp::http::{HeaderMap, Method};
+use warp::Filter;
 
 pub use guards::{BODY_TIMEOUT, MAX_BODY, MAX_DB_BODY};
-pub use routing::{routes, BodyStream, Request};
+pub use routing::{BodyStream, Request};
 
 pub async fn serve(home: Home, listen: SocketAddr) -> Result<()> {
     let token = state::load_or_create_token(&home)?;
@@ -135,4 +139,56 @@ pub(crate) async fn joined<T>(task: tokio::task::JoinHandle<Result<T>>) -> Resul
             "the operation failed unexpectedly (see the server log)".into(),
         ))
     })
+}
+
+/// Everything goes through `handle`; `recover` only shapes the few
+/// rejections warp itself can still produce.
+pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
+    let with_state = warp::any().map(move || state.clone());
+    warp::any()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .and(with_state)
+        .then(
+            |method: Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap,
+             body,
+             state: Arc<AppState>| async move {
+                let started = std::time::Instant::now();
+                let method_name = crate::metrics::method_name(&method);
+                let (route, params, label) = routing::resolve(path.as_str());
+                let req = Request {
+                    method,
+                    path: path.as_str().to_string(),
+                    query,
+                    headers,
+                    body: vec![],
+                    stream: std::sync::Mutex::new(None),
+                    route,
+                    params,
+                };
+                let reply = guards::serve_request(&state, req, body).await;
+                let elapsed = started.elapsed();
+                state.requests.record(
+                    label,
+                    method_name,
+                    reply.status().as_u16(),
+                    elapsed.as_secs_f64(),
+                );
+                log::debug!(
+                    "{} {} {}us",
+                    reply.status(),
+                    path.as_str(),
+                    elapsed.as_micros()
+                );
+                reply
+            },
+        )
+        .recover(guards::recover)
+        .unify()
 }

@@ -2,68 +2,13 @@
 //! against the route table, and dispatches to a handler; an unknown path is
 //! a 404, a known path with another method a 405.
 
-use super::guards::{recover, serve_request};
 use super::reply::{self, Reply};
 use super::route_table::{self as routes};
 use super::state::AppState;
 use super::{backups, console, database, docs, dumps, instances, monitoring};
 use crate::error::{Error, Result};
-use std::convert::Infallible;
 use std::sync::Arc;
 use warp::http::{HeaderMap, Method};
-use warp::Filter;
-
-/// Everything goes through `handle`; `recover` only shapes the few
-/// rejections warp itself can still produce.
-pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone {
-    let with_state = warp::any().map(move || state.clone());
-    warp::any()
-        .and(warp::method())
-        .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::stream())
-        .and(with_state)
-        .then(
-            |method: Method,
-             path: warp::path::FullPath,
-             query: String,
-             headers: HeaderMap,
-             body,
-             state: Arc<AppState>| async move {
-                let started = std::time::Instant::now();
-                let method_name = crate::metrics::method_name(&method);
-                let (route, params, label) = resolve(path.as_str());
-                let req = Request {
-                    method,
-                    path: path.as_str().to_string(),
-                    query,
-                    headers,
-                    body: vec![],
-                    stream: std::sync::Mutex::new(None),
-                    route,
-                    params,
-                };
-                let reply = serve_request(&state, req, body).await;
-                let elapsed = started.elapsed();
-                state.requests.record(
-                    label,
-                    method_name,
-                    reply.status().as_u16(),
-                    elapsed.as_secs_f64(),
-                );
-                log::debug!(
-                    "{} {} {}us",
-                    reply.status(),
-                    path.as_str(),
-                    elapsed.as_micros()
-                );
-                reply
-            },
-        )
-        .recover(recover)
-        .unify()
-}
 
 /// A request's body as a stream of chunks, for the routes that take it
 /// that way (an import is not held whole).
@@ -324,7 +269,7 @@ mod routing_tests {
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
-        let res = req.reply(&routes(st.clone())).await;
+        let res = req.reply(&crate::api::routes(st.clone())).await;
         let v = serde_json::from_slice(res.body()).unwrap_or(serde_json::Value::Null);
         (res.status().as_u16(), v)
     }
@@ -382,7 +327,7 @@ mod routing_tests {
         let res = warp::test::request()
             .path("/instances")
             .header("authorization", "Bearer wrong-token-wrong-toke")
-            .reply(&routes(st.clone()))
+            .reply(&crate::api::routes(st.clone()))
             .await;
         assert_eq!(res.status(), 401);
         let (s, v) = call(&st, "GET", "/instances", None, true).await;
@@ -392,7 +337,7 @@ mod routing_tests {
         assert!(v["paths"]["/instances"].is_object());
         let res = warp::test::request()
             .path("/docs/")
-            .reply(&routes(st.clone()))
+            .reply(&crate::api::routes(st.clone()))
             .await;
         assert_eq!(res.status(), 200);
         drop(dir);
@@ -457,7 +402,7 @@ mod routing_tests {
             .path("/instances")
             .header("authorization", format!("Bearer {TOKEN}"))
             .body("name=x")
-            .reply(&routes(st.clone()))
+            .reply(&crate::api::routes(st.clone()))
             .await;
         assert_eq!(res.status(), 415);
         // Too large.

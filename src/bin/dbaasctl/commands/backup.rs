@@ -356,5 +356,5 @@ pub async fn clone(home: &Home, c: Clone) -> Result<i32> {
 /// The long part of a restore into a new instance; Ctrl-C rolls it back.
 async fn finish_new(home: &Home, pending: ops::Pending, json: bool) -> Result<i32> {
     let finish = ops::create_finish(home, pending, ops::OnFailure::RollBack);
-    crate::commands::instances::created_or_rolled_back(home, finish, json, "restored into").await
+    super::created_or_rolled_back(home, finish, json, "restored into").await
 }

@@ -117,7 +117,7 @@ pub(crate) async fn create(home: &Home, c: cli::Create) -> Result<i32> {
         }
         Ok(created)
     };
-    created_or_rolled_back(home, create, json, "created").await
+    super::created_or_rolled_back(home, create, json, "created").await
 }
 
 pub(crate) async fn list(home: &Home, c: cli::List) -> Result<()> {
@@ -209,36 +209,6 @@ pub(crate) async fn pool(home: &Home, c: cli::Pool) -> Result<()> {
         print::pool(&status);
     }
     Ok(())
-}
-
-/// A create (or a restore into a new instance) to its end, printed; Ctrl-C
-/// rolls back what this process was creating (exit 130).
-pub(crate) async fn created_or_rolled_back(
-    home: &Home,
-    work: impl std::future::Future<Output = Result<ops::Created>>,
-    json: bool,
-    verb: &str,
-) -> Result<i32> {
-    let created = tokio::select! {
-        r = work => r?,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted: rolling back");
-            let undone = ops::abandon_own_creates(home).await?;
-            eprintln!("rolled back {}", if undone.is_empty() { "nothing".to_string() } else { undone.join(", ") });
-            return Ok(130);
-        }
-    };
-    if json {
-        print::json(&created);
-    } else {
-        let i = &created.instance;
-        eprintln!(
-            "{verb} '{}' ({}): PostgreSQL {} on {}:{}",
-            i.name, i.id, i.version, i.bind_address, i.port
-        );
-        println!("{}", created.url);
-    }
-    Ok(0)
 }
 
 pub(crate) async fn destroy(home: &Home, c: cli::Destroy) -> Result<()> {
