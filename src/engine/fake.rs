@@ -200,6 +200,9 @@ impl Engine for FakeEngine {
     ) -> Result<()> {
         self.call("make_template", image)
     }
+    async fn check_s3_network(&self, network: &str) -> Result<()> {
+        self.call("check_s3_network", network)
+    }
     async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         self.call("nodes", "")?;
         Ok(self.nodes.clone())

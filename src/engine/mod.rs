@@ -273,6 +273,12 @@ pub trait Engine: Send + Sync {
     fn kind(&self) -> &'static str {
         "compose"
     }
+    /// Whether an S3 network keeps its containers apart (doctor asks it of
+    /// the networks older instances joined; a create is refused one that
+    /// does not, in `preflight`).
+    async fn check_s3_network(&self, _network: &str) -> Result<()> {
+        Ok(())
+    }
     /// What it can do (one host's engine: all but nodes).
     fn capabilities(&self) -> Capabilities {
         Capabilities {

@@ -119,6 +119,7 @@ pub async fn run(home: &Home, fix: bool) -> Result<Vec<Finding>> {
         None,
     ));
     out.extend(images(home, engine.as_ref(), &reg).await);
+    out.extend(s3_networks(engine.as_ref(), &reg).await);
     let ps = engine.ps(None).await?;
     out.extend(orphan_containers(engine.as_ref(), &reg, &ps, fix).await);
     for inst in &reg.instances {
@@ -147,6 +148,31 @@ async fn images(home: &Home, engine: &dyn Engine, reg: &Registry) -> Vec<Finding
             format!("{image} {}", if present { "present" } else { "missing" }),
             (!present).then(|| format!("scripts/build-image.sh {v}")),
         ));
+    }
+    out
+}
+
+/// The S3 networks instances joined (made before a create checked them):
+/// a warning for one whose containers can reach each other.
+async fn s3_networks(engine: &dyn Engine, reg: &Registry) -> Vec<Finding> {
+    let mut joined: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for i in reg.instances.iter().filter(|i| i.backups.is_some()) {
+        if let Some(n) = i.s3.as_ref().and_then(|s| s.network.as_deref()) {
+            joined.entry(n).or_default().push(i.name.as_str());
+        }
+    }
+    let mut out = vec![];
+    for (network, names) in joined {
+        if let Err(e) = engine.check_s3_network(network).await {
+            out.push(finding(
+                Level::Warning,
+                "s3-network",
+                format!("{} joined the S3 network '{network}': {e}", names.join(", ")),
+                Some(format!(
+                    "`dbaasctl down` each of them, `docker network rm {network}`, `docker network create -o com.docker.network.bridge.enable_icc=false {network}`, then `dbaasctl up` each; an S3 server that was on that network is reached on its gateway instead (docs/backups.md)"
+                )),
+            ));
+        }
     }
     out
 }

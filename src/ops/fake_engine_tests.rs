@@ -256,3 +256,53 @@ async fn a_failed_in_place_restore_puts_the_data_back() {
         "stopped, recovery tried, started again: {calls:?}"
     );
 }
+
+/// doctor warns about an S3 network that lets containers reach each other
+/// (instances made before a create checked it), naming its instances and
+/// how to remake it.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_an_s3_network_without_isolation() {
+    let (_t, home, fake) = home("fake-doctor-s3");
+    let mut i = crate::registry::Instance::fixture("db_0000000e", "old", 45436);
+    i.backups = Some(crate::validate::BackupPolicy::default());
+    let mut s3 = crate::s3::parse(
+        "endpoint=10.0.0.6\nbucket=b\nregion=r\naccess_key=AK\nsecret_key=SK\nnetwork=shared\n",
+    )
+    .unwrap()
+    .repo;
+    s3.network = Some("shared".into());
+    i.s3 = Some(s3);
+    crate::registry::update(&home, move |reg| {
+        reg.instances.push(i);
+        Ok(())
+    })
+    .unwrap();
+    let warning = |f: &Vec<super::doctor::Finding>| {
+        let v = serde_json::to_value(f).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "s3-network")
+            .cloned()
+    };
+    let ok = super::doctor::run(&home, false).await.unwrap();
+    assert!(warning(&ok).is_none(), "{:?}", warning(&ok));
+    fake.fail_next("check_s3_network");
+    let found = super::doctor::run(&home, false).await.unwrap();
+    let w = warning(&found).expect("a finding for the network");
+    assert_eq!(w["level"], "warning", "{w}");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .contains("old joined the S3 network 'shared'"),
+        "{w}"
+    );
+    assert!(
+        w["fix"]
+            .as_str()
+            .unwrap()
+            .contains("enable_icc=false shared"),
+        "{w}"
+    );
+}

@@ -162,6 +162,10 @@ pub fn is_v2(version: &str) -> bool {
 impl Engine for Compose {
     /// Checks, concurrently, that the daemon answers, the image exists,
     /// Compose v2 is installed and the S3 network keeps containers apart.
+    async fn check_s3_network(&self, network: &str) -> Result<()> {
+        self.s3_network_isolates(network).await
+    }
+
     async fn preflight(&self, image: &str, s3_network: Option<&str>) -> Result<()> {
         // The plugin's own binary is Compose v2 (v1 was never a plugin):
         // a create need not start it to ask (~30 ms); the image's id comes
