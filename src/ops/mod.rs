@@ -3,6 +3,7 @@
 //! renders; nothing here knows about HTTP or terminals.
 
 pub mod access;
+mod allocate;
 pub mod backup;
 pub mod capacity;
 pub mod create;

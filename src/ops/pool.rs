@@ -10,7 +10,8 @@
 //! and user names, metrics interval, backups, no S3): a create that asks
 //! for anything else, or for a port, takes the template path.
 
-use super::create::{create_begin_as, create_finish, host, name_is_free, s3_for, OnFailure};
+use super::allocate::name_is_free;
+use super::create::{create_begin_as, create_finish, host, s3_for, OnFailure};
 use super::destroy::{remove_instance, remove_unfinished};
 use super::record::{creator_alive, record_state};
 use super::views::view;
