@@ -102,9 +102,9 @@ impl Engine for FakeEngine {
         self.call("preflight", image)
     }
     fn provisioned(&self, id: &str) -> bool {
-        self.instances_dir
-            .as_ref()
-            .is_some_and(|d| d.join(id).join("docker-compose.yml").exists())
+        self.instances_dir.as_ref().is_some_and(|d| {
+            d.join(id).join("docker-compose.yml").exists() || d.join(id).join("stack.yml").exists()
+        })
     }
     fn defines(&self, id: &str, _service: &Service) -> bool {
         self.provisioned(id)
@@ -202,6 +202,15 @@ impl Engine for FakeEngine {
     }
     async fn check_s3_network(&self, network: &str) -> Result<()> {
         self.call("check_s3_network", network)
+    }
+    async fn check_move(&self, id: &str, to: &str) -> Result<()> {
+        self.call("check_move", &format!("{id} {to}"))
+    }
+    async fn move_data(&self, id: &str, _image: &str, from: &str, to: &str) -> Result<()> {
+        self.call("move_data", &format!("{id} {from} {to}"))
+    }
+    async fn clear_node(&self, id: &str, node: &str) -> Result<()> {
+        self.call("clear_node", &format!("{id} {node}"))
     }
     async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         self.call("nodes", "")?;

@@ -306,3 +306,91 @@ async fn doctor_names_an_s3_network_without_isolation() {
         "{w}"
     );
 }
+
+/// Two nodes that take instances, for the move tests.
+fn two_nodes() -> Vec<crate::engine::NodeInfo> {
+    ["n1", "n2"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| crate::engine::NodeInfo {
+            id: format!("id{i}"),
+            name: n.to_string(),
+            address: format!("10.0.0.{}", i + 1),
+            state: "ready".into(),
+            availability: "active".into(),
+            manager: i == 0,
+            labels: [("dbaas".to_string(), "true".to_string())].into(),
+            memory: 8 << 30,
+            cpus: 2.0,
+        })
+        .collect()
+}
+
+/// A swarm instance on n1 (its stack written), running or stopped, on a
+/// fake engine with two nodes.
+fn on_node_one(label: &str, state: crate::registry::State) -> (TempDir, Home, Arc<FakeEngine>) {
+    let (t, home, _) = home(label);
+    let mut fake = FakeEngine::new(&home.root.join("instances"));
+    fake.nodes = two_nodes();
+    let fake = Arc::new(fake);
+    install(&home.root, fake.clone());
+    let mut i = crate::registry::Instance::fixture("db_0000000f", "mv", 45437);
+    i.node = Some("n1".into());
+    i.bind_address = "10.0.0.1".into();
+    i.state = state;
+    let project = crate::engine::project_file(&i, &home.tag());
+    let creds = crate::provision::Credentials::generate();
+    crate::provision::provision(&home.instance_dir(&i.id), &i, &creds, &project).unwrap();
+    crate::registry::update(&home, move |reg| {
+        reg.instances.push(i);
+        Ok(())
+    })
+    .unwrap();
+    (t, home, fake)
+}
+
+fn node_of(home: &Home) -> (Option<String>, String) {
+    let reg = crate::registry::load(home).unwrap();
+    let i = reg.find("db_0000000f").unwrap();
+    (i.node.clone(), i.bind_address.clone())
+}
+
+/// A move whose copy fails leaves the instance where it was; one whose
+/// start on the new node fails (after the copy) goes back to the old node
+/// and removes the new node's copy, and never the old one's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_that_fails_half_way_goes_back() {
+    use crate::registry::State;
+    let (_t, home, fake) = on_node_one("fake-move-copy", State::Stopped);
+    fake.fail_next("move_data");
+    let e = super::relocate::move_to(&home, "mv", "n2")
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 5, "{e}");
+    assert_eq!(node_of(&home), (Some("n1".into()), "10.0.0.1".into()));
+    assert!(!fake.calls().iter().any(|c| c.starts_with("clear_node")));
+
+    // Running: copied, then it does not get ready on n2 (nothing listens).
+    let (_t, home, fake) = on_node_one("fake-move-start", State::Running);
+    let e = super::relocate::move_to(&home, "mv", "n2")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert_eq!(node_of(&home), (Some("n1".into()), "10.0.0.1".into()));
+    let stack =
+        std::fs::read_to_string(home.instance_dir("db_0000000f").join("stack.yml")).unwrap();
+    assert!(stack.contains("node.hostname == n1"), "{stack}");
+    let calls = fake.calls();
+    assert!(
+        calls.contains(&"move_data db_0000000f n1 n2".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"clear_node db_0000000f n2".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        !calls.contains(&"clear_node db_0000000f n1".to_string()),
+        "{calls:?}"
+    );
+}
