@@ -54,16 +54,25 @@ pub async fn remove_instance(
 ) -> Result<()> {
     let started = Instant::now();
     let engine = engine::of(home);
-    if keep_data {
-        oplog::step(home, id, "destroy.compose_down", engine.down(id)).await?;
-    } else {
-        oplog::step(
-            home,
-            id,
-            "destroy.compose_down",
-            engine.destroy(id, keep_backups),
-        )
-        .await?;
+    // Containers still starting or stopping (a create killed a moment ago)
+    // make `down` answer "going away": it converges on a second try.
+    let mut tries = 0;
+    loop {
+        let down = async {
+            if keep_data {
+                engine.down(id).await
+            } else {
+                engine.destroy(id, keep_backups).await
+            }
+        };
+        match oplog::step(home, id, "destroy.compose_down", down).await {
+            Err(Error::Conflict(why)) if tries < 3 => {
+                tries += 1;
+                log::warn!("{id}: {why}; taking the containers down again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => break other?,
+        }
     }
     if !keep_data {
         let dir = home.instance_dir(id);
@@ -103,16 +112,30 @@ pub async fn remove_unfinished(home: &Home, id: &str) -> Result<()> {
 /// A create stopped in the middle of `compose up` (Ctrl-C, a lost client)
 /// may have had the daemon make a container after the rollback's `down`
 /// listed the project's (the daemon finishes a request whose client was
-/// killed): look again for a moment, and take down what appeared.
+/// killed): look again for a moment, and take down what appeared. Best
+/// effort: what it cannot remove, `doctor --fix` reports as an orphan.
 async fn sweep_late_containers(home: &Home, id: &str) -> Result<()> {
+    use crate::engine::ContainerState;
     let engine = engine::of(home);
     // CI saw the agent's and the backup's containers made after Ctrl-C's
     // rollback had listed the project; two seconds covers a loaded daemon.
     for _ in 0..8 {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        if !engine.ps(Some(id)).await?.is_empty() {
+        let late = match engine.ps(Some(id)).await {
+            Ok(ps) => ps.get(id).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| !matches!(c.state, ContainerState::Removing | ContainerState::Dead))
+            }),
+            Err(e) => {
+                log::warn!("{id}: looking for containers after the rollback: {e}");
+                false
+            }
+        };
+        if late {
             log::warn!("{id}: a container appeared after the rollback's down; removing it");
-            engine.down(id).await?;
+            if let Err(e) = engine.down(id).await {
+                log::warn!("{id}: removing it: {e}");
+            }
         }
     }
     Ok(())
