@@ -139,48 +139,45 @@ fn state_of(home: &Home, id: &str) -> (String, String) {
     (entry, file)
 }
 
+/// A resize of "a" that must be refused with `code`, and change nothing.
+async fn refused(home: &Home, id: &str, req: super::resize::ResizeRequest, code: i32) -> String {
+    let before = state_of(home, id);
+    let e = super::resize::resize(home, "a", req).await.unwrap_err();
+    assert_eq!(e.exit_code(), code, "{e}");
+    assert_eq!(state_of(home, id), before, "{e}");
+    e.to_string()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_resize_changes_nothing() {
+    use super::resize::ResizeRequest;
     let (_t, home, fake) = home("fake-resize");
     let (a, b) = two_running(&home);
-    let before = state_of(&home, &a.id);
+    let memory = || ResizeRequest {
+        memory: Some("256m".into()),
+        ..Default::default()
+    };
     // The other instance's port: refused under the registry's lock.
-    let req = super::resize::ResizeRequest {
+    let port = ResizeRequest {
         port: Some(b.port as u32),
         ..Default::default()
     };
-    let e = super::resize::resize(&home, "a", req).await.unwrap_err();
-    assert_eq!(e.exit_code(), 4, "{e}");
-    assert!(e.to_string().contains("port"), "{e}");
-    assert_eq!(state_of(&home, &a.id), before);
+    assert!(refused(&home, &a.id, port, 4).await.contains("port"));
     // Docker refuses the new limits: the registry and the file keep the old.
     fake.fail_next("update_limits");
-    let req = super::resize::ResizeRequest {
+    let cpus = ResizeRequest {
         cpus: Some("0.5".into()),
         ..Default::default()
     };
-    let e = super::resize::resize(&home, "a", req).await.unwrap_err();
-    assert_eq!(e.exit_code(), 5, "{e}");
-    assert_eq!(state_of(&home, &a.id), before);
+    refused(&home, &a.id, cpus, 5).await;
     // Below what it uses (the container reports 400 MB in use).
     fake.exec_prints("419430400\n");
-    let req = super::resize::ResizeRequest {
-        memory: Some("256m".into()),
-        ..Default::default()
-    };
-    let e = super::resize::resize(&home, "a", req).await.unwrap_err();
-    assert_eq!(e.exit_code(), 4, "{e}");
-    assert!(e.to_string().contains("uses 400m now"), "{e}");
-    assert_eq!(state_of(&home, &a.id), before);
+    let e = refused(&home, &a.id, memory(), 4).await;
+    assert!(e.contains("uses 400m now"), "{e}");
     // What it uses cannot be read: refused as well.
     fake.exec_prints("");
-    let req = super::resize::ResizeRequest {
-        memory: Some("256m".into()),
-        ..Default::default()
-    };
-    let e = super::resize::resize(&home, "a", req).await.unwrap_err();
-    assert!(e.to_string().contains("could not read the memory"), "{e}");
-    assert_eq!(state_of(&home, &a.id), before);
+    let e = refused(&home, &a.id, memory(), 1).await;
+    assert!(e.contains("could not read the memory"), "{e}");
     // Nothing was started or restarted.
     assert!(
         !fake.calls().iter().any(|c| c.starts_with("up ")
