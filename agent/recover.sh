@@ -115,6 +115,10 @@ hba_lines=("host all $su all reject"
 ident_lines=("# dbaas: which operating-system user logs in over the local socket as which role"
     "dbaas postgres $su" "dbaas root $su")
 # dbaas-access-rules:end
+# Removed first: the restored files are the source's, and a link among them
+# must not be followed.
+rm -f "$PGDATA/pg_hba.conf" "$PGDATA/pg_ident.conf"
 printf '%s\n' "${hba_lines[@]}" | as_pg tee "$PGDATA/pg_hba.conf" >/dev/null
 printf '%s\n' "${ident_lines[@]}" | as_pg tee "$PGDATA/pg_ident.conf" >/dev/null
+chmod 0600 "$PGDATA/pg_hba.conf" "$PGDATA/pg_ident.conf"
 printf '{"recovered": true, "seconds": %d}\n' $(($(date +%s) - started))

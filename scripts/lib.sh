@@ -42,7 +42,17 @@ SUPPORTED_VERSIONS="13 15 17"
 DBAAS_DEFAULT_VERSION=15
 default_version() { echo "$DBAAS_DEFAULT_VERSION"; }
 
-# The name of an image's build lock under /run/lock (src/engine/image_lock.rs
+# Where the images' build locks live: a directory of root's (/run/lock is
+# world-writable, where a planted symlink would have root truncate its
+# target); refused if it is anything else.
+IMAGE_LOCK_DIR=/run/dbaas
+image_lock_dir() {
+    [ -e "$IMAGE_LOCK_DIR" ] || install -d -o root -g root -m 0755 "$IMAGE_LOCK_DIR"
+    [ -d "$IMAGE_LOCK_DIR" ] && [ ! -L "$IMAGE_LOCK_DIR" ] && [ "$(stat -c %u "$IMAGE_LOCK_DIR")" = 0 ] \
+        || die "$IMAGE_LOCK_DIR must be a directory of root's (remove it and run again)"
+}
+
+# The name of an image's build lock in IMAGE_LOCK_DIR (src/engine/image_lock.rs
 # makes the same): the reference with every character but letters, digits,
 # '.' and '-' as '_'.
 image_lock_name() { printf '%s' "$1" | tr -c 'A-Za-z0-9.-' '_'; }

@@ -119,13 +119,14 @@ test_tools() {
 }
 
 # 6. The PostgreSQL images, each built under a lock that dbaasctl also
-#    reads (/run/lock/dbaas-image-<image>.lock): a create that needs an
+#    reads (/run/dbaas/image-<image>.lock): a create that needs an
 #    image being built waits for it instead of failing. Checked again once
 #    the lock is held: another run may have built it meanwhile.
 postgres_images() {
     local v have lock
+    image_lock_dir
     for v in "$@"; do
-        lock=/run/lock/dbaas-image-$(image_lock_name "dbaas/postgres:$v").lock
+        lock=$IMAGE_LOCK_DIR/image-$(image_lock_name "dbaas/postgres:$v").lock
         (
             exec 9>"$lock"
             chmod 0644 "$lock"

@@ -27,7 +27,8 @@ fn a_create_waits_for_its_image_being_built() {
     assert!(h.instance_dirs().is_empty());
 
     // A build holds the lock (as scripts/setup-host.sh does).
-    let lock = format!("/run/lock/dbaas-image-{}_15.lock", repo.replace('/', "_"));
+    std::fs::create_dir_all("/run/dbaas").unwrap();
+    let lock = format!("/run/dbaas/image-{}_15.lock", repo.replace('/', "_"));
     let _cleanup = Cleanup {
         lock: lock.clone(),
         image: format!("{repo}:15"),

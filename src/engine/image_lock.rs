@@ -1,4 +1,4 @@
-//! An image's build lock, `/run/lock/dbaas-image-<name>.lock`, which
+//! An image's build lock, `/run/dbaas/image-<name>.lock`, which
 //! `scripts/setup-host.sh` holds while it builds the image: `make demo`
 //! builds the other versions' images in the background, and a create that
 //! needs one of them waits for its build rather than failing.
@@ -7,8 +7,9 @@ use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Where build locks live (root's; others may open them to read).
-const LOCK_DIR: &str = "/run/lock";
+/// Where build locks live (a directory of root's; others may open them to
+/// read). Not /run/lock, which anyone may write to.
+const LOCK_DIR: &str = "/run/dbaas";
 /// A build takes one to three minutes; past this, something is stuck.
 pub const BUILD_WAIT: Duration = Duration::from_secs(20 * 60);
 
@@ -29,7 +30,7 @@ pub fn lock_name(image: &str) -> String {
 }
 
 pub fn lock_path(image: &str) -> PathBuf {
-    PathBuf::from(LOCK_DIR).join(format!("dbaas-image-{}.lock", lock_name(image)))
+    PathBuf::from(LOCK_DIR).join(format!("image-{}.lock", lock_name(image)))
 }
 
 /// Whether a build of `image` holds its lock now. No lock file, or one
