@@ -284,20 +284,9 @@ mod routing_tests {
     async fn a_resize_below_use_is_a_409() {
         let (_dir, st) = state();
         let home = st.home.clone();
-        let fake = Arc::new(crate::engine::fake::FakeEngine::new(
-            &home.root.join("instances"),
-        ));
-        crate::engine::fake::install(&home.root, fake.clone());
+        let fake = crate::ops::fake_engine_tests::fake_for(&home);
         let i = crate::registry::Instance::fixture("db_0000000d", "big", 45435);
-        let project = crate::engine::project_file(&i, &home.tag());
-        let creds = crate::provision::Credentials::generate();
-        crate::provision::provision(&home.instance_dir(&i.id), &i, &creds, &project).unwrap();
-        let i2 = i.clone();
-        crate::registry::update(&home, move |reg| {
-            reg.instances.push(i2);
-            Ok(())
-        })
-        .unwrap();
+        crate::ops::fake_engine_tests::recorded(&home, &i);
         fake.exec_prints("419430400\n");
         let (s, v) = call(
             &st,

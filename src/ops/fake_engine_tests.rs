@@ -20,9 +20,28 @@ fn home(label: &str) -> (TempDir, Home, Arc<FakeEngine>) {
     s.provision = Provision::Initdb;
     s.ready_timeout = Duration::from_millis(600);
     let home = Home::new(s);
+    let fake = fake_for(&home);
+    (t, home, fake)
+}
+
+/// The fake engine for `home`, installed (what the API's unit tests use too).
+pub(crate) fn fake_for(home: &Home) -> Arc<FakeEngine> {
     let fake = Arc::new(FakeEngine::new(&home.root.join("instances")));
     install(&home.root, fake.clone());
-    (t, home, fake)
+    fake
+}
+
+/// `inst` as a create leaves it: its directory written, its entry recorded.
+pub(crate) fn recorded(home: &Home, inst: &crate::registry::Instance) {
+    let project = crate::engine::project_file(inst, &home.tag());
+    let creds = crate::provision::Credentials::generate();
+    crate::provision::provision(&home.instance_dir(&inst.id), inst, &creds, &project).unwrap();
+    let i = inst.clone();
+    crate::registry::update(home, move |reg| {
+        reg.instances.push(i);
+        Ok(())
+    })
+    .unwrap();
 }
 
 fn entries(dir: &Path) -> Vec<String> {
@@ -115,18 +134,8 @@ fn two_running(home: &Home) -> (crate::registry::Instance, crate::registry::Inst
     use crate::registry::Instance;
     let a = Instance::fixture("db_0000000a", "a", 45432);
     let b = Instance::fixture("db_0000000b", "b", 45433);
-    for i in [&a, &b] {
-        let project = crate::engine::project_file(i, &home.tag());
-        let creds = crate::provision::Credentials::generate();
-        crate::provision::provision(&home.instance_dir(&i.id), i, &creds, &project).unwrap();
-    }
-    let (a2, b2) = (a.clone(), b.clone());
-    crate::registry::update(home, move |reg| {
-        reg.instances.push(a2);
-        reg.instances.push(b2);
-        Ok(())
-    })
-    .unwrap();
+    recorded(home, &a);
+    recorded(home, &b);
     (a, b)
 }
 
@@ -214,10 +223,8 @@ async fn a_failed_in_place_restore_puts_the_data_back() {
     let (_t, home, fake) = home("fake-in-place");
     let mut i = crate::registry::Instance::fixture("db_0000000c", "kept", 45434);
     i.backups = Some(crate::validate::BackupPolicy::default());
-    let project = crate::engine::project_file(&i, &home.tag());
-    let creds = crate::provision::Credentials::generate();
+    recorded(&home, &i);
     let dir = home.instance_dir(&i.id);
-    crate::provision::provision(&dir, &i, &creds, &project).unwrap();
     std::fs::write(dir.join("data").join("original"), b"x").unwrap();
     // One verified backup in the repository.
     let repo = home.backup_dir(&i.id);
@@ -231,12 +238,6 @@ async fn a_failed_in_place_restore_puts_the_data_back() {
             "\n"
         ),
     )
-    .unwrap();
-    let i2 = i.clone();
-    crate::registry::update(&home, move |reg| {
-        reg.instances.push(i2);
-        Ok(())
-    })
     .unwrap();
     fake.fail_next("run_once");
     let e = restore_in_place(&home, "kept", Target::Latest, FromRepo::Local)
@@ -335,14 +336,7 @@ fn on_node_one(label: &str, state: crate::registry::State) -> (TempDir, Home, Ar
     i.node = Some("n1".into());
     i.bind_address = "10.0.0.1".into();
     i.state = state;
-    let project = crate::engine::project_file(&i, &home.tag());
-    let creds = crate::provision::Credentials::generate();
-    crate::provision::provision(&home.instance_dir(&i.id), &i, &creds, &project).unwrap();
-    crate::registry::update(&home, move |reg| {
-        reg.instances.push(i);
-        Ok(())
-    })
-    .unwrap();
+    recorded(&home, &i);
     (t, home, fake)
 }
 

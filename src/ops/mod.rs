@@ -12,7 +12,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod dump;
 #[cfg(test)]
-mod fake_engine_tests;
+pub(crate) mod fake_engine_tests;
 pub mod lifecycle;
 pub mod mirror;
 pub mod nodes;
