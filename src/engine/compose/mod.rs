@@ -2,21 +2,20 @@
 //! `instances/<id>/docker-compose.yml` (rendered from the spec by render.rs), driven by
 //! `docker compose -p <id>`; status comes from one `docker ps` for the home.
 
+mod checks;
+pub mod ps;
 pub mod render;
 
 use super::docker::{self, QUICK_TIMEOUT};
 use super::docker_api;
 use super::image_lock;
-use super::{
-    Attach, Container, ContainerState, Engine, Health, HostCheck, Mount, MountFrom, PsMap, Service,
-};
+use super::{Attach, Engine, HostCheck, Mount, MountFrom, PsMap, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
-use serde::Deserialize;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use ps::{containers_map, parse_ps, PS_FORMAT};
 pub use render::{compose_file, COMPOSE_FILE};
 
 /// `compose up -d`: creates the network and containers, no waiting on health.
@@ -33,29 +32,6 @@ pub struct Compose {
 }
 
 impl Compose {
-    /// The S3 network joins every instance that names it: it must refuse
-    /// traffic between its containers (a bridge with ICC off), or one
-    /// instance's containers reach another's database over it.
-    async fn s3_network_isolates(&self, network: &str) -> Result<()> {
-        let format = "{{.Driver}} {{index .Options \"com.docker.network.bridge.enable_icc\"}}";
-        match self
-            .run(&["network", "inspect", "--format", format, network], None, QUICK_TIMEOUT)
-            .await
-        {
-            Ok(out) => docker::s3_network_verdict(network, &out),
-            Err(Error::Compose(f)) if f.stderr_tail.contains("No such network") => {
-                Err(Error::invalid(
-                    "s3",
-                    format!(
-                        "the S3 settings name the Docker network '{network}', which does not exist: {}",
-                        docker::S3_NETWORK_HOWTO
-                    ),
-                ))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     pub fn new(home: &Home) -> Compose {
         Compose { home: home.clone() }
     }
@@ -410,35 +386,7 @@ impl Engine for Compose {
     }
 
     async fn host_checks(&self) -> Vec<HostCheck> {
-        let daemon = self
-            .run(
-                &["version", "--format", "{{.Server.Version}}"],
-                None,
-                QUICK_TIMEOUT,
-            )
-            .await;
-        let daemon = HostCheck {
-            check: "docker",
-            outcome: daemon
-                .map(|v| format!("Docker Engine {} reachable", v.trim()))
-                .map_err(|e| e.to_string()),
-            fix: "start the daemon: systemctl start docker (or dockerd &)",
-            fatal: true,
-        };
-        if daemon.outcome.is_err() {
-            return vec![daemon];
-        }
-        let compose = HostCheck {
-            check: "compose",
-            outcome: match self.compose_version().await {
-                Ok(v) if is_v2(&v) => Ok(format!("Compose {v} present")),
-                Ok(v) => Err(format!("Compose {v} is not v2")),
-                Err(e) => Err(e.to_string()),
-            },
-            fix: "run scripts/setup-host.sh",
-            fatal: false,
-        };
-        vec![daemon, compose]
+        self.checks().await
     }
 
     async fn image_present(&self, image: &str) -> bool {
@@ -514,100 +462,9 @@ impl Engine for Compose {
     }
 }
 
-pub const PS_FORMAT: &str = r#"{"Names":{{json .Names}},"State":{{json .State}},"Status":{{json .Status}},"Labels":{{json .Labels}}}"#;
-
-#[derive(Deserialize)]
-struct PsLine {
-    #[serde(rename = "Names")]
-    names: String,
-    #[serde(rename = "State")]
-    state: String,
-    #[serde(rename = "Status")]
-    status: String,
-    #[serde(rename = "Labels")]
-    labels: String,
-}
-
-/// Docker's status text carries the health check's result.
-fn health_of(status: &str) -> Option<Health> {
-    if status.contains("(healthy)") {
-        Some(Health::Healthy)
-    } else if status.contains("(unhealthy)") {
-        Some(Health::Unhealthy)
-    } else if status.contains("(health: starting)") {
-        Some(Health::Starting)
-    } else {
-        None
-    }
-}
-
-pub fn parse_ps(stdout: &str) -> PsMap {
-    let lines = stdout.lines().filter(|l| !l.trim().is_empty());
-    containers_map(lines.filter_map(|line| {
-        let Ok(p) = serde_json::from_str::<PsLine>(line) else {
-            log::warn!("unexpected docker ps line: {line}");
-            return None;
-        };
-        let labels = p
-            .labels
-            .split(',')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Some((p.names, p.state, p.status, labels))
-    }))
-}
-
-/// Containers (name, state, status text, labels) by instance; those
-/// without an instance label are not dbaas's.
-fn containers_map(
-    list: impl Iterator<Item = (String, String, String, HashMap<String, String>)>,
-) -> PsMap {
-    let mut map: PsMap = HashMap::new();
-    for (name, state, status, labels) in list {
-        let Some(instance) = labels.get("dbaas.instance") else {
-            continue;
-        };
-        let service = labels
-            .get("com.docker.compose.service")
-            .map(String::as_str)
-            .unwrap_or("");
-        // A one-off (`compose run`, such as a recovery) is not the service.
-        let service = if labels.get("com.docker.compose.oneoff").map(String::as_str) == Some("True")
-        {
-            Service::Other(format!("{service}-run"))
-        } else {
-            Service::parse(service)
-        };
-        map.entry(instance.to_string())
-            .or_default()
-            .push(Container {
-                name,
-                service,
-                state: ContainerState::parse(&state),
-                health: health_of(&status),
-                status,
-            });
-    }
-    map
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_ps_json_lines() {
-        let out = r#"{"Names":"db_1-db-1","State":"running","Status":"Up 2 seconds (health: starting)","Labels":"com.docker.compose.service=db,dbaas.instance=db_1,dbaas.home=x"}
-{"Names":"other","State":"exited","Status":"Exited (0)","Labels":"foo=bar"}
-garbage"#;
-        let m = parse_ps(out);
-        assert_eq!(m.len(), 1);
-        let c = &m["db_1"][0];
-        assert_eq!(c.service, Service::Db);
-        assert_eq!(c.state, ContainerState::Running);
-        assert_eq!(c.health, Some(Health::Starting));
-    }
 
     #[test]
     fn compose_v2_or_later() {
