@@ -4,7 +4,7 @@
 //! package drf-spectacular-sidecar). Nothing is loaded from a CDN.
 
 use super::reply::{self, Reply};
-use super::{backups, database, dumps, instances, monitoring};
+use super::{backups, database, dumps, instances, monitoring, sql};
 use std::sync::{Arc, OnceLock};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -43,8 +43,8 @@ use warp::http::StatusCode;
         database::insert_rows,
         database::update_rows,
         database::delete_rows,
-        database::sql,
-        database::transaction,
+        sql::sql,
+        sql::transaction,
         monitoring::samples,
         monitoring::summary,
         monitoring::series,
@@ -87,9 +87,9 @@ use warp::http::StatusCode;
         crate::validate::BackupPolicy,
         reply::ErrorBody,
         reply::ErrorInfo,
-        database::SqlBody,
-        database::TransactionBody,
-        database::TransactionResult,
+        sql::SqlBody,
+        sql::TransactionBody,
+        sql::TransactionResult,
         database::Dropped,
         database::Count,
         crate::db::exec::SqlResult,

@@ -18,6 +18,7 @@ pub(crate) use routes as route_table;
 mod routing;
 pub mod server;
 pub mod session;
+pub mod sql;
 pub mod state;
 
 use crate::error::{Error, Result};

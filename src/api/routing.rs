@@ -5,7 +5,7 @@
 use super::reply::{self, Reply};
 use super::route_table::{self as routes};
 use super::state::AppState;
-use super::{backups, console, database, docs, dumps, instances, monitoring};
+use super::{backups, console, database, docs, dumps, instances, monitoring, sql};
 use crate::error::{Error, Result};
 use std::sync::Arc;
 use warp::http::{HeaderMap, Method};
@@ -178,8 +178,8 @@ pub(super) async fn dispatch(
             Method::PATCH => database::update_rows(state, req, id, table).await,
             _ => database::delete_rows(state, req, id, table).await,
         },
-        "/database/{id}/sql" => database::sql(state, req, id).await,
-        "/database/{id}/transaction" => database::transaction(state, req, id).await,
+        "/database/{id}/sql" => sql::sql(state, req, id).await,
+        "/database/{id}/transaction" => sql::transaction(state, req, id).await,
         "/monitoring/{id}/metrics" => monitoring::samples(state, req, id).await,
         "/monitoring/{id}/metrics/summary" => monitoring::summary(state, id).await,
         "/monitoring/{id}/metrics/series" => monitoring::series(state, req, id).await,
