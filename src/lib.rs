@@ -14,7 +14,6 @@ pub mod oplog;
 pub mod ops;
 pub mod provision;
 pub mod registry;
-pub mod s3;
 pub mod safe_fs;
 pub mod secrets;
 pub mod settings;

@@ -80,11 +80,11 @@ pub struct Instance {
     /// Continuous archiving and scheduled, verified backups; none for an
     /// instance made with `--no-backups` or before backups existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backups: Option<crate::validate::BackupPolicy>,
+    pub backups: Option<crate::backups::BackupPolicy>,
     /// The second, S3-compatible repository (its keys are in secrets/ and
     /// backups/<id>/s3.json, never here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub s3: Option<crate::s3::S3Repo>,
+    pub s3: Option<crate::backups::s3::S3Repo>,
     /// Settings a resize changed that take effect at the next restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_restart: Vec<String>,

@@ -84,7 +84,7 @@ use warp::http::StatusCode;
         crate::backups::Window,
         crate::backups::Report,
         crate::backups::BackupHealth,
-        crate::validate::BackupPolicy,
+        crate::backups::BackupPolicy,
         reply::ErrorBody,
         reply::ErrorInfo,
         sql::SqlBody,

@@ -193,9 +193,9 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Result<Reply, Error
         backup_retention: scalar(body.backup_retention, "backup_retention")?,
         no_backups: body.no_backups,
         s3: if body.no_s3 {
-            crate::s3::S3Choice::Off
+            crate::backups::s3::S3Choice::Off
         } else {
-            crate::s3::S3Choice::HostDefault
+            crate::backups::s3::S3Choice::HostDefault
         },
         keep_on_failure: false,
         node: body.node,

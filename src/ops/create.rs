@@ -11,13 +11,13 @@ use super::ready::wait_ready;
 use super::record::{record_state, set_state};
 use super::views::{view, InstanceView};
 use super::{blocking, connection_url};
+use crate::backups::s3::{S3Choice, S3Settings};
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::oplog;
 use crate::provision::{self, Credentials};
 use crate::registry::{self, Instance, State};
-use crate::s3::{S3Choice, S3Settings};
 use crate::settings::Provision;
 pub use crate::validate::{CreateRequest, ValidCreate};
 use serde::Serialize;
@@ -181,7 +181,7 @@ pub(super) fn s3_for(
             Some(f) => Some(host_s3(f, &req.name)?),
             None => None,
         },
-        S3Choice::File(f) => Some(crate::s3::read(f)?),
+        S3Choice::File(f) => Some(crate::backups::s3::read(f)?),
         S3Choice::Off => None,
         S3Choice::Given(s) => Some(s.for_new_instance()),
     })
@@ -192,7 +192,7 @@ pub(super) fn s3_for(
 /// refused (each instance gets its own; a file given with `--s3` may name
 /// one for that instance alone).
 fn host_s3(f: &std::path::Path, name: &str) -> Result<S3Settings> {
-    let s = crate::s3::read_for_instance(f, name).map_err(|e| match e {
+    let s = crate::backups::s3::read_for_instance(f, name).map_err(|e| match e {
         Error::Invalid { reason, .. } => Error::invalid("DBAAS_S3", reason),
         e => e,
     })?;
@@ -419,7 +419,12 @@ mod tests {
             "{e}"
         );
         // The same file for one instance (--s3 FILE) may name its own.
-        assert!(crate::s3::read(&f).unwrap().secrets.cipher_pass_given);
+        assert!(
+            crate::backups::s3::read(&f)
+                .unwrap()
+                .secrets
+                .cipher_pass_given
+        );
     }
 
     #[test]
@@ -478,7 +483,7 @@ mod tests {
             .to_string()
             .contains("chmod 600"));
         // keys_dir belongs in the host file only.
-        assert!(crate::s3::read(&f).is_err());
+        assert!(crate::backups::s3::read(&f).is_err());
     }
 
     #[test]

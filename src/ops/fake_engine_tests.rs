@@ -222,7 +222,7 @@ async fn a_failed_in_place_restore_puts_the_data_back() {
     use super::backup::restore::{restore_in_place, FromRepo, Target};
     let (_t, home, fake) = home("fake-in-place");
     let mut i = crate::registry::Instance::fixture("db_0000000c", "kept", 45434);
-    i.backups = Some(crate::validate::BackupPolicy::default());
+    i.backups = Some(crate::backups::BackupPolicy::default());
     recorded(&home, &i);
     let dir = home.instance_dir(&i.id);
     std::fs::write(dir.join("data").join("original"), b"x").unwrap();
@@ -262,8 +262,8 @@ async fn a_failed_in_place_restore_puts_the_data_back() {
 async fn doctor_names_an_s3_network_without_isolation() {
     let (_t, home, fake) = home("fake-doctor-s3");
     let mut i = crate::registry::Instance::fixture("db_0000000e", "old", 45436);
-    i.backups = Some(crate::validate::BackupPolicy::default());
-    let mut s3 = crate::s3::parse(
+    i.backups = Some(crate::backups::BackupPolicy::default());
+    let mut s3 = crate::backups::s3::parse(
         "endpoint=10.0.0.6\nbucket=b\nregion=r\naccess_key=AK\nsecret_key=SK\nnetwork=shared\n",
     )
     .unwrap()

@@ -76,7 +76,7 @@ fn spare_request(version: u32) -> CreateRequest {
     CreateRequest {
         name: "spare".into(),
         version: Some(version.to_string()),
-        s3: crate::s3::S3Choice::Off,
+        s3: crate::backups::s3::S3Choice::Off,
         ..Default::default()
     }
 }

@@ -40,11 +40,11 @@ pub struct InstanceView {
     /// Seconds between the monitoring agent's samples.
     pub metrics_interval: u32,
     /// The backup schedule and retention; null when backups are off.
-    pub backups: Option<crate::validate::BackupPolicy>,
+    pub backups: Option<crate::backups::BackupPolicy>,
     /// The second backup repository, S3-compatible (its keys are never
     /// shown); absent when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub s3: Option<crate::s3::S3Repo>,
+    pub s3: Option<crate::backups::s3::S3Repo>,
     /// Settings a resize changed that need a restart (`restart`, or
     /// `resize --restart`); empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]

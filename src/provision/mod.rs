@@ -204,7 +204,7 @@ mod tests {
         let t = crate::testing::TempDir::new("kept-s3");
         let repo = t.path().join("backups").join("db_0000000a");
         std::fs::create_dir_all(&repo).unwrap();
-        let good = crate::s3::parse(
+        let good = crate::backups::s3::parse(
             "endpoint=s3.example.net\nbucket=b\nregion=r\naccess_key=AKIA1\nsecret_key=abcdef\n",
         )
         .unwrap();

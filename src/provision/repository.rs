@@ -3,9 +3,10 @@
 //! config/kept/<id>/ (instance.json, s3.json) where no container reaches.
 
 use super::make_dir;
+pub use crate::backups::kept::{has_s3, kept_dir, S3_SETTINGS};
+use crate::backups::{BackupPolicy, Retention};
 use crate::error::{IoContext, Result};
 use crate::registry::{write_atomic, Instance};
-use crate::validate::{BackupPolicy, Retention};
 use askama::Template;
 use std::path::Path;
 
@@ -18,10 +19,13 @@ pub struct PgBackRestConf<'a> {
     pub retention_type: &'a str,
     pub retention_full: u32,
     pub retention_comment: String,
-    pub s3: Option<&'a crate::s3::S3Repo>,
+    pub s3: Option<&'a crate::backups::s3::S3Repo>,
 }
 
 pub const PGBACKREST_CONF: &str = "pgbackrest.conf";
+
+/// secrets/pgbackrest_s3.conf: the S3 repository's keys, a compose secret.
+pub const S3_SECRET_FILE: &str = "pgbackrest_s3.conf";
 
 pub fn render_pgbackrest(inst: &Instance, policy: &BackupPolicy) -> String {
     let (retention_type, retention_full, retention_comment) = match policy.retention() {
@@ -71,21 +75,6 @@ pub fn provision_backups(dir: &Path, inst: &Instance) -> Result<()> {
     write_backup_about(&kept_dir(&repo), inst)
 }
 
-/// config/kept/<id>/: what the host keeps about an instance's backups
-/// (instance.json, s3.json). backups/<id>/ is mounted into the instance's
-/// containers, so whatever a tenant who got into one wrote there would be
-/// trusted by the next restore; no container mounts config/.
-pub fn kept_dir(repo_dir: &Path) -> std::path::PathBuf {
-    let id = repo_dir.file_name().unwrap_or_default();
-    repo_dir
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .join("config")
-        .join("kept")
-        .join(id)
-}
-
 /// config/kept/<id>/instance.json: what restoring these backups needs once
 /// the instance is gone (its name among it).
 fn write_backup_about(kept: &Path, inst: &Instance) -> Result<()> {
@@ -116,14 +105,8 @@ pub fn kept_legacy(kept: &Path, file: &str) -> std::path::PathBuf {
         .join(file)
 }
 
-/// secrets/pgbackrest_s3.conf: the S3 repository's keys, a compose secret.
-pub const S3_SECRET_FILE: &str = "pgbackrest_s3.conf";
-/// config/kept/<id>/s3.json: the S3 repository with its keys, kept beside
-/// the local backups so that a destroyed instance's S3 backups restore.
-pub const S3_SETTINGS: &str = "s3.json";
-
 /// Writes both files of an instance's S3 repository (root's, 0600).
-pub(super) fn save_s3(dir: &Path, id: &str, s3: &crate::s3::S3Settings) -> Result<()> {
+pub(super) fn save_s3(dir: &Path, id: &str, s3: &crate::backups::s3::S3Settings) -> Result<()> {
     let keys = format!(
         "# The keys of the S3 repository of dbaas instance {id} (repo2 in\n\
          # ../pgbackrest.conf). Mounted as a compose secret; never logged.\n\
@@ -138,7 +121,7 @@ pub(super) fn save_s3(dir: &Path, id: &str, s3: &crate::s3::S3Settings) -> Resul
     write_kept_s3(&kept_dir(&backup_repo_dir(dir, id)), s3)
 }
 
-fn write_kept_s3(kept: &Path, s3: &crate::s3::S3Settings) -> Result<()> {
+fn write_kept_s3(kept: &Path, s3: &crate::backups::s3::S3Settings) -> Result<()> {
     make_dir(kept, 0o700)?;
     let json = serde_json::to_string_pretty(s3).expect("S3 settings serialize");
     write_atomic(
@@ -150,7 +133,7 @@ fn write_kept_s3(kept: &Path, s3: &crate::s3::S3Settings) -> Result<()> {
     Ok(())
 }
 
-fn s3_keys(s: &crate::s3::S3Secrets, n: u8) -> String {
+fn s3_keys(s: &crate::backups::s3::S3Secrets, n: u8) -> String {
     format!(
         "repo{n}-s3-key={}\nrepo{n}-s3-key-secret={}\nrepo{n}-cipher-pass={}\n",
         s.access_key, s.secret_key, s.cipher_pass
@@ -162,11 +145,11 @@ fn s3_keys(s: &crate::s3::S3Secrets, n: u8) -> String {
 /// an older dbaas kept it (backups/<id>/s3.json, which a container could
 /// rewrite), checked by the rules of a settings file and moved to
 /// config/kept/. Either way the values are checked again before use.
-pub fn read_s3(repo_dir: &Path) -> Result<Option<crate::s3::S3Settings>> {
+pub fn read_s3(repo_dir: &Path) -> Result<Option<crate::backups::s3::S3Settings>> {
     let kept = kept_dir(repo_dir);
-    let read = |path: &Path| -> Result<Option<crate::s3::S3Settings>> {
+    let read = |path: &Path| -> Result<Option<crate::backups::s3::S3Settings>> {
         match crate::safe_fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str::<crate::s3::S3Settings>(&text)
+            Ok(text) => serde_json::from_str::<crate::backups::s3::S3Settings>(&text)
                 .map_err(|e| {
                     crate::error::Error::Failed(format!("{} is not readable: {e}", path.display()))
                 })?
@@ -195,15 +178,9 @@ pub fn read_s3(repo_dir: &Path) -> Result<Option<crate::s3::S3Settings>> {
     }
 }
 
-/// Whether the instance of `repo_dir` has an S3 repository (cheap: the
-/// file's presence, for reports).
-pub fn has_s3(repo_dir: &Path) -> bool {
-    kept_dir(repo_dir).join(S3_SETTINGS).exists() || repo_dir.join(S3_SETTINGS).exists()
-}
-
 /// A pgBackRest configuration of stanza `id` in an S3 repository alone (as
 /// repo1): what a restore from that repository runs with.
-pub fn render_s3_source(id: &str, s3: &crate::s3::S3Settings) -> String {
+pub fn render_s3_source(id: &str, s3: &crate::backups::s3::S3Settings) -> String {
     let r = &s3.repo;
     format!(
         "[global]\nrepo1-type=s3\nrepo1-path={}/{id}\nrepo1-s3-endpoint={}\nrepo1-storage-port={}\n\

@@ -13,7 +13,7 @@ pub struct Credentials {
     pub app_password: String,
     pub monitor_password: String,
     /// The S3 repository (with its keys), when the instance has one.
-    pub s3: Option<crate::s3::S3Settings>,
+    pub s3: Option<crate::backups::s3::S3Settings>,
 }
 
 impl std::fmt::Debug for Credentials {

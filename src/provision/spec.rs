@@ -149,8 +149,8 @@ fn shipped(files: &[(&'static str, &'static str)], name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::{render_env, render_pgbackrest, render_s3_source};
+    use crate::backups::BackupPolicy;
     use crate::registry::{Instance, State};
-    use crate::validate::BackupPolicy;
 
     fn render_compose(i: &Instance, tag: &str) -> String {
         crate::engine::compose::compose_file(&super::InstanceSpec::of(i, tag)).text
@@ -291,7 +291,7 @@ mod tests {
     fn a_swarm_stack_with_s3_carries_its_keys_as_a_secret() {
         let mut i = inst();
         i.node = Some("n2".into());
-        let s3 = crate::s3::parse(
+        let s3 = crate::backups::s3::parse(
             "endpoint=10.0.0.6\nbucket=b\nregion=r\naccess_key=AK\nsecret_key=TopSecretKey1\nuri_style=path\n",
         )
         .unwrap();
@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn an_s3_repository_is_rendered_without_its_keys() {
         let mut i = inst();
-        let s3 = crate::s3::parse(
+        let s3 = crate::backups::s3::parse(
             "endpoint=s3.test\nbucket=b\nregion=r\naccess_key=AK\nsecret_key=SK\nnetwork=net1\nuri_style=path\n",
         )
         .unwrap();
@@ -413,7 +413,7 @@ mod tests {
         let mut i = inst();
         i.node = Some("node-2".into());
         i.s3 = Some(
-            crate::s3::parse(
+            crate::backups::s3::parse(
                 "endpoint=10.0.0.6\nbucket=b\nregion=r\naccess_key=AK\nsecret_key=SK\nuri_style=path\n",
             )
             .unwrap()

@@ -80,7 +80,7 @@ pub fn apply(dir: &Path, offset: u64, answer: &str) -> std::io::Result<bool> {
         .next()
         .ok_or_else(|| bad("the labels"))?
         .split_whitespace()
-        .filter(|l| crate::validate::backup_label(l).is_ok())
+        .filter(|l| crate::backups::backup_label(l).is_ok())
         .take(MAX_LABELS)
         .collect();
     let newest_wal = parts.next().ok_or_else(|| bad("the WAL time"))?.trim();
@@ -147,7 +147,7 @@ fn held(dir: &Path, labels: &[&str]) -> std::io::Result<()> {
     }
     for e in std::fs::read_dir(&set)?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !labels.contains(&name.as_str()) && crate::validate::backup_label(&name).is_ok() {
+        if !labels.contains(&name.as_str()) && crate::backups::backup_label(&name).is_ok() {
             // Empty: only this mirror makes these directories.
             let _ = std::fs::remove_dir(e.path());
         }

@@ -8,6 +8,7 @@ pub mod protection;
 pub mod recovery;
 pub mod restore;
 
+use crate::backups::BackupPolicy;
 use crate::backups::{self, Backup, Report};
 use crate::engine::{self, Service};
 use crate::error::{Error, Result};
@@ -16,7 +17,6 @@ use crate::ops::access::serving;
 use crate::ops::{blocking, find};
 use crate::provision;
 use crate::registry::{self, Instance};
-use crate::validate::BackupPolicy;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -201,7 +201,7 @@ pub async fn list_all(home: &Home) -> Result<Vec<BackupList>> {
 
 /// One backup, by label.
 pub async fn get(home: &Home, key: &str, label: &str) -> Result<Backup> {
-    crate::validate::backup_label(label)?;
+    crate::backups::backup_label(label)?;
     let list = list(home, key).await?;
     list.report
         .backups

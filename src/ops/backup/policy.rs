@@ -2,6 +2,7 @@
 //! the registry and rendered into its generated files; PostgreSQL restarts
 //! only when archiving is turned on.
 
+use crate::backups::BackupPolicy;
 use crate::error::Result;
 use crate::home::Home;
 use crate::ops::lifecycle::{operate, up_inner};
@@ -9,7 +10,6 @@ use crate::ops::views::InstanceView;
 use crate::ops::{blocking, find};
 use crate::provision;
 use crate::registry::{self, Instance, Intent, State};
-use crate::validate::BackupPolicy;
 use serde::Serialize;
 
 /// What `backup enable` and `backup config` did.
@@ -35,7 +35,7 @@ pub async fn configure(
     let inst = find(home, key).await?;
     let old = inst.backups.clone();
     let base = old.clone().unwrap_or_default();
-    let policy = crate::validate::backup_policy(
+    let policy = crate::backups::backup_policy(
         Some(schedule.unwrap_or(&base.schedule)),
         Some(retention.unwrap_or(&base.retention)),
         false,

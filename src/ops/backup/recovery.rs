@@ -87,7 +87,7 @@ impl Target {
                 }
             }
             (None, None, Some(b)) => {
-                crate::validate::backup_label(b)?;
+                crate::backups::backup_label(b)?;
                 Ok(Target::Backup(b.to_string()))
             }
             _ => Err(Error::invalid(

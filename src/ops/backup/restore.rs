@@ -143,8 +143,8 @@ pub async fn restore_begin(
         })
         .await?
         {
-            Some(s) => crate::s3::S3Choice::Given(Box::new(s)),
-            None => crate::s3::S3Choice::Off,
+            Some(s) => crate::backups::s3::S3Choice::Given(Box::new(s)),
+            None => crate::backups::s3::S3Choice::Off,
         },
         node,
         ..Default::default()

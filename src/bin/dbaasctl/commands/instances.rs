@@ -98,9 +98,9 @@ pub(crate) async fn create(home: &Home, c: cli::Create) -> Result<i32> {
             backup_retention: c.backup_retention,
             no_backups: c.no_backups,
             s3: match (c.s3, c.no_s3) {
-                (Some(f), false) => dbaas::s3::S3Choice::File(f),
-                (None, true) => dbaas::s3::S3Choice::Off,
-                (None, false) => dbaas::s3::S3Choice::HostDefault,
+                (Some(f), false) => dbaas::backups::s3::S3Choice::File(f),
+                (None, true) => dbaas::backups::s3::S3Choice::Off,
+                (None, false) => dbaas::backups::s3::S3Choice::HostDefault,
                 (Some(_), true) => {
                     return Err(dbaas::error::Error::invalid(
                         "s3",

@@ -341,7 +341,7 @@ pub fn report_brief(dir: &Path, id: &str) -> Result<Report> {
     // Expired backups are in the log but no longer in the repository.
     let in_repo = dir.join("repo").join("backup").join(id);
     backups.retain(|b| in_repo.join(&b.label).is_dir());
-    let s3 = crate::provision::has_s3(dir).then(|| {
+    let s3 = super::kept::has_s3(dir).then(|| {
         let (mut backups, last_failure) = parse_log(&text, 2);
         let held = s3_labels(dir);
         backups.retain(|b| held.contains(&b.label));
@@ -486,7 +486,7 @@ mod tests {
         let r = report_brief(t.path(), "db_1").unwrap();
         assert_eq!(r.backups.len(), 1);
         assert!(r.s3.is_none(), "no s3.json: no S3 repository");
-        std::fs::write(t.path().join(crate::provision::S3_SETTINGS), "{}").unwrap();
+        std::fs::write(t.path().join(crate::backups::kept::S3_SETTINGS), "{}").unwrap();
         std::fs::write(t.path().join(S3_LISTING), r#"{"labels":["A"]}"#).unwrap();
         let r = report_brief(t.path(), "db_1").unwrap();
         let s3 = r.s3.as_ref().unwrap();
