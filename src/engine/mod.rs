@@ -5,6 +5,7 @@
 //! a second (Docker Swarm stacks) is added here, in `of`, and nowhere else.
 
 pub mod compose;
+pub mod discovery;
 pub mod docker;
 pub mod docker_api;
 #[cfg(test)]

@@ -29,15 +29,19 @@ const SERVICE_STOP_GRACE_SECS: &str = "5";
 
 pub struct Compose {
     home: Home,
+    docker: std::sync::Arc<crate::engine::discovery::Docker>,
 }
 
 impl Compose {
     pub fn new(home: &Home) -> Compose {
-        Compose { home: home.clone() }
+        Compose {
+            home: home.clone(),
+            docker: crate::engine::discovery::of(&home.settings.docker),
+        }
     }
 
     fn docker(&self) -> &str {
-        &self.home.settings.docker
+        &self.docker.cli
     }
 
     fn file(&self, id: &str) -> PathBuf {
@@ -45,7 +49,7 @@ impl Compose {
     }
 
     async fn run(&self, args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Result<String> {
-        let out = match (&self.home.settings.compose_plugin, args.split_first()) {
+        let out = match (&self.docker.compose_plugin, args.split_first()) {
             (Some(plugin), Some((&"compose", rest))) => {
                 docker::run(&plugin.to_string_lossy(), rest, cwd, timeout).await
             }
@@ -95,7 +99,7 @@ impl Compose {
     /// The containers carrying all of `labels`: from the daemon's socket
     /// where it is local, else (or when that fails) from `docker ps`.
     async fn list(&self, labels: Vec<String>) -> Result<PsMap> {
-        if let Some(socket) = &self.home.settings.docker_socket {
+        if let Some(socket) = &self.docker.socket {
             match docker_api::containers(socket, &labels).await {
                 Ok(list) => {
                     return Ok(containers_map(list.into_iter().map(|c| {
@@ -146,7 +150,7 @@ impl Engine for Compose {
         // The plugin's own binary is Compose v2 (v1 was never a plugin):
         // a create need not start it to ask (~30 ms); the image's id comes
         // from the socket where it can.
-        let known_v2 = self.home.settings.compose_plugin.is_some();
+        let known_v2 = self.docker.compose_plugin.is_some();
         let (img, comp, net) = tokio::join!(
             self.image_id(image),
             async {
@@ -416,7 +420,7 @@ impl Engine for Compose {
     }
 
     async fn image_id(&self, image: &str) -> Result<String> {
-        if let Some(socket) = &self.home.settings.docker_socket {
+        if let Some(socket) = &self.docker.socket {
             match docker_api::image_id(socket, image).await {
                 Ok(Some(id)) => return Ok(id),
                 // The CLI says what is missing, in the words callers match.

@@ -38,15 +38,19 @@ pub const ENDPOINT_LABEL: &str = "dbaas.endpoint";
 
 pub struct Swarm {
     home: Home,
+    docker: std::sync::Arc<crate::engine::discovery::Docker>,
 }
 
 impl Swarm {
     pub fn new(home: &Home) -> Swarm {
-        Swarm { home: home.clone() }
+        Swarm {
+            home: home.clone(),
+            docker: crate::engine::discovery::of(&home.settings.docker),
+        }
     }
 
     fn docker(&self) -> &str {
-        &self.home.settings.docker
+        &self.docker.cli
     }
 
     fn file(&self, id: &str) -> PathBuf {

@@ -8,6 +8,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod values;
+use values::{duration, number, size};
+pub use values::{parse_port_range, parse_warm_pool};
+
 pub const DEFAULT_PORT_RANGE: (u16, u16) = (5432, 5999);
 pub const DEFAULT_IMAGE: &str = "dbaas/postgres:{version}";
 /// How long `create`/`up` wait for the app user to connect.
@@ -43,16 +47,9 @@ pub struct Settings {
     /// DBAAS_IMAGE: image reference with `{version}` as placeholder;
     /// `postgres:{version}` works where a registry is reachable.
     pub image_template: String,
-    /// DBAAS_DOCKER: the docker CLI to run, default `docker` from PATH.
-    pub docker: String,
-    /// The daemon's socket, when the CLI would talk to a local one (no
-    /// DBAAS_DOCKER, DOCKER_HOST unset or unix://, no CLI context): the
-    /// container list is read from it directly (engine/docker_api.rs).
-    pub docker_socket: Option<PathBuf>,
-    /// The Compose plugin's own binary, run directly where the docker CLI
-    /// would run it (the daemon is local, as for `docker_socket`): the CLI
-    /// spends ~35 ms of every `docker compose` call finding its plugins.
-    pub compose_plugin: Option<PathBuf>,
+    /// Which docker CLI and daemon to use, as the environment says; the
+    /// engine resolves it (engine/discovery.rs).
+    pub docker: DockerEnv,
     /// The home's engine (config/engine). A swarm home provisions with
     /// initdb on the node: the template is a directory on this host.
     pub engine: EngineKind,
@@ -88,6 +85,19 @@ pub struct Settings {
     pub warm_pool: Vec<(u32, u32)>,
     pub db: DbSettings,
     pub server: ServerSettings,
+}
+
+/// The variables that say which docker CLI and daemon to use, unresolved:
+/// resolving them reads the CLI's files, which is the engine's business.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct DockerEnv {
+    /// DBAAS_DOCKER: the docker CLI to run instead of `docker` from PATH.
+    pub cli: Option<String>,
+    /// DOCKER_HOST, DOCKER_CONTEXT.
+    pub host: Option<String>,
+    pub context: Option<String>,
+    /// DOCKER_CONFIG, or else $HOME/.docker.
+    pub config_dir: Option<PathBuf>,
 }
 
 /// The data API's tunables.
@@ -247,9 +257,7 @@ impl Settings {
             port_range: DEFAULT_PORT_RANGE,
             bind_address: IpAddr::from([127, 0, 0, 1]),
             image_template: DEFAULT_IMAGE.to_string(),
-            docker: "docker".to_string(),
-            docker_socket: None,
-            compose_plugin: None,
+            docker: DockerEnv::default(),
             engine: EngineKind::Compose,
             ready_timeout: DEFAULT_READY_TIMEOUT,
             metrics_max_bytes: DEFAULT_METRICS_MAX_BYTES,
@@ -299,7 +307,7 @@ impl Settings {
             s.image_template = v;
         }
         crate::validate::image_template(&s.image_template)?;
-        s.docker_from(&var);
+        s.docker = docker_env(&var);
         if let Some(v) = var("DBAAS_PROVISION") {
             s.provision = Provision::parse(&v)?;
         }
@@ -364,6 +372,17 @@ impl Settings {
 }
 
 /// DBAAS_SUBNET_POOL, DBAAS_SUBNET_PREFIX and DBAAS_WARM_POOL.
+fn docker_env(var: &impl Fn(&str) -> Option<String>) -> DockerEnv {
+    DockerEnv {
+        cli: var("DBAAS_DOCKER"),
+        host: var("DOCKER_HOST"),
+        context: var("DOCKER_CONTEXT"),
+        config_dir: var("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".docker"))),
+    }
+}
+
 fn network_and_pool(var: &impl Fn(&str) -> Option<String>, s: &mut Settings) -> Result<()> {
     if let Some(v) = var("DBAAS_SUBNET_POOL") {
         s.subnet_pool = Net::parse(v.trim()).map_err(|e| Error::invalid("DBAAS_SUBNET_POOL", e))?;
@@ -465,117 +484,6 @@ fn server_settings(var: &impl Fn(&str) -> Option<String>) -> Result<ServerSettin
     Ok(s)
 }
 
-fn number<T>(name: &str, v: &str, range: std::ops::RangeInclusive<T>, what: &str) -> Result<T>
-where
-    T: std::str::FromStr + PartialOrd,
-{
-    v.trim()
-        .parse::<T>()
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| Error::invalid(name, format!("'{v}' is not {what}")))
-}
-
-fn duration(name: &str, v: &str, example: &str) -> Result<Duration> {
-    humantime::parse_duration(v)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| Error::invalid(name, format!("'{v}' is not a duration such as {example}")))
-}
-
-/// A size such as 8g or 512m; "0" turns the check off.
-fn size(name: &str, v: &str) -> Result<u64> {
-    if v.trim() == "0" {
-        return Ok(0);
-    }
-    crate::validate::memory(v, u64::MAX)
-        .map_err(|_| Error::invalid(name, format!("'{v}' is not a size such as 8g or 512m")))
-}
-
-/// `15=2,17=1` (spares per version), or `0`/`off` for none.
-pub fn parse_warm_pool(v: &str) -> Result<Vec<(u32, u32)>> {
-    let v = v.trim();
-    if v == "0" || v == "off" {
-        return Ok(vec![]);
-    }
-    let bad = |why: String| Error::invalid("DBAAS_WARM_POOL", why);
-    let mut out: Vec<(u32, u32)> = vec![];
-    for part in v.split(',') {
-        let (ver, n) = part.split_once('=').ok_or_else(|| {
-            bad(format!(
-                "'{part}' is not VERSION=SPARES; write e.g. DBAAS_WARM_POOL=15=2,17=1"
-            ))
-        })?;
-        let ver: u32 = ver
-            .trim()
-            .parse()
-            .ok()
-            .filter(|x| crate::validate::SUPPORTED_VERSIONS.contains(x))
-            .ok_or_else(|| {
-                bad(format!(
-                    "'{}' is not a supported PostgreSQL version ({:?})",
-                    ver.trim(),
-                    crate::validate::SUPPORTED_VERSIONS
-                ))
-            })?;
-        let n = number(
-            "DBAAS_WARM_POOL",
-            n,
-            0..=50,
-            "a number of spares from 0 to 50",
-        )?;
-        if out.iter().any(|(x, _)| *x == ver) {
-            return Err(bad(format!("version {ver} is named twice")));
-        }
-        if n > 0 {
-            out.push((ver, n));
-        }
-    }
-    Ok(out)
-}
-
-pub fn parse_port_range(s: &str) -> Result<(u16, u16)> {
-    let bad = || {
-        Error::invalid(
-            "DBAAS_PORT_RANGE",
-            format!("'{s}' is not a range like 5432-5999 (ports 1024-65535, low <= high)"),
-        )
-    };
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let lo: u16 = a.trim().parse().map_err(|_| bad())?;
-    let hi: u16 = b.trim().parse().map_err(|_| bad())?;
-    if lo < 1024 || lo > hi {
-        return Err(bad());
-    }
-    Ok((lo, hi))
-}
-
-impl Settings {
-    /// DBAAS_DOCKER, or else the local daemon's socket and the Compose
-    /// plugin that the docker CLI would use (DOCKER_HOST, DOCKER_CONTEXT,
-    /// DOCKER_CONFIG and the CLI's config file decide).
-    fn docker_from(&mut self, var: &impl Fn(&str) -> Option<String>) {
-        if let Some(v) = var("DBAAS_DOCKER") {
-            self.docker = v;
-            return;
-        }
-        let config_dir = var("DOCKER_CONFIG")
-            .map(PathBuf::from)
-            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".docker")));
-        let config = config_dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join("config.json")).ok());
-        self.docker_socket = local_socket(
-            var("DOCKER_HOST").as_deref(),
-            var("DOCKER_CONTEXT").as_deref(),
-            config.as_deref().and_then(config_context).as_deref(),
-        );
-        if self.docker_socket.is_some() {
-            self.compose_plugin = compose_plugin(config_dir.map(|d| d.join("cli-plugins")));
-        }
-    }
-}
-
 /// The engine recorded in `<root>/config/engine`; compose without one.
 pub fn read_engine(root: &std::path::Path) -> Result<EngineKind> {
     let path = root.join("config").join(ENGINE_FILE);
@@ -595,201 +503,5 @@ pub fn read_engine(root: &std::path::Path) -> Result<EngineKind> {
     }
 }
 
-/// `docker-compose` in the directories the docker CLI searches for
-/// plugins, in its order (the user's own first).
-fn compose_plugin(user_dir: Option<PathBuf>) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let system = [
-        "/usr/local/lib/docker/cli-plugins",
-        "/usr/local/libexec/docker/cli-plugins",
-        "/usr/lib/docker/cli-plugins",
-        "/usr/libexec/docker/cli-plugins",
-    ];
-    user_dir
-        .into_iter()
-        .chain(system.iter().map(PathBuf::from))
-        .map(|d| d.join("docker-compose"))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// Where the daemon that the `docker` CLI would talk to listens, when that
-/// is a local socket: DOCKER_HOST's unix:// path or the default one. None
-/// for a remote daemon (tcp://, ssh://) or a CLI context, which only the
-/// CLI resolves.
-pub fn local_socket(
-    docker_host: Option<&str>,
-    docker_context: Option<&str>,
-    config_context: Option<&str>,
-) -> Option<std::path::PathBuf> {
-    let context = docker_context.or(config_context);
-    if context.is_some_and(|c| c != "default") {
-        return None;
-    }
-    match docker_host {
-        None => Some("/var/run/docker.sock".into()),
-        Some(h) => h.strip_prefix("unix://").map(Into::into),
-    }
-}
-
-/// The `currentContext` of the docker CLI's config file, if any.
-pub fn config_context(config_json: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(config_json).ok()?;
-    v.get("currentContext")?.as_str().map(str::to_string)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::from_vars(
-            |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
-            PathBuf::from("/srv"),
-        )
-    }
-
-    #[test]
-    fn finds_the_local_socket_only() {
-        assert_eq!(
-            local_socket(None, None, None),
-            Some("/var/run/docker.sock".into())
-        );
-        assert_eq!(
-            local_socket(Some("unix:///run/d.sock"), None, None),
-            Some("/run/d.sock".into())
-        );
-        assert_eq!(local_socket(Some("tcp://10.0.0.2:2375"), None, None), None);
-        assert_eq!(local_socket(Some("ssh://me@box"), None, None), None);
-        assert_eq!(local_socket(None, Some("swarm"), None), None);
-        assert_eq!(local_socket(None, None, Some("remote")), None);
-        assert_eq!(
-            local_socket(None, Some("default"), None),
-            Some("/var/run/docker.sock".into())
-        );
-        assert_eq!(
-            config_context(r#"{"auths":{},"currentContext":"x"}"#),
-            Some("x".into())
-        );
-        assert_eq!(config_context("{}"), None);
-        assert_eq!(config_context("not json"), None);
-    }
-
-    #[test]
-    fn port_range_parses_and_rejects() {
-        assert_eq!(parse_port_range("5432-5999").unwrap(), (5432, 5999));
-        assert_eq!(parse_port_range("40000-40000").unwrap(), (40000, 40000));
-        for bad in ["", "5432", "6000-5000", "80-90", "a-b", "1-70000"] {
-            assert!(parse_port_range(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn concurrency_defaults_within_the_pool_and_is_checked() {
-        let cpus = host_cpus() as u32;
-        let s = settings(&[]).unwrap();
-        assert_eq!(s.db.concurrency, (2 * cpus).clamp(2, 8));
-        assert_eq!(
-            settings(&[("DBAAS_POOL_SIZE", "1")])
-                .unwrap()
-                .db
-                .concurrency,
-            1
-        );
-        let s = settings(&[("DBAAS_POOL_SIZE", "20"), ("DBAAS_DB_CONCURRENCY", "20")]).unwrap();
-        assert_eq!((s.db.pool_size, s.db.concurrency), (20, 20));
-        for bad in ["0", "9", "x", "-1"] {
-            let e = settings(&[("DBAAS_DB_CONCURRENCY", bad)])
-                .unwrap_err()
-                .to_string();
-            assert!(
-                e.contains("DBAAS_DB_CONCURRENCY") && e.contains("DBAAS_POOL_SIZE"),
-                "{e}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_bad_value_names_its_variable() {
-        for (name, bad) in [
-            ("DBAAS_PORT_RANGE", "1-2"),
-            ("DBAAS_BIND_ADDRESS", "localhost"),
-            ("DBAAS_IMAGE", "x y"),
-            ("DBAAS_READY_TIMEOUT", "2m"),
-            ("DBAAS_METRICS_MAX_BYTES", "10"),
-            ("DBAAS_METRICS_KEEP", "101"),
-            ("DBAAS_MAX_MEMORY", "lots"),
-            ("DBAAS_MIN_FREE_DISK", "-1"),
-            ("DBAAS_PROVISION_SLOTS", "0"),
-            ("DBAAS_POOL_SIZE", "0"),
-            ("DBAAS_MAX_ROWS", "0"),
-            ("DBAAS_MAX_RESULT_BYTES", "10"),
-            ("DBAAS_STATEMENT_TIMEOUT", "0s"),
-            ("DBAAS_CONNECT_TIMEOUT", "soon"),
-            ("DBAAS_MAX_CONNECTIONS", "0"),
-            ("DBAAS_REQUEST_TIMEOUT", "x"),
-            ("DBAAS_API_TOKEN", "short"),
-            ("DBAAS_WORKER_THREADS", "0"),
-            ("DBAAS_PROVISION", "fast"),
-            ("DBAAS_SUBNET_POOL", "10.0.0.1/16"),
-            ("DBAAS_SUBNET_POOL", "10.0.0.0"),
-            ("DBAAS_SUBNET_PREFIX", "30"),
-            ("DBAAS_WARM_POOL", "15"),
-            ("DBAAS_WARM_POOL", "16=1"),
-            ("DBAAS_WARM_POOL", "15=x"),
-            ("DBAAS_WARM_POOL", "15=1,15=2"),
-        ] {
-            let e = settings(&[(name, bad)]).unwrap_err().to_string();
-            assert!(e.contains(name), "{name}={bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn subnet_pool_and_warm_pool() {
-        let s = settings(&[]).unwrap();
-        assert_eq!(
-            (s.subnet_pool.to_string(), s.subnet_prefix),
-            ("10.199.0.0/16".into(), 28)
-        );
-        assert!(s.warm_pool.is_empty());
-        let e = settings(&[
-            ("DBAAS_SUBNET_POOL", "10.0.0.0/26"),
-            ("DBAAS_SUBNET_PREFIX", "24"),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("DBAAS_SUBNET_PREFIX"), "{e}");
-        let s = settings(&[("DBAAS_WARM_POOL", "15=2, 17=1,13=0")]).unwrap();
-        assert_eq!(s.warm_pool, [(15, 2), (17, 1)]);
-        assert!(settings(&[("DBAAS_WARM_POOL", "off")])
-            .unwrap()
-            .warm_pool
-            .is_empty());
-    }
-
-    #[test]
-    fn provisioning_path_and_template_dir() {
-        let s = settings(&[]).unwrap();
-        assert_eq!((s.provision, s.template_dir), (Provision::Template, None));
-        let s = settings(&[("DBAAS_PROVISION", "initdb"), ("DBAAS_TEMPLATE_DIR", "t")]).unwrap();
-        assert_eq!(s.provision, Provision::Initdb);
-        assert_eq!(s.template_dir, Some(PathBuf::from("/srv/t")));
-    }
-
-    #[test]
-    fn home_is_made_absolute_and_the_token_is_never_printed() {
-        assert_eq!(settings(&[]).unwrap().root, PathBuf::from("/srv"));
-        assert_eq!(
-            settings(&[("DBAAS_HOME", "h")]).unwrap().root,
-            PathBuf::from("/srv/h")
-        );
-        let s = settings(&[("DBAAS_API_TOKEN", "0123456789abcdef-secret")]).unwrap();
-        assert!(!format!("{s:?}").contains("secret"));
-        assert_eq!(s.image_for(15), "dbaas/postgres:15");
-    }
-}
+mod tests;
