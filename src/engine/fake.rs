@@ -203,6 +203,14 @@ impl Engine for FakeEngine {
     async fn check_s3_network(&self, network: &str) -> Result<()> {
         self.call("check_s3_network", network)
     }
+    /// A fake given nodes is an engine of several nodes.
+    fn multi_node(&self) -> Option<&dyn super::MultiNode> {
+        (!self.nodes.is_empty()).then_some(self as &dyn super::MultiNode)
+    }
+}
+
+#[async_trait::async_trait]
+impl super::MultiNode for FakeEngine {
     async fn check_move(&self, id: &str, to: &str) -> Result<()> {
         self.call("check_move", &format!("{id} {to}"))
     }
@@ -215,5 +223,11 @@ impl Engine for FakeEngine {
     async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         self.call("nodes", "")?;
         Ok(self.nodes.clone())
+    }
+    async fn mirror_metrics(&self, id: &str, _dir: &Path, _keep: u32) -> Result<()> {
+        self.call("mirror_metrics", id)
+    }
+    async fn mirror_backups(&self, id: &str, _dir: &Path) -> Result<()> {
+        self.call("mirror_backups", id)
     }
 }

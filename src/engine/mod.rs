@@ -11,6 +11,7 @@ pub mod docker_api;
 #[cfg(test)]
 pub mod fake;
 pub mod image_lock;
+pub mod nodes;
 pub mod swarm;
 
 use crate::error::Result;
@@ -18,6 +19,8 @@ use crate::home::Home;
 use crate::provision::spec::{InstanceSpec, ProjectFile};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+pub use nodes::{needs_nodes, nodes_of, MultiNode, NodeInfo};
 
 /// An instance's project file, rendered by the engine it runs on: a swarm
 /// instance's (pinned to a node) is its stack, any other's its compose file.
@@ -222,43 +225,12 @@ pub struct HostCheck {
     pub fatal: bool,
 }
 
-/// One machine that runs instances: a swarm node (the compose engine has
-/// none: its one host is implied).
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct NodeInfo {
-    pub id: String,
-    /// Its hostname, which is its name in the swarm.
-    pub name: String,
-    /// Where its published ports answer.
-    pub address: String,
-    /// `ready`, `down`, `unknown`, `disconnected`.
-    pub state: String,
-    /// `active`, `pause`, `drain`.
-    pub availability: String,
-    pub manager: bool,
-    pub labels: std::collections::BTreeMap<String, String>,
-    /// Its memory in bytes and its CPUs.
-    pub memory: u64,
-    pub cpus: f64,
-}
-
-impl NodeInfo {
-    /// Labelled for dbaas, up and taking new work.
-    pub fn usable(&self) -> bool {
-        self.state == "ready"
-            && self.availability == "active"
-            && self.labels.get("dbaas").is_some_and(|v| v == "true")
-    }
-}
-
 /// Which engine a home is bound to (config/engine).
 pub use crate::settings::EngineKind;
 
 /// What an engine can do: `ops` asks this, never which engine it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
-    /// Instances run on one of several nodes (`--node`, `move`, `nodes`).
-    pub nodes: bool,
     /// A warm pool of started spares.
     pub warm_pool: bool,
     /// An S3 repository reached through a Docker network of this host.
@@ -283,7 +255,6 @@ pub trait Engine: Send + Sync {
     /// What it can do (one host's engine: all but nodes).
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            nodes: false,
             warm_pool: true,
             s3_network: true,
             in_place_restore: true,
@@ -389,45 +360,11 @@ pub trait Engine: Send + Sync {
         dir: &std::path::Path,
         timeout: std::time::Duration,
     ) -> Result<()>;
-    /// The machines instances run on; none for a single host.
-    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        Ok(vec![])
-    }
-    /// Whether the agents write their metrics somewhere dbaas cannot read
-    /// (a swarm node's volume), so that `mirror_metrics` must copy them.
-    fn mirrors_metrics(&self) -> bool {
-        false
-    }
-    /// Brings the local copy of an instance's metrics files (`dir`, keeping
-    /// `keep` rotated ones) up to date with what its agent wrote; nothing
-    /// to do where the agent writes into `dir` itself (compose).
-    async fn mirror_metrics(&self, _id: &str, _dir: &std::path::Path, _keep: u32) -> Result<()> {
-        Ok(())
-    }
-    /// Brings `dir` (backups/<id>/: the backup log, the labels the
-    /// repository holds, the newest archived WAL's time) up to date with
-    /// the repository the backup sidecar writes; nothing to do where that
-    /// repository is `dir` itself (compose).
-    async fn mirror_backups(&self, _id: &str, _dir: &std::path::Path) -> Result<()> {
-        Ok(())
-    }
-    /// Whether node `to` can take a copy of the instance's data (nothing of
-    /// the same name there): checked before the instance stops.
-    async fn check_move(&self, _id: &str, _to: &str) -> Result<()> {
-        Ok(())
-    }
-    /// Copies a stopped instance's data from node `from` to node `to`
-    /// (swarm); its files and registry entry are the caller's.
-    async fn move_data(&self, _id: &str, _image: &str, _from: &str, _to: &str) -> Result<()> {
-        Err(crate::error::Error::invalid(
-            "engine",
-            "moving an instance to another node needs a swarm home; this home's engine is compose (one host)",
-        ))
-    }
-    /// Removes what is left of an instance on a node it no longer runs on
-    /// (its stopped containers and volumes there).
-    async fn clear_node(&self, _id: &str, _node: &str) -> Result<()> {
-        Ok(())
+    /// The multi-node part of the engine, where it has one (swarm): the
+    /// nodes, moving data between them, the copies of what agents and
+    /// sidecars write on them.
+    fn multi_node(&self) -> Option<&dyn MultiNode> {
+        None
     }
     /// Removes an instance's containers and whatever else of it the engine
     /// keeps (a swarm node's volumes; its backup repository there unless

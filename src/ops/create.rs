@@ -78,11 +78,12 @@ pub async fn create_new(home: &Home, req: CreateRequest) -> Result<Created> {
 /// and an S3 endpoint reached through a Docker network of one host.
 fn refuse_unsupported(
     caps: engine::Capabilities,
+    nodes: bool,
     s3: Option<&S3Settings>,
     spare: bool,
     node: bool,
 ) -> Result<()> {
-    if node && !caps.nodes {
+    if node && !nodes {
         return Err(Error::invalid(
             "node",
             "--node chooses a swarm node, and this home's engine is compose (one host); omit it",
@@ -130,17 +131,22 @@ pub(super) async fn create_begin_as(
     let engine = engine::of(home);
     let caps = engine.capabilities();
     let s3 = s3_for(home, req, v.backups.is_some())?;
-    refuse_unsupported(caps, s3.as_ref(), spare, v.node.is_some())?;
+    refuse_unsupported(
+        caps,
+        engine.multi_node().is_some(),
+        s3.as_ref(),
+        spare,
+        v.node.is_some(),
+    )?;
     v.s3 = s3.as_ref().map(|s| s.repo.clone());
     let budget = Budget::of(home);
     budget.check_disk(home)?;
     let image = home.settings.image_for(v.version);
     let s3_network = s3.as_ref().and_then(|s| s.repo.network.as_deref());
     engine.preflight(&image, s3_network).await?;
-    let nodes = if caps.nodes {
-        Some(engine.nodes().await?)
-    } else {
-        None
+    let nodes = match engine.multi_node() {
+        Some(m) => Some(m.nodes().await?),
+        None => None,
     };
     let started = Instant::now();
     let inst = blocking({

@@ -22,8 +22,7 @@ pub const EVERY: Duration = Duration::from_secs(2);
 
 /// Syncs the running instances (or the one `only` names).
 pub async fn sync(home: &Home, only: Option<&str>) {
-    let engine = engine::of(home);
-    if !engine.mirrors_metrics() {
+    if engine::of(home).multi_node().is_none() {
         return;
     }
     let h = home.clone();
@@ -48,7 +47,11 @@ pub async fn sync_backups(home: &Home, inst: &Instance) {
     if inst.backups.is_none() || inst.state != State::Running {
         return;
     }
-    if let Err(e) = engine::of(home)
+    let engine = engine::of(home);
+    let Some(nodes) = engine.multi_node() else {
+        return;
+    };
+    if let Err(e) = nodes
         .mirror_backups(&inst.id, &home.backup_dir(&inst.id))
         .await
     {
@@ -67,6 +70,9 @@ async fn sync_some(home: &Home, reg: &Registry, ids: &[String]) {
             let dir = metrics::dir_of(home, &inst.id);
             let backups_dir = home.backup_dir(&inst.id);
             async move {
+                let Some(engine) = engine.multi_node() else {
+                    return;
+                };
                 if let Err(e) = engine
                     .mirror_metrics(&inst.id, &dir, inst.metrics_keep)
                     .await
@@ -90,7 +96,7 @@ async fn sync_some(home: &Home, reg: &Registry, ids: &[String]) {
 /// needs no mirror. Each sync is a few docker calls to the node, so it
 /// follows the agent's pace rather than a fixed one.
 pub fn start(home: Home) {
-    if !engine::of(&home).mirrors_metrics() {
+    if engine::of(&home).multi_node().is_none() {
         return;
     }
     tokio::spawn(async move {

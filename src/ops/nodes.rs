@@ -55,7 +55,7 @@ pub async fn init(home: &Home, engine: &str) -> Result<EngineKind> {
     let probe = Home::new(s);
     let target = engine::of(&probe);
     // An engine of nodes must reach its manager before a home is bound to it.
-    if target.capabilities().nodes {
+    if target.multi_node().is_some() {
         let checks = target.host_checks().await;
         if let Some(c) = checks.iter().find(|c| c.fatal && c.outcome.is_err()) {
             return Err(Error::Docker(format!(
@@ -82,7 +82,7 @@ pub async fn init(home: &Home, engine: &str) -> Result<EngineKind> {
 
 /// Every node of the swarm with its instances; empty on compose.
 pub async fn nodes(home: &Home) -> Result<Vec<NodeView>> {
-    let nodes = engine::of(home).nodes().await?;
+    let nodes = engine::nodes_of(engine::of(home).as_ref()).await?;
     let reg = {
         let home = home.clone();
         blocking(move || registry::load(&home)).await?

@@ -42,7 +42,9 @@ pub async fn move_to(home: &Home, key: &str, node: &str) -> Result<Moved> {
         )));
     }
     let engine = engine::of(home);
-    let nodes = engine.nodes().await?;
+    let nodes = engine::needs_nodes(engine.as_ref(), "moving an instance to another node")?
+        .nodes()
+        .await?;
     let (h, id, memory) = (home.clone(), inst.id.clone(), inst.memory);
     let others = blocking(move || {
         let mut reg = registry::load(&h)?;
@@ -74,16 +76,14 @@ async fn relocate(
     left_behind: &std::sync::Mutex<Option<String>>,
 ) -> Result<InstanceView> {
     let engine = engine::of(home);
+    let nodes = engine::needs_nodes(engine.as_ref(), "moving an instance to another node")?;
     let was_running = inst.state == State::Running;
     // Refusable before anything stops.
-    engine.check_move(&inst.id, &to.node).await?;
+    nodes.check_move(&inst.id, &to.node).await?;
     // Stopped, and waited for: the copy reads a cleanly shut down cluster.
     engine.down(&inst.id).await?;
     // A failed copy removes what it made; the old node's data was only read.
-    if let Err(e) = engine
-        .move_data(&inst.id, &inst.image, from, &to.node)
-        .await
-    {
+    if let Err(e) = nodes.move_data(&inst.id, &inst.image, from, &to.node).await {
         if was_running {
             up_inner(home, inst).await?;
         }
@@ -100,7 +100,7 @@ async fn relocate(
     .await;
     match moved {
         Ok(view) => {
-            if let Err(e) = engine.clear_node(&inst.id, from).await {
+            if let Err(e) = nodes.clear_node(&inst.id, from).await {
                 let what = format!(
                     "the old copy on {from} could not be removed ({e}); remove its volumes {id}_data and {id}_repo there by hand",
                     id = inst.id
@@ -116,7 +116,7 @@ async fn relocate(
             // Back as it was: pinned to the old node, and the new node's
             // copy (made by this move) removed.
             let _ = engine.down(&inst.id).await;
-            let _ = engine.clear_node(&inst.id, &to.node).await;
+            let _ = nodes.clear_node(&inst.id, &to.node).await;
             let back = pin(home, &inst.id, from, &inst.bind_address).await?;
             if was_running {
                 up_inner(home, back).await?;

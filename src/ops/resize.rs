@@ -67,7 +67,7 @@ pub async fn resize(home: &Home, key: &str, req: ResizeRequest) -> Result<Resize
     })
     .await?;
     if let Some(node) = &inst.node {
-        let nodes = engine::of(home).nodes().await?;
+        let nodes = engine::nodes_of(engine::of(home).as_ref()).await?;
         super::placement::check_node(&others, &nodes, node, memory)?;
     }
     if inst.state == State::Running && memory < inst.memory {

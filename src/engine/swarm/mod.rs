@@ -17,6 +17,7 @@ pub mod state;
 use super::docker::{self, QUICK_TIMEOUT};
 
 use super::{Attach, Engine, HostCheck, Mount, NodeInfo, PsMap, Service};
+use crate::engine::MultiNode as _;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use state::{parse_nodes, GONE_FROM_SWARM};
@@ -192,7 +193,6 @@ impl Engine for Swarm {
 
     fn capabilities(&self) -> super::Capabilities {
         super::Capabilities {
-            nodes: true,
             warm_pool: false,
             s3_network: false,
             in_place_restore: false,
@@ -482,6 +482,29 @@ impl Engine for Swarm {
         Err(unsupported("a template data directory"))
     }
 
+    fn multi_node(&self) -> Option<&dyn super::MultiNode> {
+        Some(self)
+    }
+
+    async fn destroy(&self, id: &str, keep_backups: bool) -> Result<()> {
+        match self.node_state(id).await? {
+            // Removed from the swarm: nothing of it can be reached, and it
+            // will not come back. The stack goes from the manager; what the
+            // node held went with it.
+            services::NodeState::Unavailable(node, GONE_FROM_SWARM) => {
+                log::warn!("{id}: its node {node} is gone from the swarm; removing the stack only (its volumes were on that node)");
+                self.run(&["stack", "rm", id], None, QUICK_TIMEOUT)
+                    .await
+                    .map(|_| ())
+            }
+            services::NodeState::Unavailable(node, why) => Err(services::refusal(id, &node, why)),
+            services::NodeState::Available => self.remove(id, true, keep_backups).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::MultiNode for Swarm {
     async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         let ids = self.run(&["node", "ls", "-q"], None, QUICK_TIMEOUT).await?;
         let mut args = vec!["node", "inspect"];
@@ -509,10 +532,6 @@ impl Engine for Swarm {
         relocate::remove_volumes(self.docker(), &ep, id, false).await
     }
 
-    fn mirrors_metrics(&self) -> bool {
-        true
-    }
-
     async fn mirror_metrics(&self, id: &str, dir: &Path, keep: u32) -> Result<()> {
         let (ep, c) = self.container_of(id, &Service::Agent).await?;
         mirror::sync(self.docker(), &ep, &c, id, dir, keep).await
@@ -521,21 +540,5 @@ impl Engine for Swarm {
     async fn mirror_backups(&self, id: &str, dir: &Path) -> Result<()> {
         let (ep, c) = self.container_of(id, &Service::Backup).await?;
         backups::sync(self.docker(), &ep, &c, dir).await
-    }
-
-    async fn destroy(&self, id: &str, keep_backups: bool) -> Result<()> {
-        match self.node_state(id).await? {
-            // Removed from the swarm: nothing of it can be reached, and it
-            // will not come back. The stack goes from the manager; what the
-            // node held went with it.
-            services::NodeState::Unavailable(node, GONE_FROM_SWARM) => {
-                log::warn!("{id}: its node {node} is gone from the swarm; removing the stack only (its volumes were on that node)");
-                self.run(&["stack", "rm", id], None, QUICK_TIMEOUT)
-                    .await
-                    .map(|_| ())
-            }
-            services::NodeState::Unavailable(node, why) => Err(services::refusal(id, &node, why)),
-            services::NodeState::Available => self.remove(id, true, keep_backups).await,
-        }
     }
 }

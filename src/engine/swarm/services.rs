@@ -6,7 +6,7 @@ use super::super::docker::QUICK_TIMEOUT;
 use super::super::{Container, ContainerState, HostCheck, NodeInfo, PsMap, Service};
 use super::state::{mark_node_down, parse_tasks, why_unavailable, TASK_FORMAT};
 use super::{Swarm, CONTAINERS_GONE, SCALE_TIMEOUT};
-use crate::engine::Engine;
+use crate::engine::MultiNode;
 use crate::error::{Error, Result};
 use std::time::Duration;
 

@@ -172,7 +172,7 @@ async fn placement(
     let Some(src_node) = &src.node else {
         return Ok((node, true));
     };
-    let nodes = engine::of(home).nodes().await?;
+    let nodes = engine::nodes_of(engine::of(home).as_ref()).await?;
     let up = nodes.iter().any(|n| &n.name == src_node && n.usable());
     if from == FromRepo::S3 {
         return Ok((node, up));
