@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::ops;
 use crate::ops::backup::restore::{FromRepo, InPlace, Target};
 use crate::ops::backup::BackupList;
+use crate::ops::serial::{joined, Pool};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -119,9 +120,10 @@ pub async fn take(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Rep
         let list = ops::backup::list(&state.home, key).await?;
         return Ok(reply::json(202, &list));
     }
-    let (st, key) = (state.clone(), key.to_string());
-    let task = tokio::spawn(async move { ops::backup::take(&st.home, &key, &kind).await });
-    Ok(reply::json(201, &super::joined(task).await?))
+    // Runs to its end whatever happens to this request.
+    let (home, key) = (state.home.clone(), key.to_string());
+    let task = tokio::spawn(async move { ops::backup::take(&home, &key, &kind).await });
+    Ok(reply::json(201, &joined(task).await?))
 }
 
 #[utoipa::path(post, path = "/instances/{id}/restore", tag = "backups", request_body = RestoreBody,
@@ -143,10 +145,13 @@ pub async fn restore(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
     match (b.to, b.in_place, b.undo) {
         (Some(to), false, false) => {
             let key = key.to_string();
-            super::instances::provision(state, wait, to.clone(), move |st| async move {
-                ops::backup::restore::restore_begin(&st.home, &key, &to, target, from, b.node).await
-            })
-            .await
+            let p = state
+                .ops
+                .provision(wait, to.clone(), move |home| async move {
+                    ops::backup::restore::restore_begin(&home, &key, &to, target, from, b.node)
+                        .await
+                });
+            super::instances::provisioned(p.await?)
         }
         (None, true, false) => in_place(state, key, wait, Some((target, from))).await,
         (None, false, true) if target == Target::Latest && b.from.is_none() => {
@@ -172,22 +177,21 @@ async fn in_place(
     target: Option<(Target, FromRepo)>,
 ) -> Result<Reply, Error> {
     let inst = super::instances::find(state, key)?;
-    let (st, id) = (state.clone(), inst.id.clone());
-    let task = tokio::spawn(async move {
-        let guard = st.lock_for(&id).lock_owned().await;
-        st.data.drop_pool(&id);
-        let res = match target {
-            Some((t, from)) => ops::backup::restore::restore_in_place(&st.home, &id, t, from).await,
-            None => ops::backup::restore::undo(&st.home, &id).await,
-        };
-        drop(guard);
-        st.status_changed();
-        res
-    });
+    let id = inst.id.clone();
+    let task = state
+        .ops
+        .spawn(&inst.id, Pool::Drop, move |home| async move {
+            match target {
+                Some((t, from)) => {
+                    ops::backup::restore::restore_in_place(&home, &id, t, from).await
+                }
+                None => ops::backup::restore::undo(&home, &id).await,
+            }
+        });
     if !wait {
         return Ok(reply::json(202, &ops::view(&inst, None)));
     }
-    Ok(reply::json(200, &super::joined(task).await?))
+    Ok(reply::json(200, &joined(task).await?))
 }
 
 #[utoipa::path(post, path = "/instances/{id}/clone", tag = "backups", request_body = CloneBody,
@@ -206,8 +210,8 @@ pub async fn clone(state: &Arc<AppState>, req: &Request, key: &str) -> Result<Re
     let from = FromRepo::parse(b.from.as_deref())?;
     let key = key.to_string();
     let name = b.name.clone();
-    super::instances::provision(state, wait, name, move |st| async move {
-        ops::backup::restore::restore_begin(&st.home, &key, &b.name, target, from, b.node).await
-    })
-    .await
+    let p = state.ops.provision(wait, name, move |home| async move {
+        ops::backup::restore::restore_begin(&home, &key, &b.name, target, from, b.node).await
+    });
+    super::instances::provisioned(p.await?)
 }

@@ -6,8 +6,9 @@ use super::reply::{self, ErrorBody, Reply};
 use super::state::AppState;
 use super::Request;
 use crate::db::catalog::{self, NewTable, TableDescription, TableSummary};
-use crate::db::exec::{self, Insert};
+use crate::db::exec;
 use crate::db::query::{self, Resolution};
+use crate::db::rows::{self, Insert};
 use crate::db::session;
 use crate::db::Failure;
 use crate::error::Error;
@@ -26,7 +27,7 @@ where
 {
     let inst = state.registry()?.get(key)?.clone();
     let id = [inst.id.as_str()];
-    state.data.run(&inst, state.status_for(&id), f).await
+    state.ops.data.run(&inst, state.status_for(&id), f).await
 }
 
 fn pairs(req: &Request) -> Result<Vec<(String, String)>, Error> {
@@ -197,13 +198,13 @@ pub async fn read_rows(
     table: &str,
 ) -> Result<Reply, Error> {
     let pairs = pairs(req)?;
-    let q = query::parse_read(&pairs, state.data.settings().max_rows)?;
+    let q = query::parse_read(&pairs, state.ops.data.settings().max_rows)?;
     let count = prefer(req)?.count;
     let (schema, table) = (schema_of(req), table.to_string());
     let offset = q.offset;
     let res = with_db(state, id, move |c, p| {
-        exec::with_table(c, p, &schema, &table, |c, info| {
-            exec::read_rows(c, info, &q, count)
+        rows::with_table(c, p, &schema, &table, |c, info| {
+            rows::read_rows(c, info, &q, count)
         })
     })
     .await;
@@ -298,9 +299,9 @@ pub async fn insert_rows(
     let (schema, table) = (schema_of(req), table.to_string());
     let minimal = pref.minimal;
     let res = with_db(state, id, move |c, p| {
-        exec::with_table(c, p, &schema, &table, |c, info| {
+        rows::with_table(c, p, &schema, &table, |c, info| {
             session::in_transaction(c, |c| {
-                exec::insert_rows(
+                rows::insert_rows(
                     c,
                     info,
                     &Insert {
@@ -354,9 +355,9 @@ pub async fn update_rows(
     let (schema, table) = (schema_of(req), table.to_string());
     let minimal = pref.minimal;
     let res = with_db(state, id, move |c, p| {
-        exec::with_table(c, p, &schema, &table, |c, info| {
+        rows::with_table(c, p, &schema, &table, |c, info| {
             session::in_transaction(c, |c| {
-                exec::update_rows(c, info, &values, &filters, !minimal)
+                rows::update_rows(c, info, &values, &filters, !minimal)
             })
         })
     })
@@ -384,8 +385,8 @@ pub async fn delete_rows(
     let (schema, table) = (schema_of(req), table.to_string());
     let minimal = pref.minimal;
     let res = with_db(state, id, move |c, p| {
-        exec::with_table(c, p, &schema, &table, |c, info| {
-            session::in_transaction(c, |c| exec::delete_rows(c, info, &filters, !minimal))
+        rows::with_table(c, p, &schema, &table, |c, info| {
+            session::in_transaction(c, |c| rows::delete_rows(c, info, &filters, !minimal))
         })
     })
     .await;

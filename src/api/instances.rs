@@ -7,7 +7,8 @@ use super::state::AppState;
 use super::Request;
 use crate::error::Error;
 use crate::ops::nodes::NodeView;
-use crate::ops::{self, CreateRequest, Created, InstanceView, OnFailure};
+use crate::ops::serial::{joined, Pool};
+use crate::ops::{self, CreateRequest, Created, InstanceView};
 use crate::registry::{Instance, State};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -200,103 +201,15 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Result<Reply, Error
         keep_on_failure: false,
         node: body.node,
     };
-    let name = creq.name.clone();
-    {
-        // A spare of the warm pool is ready at once: 201, wait or not.
-        let name_lock = state.lock_for(&format!("name:{name}"));
-        let _name_guard = name_lock.lock().await;
-        if let Some(created) = ops::pool::claim(&state.home, &creq).await? {
-            state.pool_claimed.notify_one();
-            state.status_changed();
-            return Ok(reply::json(201, &created));
-        }
-    }
-    provision(state, wait, name, move |st| async move {
-        ops::create_begin(&st.home, &creq).await
+    provisioned(state.ops.create(creq, wait).await?)
+}
+
+/// 201 for an instance ready (or a spare claimed), 202 for one under way.
+pub(super) fn provisioned(p: ops::serial::Provisioned) -> Result<Reply, Error> {
+    Ok(match p {
+        ops::serial::Provisioned::Done(c) => reply::json(201, &c),
+        ops::serial::Provisioned::Accepted(c) => reply::json(202, &c),
     })
-    .await
-}
-
-/// A create, or a restore into a new instance: `begin` allocates it (errors
-/// there change nothing), then the rest runs as a task of its own, to its
-/// end (ready, or rolled back) whatever happens to this request; the
-/// request only watches it (`wait`) or answers 202 at once.
-pub(super) async fn provision<F, Fut>(
-    state: &Arc<AppState>,
-    wait: bool,
-    name: String,
-    begin: F,
-) -> Result<Reply, Error>
-where
-    F: FnOnce(Arc<AppState>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = crate::error::Result<ops::Pending>> + Send,
-{
-    let (accepted_tx, accepted_rx) = tokio::sync::oneshot::channel();
-    let st = state.clone();
-    let task = tokio::spawn(async move {
-        // Creates of one name are serialized: the second sees the name taken.
-        let name_lock = st.lock_for(&format!("name:{name}"));
-        let name_guard = name_lock.lock().await;
-        let pending = begin(st.clone()).await?;
-        drop(name_guard);
-        let id = pending.instance.id.clone();
-        let guard = st.lock_for(&id).lock_owned().await;
-        let unfinished = Unfinished(Some((st.home.clone(), id.clone())));
-        st.status_changed();
-        let _ = accepted_tx.send(Created {
-            instance: ops::view(&pending.instance, None),
-            password: pending.password().to_string(),
-            url: ops::connection_url(&pending.instance, pending.password()),
-            from_pool: false,
-        });
-        // Without `wait` nobody hears the outcome: keep a failed entry, with
-        // its reason, for the client polling it.
-        let on_failure = if wait {
-            OnFailure::RollBack
-        } else {
-            OnFailure::RollBackRecord
-        };
-        let res = ops::create_finish(&st.home, pending, on_failure).await;
-        drop(unfinished.disarm());
-        if let Err(e) = &res {
-            log::warn!("create of {id} failed: {e}");
-        }
-        drop(guard);
-        st.status_changed();
-        res
-    });
-    if wait {
-        return Ok(reply::json(201, &super::joined(task).await?));
-    }
-    match accepted_rx.await {
-        Ok(accepted) => Ok(reply::json(202, &accepted)),
-        // The create failed before it was recorded (name taken, no port).
-        Err(_) => Ok(reply::json(201, &super::joined(task).await?)),
-    }
-}
-
-/// A create's task that ends without finishing (a panic) rolls its instance
-/// back, so that no entry stays `creating` under a live server.
-struct Unfinished(Option<(crate::home::Home, String)>);
-
-impl Unfinished {
-    fn disarm(mut self) -> Self {
-        self.0 = None;
-        self
-    }
-}
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        if let Some((home, id)) = self.0.take() {
-            log::error!("the create of {id} ended unfinished; rolling it back");
-            tokio::spawn(async move {
-                if let Err(e) = ops::destroy::remove_unfinished(&home, &id).await {
-                    log::error!("rolling back {id}: {e}");
-                }
-            });
-        }
-    }
 }
 
 #[utoipa::path(post, path = "/instances/{id}/start", tag = "instances",
@@ -355,15 +268,14 @@ pub async fn resize(state: &Arc<AppState>, req: &Request, key: &str) -> Result<R
         port: b.port,
         restart: b.restart,
     };
-    let (st, id) = (state.clone(), inst.id.clone());
-    let task = tokio::spawn(async move {
-        let guard = st.lock_for(&id).lock_owned().await;
-        let res = ops::resize::resize(&st.home, &id, r).await;
-        drop(guard);
-        st.status_changed();
-        res
-    });
-    Ok(reply::json(200, &super::joined(task).await?))
+    let id = inst.id.clone();
+    let resized = state
+        .ops
+        .run(&inst.id, Pool::Keep, move |home| async move {
+            ops::resize::resize(&home, &id, r).await
+        })
+        .await?;
+    Ok(reply::json(200, &resized))
 }
 
 /// Body of `POST /instances/{id}/move`.
@@ -385,16 +297,14 @@ pub async fn move_to(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
     let b: MoveBody = reply::json_body(&req.headers, &req.body, "move request")?;
     let inst = find(state, key)?;
     ops::refuse_if_creating(&inst)?;
-    let (st, id) = (state.clone(), inst.id.clone());
-    let task = tokio::spawn(async move {
-        let guard = st.lock_for(&id).lock_owned().await;
-        st.data.drop_pool(&id);
-        let res = ops::relocate::move_to(&st.home, &id, &b.node).await;
-        drop(guard);
-        st.status_changed();
-        res
-    });
-    Ok(reply::json(200, &super::joined(task).await?))
+    let id = inst.id.clone();
+    let moved = state
+        .ops
+        .run(&inst.id, Pool::Drop, move |home| async move {
+            ops::relocate::move_to(&home, &id, &b.node).await
+        })
+        .await?;
+    Ok(reply::json(200, &moved))
 }
 
 /// start / stop / restart, serialized per instance.
@@ -410,28 +320,24 @@ pub async fn action(
     ops::refuse_if_creating(&inst)?;
     // The operation, waiting for the instance's lock included, runs to its
     // end whatever happens to this request.
-    let st = state.clone();
     let (id, op) = (inst.id.clone(), action.to_string());
-    let task = tokio::spawn(async move {
-        let guard = st.lock_for(&id).lock_owned().await;
-        // The instance's connections die with it; start again from a new pool.
-        st.data.drop_pool(&id);
-        let res = match op.as_str() {
-            "start" => ops::up(&st.home, &id).await,
-            "stop" => ops::down(&st.home, &id).await,
-            _ => ops::restart(&st.home, &id).await,
-        };
-        if let Err(e) = &res {
-            log::warn!("{op} of {id} failed: {e}");
-        }
-        drop(guard);
-        st.status_changed();
-        res
-    });
+    let task = state
+        .ops
+        .spawn(&inst.id, Pool::Drop, move |home| async move {
+            let res = match op.as_str() {
+                "start" => ops::up(&home, &id).await,
+                "stop" => ops::down(&home, &id).await,
+                _ => ops::restart(&home, &id).await,
+            };
+            if let Err(e) = &res {
+                log::warn!("{op} of {id} failed: {e}");
+            }
+            res
+        });
     if !wait && action == "start" {
         return Ok(reply::json(202, &ops::view(&inst, None)));
     }
-    Ok(reply::json(200, &super::joined(task).await?))
+    Ok(reply::json(200, &joined(task).await?))
 }
 
 #[utoipa::path(delete, path = "/instances/{id}", tag = "instances",
@@ -448,17 +354,13 @@ pub async fn destroy(state: &Arc<AppState>, req: &Request, key: &str) -> Result<
     ops::refuse_if_creating(&inst)?;
     // Runs to its end, waiting for the lock included, whatever happens to
     // this request.
-    let st = state.clone();
     let id = inst.id.clone();
-    let inst = super::joined(tokio::spawn(async move {
-        let guard = st.lock_for(&id).lock_owned().await;
-        st.data.drop_pool(&id);
-        let res = ops::destroy(&st.home, &id, keep_data, delete_backups).await;
-        drop(guard);
-        st.status_changed();
-        res
-    }))
-    .await?;
+    let inst = state
+        .ops
+        .run(&inst.id, Pool::Drop, move |home| async move {
+            ops::destroy(&home, &id, keep_data, delete_backups).await
+        })
+        .await?;
     let deleted = Deleted {
         deleted: inst.id,
         data_kept: keep_data,

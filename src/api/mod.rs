@@ -21,8 +21,9 @@ pub mod session;
 pub mod sql;
 pub mod state;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::home::Home;
+use crate::ops::serial::Pool;
 use reply::Reply;
 use state::AppState;
 use std::convert::Infallible;
@@ -94,12 +95,16 @@ fn resume_interrupted(state: Arc<AppState>) {
             .map(|i| i.id.clone())
             .collect();
         for id in ids {
-            let _guard = state.lock_for(&id).lock_owned().await;
-            state.data.drop_pool(&id);
-            if let Err(e) = crate::ops::resume(&state.home, &id).await {
+            let res = state
+                .ops
+                .run(&id, Pool::Drop, {
+                    let id = id.clone();
+                    move |home| async move { crate::ops::resume(&home, &id).await }
+                })
+                .await;
+            if let Err(e) = res {
                 log::error!("{id}: finishing an interrupted operation: {e}");
             }
-            state.status_changed();
         }
     });
 }
@@ -125,21 +130,10 @@ fn keep_warm_pool(state: Arc<AppState>) {
             }
             tokio::select! {
                 _ = tokio::time::sleep(POOL_CHECK) => {}
-                _ = state.pool_claimed.notified() => {}
+                _ = state.ops.spare_claimed.notified() => {}
             }
         }
     });
-}
-
-/// The outcome of an operation started as a task of its own (so that it
-/// runs to its end when the request that started it goes away).
-pub(crate) async fn joined<T>(task: tokio::task::JoinHandle<Result<T>>) -> Result<T> {
-    task.await.unwrap_or_else(|e| {
-        log::error!("an operation's task failed: {e}");
-        Err(Error::Failed(
-            "the operation failed unexpectedly (see the server log)".into(),
-        ))
-    })
 }
 
 /// Everything goes through `handle`; `recover` only shapes the few

@@ -8,6 +8,7 @@ use super::state::AppState;
 use super::Request;
 use crate::error::Error;
 use crate::metrics::{self, prom, summary::Summary, tail};
+use crate::ops::serial::Pool;
 use crate::ops::{self, AgentStatus};
 use crate::registry::{Instance, State};
 use std::sync::Arc;
@@ -247,15 +248,13 @@ pub async fn agent_restart(state: &Arc<AppState>, id: &str) -> Result<Reply, Err
     let inst = find(state, id)?;
     // Runs to its end whatever happens to this request, serialized with the
     // instance's lifecycle: a stop must not remove the container under it.
-    let (st, id) = (state.clone(), inst.id.clone());
-    super::joined(tokio::spawn(async move {
-        let guard = st.lock_for(&id).lock_owned().await;
-        let res = ops::restart_agent(&st.home, &id).await;
-        drop(guard);
-        res
-    }))
-    .await?;
-    state.status_changed();
+    let id = inst.id.clone();
+    state
+        .ops
+        .run(&inst.id, Pool::Keep, move |home| async move {
+            ops::restart_agent(&home, &id).await
+        })
+        .await?;
     Ok(reply::json(200, &agent_status(state, &inst).await?))
 }
 

@@ -45,7 +45,7 @@ pub async fn sql(state: &Arc<AppState>, req: &Request, id: &str) -> Result<Reply
         params: b.params,
     };
     let array_mode = b.array_mode;
-    let opts = crate::db::sql_options(state.data.settings(), b.read_only, array_mode);
+    let opts = crate::db::sql_options(state.ops.data.settings(), b.read_only, array_mode);
     let res = with_db(state, id, move |c, p| {
         // Any statement may change the catalog.
         p.forget_tables();
@@ -95,7 +95,7 @@ pub async fn transaction(state: &Arc<AppState>, req: &Request, id: &str) -> Resu
         return Err(Error::invalid("statements", "give at least one statement"));
     }
     let (statements, isolation, array_mode) = (b.statements, b.isolation, b.array_mode);
-    let opts = crate::db::sql_options(state.data.settings(), false, array_mode);
+    let opts = crate::db::sql_options(state.ops.data.settings(), false, array_mode);
     let res = with_db(state, id, move |c, p| {
         p.forget_tables();
         let abandoned = c.abandon_check();

@@ -1,4 +1,4 @@
-//! The server's shared state: the token, per-instance locks, and two caches
+//! The server's shared state: the token, the operations (ops::serial), and two caches
 //! that keep requests off docker and off JSON parsing without ever serving a
 //! stale registry: the registry is re-read whenever its file changes (any
 //! process may write it), and container status is refreshed in the
@@ -6,17 +6,14 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
+use crate::ops::serial::Serial;
 use crate::ops::{self, PsMap};
 use crate::registry::{self, Registry};
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use warp::http::HeaderMap;
-
-/// The per-instance locks kept before unused ones are dropped.
-const LOCKS_KEPT: usize = 1024;
 
 /// How old the container status may be.
 pub const STATUS_REFRESH: Duration = Duration::from_millis(1000);
@@ -27,15 +24,12 @@ pub const STATUS_IDLE_AFTER: Duration = Duration::from_secs(10);
 pub struct AppState {
     pub home: Home,
     token: String,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    status: Mutex<Option<(Instant, Arc<PsMap>)>>,
+    /// Operations one at a time per instance, and the data plane.
+    pub ops: Arc<Serial>,
+    /// The status, when it was read, and the operations' generation then.
+    status: Mutex<Option<(Instant, Arc<PsMap>, u64)>>,
     status_wanted: Notify,
-    /// A create claimed a spare of the warm pool: make another.
-    pub pool_claimed: Notify,
     registry: Mutex<Option<(FileKey, Arc<Registry>)>>,
-    /// One connection pool per instance, for /database.
-    /// Pools, the running rule and passwords: the data routes' way in.
-    pub data: crate::ops::data_plane::DataPlane,
     /// The console's sign-ins.
     pub sessions: super::session::Sessions,
     /// Requests served, for /metrics.
@@ -59,13 +53,11 @@ struct FileKey {
 impl AppState {
     pub fn new(home: Home, token: String) -> AppState {
         AppState {
-            data: crate::ops::data_plane::DataPlane::new(&home),
+            ops: Arc::new(Serial::new(&home)),
             home,
             token,
-            locks: Mutex::new(HashMap::new()),
             status: Mutex::new(None),
             status_wanted: Notify::new(),
-            pool_claimed: Notify::new(),
             registry: Mutex::new(None),
             requests: Default::default(),
             sessions: Default::default(),
@@ -88,25 +80,6 @@ impl AppState {
     /// The API token, for the console's sign-in.
     pub fn token(&self) -> &str {
         &self.token
-    }
-
-    /// The lock that serializes requests for one instance (or one name
-    /// being created).
-    pub fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().expect("lock map");
-        // Bounded: past a size, the locks nobody holds or waits for (the
-        // map's is their only reference) go; requests for made-up names
-        // cannot grow it without end.
-        if locks.len() >= LOCKS_KEPT {
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        locks.entry(key.to_string()).or_default().clone()
-    }
-
-    /// How many locks `locks` holds before unused ones are dropped.
-    #[cfg(test)]
-    pub fn locks_len(&self) -> usize {
-        self.locks.lock().expect("lock map").len()
     }
 
     /// The registry as on disk now: re-read when the file changed.
@@ -139,8 +112,8 @@ impl AppState {
     /// (waits for the first refresh only).
     pub async fn status(&self) -> Result<Arc<PsMap>> {
         self.mark_status_read();
-        if let Some((at, map)) = &*self.status.lock().expect("status cache") {
-            if at.elapsed() <= STATUS_REFRESH * 3 {
+        if let Some((at, map, generation)) = &*self.status.lock().expect("status cache") {
+            if at.elapsed() <= STATUS_REFRESH * 3 && *generation == self.ops.generation() {
                 return Ok(map.clone());
             }
         }
@@ -158,10 +131,12 @@ impl AppState {
 
     /// One `docker ps` into the cache; its success is Docker's health.
     pub async fn refresh_status(&self) -> Result<Arc<PsMap>> {
+        let generation = self.ops.generation();
         let res = ops::containers(&self.home).await;
         *self.docker_health.lock().expect("docker health") = Some((Instant::now(), res.is_ok()));
         let map = Arc::new(res?);
-        *self.status.lock().expect("status cache") = Some((Instant::now(), map.clone()));
+        *self.status.lock().expect("status cache") =
+            Some((Instant::now(), map.clone(), generation));
         Ok(map)
     }
 
@@ -191,7 +166,7 @@ impl AppState {
             .lock()
             .expect("status cache")
             .as_ref()
-            .is_some_and(|(at, _)| at.elapsed() < Duration::from_millis(100));
+            .is_some_and(|(at, _, _)| at.elapsed() < Duration::from_millis(100));
         if fresh_enough {
             return Ok(map);
         }
@@ -200,8 +175,7 @@ impl AppState {
 
     /// Asks the refresher for a new status now (after a change).
     pub fn status_changed(&self) {
-        *self.status.lock().expect("status cache") = None;
-        self.status_wanted.notify_one();
+        self.ops.changed();
     }
 
     pub fn start_status_refresher(self: Arc<Self>) {
@@ -224,6 +198,7 @@ impl AppState {
                 tokio::select! {
                     _ = tokio::time::sleep(STATUS_REFRESH) => {}
                     _ = self.status_wanted.notified() => {}
+                    _ = self.ops.next_change() => {}
                 }
             }
         });
@@ -277,22 +252,4 @@ fn check_token_file(path: &std::path::Path) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_lock_map_is_bounded_and_keeps_held_locks() {
-        let d = crate::testing::TempDir::new("locks");
-        let home = Home::new(crate::settings::Settings::with_root(d.path().to_path_buf()));
-        let state = AppState::new(home, "t".into());
-        let held = state.lock_for("held");
-        for i in 0..3 * LOCKS_KEPT {
-            drop(state.lock_for(&format!("made-up-{i}")));
-        }
-        assert!(state.locks_len() <= LOCKS_KEPT, "{}", state.locks_len());
-        assert!(Arc::ptr_eq(&held, &state.lock_for("held")));
-    }
 }

@@ -23,6 +23,7 @@ pub mod record;
 pub mod relocate;
 pub mod resize;
 pub mod resume;
+pub mod serial;
 pub mod template;
 pub mod views;
 
