@@ -12,6 +12,7 @@ pub mod lanes;
 pub mod pool;
 pub mod privileged;
 pub mod query;
+pub mod rows;
 pub mod script;
 pub mod session;
 pub mod values;
