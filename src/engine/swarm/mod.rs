@@ -7,7 +7,9 @@
 //! label, such as `ssh://root@db2` (the docker CLI's own ssh transport).
 
 pub mod backups;
+mod locate;
 pub mod mirror;
+mod nodes;
 mod once;
 pub mod relocate;
 mod services;
@@ -16,11 +18,10 @@ pub mod state;
 
 use super::docker::{self, QUICK_TIMEOUT};
 
-use super::{Attach, Engine, HostCheck, Mount, NodeInfo, PsMap, Service};
-use crate::engine::MultiNode as _;
+use super::{Attach, Engine, HostCheck, Mount, PsMap, Service};
 use crate::error::{Error, Result};
 use crate::home::Home;
-use state::{parse_nodes, GONE_FROM_SWARM};
+use state::GONE_FROM_SWARM;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,96 +84,6 @@ impl Swarm {
             service,
         ];
         self.run(&args, None, SCALE_TIMEOUT).await.map(|_| ())
-    }
-
-    /// The node an instance is pinned to, read from its stack file.
-    fn node_of(&self, id: &str) -> Result<String> {
-        let file = self.file(id);
-        let text = crate::safe_fs::read_to_string(&file)
-            .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
-        text.lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("constraints: [\"node.hostname == ")
-                    .and_then(|r| r.strip_suffix("\"]"))
-            })
-            .map(str::to_string)
-            .ok_or_else(|| Error::Failed(format!("{} names no node", self.file(id).display())))
-    }
-
-    /// The db service's image and memory limit, read from the stack file.
-    fn image_and_memory(&self, id: &str) -> Result<(String, Option<String>)> {
-        let file = self.file(id);
-        let text = crate::safe_fs::read_to_string(&file)
-            .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
-        let mut lines = text.lines().map(str::trim);
-        let image = lines
-            .find_map(|l| {
-                l.strip_prefix("image: \"")
-                    .and_then(|r| r.strip_suffix('"'))
-            })
-            .ok_or_else(|| Error::Failed(format!("{} names no image", file.display())))?
-            .to_string();
-        // The first limits in the file are the db service's.
-        // As the stack file says it (`256m`), which docker's --memory reads.
-        let memory = lines.find_map(|l| {
-            l.strip_prefix("limits: {memory: ")
-                .and_then(|r| r.split(',').next())
-                .map(str::trim)
-                .filter(|m| !m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric()))
-                .map(str::to_string)
-        });
-        Ok((image, memory))
-    }
-
-    /// `docker -H ENDPOINT` of the node `name`, from its label.
-    async fn endpoint(&self, name: &str) -> Result<String> {
-        let nodes = self.nodes().await?;
-        let node = nodes
-            .iter()
-            .find(|n| n.name == name)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("the swarm node '{name}'"),
-                hint: "`dbaasctl nodes` lists the nodes".into(),
-            })?;
-        node.labels.get(ENDPOINT_LABEL).cloned().ok_or_else(|| {
-            Error::Docker(format!(
-                "node '{name}' has no {ENDPOINT_LABEL} label, so dbaas cannot reach its daemon; add one, e.g. docker node update --label-add {ENDPOINT_LABEL}=ssh://root@{name} {name}"
-            ))
-        })
-    }
-
-    /// The running container of `service` on the instance's node, and the
-    /// endpoint of that node's daemon.
-    async fn container_of(&self, id: &str, service: &Service) -> Result<(String, String)> {
-        let ep = self.endpoint(&self.node_of(id)?).await?;
-        let filter = format!(
-            "label=com.docker.swarm.service.name={id}_{}",
-            service.name()
-        );
-        let out = self
-            .run(
-                &[
-                    "-H",
-                    &ep,
-                    "ps",
-                    "-q",
-                    "--filter",
-                    &filter,
-                    "--filter",
-                    "status=running",
-                ],
-                None,
-                QUICK_TIMEOUT,
-            )
-            .await?;
-        match out.lines().next() {
-            Some(c) => Ok((ep, c.trim().to_string())),
-            None => Err(Error::Conflict(format!(
-                "instance {id} has no running {} container; start it first",
-                service.name()
-            ))),
-        }
     }
 }
 
@@ -500,45 +411,5 @@ impl Engine for Swarm {
             services::NodeState::Unavailable(node, why) => Err(services::refusal(id, &node, why)),
             services::NodeState::Available => self.remove(id, true, keep_backups).await,
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl super::MultiNode for Swarm {
-    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        let ids = self.run(&["node", "ls", "-q"], None, QUICK_TIMEOUT).await?;
-        let mut args = vec!["node", "inspect"];
-        args.extend(ids.lines().map(str::trim).filter(|l| !l.is_empty()));
-        if args.len() == 2 {
-            return Ok(vec![]);
-        }
-        parse_nodes(&self.run(&args, None, QUICK_TIMEOUT).await?)
-    }
-
-    async fn check_move(&self, id: &str, to: &str) -> Result<()> {
-        let ep = self.endpoint(to).await?;
-        relocate::check_free(self.docker(), &ep, id).await
-    }
-
-    async fn move_data(&self, id: &str, image: &str, from: &str, to: &str) -> Result<()> {
-        let (a, b) = (self.endpoint(from).await?, self.endpoint(to).await?);
-        let tag = self.home.tag();
-        relocate::copy_data(self.docker(), &a, &b, id, image, &tag).await
-    }
-
-    async fn clear_node(&self, id: &str, node: &str) -> Result<()> {
-        let ep = self.endpoint(node).await?;
-        relocate::remove_stopped(self.docker(), &ep, id).await?;
-        relocate::remove_volumes(self.docker(), &ep, id, false).await
-    }
-
-    async fn mirror_metrics(&self, id: &str, dir: &Path, keep: u32) -> Result<()> {
-        let (ep, c) = self.container_of(id, &Service::Agent).await?;
-        mirror::sync(self.docker(), &ep, &c, id, dir, keep).await
-    }
-
-    async fn mirror_backups(&self, id: &str, dir: &Path) -> Result<()> {
-        let (ep, c) = self.container_of(id, &Service::Backup).await?;
-        backups::sync(self.docker(), &ep, &c, dir).await
     }
 }
