@@ -39,6 +39,8 @@ pub struct FakeEngine {
     pub instances_dir: Option<PathBuf>,
     /// Nodes of a multi-node fake.
     pub nodes: Vec<NodeInfo>,
+    /// What it says it can do (default: one host's engine).
+    pub capabilities: Option<super::Capabilities>,
     /// What `exec` prints (a program's output in a container).
     exec_output: Mutex<String>,
 }
@@ -202,6 +204,9 @@ impl Engine for FakeEngine {
     }
     async fn check_s3_network(&self, network: &str) -> Result<()> {
         self.call("check_s3_network", network)
+    }
+    fn capabilities(&self) -> super::Capabilities {
+        self.capabilities.unwrap_or(super::Capabilities::ONE_HOST)
     }
     /// A fake given nodes is an engine of several nodes.
     fn multi_node(&self) -> Option<&dyn super::MultiNode> {

@@ -239,6 +239,15 @@ pub struct Capabilities {
     pub in_place_restore: bool,
 }
 
+impl Capabilities {
+    /// One host's engine (compose): all of them.
+    pub const ONE_HOST: Capabilities = Capabilities {
+        warm_pool: true,
+        s3_network: true,
+        in_place_restore: true,
+    };
+}
+
 /// What runs the containers of instances.
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
@@ -254,11 +263,7 @@ pub trait Engine: Send + Sync {
     }
     /// What it can do (one host's engine: all but nodes).
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            warm_pool: true,
-            s3_network: true,
-            in_place_restore: true,
-        }
+        Capabilities::ONE_HOST
     }
     /// Where instances run, in a sentence (doctor's first line).
     fn describe(&self) -> &'static str {

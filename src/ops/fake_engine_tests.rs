@@ -306,7 +306,7 @@ async fn doctor_names_an_s3_network_without_isolation() {
 }
 
 /// Two nodes that take instances, for the move tests.
-fn two_nodes() -> Vec<crate::engine::NodeInfo> {
+pub(crate) fn two_nodes() -> Vec<crate::engine::NodeInfo> {
     ["n1", "n2"]
         .iter()
         .enumerate()
@@ -383,5 +383,70 @@ async fn a_move_that_fails_half_way_goes_back() {
     assert!(
         !calls.contains(&"clear_node db_0000000f n1".to_string()),
         "{calls:?}"
+    );
+}
+
+/// The rules that differ between engines come from the engine's answers,
+/// not from its name: a fake that says what the swarm engine says gets the
+/// swarm engine's refusals, each before anything changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_parity_rules_follow_the_engines_capabilities() {
+    let (_t, home, _) = home("fake-parity");
+    let mut fake = FakeEngine::new(&home.root.join("instances"));
+    fake.nodes = two_nodes();
+    fake.capabilities = Some(crate::engine::Capabilities {
+        warm_pool: false,
+        s3_network: false,
+        in_place_restore: false,
+    });
+    let fake = Arc::new(fake);
+    install(&home.root, fake.clone());
+    // A spare of the warm pool.
+    let req = CreateRequest {
+        name: "spare".into(),
+        ..Default::default()
+    };
+    let e = crate::ops::create::create_begin_as(&home, &req, true)
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("DBAAS_WARM_POOL"), "{e}");
+    // An S3 repository reached through a Docker network of one host.
+    let s3 = crate::backups::s3::parse(
+        "endpoint = s3.example.net\nbucket = b\nregion = r\naccess_key = k\nsecret_key = s\nnetwork = s3net\n",
+    )
+    .unwrap();
+    let req = CreateRequest {
+        name: "withs3".into(),
+        s3: crate::backups::s3::S3Choice::Given(Box::new(s3)),
+        ..Default::default()
+    };
+    let e = crate::ops::create(&home, req).await.err().expect("refused");
+    assert!(e.to_string().contains("Docker network"), "{e}");
+    nothing_left(&home, &fake);
+    assert!(
+        fake.calls().iter().all(|c| !c.starts_with("up")),
+        "{:?}",
+        fake.calls()
+    );
+    // An in-place restore.
+    let mut i = crate::registry::Instance::fixture("db_0000000b", "inplace", 45438);
+    i.node = Some("n1".into());
+    i.backups = Some(crate::backups::BackupPolicy::default());
+    recorded(&home, &i);
+    let e = crate::ops::backup::restore::restore_in_place(
+        &home,
+        "inplace",
+        crate::ops::backup::restore::Target::Latest,
+        crate::ops::backup::restore::FromRepo::Local,
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(e.to_string().contains("--to NEW"), "{e}");
+    assert!(
+        fake.calls().iter().all(|c| !c.starts_with("down")),
+        "{:?}",
+        fake.calls()
     );
 }

@@ -380,4 +380,65 @@ mod tests {
             "2026-11-29T01:02:03.250000Z"
         );
     }
+
+    /// Where a restore into a new instance goes, asked of a fake engine
+    /// with two nodes: a local repository is on the source's node, so the
+    /// restore runs there or is refused, clearly; S3 goes anywhere.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_restore_is_placed_where_its_backups_are() {
+        use crate::engine::fake::{install, FakeEngine};
+        let t = crate::testing::TempDir::new("placement");
+        let home = Home::new(crate::settings::Settings::with_root(t.path().to_path_buf()));
+        let mut fake = FakeEngine::new(&home.root.join("instances"));
+        fake.nodes = crate::ops::fake_engine_tests::two_nodes();
+        fake.nodes[1].availability = "drain".into();
+        install(&home.root, std::sync::Arc::new(fake));
+        let mut inst = Instance::fixture("db_0000000a", "src", 45440);
+        let mut on = |node: &str| {
+            inst.node = Some(node.into());
+            Source::of(&inst)
+        };
+        let (n1, n2) = (on("n1"), on("n2"));
+        let local = FromRepo::Local;
+        // Local backups on n1: the restore goes to n1.
+        assert_eq!(
+            placement(&home, &n1, local, None).await.unwrap(),
+            (Some("n1".into()), true)
+        );
+        assert_eq!(
+            placement(&home, &n1, local, Some("n1".into()))
+                .await
+                .unwrap(),
+            (Some("n1".into()), true)
+        );
+        // ... and not elsewhere: the error says to restore from S3.
+        let e = placement(&home, &n1, local, Some("n2".into()))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Invalid { .. }), "{e}");
+        assert!(e.to_string().contains("--from s3"), "{e}");
+        // Local backups on a drained node: refused, with the way out.
+        let e = placement(&home, &n2, local, None).await.unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)), "{e}");
+        assert!(e.to_string().contains("down or drained"), "{e}");
+        // From S3 the caller's node stands (placement chooses without one),
+        // and the answer says whether the source's node is up.
+        assert_eq!(
+            placement(&home, &n2, FromRepo::S3, Some("n1".into()))
+                .await
+                .unwrap(),
+            (Some("n1".into()), false)
+        );
+        assert_eq!(
+            placement(&home, &n1, FromRepo::S3, None).await.unwrap(),
+            (None, true)
+        );
+        // A source on one host (no node): the caller's choice stands.
+        inst.node = None;
+        let here = Source::of(&inst);
+        assert_eq!(
+            placement(&home, &here, local, None).await.unwrap(),
+            (None, true)
+        );
+    }
 }
