@@ -421,7 +421,7 @@ async fn the_parity_rules_follow_the_engines_capabilities() {
         s3: crate::backups::s3::S3Choice::Given(Box::new(s3)),
         ..Default::default()
     };
-    let e = crate::ops::create(&home, req).await.err().expect("refused");
+    let e = crate::ops::create(&home, req).await.expect_err("refused");
     assert!(e.to_string().contains("Docker network"), "{e}");
     nothing_left(&home, &fake);
     assert!(
@@ -441,8 +441,7 @@ async fn the_parity_rules_follow_the_engines_capabilities() {
         crate::ops::backup::restore::FromRepo::Local,
     )
     .await
-    .err()
-    .expect("refused");
+    .expect_err("refused");
     assert!(e.to_string().contains("--to NEW"), "{e}");
     assert!(
         fake.calls().iter().all(|c| !c.starts_with("down")),
