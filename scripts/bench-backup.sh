@@ -8,7 +8,7 @@
 #   3. pgbench -N TPS with WAL archiving against the same instance size
 #      without (target >= 90%).
 # (The RPO after a lost data volume under writes is measured by
-# tests/backup.rs and printed as a figure there.) Loopback only.
+# tests/backup/ and printed as a figure there.) Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale=${SCALE:-70}
