@@ -97,8 +97,17 @@ if { [ "$1" = 'postgres' ] || [ "$1" = 'dbaas-template' ]; } && [ "$EUID" = 0 ];
     # postgres's already.
     private=("$PGDATA")
     if [ -d /var/lib/pgbackrest ]; then private+=(/var/lib/pgbackrest); fi
+    # TLS: the server's certificate and key from the home's authority (two
+    # secrets, root's on the host), copied where only postgres reads them.
+    tls=/var/lib/postgresql/tls
+    if [ "$1" = postgres ] && [ -r /run/secrets/server_key ]; then private+=("$tls"); fi
     install -d -o postgres -g postgres -m 0700 "${private[@]}"
     install -d -o postgres -g postgres -m 2777 /var/run/postgresql
+    if [ "$1" = postgres ] && [ -r /run/secrets/server_key ]; then
+        install -o postgres -g postgres -m 0600 /run/secrets/server_crt /run/secrets/server_key "$tls/"
+        set -- "$@" -c ssl=on -c "ssl_cert_file=$tls/server_crt" -c "ssl_key_file=$tls/server_key" \
+            -c ssl_min_protocol_version=TLSv1.2
+    fi
     # The S3 repository's keys (a compose secret, root's on the host): a
     # copy only postgres reads, where pgBackRest looks for more settings.
     if [ -r /run/secrets/pgbackrest_s3 ]; then

@@ -18,6 +18,7 @@ mod tests {
         ("backups", 0),
         ("subnet", 0),
         ("top_dir", 0),
+        ("certs", 0),
         ("testing", 0),
         ("layers", 0),
         ("engine", 1),

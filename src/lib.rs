@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod backups;
+pub mod certs;
 pub mod db;
 pub mod engine;
 pub mod error;

@@ -7,7 +7,6 @@ use crate::error::{Error, IoContext, Result};
 use crate::home::Home;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -100,6 +99,10 @@ pub struct Instance {
     /// there); none on the compose engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Serves TLS with a certificate of the home's authority (instances/
+    /// <id>/tls/); false for one made before dbaas had TLS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 pub use crate::settings::{
@@ -253,34 +256,7 @@ fn save(path: &Path, reg: &Registry) -> Result<()> {
     write_atomic(path, &json, 0o600)
 }
 
-/// temp file in the same directory + fsync + rename + fsync of the directory,
-/// so a crash leaves either the old or the new file, never a torn one.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        // A fresh file, never one a symlink at that name points to.
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format!("writing {}", path.display()), e)
-    })
-}
+pub use crate::safe_fs::write_atomic;
 
 #[cfg(test)]
 impl Instance {
@@ -314,6 +290,7 @@ impl Instance {
             subnet: None,
             spare: false,
             node: None,
+            tls: true,
         }
     }
 }

@@ -6,8 +6,9 @@
 //! Every open here is `O_NOFOLLOW | O_NONBLOCK`, then checked with `fstat`
 //! to be a regular file; every read is capped.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use crate::error::{Error, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -61,6 +62,35 @@ pub fn read_tail(path: &Path, max: u64) -> std::io::Result<String> {
     // The file may grow while it is read: still no more than `max`.
     f.take(max).read_to_end(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// temp file in the same directory + fsync + rename + fsync of the directory,
+/// so a crash leaves either the old or the new file, never a torn one.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        // A fresh file, never one a symlink at that name points to.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(format!("writing {}", path.display()), e)
+    })
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ fn crash(container: &str) {
 fn wait_writable(url: &str) -> Duration {
     let t = Instant::now();
     loop {
-        if let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls) {
+        if let Ok(mut c) = try_connect(url) {
             if c.batch_execute("SELECT 1").is_ok() {
                 return t.elapsed();
             }
@@ -116,7 +116,7 @@ fn acknowledged_writes_survive_crashes_of_postgres() {
             while !stop.load(Ordering::SeqCst) {
                 let c = match client.as_mut() {
                     Some(c) => c,
-                    None => match postgres::Client::connect(&url, postgres::NoTls) {
+                    None => match try_connect(&url) {
                         Ok(c) => client.insert(c),
                         Err(_) => {
                             failed.fetch_add(1, Ordering::SeqCst);

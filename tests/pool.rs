@@ -125,7 +125,7 @@ fn a_create_claims_a_spare_and_the_pool_refills() {
     let port_a = a["instance"]["port"].to_string();
     let crossed = url_a.replace(&format!(":{port_a}/"), &format!(":{port_b}/"));
     assert_ne!(crossed, url_a);
-    let err = postgres::Client::connect(&crossed, postgres::NoTls)
+    let err = try_connect(&crossed)
         .err()
         .expect("pa's password does not open pb");
     assert!(

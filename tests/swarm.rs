@@ -42,7 +42,7 @@ fn wait_node_down(home: &TestHome, name: &str, says: &[&str], within: Duration) 
 fn query_when_up(url: &str, sql: &str, within: Duration) -> String {
     let deadline = Instant::now() + within;
     loop {
-        match postgres::Client::connect(url, postgres::NoTls) {
+        match try_connect(url) {
             Ok(mut c) => {
                 let row = c.query_one(sql, &[]).unwrap();
                 return row.get::<_, String>(0);

@@ -46,9 +46,7 @@ fn instances_from_one_template_share_no_secret() {
         url_a.rsplit(':').next().unwrap().split('/').next().unwrap(),
         port_b,
     );
-    let err = postgres::Client::connect(&crossed, postgres::NoTls)
-        .err()
-        .expect("refused");
+    let err = try_connect(&crossed).err().expect("refused");
     let msg = err
         .as_db_error()
         .map(|e| e.message().to_string())

@@ -207,9 +207,9 @@ fn append_data_files(container: &str, hba_line: &str, ident_line: &str) {
 /// A connection as the app user that overrides its database's 1 ms
 /// statement timeout and read-only default (a startup option).
 fn app_client(url: &str) -> postgres::Client {
-    let mut cfg: postgres::Config = url.parse().unwrap();
+    let (mut cfg, ca) = pg_config(url);
     cfg.options("-c statement_timeout=0 -c default_transaction_read_only=off");
-    cfg.connect(postgres::NoTls).unwrap()
+    connect_with(cfg, ca.as_deref()).unwrap()
 }
 
 fn newest_backup(h: &TestHome, name: &str) -> Value {

@@ -2,6 +2,7 @@
 //! connection string, and a client configuration as its app user. Shared by
 //! the lifecycle (readiness), the pools and the faces.
 
+use crate::home::Home;
 use crate::registry::Instance;
 use std::net::IpAddr;
 
@@ -26,13 +27,37 @@ pub fn pg_config(inst: &Instance, password: &str) -> postgres::Config {
     cfg
 }
 
-pub fn connection_url(inst: &Instance, password: &str) -> String {
-    format!(
+/// The app user's connection string. An instance with TLS is verified as
+/// libpq does it (`sslmode=verify-full`, the home's authority as root).
+pub fn connection_url(home: &Home, inst: &Instance, password: &str) -> String {
+    let mut url = format!(
         "postgresql://{}:{}@{}:{}/{}",
         inst.user,
         password,
         connect_host(inst),
         inst.port,
         inst.database
-    )
+    );
+    if inst.tls {
+        url.push_str("?sslmode=verify-full&sslrootcert=");
+        url.push_str(&percent_encode(&ca_file(home).to_string_lossy()));
+    }
+    url
+}
+
+/// The home's authority certificate, which clients trust.
+pub fn ca_file(home: &Home) -> std::path::PathBuf {
+    crate::certs::ca_cert_path(&home.config_dir())
+}
+
+/// A URL query value: unreserved characters and `/` as they are.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -184,7 +184,12 @@ impl<'a> Budget<'a> {
             }
             Some(what) => {
                 self.cancelled.set(true);
-                if let Err(e) = self.cancel.cancel_query(postgres::NoTls) {
+                let cancelled = super::tls::for_cancel().and_then(|tls| {
+                    self.cancel
+                        .cancel_query(tls)
+                        .map_err(|e| super::pg_error(&e, None))
+                });
+                if let Err(e) = cancelled {
                     log::warn!("cancelling an oversized statement: {e}");
                 }
                 Err(Error::invalid(

@@ -29,9 +29,9 @@ pub struct PlainImport {
 
 impl PlainImport {
     /// Connects (on the blocking pool) with `cfg`, the app user's.
-    pub fn start(cfg: postgres::Config) -> PlainImport {
+    pub fn start(cfg: postgres::Config, tls: super::tls::Connector) -> PlainImport {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let worker = tokio::task::spawn_blocking(move || run(cfg, rx));
+        let worker = tokio::task::spawn_blocking(move || run(cfg, tls, rx));
         PlainImport {
             tx: Some(tx),
             worker,
@@ -110,7 +110,7 @@ fn statement_failed(line: usize, e: &postgres::Error) -> Error {
     )
 }
 
-fn run(cfg: postgres::Config, rx: mpsc::Receiver<Msg>) -> Result<()> {
+fn run(cfg: postgres::Config, tls: super::tls::Connector, rx: mpsc::Receiver<Msg>) -> Result<()> {
     let mut src = Source {
         rx,
         splitter: Splitter::new(),
@@ -118,7 +118,7 @@ fn run(cfg: postgres::Config, rx: mpsc::Receiver<Msg>) -> Result<()> {
         ended: false,
     };
     let mut client = cfg
-        .connect(postgres::NoTls)
+        .connect(tls)
         .map_err(|e| Error::Unavailable(format!("cannot connect for the import: {e}")))?;
     let mut tx = client
         .transaction()

@@ -15,6 +15,7 @@ pub mod query;
 pub mod rows;
 pub mod script;
 pub mod session;
+pub mod tls;
 pub mod values;
 
 use crate::error::{Error, SqlFailure};

@@ -9,7 +9,6 @@ use super::lanes::Lanes;
 use super::{connection_lost, pg_error, Failure, Settings};
 use crate::error::{Error, Result};
 use crate::registry::Instance;
-use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +17,7 @@ use std::sync::{Arc, Mutex};
 /// r2d2_postgres's manager, with a prepared-statement cache on each
 /// connection: the row routes' statements repeat, and a prepared one skips
 /// PostgreSQL's parse and plan on every request.
-pub struct Manager(PostgresConnectionManager<NoTls>);
+pub struct Manager(PostgresConnectionManager<super::tls::Connector>);
 
 /// A pooled connection and the statements prepared on it.
 pub struct PgConn {
@@ -143,13 +142,17 @@ impl InstancePool {
 
 pub struct Pools {
     pub settings: Settings,
+    /// The home's certificate authority, which instances with TLS are
+    /// verified against.
+    ca: std::path::PathBuf,
     map: Mutex<HashMap<String, Arc<InstancePool>>>,
 }
 
 impl Pools {
-    pub fn new(settings: Settings) -> Pools {
+    pub fn new(settings: Settings, ca: std::path::PathBuf) -> Pools {
         Pools {
             settings,
+            ca,
             map: Mutex::new(HashMap::new()),
         }
     }
@@ -177,6 +180,7 @@ impl Pools {
                 self.settings.statement_timeout.as_millis(),
                 IDLE_IN_TRANSACTION.as_millis()
             ));
+        let tls = super::tls::for_instance(&mut cfg, inst, &self.ca)?;
         let pool = r2d2::Pool::builder()
             .max_size(self.settings.pool_size)
             .min_idle(Some(0))
@@ -186,7 +190,7 @@ impl Pools {
             // caught by `checkout` and by the retry in `run` instead.
             .test_on_check_out(false)
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(Manager(PostgresConnectionManager::new(cfg, NoTls)));
+            .build_unchecked(Manager(PostgresConnectionManager::new(cfg, tls)));
         let p = Arc::new(InstancePool {
             id: inst.id.clone(),
             pool,

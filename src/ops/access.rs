@@ -48,7 +48,7 @@ pub async fn credentials(home: &Home, key: &str) -> Result<Credentials> {
     let dir = home.instance_dir(&inst.id);
     let password = blocking(move || provision::app_password(&dir)).await?;
     Ok(Credentials {
-        url: super::connection_url(&inst, &password),
+        url: super::connection_url(home, &inst, &password),
         user: inst.user.clone(),
         database: inst.database.clone(),
         host: super::connect_host(&inst),
@@ -188,14 +188,19 @@ pub(super) async fn serving(home: &Home, key: &str) -> Result<Instance> {
 }
 
 /// How the CLI connects as the app user of `inst` (one connection, no
-/// pool): its password, address and the connect timeout.
-pub(super) async fn app_config(home: &Home, inst: &Instance) -> Result<postgres::Config> {
+/// pool): its password, address, the connect timeout, and TLS verified
+/// against the home's authority where the instance has it.
+pub(super) async fn app_config(
+    home: &Home,
+    inst: &Instance,
+) -> Result<(postgres::Config, crate::db::tls::Connector)> {
     let dir = home.instance_dir(&inst.id);
     let password = blocking(move || provision::app_password(&dir)).await?;
     let mut cfg = pg_config(inst, &password);
     cfg.application_name("dbaasctl")
         .connect_timeout(home.settings.db.connect_timeout);
-    Ok(cfg)
+    let tls = crate::db::tls::for_instance(&mut cfg, inst, &crate::db::connect::ca_file(home))?;
+    Ok((cfg, tls))
 }
 
 /// For the CLI: one connection (no pool) as the app user of a running
@@ -206,13 +211,13 @@ where
     F: FnOnce(&mut postgres::Client) -> Result<T, crate::db::Failure> + Send + 'static,
 {
     let inst = serving(home, key).await?;
-    let mut cfg = app_config(home, &inst).await?;
+    let (mut cfg, tls) = app_config(home, &inst).await?;
     cfg.options(&format!(
         "-c statement_timeout={}",
         home.settings.db.statement_timeout.as_millis()
     ));
     tokio::task::spawn_blocking(move || {
-        let mut client = cfg.connect(postgres::NoTls).map_err(|e| {
+        let mut client = cfg.connect(tls).map_err(|e| {
             Error::Unavailable(format!(
                 "cannot connect to '{}' on port {}: {e}",
                 inst.name, inst.port
@@ -222,4 +227,14 @@ where
     })
     .await
     .map_err(|e| Error::Failed(format!("database task failed: {e}")))?
+}
+
+/// The home's certificate authority: its file and its certificate (PEM),
+/// made on first use.
+pub async fn ca(home: &Home) -> Result<(std::path::PathBuf, String)> {
+    let (dir, tag) = (home.config_dir().join("ca"), home.tag());
+    let path = crate::db::connect::ca_file(home);
+    let pem =
+        blocking(move || crate::certs::Authority::load_or_create(&dir, &tag)?.cert_pem()).await?;
+    Ok((path, pem))
 }

@@ -87,6 +87,7 @@ pub(super) fn allocate(
             subnet,
             spare,
             node: placement.map(|p| p.node),
+            tls: true,
         };
         reg.instances.push(inst.clone());
         Ok(inst)

@@ -243,7 +243,7 @@ pub async fn create_finish(
     oplog::record_async(home, &inst.id, "create", started.elapsed(), "ok").await;
     Ok(Created {
         instance: view(&inst, None),
-        url: connection_url(&inst, &creds.app_password),
+        url: connection_url(home, &inst, &creds.app_password),
         password: creds.app_password,
         from_pool: false,
     })
@@ -310,8 +310,12 @@ async fn provision_and_start(
     let dir = home.instance_dir(&inst.id);
     let tag = home.tag();
     let work = {
-        let (dir, inst, creds) = (dir.clone(), inst.clone(), creds.clone());
+        let (dir, inst, mut creds) = (dir.clone(), inst.clone(), creds.clone());
+        let home = home.clone();
         blocking(move || {
+            if inst.tls {
+                creds.tls = Some(provision::server_certificate(&home, &inst)?);
+            }
             let project = crate::engine::project_file(&inst, &tag);
             provision::provision(&dir, &inst, &creds, &project)
         })

@@ -84,10 +84,18 @@ fn each_instance_takes_its_own_keys_from_the_keys_dir() {
 
 #[test]
 fn url_uses_loopback_for_wildcard_bind() {
+    let home = Home::new(crate::settings::Settings::with_root("/srv/my home".into()));
     let mut i = Instance::fixture("db_00000000", "n0", 6000);
     i.bind_address = "0.0.0.0".into();
+    i.tls = false;
     assert_eq!(
-        connection_url(&i, "pw"),
+        connection_url(&home, &i, "pw"),
         "postgresql://app:pw@127.0.0.1:6000/app"
+    );
+    // With TLS: verified against the home's authority, as libpq reads it.
+    i.tls = true;
+    assert_eq!(
+        connection_url(&home, &i, "pw"),
+        "postgresql://app:pw@127.0.0.1:6000/app?sslmode=verify-full&sslrootcert=/srv/my%20home/config/ca/ca.crt"
     );
 }

@@ -33,7 +33,7 @@ impl DataPlane {
     pub fn new(home: &Home) -> DataPlane {
         DataPlane {
             home: home.clone(),
-            pools: Pools::new(home.settings.db.clone()),
+            pools: Pools::new(home.settings.db.clone(), crate::db::connect::ca_file(home)),
         }
     }
 

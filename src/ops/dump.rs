@@ -211,8 +211,8 @@ impl Importer {
     pub async fn start(home: &Home, key: &str, custom: bool) -> Result<Importer> {
         let inst = serving(home, key).await?;
         if !custom {
-            let cfg = super::access::app_config(home, &inst).await?;
-            return Ok(Importer::Plain(PlainImport::start(cfg)));
+            let (cfg, tls) = super::access::app_config(home, &inst).await?;
+            return Ok(Importer::Plain(PlainImport::start(cfg, tls)));
         }
         let mut piped = Piped::start(home, &inst, import_argv(&inst), true).await?;
         let stdin = piped

@@ -137,7 +137,7 @@ pub async fn claim(home: &Home, req: &CreateRequest) -> Result<Option<Created>> 
                 oplog::record_async(home, &inst.id, "create.pool", started.elapsed(), "ok").await;
                 return Ok(Some(Created {
                     instance: view(&inst, None),
-                    url: connection_url(&inst, &password),
+                    url: connection_url(home, &inst, &password),
                     password,
                     from_pool: true,
                 }));

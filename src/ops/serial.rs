@@ -178,7 +178,7 @@ impl Serial {
             let _ = accepted_tx.send(Created {
                 instance: super::view(&pending.instance, None),
                 password: pending.password().to_string(),
-                url: super::connection_url(&pending.instance, pending.password()),
+                url: super::connection_url(&me.home, &pending.instance, pending.password()),
                 from_pool: false,
             });
             // Without `wait` nobody hears the outcome: keep a failed entry,

@@ -125,6 +125,9 @@ pub fn provision(
         std::os::unix::fs::chown(&logs, Some(AGENT_UID), Some(AGENT_UID))
             .ctx(|| format!("handing {} to the agent's user", logs.display()))?;
     }
+    if let Some(tls) = &creds.tls {
+        write_tls(dir, tls)?;
+    }
     if inst.backups.is_some() {
         provision_backups(dir, inst)?;
         if let Some(s3) = &creds.s3 {
@@ -138,6 +141,27 @@ pub fn provision(
         write_atomic(&dir.join("agent").join(name), body.as_bytes(), *mode)?;
     }
     Ok(())
+}
+
+/// tls/: the server's certificate and key, root's (the db's entrypoint
+/// hands a copy to postgres), mounted as secrets of the db service.
+pub const TLS_DIR: &str = "tls";
+
+fn write_tls(dir: &Path, tls: &crate::certs::Issued) -> Result<()> {
+    let d = dir.join(TLS_DIR);
+    make_dir(&d, 0o700)?;
+    write_atomic(&d.join("server.crt"), tls.cert.as_bytes(), 0o644)?;
+    write_atomic(&d.join("server.key"), tls.key.as_bytes(), 0o600)
+}
+
+/// A server certificate of the home's authority for `inst`, valid for the
+/// address clients reach it at (the authority is made on first use).
+pub fn server_certificate(
+    home: &crate::home::Home,
+    inst: &Instance,
+) -> Result<crate::certs::Issued> {
+    let ca = crate::certs::Authority::load_or_create(&home.config_dir().join("ca"), &home.tag())?;
+    ca.issue(&inst.id, &crate::certs::server_names(&inst.bind_address))
 }
 
 /// The engine's project file (compose file or stack).

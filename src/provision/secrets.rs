@@ -14,6 +14,8 @@ pub struct Credentials {
     pub monitor_password: String,
     /// The S3 repository (with its keys), when the instance has one.
     pub s3: Option<crate::backups::s3::S3Settings>,
+    /// Its server certificate and key (instances made with TLS).
+    pub tls: Option<crate::certs::Issued>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -29,6 +31,7 @@ impl Credentials {
             app_password: crate::secrets::password(),
             monitor_password: crate::secrets::password(),
             s3: None,
+            tls: None,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct InstanceSpec {
     pub s3_network: Option<String>,
     /// The instance's own network (a block of DBAAS_SUBNET_POOL).
     pub subnet: Option<String>,
+    /// Its server certificate and key, secrets of the db service.
+    pub tls: bool,
     /// Hashes of the files shipped into the containers.
     pub shipped: ShippedHashes,
 }
@@ -110,6 +112,7 @@ impl InstanceSpec {
             s3: s3.is_some(),
             s3_network: s3.and_then(|r| r.network.clone()),
             subnet: inst.subnet.clone(),
+            tls: inst.tls,
             shipped: shipped_hashes(inst),
         }
     }

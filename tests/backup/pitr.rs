@@ -31,7 +31,7 @@ fn point_in_time_recovery_to_the_row_and_a_clone_under_write_load() {
             src_pw,
             1,
         );
-        assert!(postgres::Client::connect(&foreign, postgres::NoTls).is_err());
+        assert!(try_connect(&foreign).is_err());
         assert_ne!(
             v["instance"]["port"],
             h.run(&["show", "src", "--json"]).json()["port"]

@@ -304,8 +304,72 @@ fn reserve_slot() -> (u16, PathBuf) {
 
 /// Connects as the app user with the connection string dbaas printed.
 pub fn connect(url: &str) -> postgres::Client {
-    postgres::Client::connect(url, postgres::NoTls)
-        .unwrap_or_else(|e| panic!("connect to {url}: {e:?}"))
+    try_connect(url).unwrap_or_else(|e| panic!("connect to {url}: {e:?}"))
+}
+
+/// A connection string as dbaas prints it, as rust-postgres takes it:
+/// without libpq's TLS parameters (which it does not read), and the
+/// authority that `sslrootcert` names, if any.
+pub fn pg_config(url: &str) -> (postgres::Config, Option<std::path::PathBuf>) {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut ca = None;
+    let mut rest = vec![];
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        match kv.split_once('=') {
+            Some(("sslrootcert", v)) => ca = Some(std::path::PathBuf::from(percent_decode(v))),
+            Some(("sslmode", v)) => assert_eq!(v, "verify-full", "{url}"),
+            _ => rest.push(kv),
+        }
+    }
+    let url = match rest.is_empty() {
+        true => base.to_string(),
+        false => format!("{base}?{}", rest.join("&")),
+    };
+    let cfg = url
+        .parse()
+        .unwrap_or_else(|e| panic!("a connection string: {url}: {e}"));
+    (cfg, ca)
+}
+
+/// Connects with `cfg`: over TLS verified against `ca` (as libpq's
+/// verify-full) where there is one, else in plain text.
+pub fn connect_with(
+    mut cfg: postgres::Config,
+    ca: Option<&std::path::Path>,
+) -> Result<postgres::Client, postgres::Error> {
+    match ca {
+        Some(ca) => {
+            cfg.ssl_mode(postgres::config::SslMode::Require);
+            let tls = dbaas::db::tls::connector(ca).unwrap_or_else(|e| panic!("{e}"));
+            cfg.connect(tls)
+        }
+        None => cfg.connect(postgres::NoTls),
+    }
+}
+
+/// `connect`, its error returned.
+pub fn try_connect(url: &str) -> Result<postgres::Client, postgres::Error> {
+    let (cfg, ca) = pg_config(url);
+    connect_with(cfg, ca.as_deref())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = vec![];
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One text value: the first column of the one row `sql` returns.

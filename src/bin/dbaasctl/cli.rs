@@ -25,6 +25,7 @@ pub enum Command {
     List(List),
     Show(Show),
     Url(Url),
+    Ca(Ca),
     Logs(Logs),
     Psql(Psql),
     Doctor(Doctor),
@@ -219,6 +220,12 @@ pub struct Url {
     #[argh(positional)]
     pub name: String,
 }
+
+#[derive(FromArgs, Debug)]
+/// Print the home's certificate authority (PEM): clients on other machines
+/// trust it to verify instances (libpq's sslrootcert, sslmode=verify-full).
+#[argh(subcommand, name = "ca")]
+pub struct Ca {}
 
 #[derive(FromArgs, Debug)]
 /// Print an instance's container logs.

@@ -71,6 +71,7 @@ async fn dispatch(home: &Home, cmd: Command) -> Result<i32> {
         Command::List(c) => instances::list(home, c).await?,
         Command::Show(c) => instances::show(home, c).await?,
         Command::Url(c) => println!("{}", ops::credentials(home, &c.name).await?.url),
+        Command::Ca(_) => instances::ca(home).await?,
         Command::Logs(c) => return ops::attach_logs(home, &c.name, c.tail, c.follow).await,
         Command::Psql(c) => {
             let tty = std::io::stdin().is_terminal();

@@ -283,3 +283,14 @@ pub(crate) fn confirm_destroy(inst: &dbaas::registry::Instance, keep_data: bool)
     }
     Ok(())
 }
+
+/// The home's certificate authority, for clients on other machines.
+pub(crate) async fn ca(home: &Home) -> Result<()> {
+    let (path, pem) = ops::access::ca(home).await?;
+    eprintln!(
+        "{} (the instances' certificates are signed by it)",
+        path.display()
+    );
+    print!("{pem}");
+    Ok(())
+}
