@@ -104,3 +104,80 @@ fn a_new_instance_is_reached_over_verified_tls_only_with_its_homes_authority() {
         .clone();
     assert!(api.as_str().unwrap().starts_with("true TLSv1."), "{v}");
 }
+
+#[test]
+fn an_instance_made_before_tls_gets_it_at_its_next_restart() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("tls-old");
+    let (id, _) = h.create("old", &["--no-backups"]);
+    // Made as dbaas made them before TLS: no `tls` in the registry entry,
+    // no tls/ directory, a compose file without the two secrets, and a
+    // server started from it.
+    let reg_path = h.root.join("config/instances.json");
+    let mut reg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&reg_path).unwrap()).unwrap();
+    for i in reg["instances"].as_array_mut().unwrap() {
+        i.as_object_mut().unwrap().remove("tls");
+    }
+    std::fs::write(&reg_path, serde_json::to_string_pretty(&reg).unwrap()).unwrap();
+    let dir = h.root.join("instances").join(&id);
+    std::fs::remove_dir_all(dir.join("tls")).unwrap();
+    let compose = dir.join("docker-compose.yml");
+    let text = std::fs::read_to_string(&compose)
+        .unwrap()
+        .replace(", server_crt, server_key]", "]")
+        .replace(
+            "  server_crt:\n    file: ./tls/server.crt\n  server_key:\n    file: ./tls/server.key\n",
+            "",
+        );
+    assert!(!text.contains("./tls/") && !text.contains(", server_key"), "{text}");
+    std::fs::write(&compose, text).unwrap();
+    let up = std::process::Command::new("docker")
+        .args(["compose", "-p", &id, "up", "-d", "--wait"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    // Until its restart: said in show, and its string asks for no TLS,
+    // which the server indeed does not offer.
+    let show = h.run(&["show", "old", "--json"]).json();
+    assert_eq!(show["tls"], false, "{show}");
+    assert!(
+        show["pending_restart"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|s| s == "ssl")),
+        "{show}"
+    );
+    let text = h.run(&["show", "old"]).ok();
+    assert!(text.contains("gets TLS at its next restart"), "{text}");
+    let plain = h.run(&["url", "old"]).ok().trim().to_string();
+    assert!(!plain.contains("sslmode"), "{plain}");
+    let out = psql(&format!("{plain}?sslmode=require"), "SELECT 1");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not support SSL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    h.run(&["restart", "old"]).ok();
+    let show = h.run(&["show", "old", "--json"]).json();
+    assert_eq!(show["tls"], true, "{show}");
+    assert!(show.get("pending_restart").is_none(), "{show}");
+    let url = h.run(&["url", "old"]).ok().trim().to_string();
+    assert!(url.contains("?sslmode=verify-full&sslrootcert="), "{url}");
+    let out = psql(&url, MY_TLS);
+    let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        got.starts_with("true TLSv1."),
+        "{got} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("tls/server.key").exists());
+}

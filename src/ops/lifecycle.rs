@@ -81,6 +81,31 @@ async fn down_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     status_view(home, &inst).await
 }
 
+/// An instance made before dbaas had TLS gets it: a server certificate
+/// of the home's authority, the project file that hands it to the db, and
+/// its registry entry (so its connection string asks for verify-full).
+/// The caller recreates the containers.
+async fn add_tls(home: &Home, inst: Instance) -> Result<Instance> {
+    let (h, id) = (home.clone(), inst.id.clone());
+    blocking(move || {
+        let mut updated = inst.clone();
+        updated.tls = true;
+        let cert = provision::server_certificate(&h, &updated)?;
+        let dir = h.instance_dir(&id);
+        provision::write_tls(&dir, &cert)?;
+        provision::rewrite(&dir, &updated, &engine::project_file(&updated, &h.tag()))?;
+        crate::registry::update(&h, |reg| {
+            if let Some(i) = reg.instances.iter_mut().find(|i| i.id == id) {
+                i.tls = true;
+            }
+            Ok(())
+        })?;
+        log::info!("{id}: TLS added; the containers are recreated with it");
+        Ok(updated)
+    })
+    .await
+}
+
 /// Restarts running containers in place, or brings the instance up.
 pub async fn restart(home: &Home, key: &str) -> Result<InstanceView> {
     operate(home, key, Intent::Restart, |inst| restart_inner(home, inst)).await
@@ -91,9 +116,13 @@ async fn restart_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     let engine = engine::of(home);
     let ps = engine.ps(Some(&inst.id)).await?;
     let running = engine::db_container(&ps, &inst.id).is_some_and(|c| c.running());
+    let (inst, tls_added) = match inst.tls {
+        true => (inst, false),
+        false => (add_tls(home, inst).await?, true),
+    };
     if running {
         let password = blocking(move || provision::app_password(&dir)).await?;
-        if inst.pending_restart.is_empty() {
+        if inst.pending_restart.is_empty() && !tls_added {
             oplog::step(home, &inst.id, "restart", engine.restart(&inst.id)).await?;
         } else {
             // After a live resize the containers still carry the old

@@ -56,6 +56,10 @@ pub struct InstanceView {
     /// The swarm node it is pinned to; absent on the compose engine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// It serves TLS with a certificate of the home's authority; one made
+    /// before dbaas had TLS gets it at its next restart (`ssl` is then in
+    /// pending_restart).
+    pub tls: bool,
     /// Where clients connect (loopback for a wildcard bind): for printing.
     #[serde(skip)]
     pub connect_host: String,
@@ -95,10 +99,21 @@ pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceVie
         metrics_interval: inst.metrics_interval,
         backups: inst.backups.clone(),
         s3: inst.s3.clone(),
-        pending_restart: inst.pending_restart.clone(),
+        pending_restart: pending_restart(inst),
+        tls: inst.tls,
         backup_health: None,
         connect_host: super::connect_host(inst),
     }
+}
+
+/// What a restart would change: a resize's settings, and TLS for an
+/// instance made before it.
+fn pending_restart(inst: &Instance) -> Vec<String> {
+    let mut p = inst.pending_restart.clone();
+    if !inst.tls {
+        p.push("ssl".into());
+    }
+    p
 }
 
 /// `view` with the state of its backups (files only: the repository's log

@@ -147,7 +147,7 @@ pub fn provision(
 /// hands a copy to postgres), mounted as secrets of the db service.
 pub const TLS_DIR: &str = "tls";
 
-fn write_tls(dir: &Path, tls: &crate::certs::Issued) -> Result<()> {
+pub fn write_tls(dir: &Path, tls: &crate::certs::Issued) -> Result<()> {
     let d = dir.join(TLS_DIR);
     make_dir(&d, 0o700)?;
     write_atomic(&d.join("server.crt"), tls.cert.as_bytes(), 0o644)?;

@@ -357,6 +357,19 @@ pub fn show(home: &Home, v: &ops::InstanceView, creds: Option<&ops::Credentials>
             }
         }
     }
+    match v.tls {
+        true => println!("tls:        on, verified against the home's authority (`dbaasctl ca`)"),
+        false => println!(
+            "tls:        off: it gets TLS at its next restart (`dbaasctl restart {}`)",
+            v.name
+        ),
+    }
+    if !v.pending_restart.is_empty() {
+        println!(
+            "pending:    {} (at the next restart)",
+            v.pending_restart.join(", ")
+        );
+    }
     match creds {
         Some(c) => println!("url:        {}", c.url),
         None => println!(
