@@ -224,6 +224,15 @@ impl Authority {
     }
 }
 
+/// When the certificate in `pem` expires, in seconds since the epoch.
+pub fn not_after(pem: &str) -> Result<i64> {
+    let f = ssl("reading a certificate");
+    let cert = X509::from_pem(pem.as_bytes()).map_err(&f)?;
+    let epoch = Asn1Time::from_unix(0).map_err(&f)?;
+    let d = epoch.diff(cert.not_after()).map_err(&f)?;
+    Ok(i64::from(d.days) * 86400 + i64::from(d.secs))
+}
+
 /// The names a server certificate of an instance reached at `address`
 /// carries: loopback, localhost, this host's name, and the address itself.
 pub fn server_names(address: &str) -> Vec<String> {
@@ -306,6 +315,12 @@ mod tests {
         assert_eq!(again.cert_pem().unwrap(), ca.cert_pem().unwrap());
         let issued = ca.issue("db_00000001", &server_names("10.0.0.7")).unwrap();
         assert!(!format!("{issued:?}").contains("PRIVATE"));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let left = not_after(&issued.cert).unwrap() - now;
+        assert!((364 * 86400..=365 * 86400 + 60).contains(&left), "{left}");
         let cert = X509::from_pem(issued.cert.as_bytes()).unwrap();
         let text = String::from_utf8(cert.to_text().unwrap()).unwrap();
         for san in [

@@ -132,7 +132,10 @@ fn an_instance_made_before_tls_gets_it_at_its_next_restart() {
             "  server_crt:\n    file: ./tls/server.crt\n  server_key:\n    file: ./tls/server.key\n",
             "",
         );
-    assert!(!text.contains("./tls/") && !text.contains(", server_key"), "{text}");
+    assert!(
+        !text.contains("./tls/") && !text.contains(", server_key"),
+        "{text}"
+    );
     std::fs::write(&compose, text).unwrap();
     let up = std::process::Command::new("docker")
         .args(["compose", "-p", &id, "up", "-d", "--wait"])

@@ -275,7 +275,8 @@ pub async fn prometheus(state: &Arc<AppState>) -> Result<Reply, Error> {
         .filter(|i| i.backups.is_some())
         .cloned()
         .collect();
-    let (latest, backups) = metrics::read_files(move || {
+    let with_tls: Vec<crate::registry::Instance> = reg.owned().filter(|i| i.tls).cloned().collect();
+    let (latest, backups, tls) = metrics::read_files(move || {
         let latest = running
             .into_iter()
             .filter_map(|id| {
@@ -288,11 +289,24 @@ pub async fn prometheus(state: &Arc<AppState>) -> Result<Reply, Error> {
             .iter()
             .filter_map(|i| Some((i.id.clone(), ops::backup::protection::health(&home, i)?)))
             .collect::<Vec<_>>();
-        (latest, backups)
+        let tls = with_tls
+            .iter()
+            .filter_map(|i| Some((i.id.clone(), ops::tls::expiry(&home, i)?)))
+            .collect::<Vec<_>>();
+        (latest, backups, tls)
     })
     .await?;
     let mut families = prom::instance_families(&latest);
     families.extend(prom::backup_families(&backups));
+    let mut expiry = prom::Family::new(
+        "dbaas_tls_cert_expiry_timestamp_seconds",
+        "gauge",
+        "When the instance's server certificate expires (Unix time)",
+    );
+    for (id, at) in &tls {
+        expiry.add("", &[("dbaas_instance", id)], *at as f64);
+    }
+    families.push(expiry);
     let mut by_status = prom::Family::new(
         "dbaas_instances",
         "gauge",

@@ -81,10 +81,23 @@ async fn down_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     status_view(home, &inst).await
 }
 
-/// An instance made before dbaas had TLS gets it: a server certificate
-/// of the home's authority, the project file that hands it to the db, and
-/// its registry entry (so its connection string asks for verify-full).
-/// The caller recreates the containers.
+/// Whether a restart gives the instance a (new) server certificate: it
+/// has none (made before TLS), its file is gone, or it expires within 30
+/// days. A swarm secret cannot change in place, so a swarm instance's is
+/// not renewed yet (doctor says so).
+fn needs_certificate(home: &Home, engine: &dyn engine::Engine, inst: &Instance) -> bool {
+    if !inst.tls {
+        return true;
+    }
+    let expiring = super::tls::expiry(home, inst)
+        .is_none_or(|at| at - super::tls::now() < super::tls::WARN_BEFORE_SECS);
+    expiring && engine.multi_node().is_none()
+}
+
+/// A new server certificate of the home's authority (for an instance made
+/// before dbaas had TLS, its first), the project file that hands it to the
+/// db, and its registry entry (so its connection string asks for
+/// verify-full). The caller recreates the containers.
 async fn add_tls(home: &Home, inst: Instance) -> Result<Instance> {
     let (h, id) = (home.clone(), inst.id.clone());
     blocking(move || {
@@ -116,9 +129,9 @@ async fn restart_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
     let engine = engine::of(home);
     let ps = engine.ps(Some(&inst.id)).await?;
     let running = engine::db_container(&ps, &inst.id).is_some_and(|c| c.running());
-    let (inst, tls_added) = match inst.tls {
-        true => (inst, false),
-        false => (add_tls(home, inst).await?, true),
+    let (inst, tls_added) = match needs_certificate(home, engine.as_ref(), &inst) {
+        false => (inst, false),
+        true => (add_tls(home, inst).await?, true),
     };
     if running {
         let password = blocking(move || provision::app_password(&dir)).await?;

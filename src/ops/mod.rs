@@ -25,6 +25,7 @@ pub mod resize;
 pub mod resume;
 pub mod serial;
 pub mod template;
+pub mod tls;
 pub mod views;
 
 pub use crate::db::connect::{connect_host, connection_url, pg_config};

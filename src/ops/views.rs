@@ -60,6 +60,10 @@ pub struct InstanceView {
     /// before dbaas had TLS gets it at its next restart (`ssl` is then in
     /// pending_restart).
     pub tls: bool,
+    /// When its server certificate expires (`show` and GET
+    /// /instances/{id} only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_expires_at: Option<String>,
     /// Where clients connect (loopback for a wildcard bind): for printing.
     #[serde(skip)]
     pub connect_host: String,
@@ -101,6 +105,7 @@ pub fn view(inst: &Instance, containers: Option<&Vec<Container>>) -> InstanceVie
         s3: inst.s3.clone(),
         pending_restart: pending_restart(inst),
         tls: inst.tls,
+        tls_expires_at: None,
         backup_health: None,
         connect_host: super::connect_host(inst),
     }
@@ -125,6 +130,7 @@ pub async fn view_with_backups(
 ) -> Result<InstanceView> {
     let mut v = view(inst, containers);
     v.backup_health = backup_health(home, inst).await?;
+    v.tls_expires_at = super::tls::expiry_text(home, inst);
     Ok(v)
 }
 

@@ -69,6 +69,9 @@ pub(super) async fn instance(
     if inst.state == State::Running && running {
         out.extend(agent(home, engine, inst, containers, &label));
     }
+    if let Some(at) = crate::ops::tls::expiry(home, inst) {
+        out.extend(certificate(inst, at, &label));
+    }
     for c in crate::ops::backup::protection::concerns(home, inst).0 {
         // A failed backup is retried by the sidecar (after a minute, then
         // less often): a warning; no verified backup, or archiving failing, is
@@ -88,6 +91,27 @@ pub(super) async fn instance(
         ));
     }
     out
+}
+
+/// A server certificate that expires within 30 days (or has).
+fn certificate(inst: &Instance, at: i64, label: &str) -> Option<Finding> {
+    let left = at - crate::ops::tls::now();
+    if left > crate::ops::tls::WARN_BEFORE_SECS {
+        return None;
+    }
+    let when = match left {
+        l if l <= 0 => "has expired".to_string(),
+        l => format!("expires in {} day(s)", l / 86400),
+    };
+    Some(finding(
+        if left <= 0 { Level::Error } else { Level::Warning },
+        "tls-certificate",
+        format!("{label}: its server certificate {when}"),
+        Some(format!(
+            "`dbaasctl restart {}` gives it a new one (renewal without a restart, and on a swarm, is not built yet)",
+            inst.name
+        )),
+    ))
 }
 
 /// An instance whose swarm node is down or drained.

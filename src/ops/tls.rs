@@ -1,0 +1,36 @@
+//! What dbaas says of an instance's TLS: when its certificate expires,
+//! read from instances/<id>/tls/ (for `show`, `/metrics` and `doctor`).
+
+use crate::home::Home;
+use crate::registry::Instance;
+
+/// Doctor warns this long before a certificate expires.
+pub const WARN_BEFORE_SECS: i64 = 30 * 86400;
+
+/// When the server certificate of `inst` expires (seconds since the
+/// epoch); None without TLS, or when the file cannot be read.
+pub fn expiry(home: &Home, inst: &Instance) -> Option<i64> {
+    if !inst.tls {
+        return None;
+    }
+    let path = home
+        .instance_dir(&inst.id)
+        .join(crate::provision::TLS_DIR)
+        .join("server.crt");
+    let pem = crate::safe_fs::read_to_string(&path).ok()?;
+    crate::certs::not_after(&pem).ok()
+}
+
+/// `expiry` as RFC 3339 (UTC), for people.
+pub fn expiry_text(home: &Home, inst: &Instance) -> Option<String> {
+    let secs = u64::try_from(expiry(home, inst)?).ok()?;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    Some(humantime::format_rfc3339_seconds(t).to_string())
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
