@@ -103,6 +103,26 @@ fn a_new_instance_is_reached_over_verified_tls_only_with_its_homes_authority() {
         .unwrap()
         .clone();
     assert!(api.as_str().unwrap().starts_with("true TLSv1."), "{v}");
+
+    // Its expiry, a year out: in show, and in /metrics for alerting.
+    let show = h.run(&["show", "secure", "--json"]).json();
+    let expires = show["tls_expires_at"].as_str().unwrap_or_default();
+    let created = show["created_at"].as_str().unwrap();
+    assert!(expires.len() == 20 && expires > created, "{show}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let metrics = server.get("/metrics").text();
+    let series = format!("dbaas_tls_cert_expiry_timestamp_seconds{{dbaas_instance=\"{id}\"}} ");
+    let at: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    let days = (at - now) / 86400.0;
+    assert!((364.0..=365.1).contains(&days), "{days}");
 }
 
 #[test]

@@ -295,6 +295,7 @@ pub async fn show(home: &Home, key: &str) -> Result<InstanceView> {
     let mut v = status_view(home, &inst).await?;
     super::mirror::sync_backups(home, &inst).await;
     v.backup_health = backup_health(home, &inst).await?;
+    v.tls_expires_at = super::tls::expiry_text(home, &inst);
     Ok(v)
 }
 

@@ -358,7 +358,10 @@ pub fn show(home: &Home, v: &ops::InstanceView, creds: Option<&ops::Credentials>
         }
     }
     match v.tls {
-        true => println!("tls:        on, verified against the home's authority (`dbaasctl ca`)"),
+        true => println!(
+            "tls:        on, verified against the home's authority (`dbaasctl ca`); certificate until {}",
+            v.tls_expires_at.as_deref().unwrap_or("?")
+        ),
         false => println!(
             "tls:        off: it gets TLS at its next restart (`dbaasctl restart {}`)",
             v.name
