@@ -125,9 +125,38 @@ impl Authority {
         Ok(Some(Authority { cert, key }))
     }
 
+    /// Made whole in a directory of its own, then renamed into place:
+    /// creates running at once (processes, or requests of one server)
+    /// never see half an authority, and the first rename stands.
     fn create(dir: &Path, label: &str) -> Result<Authority> {
+        let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::DirBuilder::new()
             .recursive(true)
+            .create(parent)
+            .ctx(|| format!("creating {}", parent.display()))?;
+        let tmp = parent.join(format!(
+            ".ca.{}.{}",
+            std::process::id(),
+            crate::secrets::password().get(..12).unwrap_or("x")
+        ));
+        let made = Authority::make(&tmp, label);
+        let placed = made.and_then(|a| match std::fs::rename(&tmp, dir) {
+            Ok(()) => Ok(Some(a)),
+            // Another create was first (the directory is not empty).
+            Err(_) if dir.join(CA_KEY).exists() => Ok(None),
+            Err(e) => Err(Error::io(format!("placing {}", dir.display()), e)),
+        });
+        let _ = std::fs::remove_dir_all(&tmp);
+        match placed? {
+            Some(a) => Ok(a),
+            None => Authority::load(dir)?
+                .ok_or_else(|| Error::Failed(format!("{} vanished", dir.display()))),
+        }
+    }
+
+    /// A new authority, its key (0600) and certificate (0644), in `dir`.
+    fn make(dir: &Path, label: &str) -> Result<Authority> {
+        std::fs::DirBuilder::new()
             .mode(0o755)
             .create(dir)
             .ctx(|| format!("creating {}", dir.display()))?;
@@ -156,24 +185,12 @@ impl Authority {
         .map_err(&f)?;
         b.sign(&key, MessageDigest::sha256()).map_err(&f)?;
         let cert = b.build();
-        // The key first, created 0600 and never readable by others; two
-        // processes making it at once: the first one's stands.
         let key_pem = key.private_key_to_pem_pkcs8().map_err(&f)?;
-        match write_new(&dir.join(CA_KEY), &key_pem, 0o600) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Authority::load(dir)?
-                    .ok_or_else(|| Error::Failed(format!("{} appeared half made", dir.display())))
-            }
-            Err(e) => {
-                return Err(Error::io(
-                    format!("writing {}", dir.join(CA_KEY).display()),
-                    e,
-                ))
-            }
-        }
+        write_new(&dir.join(CA_KEY), &key_pem, 0o600)
+            .map_err(|e| Error::io(format!("writing {}", dir.join(CA_KEY).display()), e))?;
         let cert_pem = cert.to_pem().map_err(&f)?;
-        crate::safe_fs::write_atomic(&dir.join(CA_CERT), &cert_pem, 0o644)?;
+        write_new(&dir.join(CA_CERT), &cert_pem, 0o644)
+            .map_err(|e| Error::io(format!("writing {}", dir.join(CA_CERT).display()), e))?;
         Ok(Authority { cert, key })
     }
 
@@ -351,6 +368,36 @@ mod tests {
         }
         let e = Authority::load(&dir).err().unwrap().to_string();
         assert!(e.contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn creates_at_once_agree_on_one_authority() {
+        let t = crate::testing::TempDir::new("ca-race");
+        let dir = t.path().join("config").join("ca");
+        let pems: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        Authority::load_or_create(&dir, "t")
+                            .unwrap()
+                            .cert_pem()
+                            .unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(pems.iter().all(|p| *p == pems[0]));
+        let left: Vec<_> = std::fs::read_dir(t.path().join("config"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("ca")],
+            "temporary directories left"
+        );
     }
 
     #[test]
