@@ -24,7 +24,13 @@ fn a_new_instance_is_reached_over_verified_tls_only_with_its_homes_authority() {
         return;
     }
     let h = TestHome::new("tls");
-    let (id, url) = h.create("secure", &["--no-backups"]);
+    let created = h
+        .run(&["create", "secure", "--no-backups", "--json"])
+        .json();
+    // What the create answers is the instance as it is: running.
+    assert_eq!(created["instance"]["status"], "running", "{created}");
+    let id = created["instance"]["id"].as_str().unwrap().to_string();
+    let url = created["url"].as_str().unwrap().to_string();
     let ca = h.root.join("config/ca/ca.crt");
     assert!(
         url.ends_with(&format!(

@@ -241,8 +241,16 @@ pub async fn create_finish(
     }
     let inst = record_state(home, &id, State::Running).await?;
     oplog::record_async(home, &inst.id, "create", started.elapsed(), "ok").await;
+    // Its containers as they are now: a view without them says `missing`.
+    let instance = match super::views::status_view(home, &inst).await {
+        Ok(v) => v,
+        Err(e) => {
+            log::warn!("{}: reading its containers after the create: {e}", inst.id);
+            view(&inst, None)
+        }
+    };
     Ok(Created {
-        instance: view(&inst, None),
+        instance,
         url: connection_url(home, &inst, &creds.app_password),
         password: creds.app_password,
         from_pool: false,
@@ -312,9 +320,10 @@ async fn provision_and_start(
     let work = {
         let (dir, inst, mut creds) = (dir.clone(), inst.clone(), creds.clone());
         let home = home.clone();
+        let others = super::tls::node_addresses(&home, &inst).await?;
         blocking(move || {
             if inst.tls {
-                creds.tls = Some(provision::server_certificate(&home, &inst)?);
+                creds.tls = Some(provision::server_certificate(&home, &inst, &others)?);
             }
             let project = crate::engine::project_file(&inst, &tag);
             provision::provision(&dir, &inst, &creds, &project)

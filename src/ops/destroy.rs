@@ -37,6 +37,12 @@ pub async fn destroy(
         remove_instance(home, &inst.id, keep_data, !delete_backups),
     )
     .await?;
+    // A create killed a moment ago may still see the daemon make one of
+    // its containers after the `down` (CI saw it): look again, as the
+    // create's own rollback does.
+    if inst.state == State::Creating {
+        sweep_late_containers(home, &inst.id).await?;
+    }
     if delete_backups {
         remove_backups(home, &inst.id).await?;
     }

@@ -100,10 +100,11 @@ fn needs_certificate(home: &Home, engine: &dyn engine::Engine, inst: &Instance) 
 /// verify-full). The caller recreates the containers.
 async fn add_tls(home: &Home, inst: Instance) -> Result<Instance> {
     let (h, id) = (home.clone(), inst.id.clone());
+    let others = super::tls::node_addresses(home, &inst).await?;
     blocking(move || {
         let mut updated = inst.clone();
         updated.tls = true;
-        let cert = provision::server_certificate(&h, &updated)?;
+        let cert = provision::server_certificate(&h, &updated, &others)?;
         let dir = h.instance_dir(&id);
         provision::write_tls(&dir, &cert)?;
         provision::rewrite(&dir, &updated, &engine::project_file(&updated, &h.tag()))?;

@@ -34,3 +34,14 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+/// The addresses of the nodes a swarm instance may move to, which its
+/// certificate names too (a move keeps it valid); none for one host.
+pub async fn node_addresses(home: &Home, inst: &Instance) -> crate::error::Result<Vec<String>> {
+    if inst.node.is_none() {
+        return Ok(vec![]);
+    }
+    let engine = crate::engine::of(home);
+    let nodes = crate::engine::nodes_of(engine.as_ref()).await?;
+    Ok(nodes.into_iter().map(|n| n.address).collect())
+}

@@ -155,13 +155,21 @@ pub fn write_tls(dir: &Path, tls: &crate::certs::Issued) -> Result<()> {
 }
 
 /// A server certificate of the home's authority for `inst`, valid for the
-/// address clients reach it at (the authority is made on first use).
+/// address clients reach it at and the `others` it may move to (a swarm's
+/// nodes); the authority is made on first use.
 pub fn server_certificate(
     home: &crate::home::Home,
     inst: &Instance,
+    others: &[String],
 ) -> Result<crate::certs::Issued> {
     let ca = crate::certs::Authority::load_or_create(&home.config_dir().join("ca"), &home.tag())?;
-    ca.issue(&inst.id, &crate::certs::server_names(&inst.bind_address))
+    let mut names = crate::certs::server_names(&inst.bind_address);
+    for a in others {
+        if !names.contains(a) {
+            names.push(a.clone());
+        }
+    }
+    ca.issue(&inst.id, &names)
 }
 
 /// The engine's project file (compose file or stack).

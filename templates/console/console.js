@@ -160,8 +160,11 @@ function initOverview() {
     const button = $("#create-button");
     button.disabled = true;
     setStatus($("#create-state"), "Creating " + (body.name || "") + "…");
-    const poll = setInterval(refreshOverview, 500);
-    const r = await api("POST", "/instances", body);
+    // The new row shows as creating as soon as the server records it.
+    const sent = api("POST", "/instances", body);
+    refreshOverview();
+    const poll = setInterval(refreshOverview, 250);
+    const r = await sent;
     clearInterval(poll);
     button.disabled = false;
     if (r.ok) {
