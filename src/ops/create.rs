@@ -241,14 +241,10 @@ pub async fn create_finish(
     }
     let inst = record_state(home, &id, State::Running).await?;
     oplog::record_async(home, &inst.id, "create", started.elapsed(), "ok").await;
-    // Its containers as they are now: a view without them says `missing`.
-    let instance = match super::views::status_view(home, &inst).await {
-        Ok(v) => v,
-        Err(e) => {
-            log::warn!("{}: reading its containers after the create: {e}", inst.id);
-            view(&inst, None)
-        }
-    };
+    // Running: its app user just connected (no docker call to say so; a
+    // view without containers would say `missing`).
+    let mut instance = view(&inst, None);
+    instance.status = super::views::Status::Running;
     Ok(Created {
         instance,
         url: connection_url(home, &inst, &creds.app_password),

@@ -136,7 +136,12 @@ pub async fn claim(home: &Home, req: &CreateRequest) -> Result<Option<Created>> 
                 let inst = record_state(home, &inst.id, State::Running).await?;
                 oplog::record_async(home, &inst.id, "create.pool", started.elapsed(), "ok").await;
                 return Ok(Some(Created {
-                    instance: view(&inst, None),
+                    // Running: the app user's probe just connected.
+                    instance: {
+                        let mut v = view(&inst, None);
+                        v.status = super::views::Status::Running;
+                        v
+                    },
                     url: connection_url(home, &inst, &password),
                     password,
                     from_pool: true,
