@@ -71,7 +71,7 @@ fn wait_connect(rt: &tokio::runtime::Runtime, port: u16, password: &str) {
                 .user("app")
                 .password(password)
                 .dbname("app");
-            match tokio::time::timeout(t, probe(cfg)).await {
+            match tokio::time::timeout(t, probe(cfg, None)).await {
                 Ok(Ok(())) => return,
                 Ok(Err(_)) => {}
                 Err(_) => t = (t * 2).min(Duration::from_secs(4)),

@@ -195,6 +195,28 @@ secure_local_socket() {
     echo "entrypoint: the local socket now trusts no one (pg_hba.conf's local lines replaced)"
 }
 
+# At every start: TCP logins only over TLS (`hostssl`) when the instance
+# has TLS and was not made with --allow-plaintext (DBAAS_TCP=ssl), either
+# way otherwise. Only the catch-all password line changes, whichever way
+# the cluster came; builtins only, unless there is something to change.
+tcp_logins() {
+    local want=host hba line out='' changed=''
+    [ "${DBAAS_TCP:-}" != ssl ] || want=hostssl
+    hba=$(<"$PGDATA/pg_hba.conf")
+    while IFS= read -r line; do
+        if [[ $line =~ ^(host|hostssl)[[:space:]]+all[[:space:]]+all[[:space:]]+all[[:space:]]+(scram-sha-256|md5)$ ]] \
+            && [ "${BASH_REMATCH[1]}" != "$want" ]; then
+            line="$want all all all ${BASH_REMATCH[2]}"
+            changed=1
+        fi
+        out+=$line$'\n'
+    done <<<"$hba"
+    [ -n "$changed" ] || return 0
+    printf '%s' "$out" >"$PGDATA/pg_hba.conf.dbaas"
+    mv -f "$PGDATA/pg_hba.conf.dbaas" "$PGDATA/pg_hba.conf"
+    echo "entrypoint: TCP logins: $want (pg_hba.conf)"
+}
+
 # The first start of a fresh cluster (from initdb or a template's copy): the
 # superuser's own password, the database, the init scripts, on the real
 # server (not a temporary one: its start and stop cost a create ~150 ms),
@@ -323,6 +345,7 @@ fi
 
 if [ "$1" = 'postgres' ] && [ -s "$PGDATA/pg_hba.conf" ]; then
     secure_local_socket
+    tcp_logins
 fi
 if [ "$1" = 'postgres' ] && [ -e "$marker" ]; then
     init_env

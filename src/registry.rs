@@ -103,6 +103,9 @@ pub struct Instance {
     /// <id>/tls/); false for one made before dbaas had TLS.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls: bool,
+    /// Accepts TCP logins without TLS too (`create --allow-plaintext`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plaintext: bool,
 }
 
 pub use crate::settings::{
@@ -291,6 +294,7 @@ impl Instance {
             spare: false,
             node: None,
             tls: true,
+            allow_plaintext: false,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct CreateRequest {
     pub keep_on_failure: bool,
     /// The swarm node to run on (swarm homes only); dbaas chooses without.
     pub node: Option<String>,
+    /// Accept TCP logins without TLS too.
+    pub allow_plaintext: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,7 @@ pub struct ValidCreate {
     /// Set by the create from its S3 choice (validate reads no files).
     pub s3: Option<crate::backups::s3::S3Repo>,
     pub node: Option<String>,
+    pub allow_plaintext: bool,
 }
 
 /// An instance id as dbaas makes them: `db_` and 8 hex digits.
@@ -118,6 +121,7 @@ pub fn create(req: &CreateRequest, host: Host) -> Result<ValidCreate> {
     }
     Ok(ValidCreate {
         node: req.node.clone(),
+        allow_plaintext: req.allow_plaintext,
         metrics_interval,
         backups,
         s3: None,

@@ -96,12 +96,25 @@ fn containers_run_with_least_privilege_and_secrets_as_files() {
         .next()
         .unwrap()
         .to_string();
+    // Over TLS, verified as the printed string asks (TCP logins are TLS
+    // only); the same login in plain text finds no pg_hba.conf line.
+    let ca = url
+        .split("sslrootcert=")
+        .nth(1)
+        .expect("a TLS string")
+        .to_string();
     let as_user = |user: &str, password: &str, db: &str| {
-        postgres::Client::connect(
-            &format!("postgresql://{user}:{password}@127.0.0.1:{port}/{db}"),
-            postgres::NoTls,
-        )
+        try_connect(&format!(
+            "postgresql://{user}:{password}@127.0.0.1:{port}/{db}?sslmode=verify-full&sslrootcert={ca}"
+        ))
     };
+    let plain = postgres::Client::connect(
+        &format!("postgresql://app:{}@127.0.0.1:{port}/app", passwords[1]),
+        postgres::NoTls,
+    )
+    .err()
+    .expect("plain text over TCP");
+    assert!(format!("{plain:?}").contains("no encryption"), "{plain:?}");
     let err = as_user("postgres", &passwords[0], "app")
         .err()
         .expect("superuser over TCP");

@@ -68,6 +68,14 @@ fn a_new_instance_is_reached_over_verified_tls_only_with_its_homes_authority() {
         text == "true TLSv1.3" || text == "true TLSv1.2",
         "psql's session: {text}"
     );
+    // Plain text over TCP finds no pg_hba.conf line.
+    let plain = format!("{}?sslmode=disable", url.split('?').next().unwrap());
+    let out = psql(&plain, "SELECT 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no encryption"),
+        "{err}"
+    );
     // rust-postgres, verifying as libpq does.
     let row: String = connect(&url).query_one(MY_TLS, &[]).unwrap().get(0);
     assert!(row.starts_with("true TLSv1."), "{row}");
@@ -209,4 +217,27 @@ fn an_instance_made_before_tls_gets_it_at_its_next_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(dir.join("tls/server.key").exists());
+}
+
+#[test]
+fn allow_plaintext_accepts_both_and_still_prints_a_verified_string() {
+    if !docker_required() {
+        return;
+    }
+    let h = TestHome::new("tls-plain");
+    let (_, url) = h.create("open", &["--no-backups", "--allow-plaintext"]);
+    assert!(url.contains("?sslmode=verify-full&sslrootcert="), "{url}");
+    let row: String = connect(&url).query_one(MY_TLS, &[]).unwrap().get(0);
+    assert!(row.starts_with("true TLSv1."), "{row}");
+    let plain = format!("{}?sslmode=disable", url.split('?').next().unwrap());
+    let out = psql(
+        &plain,
+        "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "false");
 }

@@ -67,6 +67,9 @@ pub struct CreateBody {
     /// The swarm node to run on (swarm homes; default: the node with the
     /// most free memory).
     pub node: Option<String>,
+    /// Accept TCP logins without TLS too; default false (TLS only).
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -200,6 +203,7 @@ pub async fn create(state: &Arc<AppState>, req: &Request) -> Result<Reply, Error
         },
         keep_on_failure: false,
         node: body.node,
+        allow_plaintext: body.allow_plaintext,
     };
     provisioned(state.ops.create(creq, wait).await?)
 }

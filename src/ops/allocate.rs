@@ -88,6 +88,7 @@ pub(super) fn allocate(
             spare,
             node: placement.map(|p| p.node),
             tls: true,
+            allow_plaintext: v.allow_plaintext,
         };
         reg.instances.push(inst.clone());
         Ok(inst)

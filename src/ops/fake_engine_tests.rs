@@ -26,6 +26,8 @@ fn home(label: &str) -> (TempDir, Home, Arc<FakeEngine>) {
 
 /// The fake engine for `home`, installed (what the API's unit tests use too).
 pub(crate) fn fake_for(home: &Home) -> Arc<FakeEngine> {
+    // Instances are made with TLS: the home has its authority.
+    crate::certs::Authority::load_or_create(&home.config_dir().join("ca"), "test").unwrap();
     let fake = Arc::new(FakeEngine::new(&home.root.join("instances")));
     install(&home.root, fake.clone());
     fake

@@ -96,6 +96,7 @@ pub fn serves(spare: &Instance, v: &ValidCreate) -> bool {
         && spare.user == v.user
         && spare.metrics_interval == v.metrics_interval
         && spare.backups == v.backups
+        && spare.allow_plaintext == v.allow_plaintext
 }
 
 /// `dbaasctl create` and `POST /instances` (waiting): a spare of the pool
@@ -188,7 +189,8 @@ async fn hand_over(home: &Home, inst: &Instance) -> Result<String> {
     })
     .await?;
     let cfg = pg_config(inst, &password);
-    match tokio::time::timeout(CLAIM_PROBE_TIMEOUT, super::ready::probe(cfg)).await {
+    let tls = super::ready::probe_tls(home, inst)?;
+    match tokio::time::timeout(CLAIM_PROBE_TIMEOUT, super::ready::probe(cfg, tls)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             return Err(Error::Failed(format!(

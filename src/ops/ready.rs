@@ -23,6 +23,7 @@ pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<
     let mut next_check = Instant::now() + READY_CONTAINER_CHECK;
     let mut probe_timeout = READY_FIRST_PROBE_TIMEOUT;
     let mut check: Option<tokio::task::JoinHandle<Result<PsMap>>> = None;
+    let tls = probe_tls(home, inst)?;
     loop {
         // The async client, so that a probe stuck in the docker proxy can be
         // abandoned: later probes get more time in case the host is busy.
@@ -31,7 +32,7 @@ pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<
         // must not make a running instance look down.
         cfg.connect_timeout(READY_CONNECT_TIMEOUT)
             .options("-c statement_timeout=0 -c default_transaction_read_only=off");
-        let res = match tokio::time::timeout(probe_timeout, probe(cfg)).await {
+        let res = match tokio::time::timeout(probe_timeout, probe(cfg, tls.clone())).await {
             Ok(r) => r,
             Err(_) => {
                 probe_timeout = (probe_timeout * 2).min(READY_CONNECT_TIMEOUT);
@@ -93,8 +94,21 @@ pub async fn wait_ready(home: &Home, inst: &Instance, password: &str) -> Result<
     }
 }
 
-/// One connection as the app user and `SELECT 1`.
-pub async fn probe(cfg: postgres::Config) -> std::result::Result<(), String> {
+/// The connector a probe of `inst` uses: TLS verified against the home's
+/// authority where it has TLS (its TCP logins may be TLS only).
+pub fn probe_tls(home: &Home, inst: &Instance) -> Result<Option<crate::db::tls::Connector>> {
+    match inst.tls {
+        true => crate::db::tls::connector(&crate::db::connect::ca_file(home)).map(Some),
+        false => Ok(None),
+    }
+}
+
+/// One connection as the app user and `SELECT 1`: over `tls` where given
+/// (required then), else in plain text.
+pub async fn probe(
+    cfg: postgres::Config,
+    tls: Option<crate::db::tls::Connector>,
+) -> std::result::Result<(), String> {
     let mut tcfg = tokio_postgres::Config::new();
     tcfg.host(match cfg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h,
@@ -105,10 +119,21 @@ pub async fn probe(cfg: postgres::Config) -> std::result::Result<(), String> {
         .password(cfg.get_password().unwrap_or_default())
         .dbname(cfg.get_dbname().unwrap_or_default())
         .application_name("dbaasctl");
-    let (client, conn) = tcfg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| pg_error_text(&e))?;
+    match tls {
+        Some(tls) => {
+            tcfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+            select_one(&tcfg, tls).await
+        }
+        None => select_one(&tcfg, tokio_postgres::NoTls).await,
+    }
+}
+
+async fn select_one<T>(tcfg: &tokio_postgres::Config, tls: T) -> std::result::Result<(), String>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, conn) = tcfg.connect(tls).await.map_err(|e| pg_error_text(&e))?;
     let driver = tokio::spawn(conn);
     let res = client
         .simple_query("SELECT 1")

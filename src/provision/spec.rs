@@ -43,6 +43,8 @@ pub struct InstanceSpec {
     pub subnet: Option<String>,
     /// Its server certificate and key, secrets of the db service.
     pub tls: bool,
+    /// TCP logins: `ssl` (only over TLS) or `any`.
+    pub tcp: &'static str,
     /// Hashes of the files shipped into the containers.
     pub shipped: ShippedHashes,
 }
@@ -113,6 +115,11 @@ impl InstanceSpec {
             s3_network: s3.and_then(|r| r.network.clone()),
             subnet: inst.subnet.clone(),
             tls: inst.tls,
+            tcp: if inst.tls && !inst.allow_plaintext {
+                "ssl"
+            } else {
+                "any"
+            },
             shipped: shipped_hashes(inst),
         }
     }

@@ -92,6 +92,9 @@ pub struct Create {
     /// keep containers and files if creation fails, for debugging
     #[argh(switch)]
     pub keep_on_failure: bool,
+    /// accept TCP logins without TLS too (default: TLS only)
+    #[argh(switch)]
+    pub allow_plaintext: bool,
     /// the swarm node to run on (swarm homes; default: the node with the most free memory)
     #[argh(option)]
     pub node: Option<String>,

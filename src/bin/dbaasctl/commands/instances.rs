@@ -93,6 +93,7 @@ pub(crate) async fn create(home: &Home, c: cli::Create) -> Result<i32> {
             user: c.user,
             keep_on_failure: c.keep_on_failure,
             node: c.node,
+            allow_plaintext: c.allow_plaintext,
             metrics_interval: c.metrics_interval,
             backup_schedule: c.backup_schedule,
             backup_retention: c.backup_retention,
