@@ -17,9 +17,32 @@ pub fn expiry(home: &Home, inst: &Instance) -> Option<i64> {
         .instance_dir(&inst.id)
         .join(crate::provision::TLS_DIR)
         .join("server.crt");
+    // Parsed once per version of the file: OpenSSL's decoding costs more
+    // than a request of `GET /instances/{id}` may (it cut that route to a
+    // fifth before this cache).
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&path).ok()?;
+    let key = (m.ino(), m.mtime(), m.mtime_nsec(), m.len());
+    static SEEN: std::sync::OnceLock<Seen> = std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some((k, at)) = seen.lock().ok()?.get(&path) {
+        if *k == key {
+            return Some(*at);
+        }
+    }
     let pem = crate::safe_fs::read_to_string(&path).ok()?;
-    crate::certs::not_after(&pem).ok()
+    let at = crate::certs::not_after(&pem).ok()?;
+    let mut seen = seen.lock().ok()?;
+    if seen.len() > 4096 {
+        seen.clear();
+    }
+    seen.insert(path, (key, at));
+    Some(at)
 }
+
+/// Expiries already read, by file, with the file's identity then.
+type Seen =
+    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, ((u64, i64, i64, u64), i64)>>;
 
 /// `expiry` as RFC 3339 (UTC), for people.
 pub fn expiry_text(home: &Home, inst: &Instance) -> Option<String> {
