@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeMap;
 
 fn cols() -> BTreeMap<String, String> {
     [
