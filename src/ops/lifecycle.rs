@@ -95,9 +95,10 @@ fn needs_certificate(home: &Home, engine: &dyn engine::Engine, inst: &Instance) 
 }
 
 /// A new server certificate of the home's authority (for an instance made
-/// before dbaas had TLS, its first), the project file that hands it to the
-/// db, and its registry entry (so its connection string asks for
-/// verify-full). The caller recreates the containers.
+/// before dbaas had TLS, its first) and the project file that hands it to
+/// the db. The caller recreates the containers, and records `tls` once the
+/// instance answers over it (`record_tls`): a restart that fails before
+/// that is tried again by the next one.
 async fn add_tls(home: &Home, inst: Instance) -> Result<Instance> {
     let (h, id) = (home.clone(), inst.id.clone());
     let others = super::tls::node_addresses(home, &inst).await?;
@@ -108,14 +109,28 @@ async fn add_tls(home: &Home, inst: Instance) -> Result<Instance> {
         let dir = h.instance_dir(&id);
         provision::write_tls(&dir, &cert)?;
         provision::rewrite(&dir, &updated, &engine::project_file(&updated, &h.tag()))?;
-        crate::registry::update(&h, |reg| {
-            if let Some(i) = reg.instances.iter_mut().find(|i| i.id == id) {
-                i.tls = true;
-            }
-            Ok(())
-        })?;
-        log::info!("{id}: TLS added; the containers are recreated with it");
+        log::info!("{id}: a server certificate written; the containers are recreated with it");
         Ok(updated)
+    })
+    .await
+}
+
+/// The registry says the instance serves TLS (its connection string then
+/// asks for verify-full).
+async fn record_tls(home: &Home, id: &str) -> Result<Instance> {
+    let (h, id) = (home.clone(), id.to_string());
+    blocking(move || {
+        crate::registry::update(&h, |reg| {
+            let i = reg
+                .instances
+                .iter_mut()
+                .find(|i| i.id == id)
+                .ok_or_else(|| {
+                    Error::Failed(format!("{id} left the registry during its restart"))
+                })?;
+            i.tls = true;
+            Ok(i.clone())
+        })
     })
     .await
 }
@@ -156,9 +171,17 @@ async fn restart_inner(home: &Home, inst: Instance) -> Result<InstanceView> {
             wait_ready(home, &inst, &password),
         )
         .await?;
+        if tls_added {
+            record_tls(home, &inst.id).await?;
+        }
         let inst = clear_pending_restart(home, &inst.id).await?;
         status_view(home, &inst).await
     } else {
-        up_inner(home, inst).await
+        let id = inst.id.clone();
+        let view = up_inner(home, inst).await?;
+        match tls_added {
+            true => status_view(home, &record_tls(home, &id).await?).await,
+            false => Ok(view),
+        }
     }
 }
