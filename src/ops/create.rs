@@ -51,6 +51,9 @@ pub struct Pending {
     started: Instant,
     /// A restore into this new instance, run before its first start.
     pub recovery: Option<Recovery>,
+    /// The addresses of the swarm's nodes, which its certificate names
+    /// too (a move keeps it valid); none on one host.
+    node_addresses: Vec<String>,
 }
 
 impl Pending {
@@ -149,6 +152,7 @@ pub(super) async fn create_begin_as(
         None => None,
     };
     let started = Instant::now();
+    let node_addresses = nodes.iter().flatten().map(|n| n.address.clone()).collect();
     let inst = blocking({
         let home = home.clone();
         move || allocate(&home, &v, &image, &budget, spare, nodes.as_deref())
@@ -162,6 +166,7 @@ pub(super) async fn create_begin_as(
         creds,
         started,
         recovery: None,
+        node_addresses,
     })
 }
 
@@ -225,9 +230,11 @@ pub async fn create_finish(
         creds,
         started,
         recovery,
+        node_addresses,
     } = pending;
     let id = inst.id.clone();
-    if let Err(e) = provision_and_start(home, &inst, &creds, recovery.as_ref()).await {
+    let start = provision_and_start(home, &inst, &creds, &node_addresses, recovery.as_ref());
+    if let Err(e) = start.await {
         oplog::record_async(home, &id, "create", started.elapsed(), "failed").await;
         let context = match on_failure {
             OnFailure::Keep => keep(home, &inst, &e).await,
@@ -309,14 +316,14 @@ async fn provision_and_start(
     home: &Home,
     inst: &Instance,
     creds: &Credentials,
+    node_addresses: &[String],
     recovery: Option<&Recovery>,
 ) -> Result<()> {
     let dir = home.instance_dir(&inst.id);
     let tag = home.tag();
     let work = {
         let (dir, inst, mut creds) = (dir.clone(), inst.clone(), creds.clone());
-        let home = home.clone();
-        let others = super::tls::node_addresses(&home, &inst).await?;
+        let (home, others) = (home.clone(), node_addresses.to_vec());
         blocking(move || {
             if inst.tls {
                 creds.tls = Some(provision::server_certificate(&home, &inst, &others)?);
